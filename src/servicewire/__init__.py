@@ -1,0 +1,102 @@
+"""Servicewire: interprocess communication for Python microservices.
+
+The public API, re-exported here so users import from one place::
+
+    from servicewire import Command, Message, connect_transport, to_message
+"""
+
+from servicewire import headers
+from servicewire.channels import DEFAULT_SHARDS, dead_letter_channel, shard_for, validate_name
+from servicewire.codecs import Codec, CodecRegistry, JsonCodec, default_codecs
+from servicewire.contracts import (
+    Command,
+    Contract,
+    ContractRegistry,
+    Document,
+    Event,
+    FailureReply,
+    Reply,
+    SuccessReply,
+    default_registry,
+)
+from servicewire.errors import (
+    ConnectionFailedError,
+    ContractError,
+    DecodeError,
+    DuplicateContractError,
+    EncodeError,
+    InvalidNameError,
+    MessageTooLargeError,
+    PublishError,
+    ServicewireError,
+    TransportError,
+    UnknownContractError,
+    UnsupportedContentTypeError,
+    UnsupportedVersionError,
+)
+from servicewire.ids import new_id
+from servicewire.message import Headers, Message, MessageKind
+from servicewire.serialization import from_message, to_message
+from servicewire.transports import (
+    Capabilities,
+    Delivery,
+    Subscription,
+    Transport,
+    connect_transport,
+    transport_from_url,
+)
+from servicewire.transports.memory import MemoryBroker, MemoryTransport
+from servicewire.urls import redact
+from servicewire.versioning import SemVer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SHARDS",
+    "Capabilities",
+    "Codec",
+    "CodecRegistry",
+    "Command",
+    "ConnectionFailedError",
+    "Contract",
+    "ContractError",
+    "ContractRegistry",
+    "DecodeError",
+    "Delivery",
+    "Document",
+    "DuplicateContractError",
+    "EncodeError",
+    "Event",
+    "FailureReply",
+    "Headers",
+    "InvalidNameError",
+    "JsonCodec",
+    "MemoryBroker",
+    "MemoryTransport",
+    "Message",
+    "MessageKind",
+    "MessageTooLargeError",
+    "PublishError",
+    "Reply",
+    "SemVer",
+    "ServicewireError",
+    "Subscription",
+    "SuccessReply",
+    "Transport",
+    "TransportError",
+    "UnknownContractError",
+    "UnsupportedContentTypeError",
+    "UnsupportedVersionError",
+    "connect_transport",
+    "dead_letter_channel",
+    "default_codecs",
+    "default_registry",
+    "from_message",
+    "headers",
+    "new_id",
+    "redact",
+    "shard_for",
+    "to_message",
+    "transport_from_url",
+    "validate_name",
+]

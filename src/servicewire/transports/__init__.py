@@ -1,0 +1,93 @@
+"""Transports, one module each, selected by URL scheme.
+
+    transport = await connect_transport("amqp://guest:guest@127.0.0.1:5672/")
+
+=================================  =========================================  ============
+scheme                             transport                                  extra
+=================================  =========================================  ============
+``memory://[name]``                in-process reference implementation        (core)
+``amqp://`` ``amqps://``           RabbitMQ through aio-pika                  ``amqp``
+``kafka://`` ``kafka+ssl://``      Kafka protocol through aiokafka            ``kafka``
+``nats://`` ``tls://``             NATS JetStream through nats-py             ``nats``
+``redis://`` ``rediss://``         Redis Streams through redis-py             ``redis``
+``zmq+tcp://`` ``zmq+ipc://``      brokerless ZeroMQ through pyzmq            ``zmq``
+=================================  =========================================  ============
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from servicewire.errors import ConnectionFailedError, TransportError
+from servicewire.transports.base import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Capabilities,
+    Delivery,
+    Subscription,
+    Transport,
+)
+from servicewire.urls import redact
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Capabilities",
+    "Delivery",
+    "Subscription",
+    "Transport",
+    "connect_transport",
+    "register_scheme",
+    "transport_from_url",
+]
+
+# scheme -> "module:Class"; modules are imported only when their scheme is used, so a
+# user installs only the client libraries of the brokers they run.
+_SCHEMES: dict[str, str] = {
+    "memory": "servicewire.transports.memory:MemoryTransport",
+    "amqp": "servicewire.transports.amqp:AmqpTransport",
+    "amqps": "servicewire.transports.amqp:AmqpTransport",
+    "kafka": "servicewire.transports.kafka:KafkaTransport",
+    "kafka+ssl": "servicewire.transports.kafka:KafkaTransport",
+    "nats": "servicewire.transports.nats:NatsTransport",
+    "tls": "servicewire.transports.nats:NatsTransport",
+    "redis": "servicewire.transports.redis:RedisTransport",
+    "rediss": "servicewire.transports.redis:RedisTransport",
+    "zmq+tcp": "servicewire.transports.zmq:ZmqTransport",
+    "zmq+ipc": "servicewire.transports.zmq:ZmqTransport",
+}
+
+
+def register_scheme(scheme: str, target: str) -> None:
+    """Map a URL scheme to ``"module:Class"`` (for third-party transports)."""
+    _SCHEMES[scheme] = target
+
+
+def transport_from_url(url: str, **options: Any) -> Transport:
+    """A new, not yet connected transport for ``url``."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:
+        raise TransportError(f"invalid transport URL {redact(url)!r}: {exc}") from None
+    target = _SCHEMES.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(_SCHEMES))
+        raise TransportError(
+            f"no transport for URL {redact(url)!r}: unknown scheme {scheme!r} (known: {known})"
+        )
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConnectionFailedError(
+            scheme, url, f"its client library is not installed ({exc.name}); install the extra"
+        ) from None
+    cls: type[Transport] = getattr(module, class_name)
+    return cls(url, **options)
+
+
+async def connect_transport(url: str, **options: Any) -> Transport:
+    """A connected transport for ``url``."""
+    transport = transport_from_url(url, **options)
+    await transport.connect()
+    return transport

@@ -1,0 +1,179 @@
+"""The transport contract: what every broker or brokerless transport provides.
+
+A transport publishes :class:`~servicewire.message.Message` objects to the channel named
+by their ``destination`` header and lets groups of members consume a channel::
+
+    async with await connect_transport("memory://") as transport:
+        await transport.declare("orders", "billing")          # the group exists from now on
+        await transport.publish(message)                      # returns once confirmed
+        async with await transport.subscribe("orders", "billing") as sub:
+            async for delivery in sub:
+                handle(delivery.message)
+                await delivery.ack()                          # or: await delivery.nack(delay=1.0)
+
+Semantics every transport keeps (checked by ``tests/contract``):
+
+* ``publish`` returns only after the broker accepted the message (confirm / ack).
+* A declared group receives every message published after it was declared.
+* Members of one group compete; separate groups each receive everything.
+* Where ``capabilities.ordered_per_key``: messages of one partition key are delivered to a
+  group in publish order, and the next message of a shard is not delivered before the
+  previous one is settled.
+* A delivery not acked (nacked, or its subscription closed) is delivered again.
+* Oversized messages raise :class:`~servicewire.errors.MessageTooLargeError` before any I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from servicewire.errors import MessageTooLargeError
+from servicewire.message import Message
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+"""Largest message (payload plus headers) a transport accepts by default: 1 MiB."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a transport guarantees. The contract suite checks each declaration both ways."""
+
+    durable: bool
+    """A declared group's messages wait for it while no member is connected."""
+    persistent: bool
+    """Accepted messages survive a restart of the broker."""
+    ordered_per_key: bool
+    """Same partition key is delivered in order, even with competing members."""
+    competing_consumers: bool
+    """Several members of one group share its messages."""
+    exactly_once: bool
+    """No duplicates ever (otherwise: at least once; duplicates are possible)."""
+    replays_history: bool
+    """A new group also receives messages published before it existed."""
+    brokerless: bool = False
+    """Peers talk directly, with no broker in between."""
+
+    def describe(self) -> dict[str, bool]:
+        return {
+            "durable": self.durable,
+            "persistent": self.persistent,
+            "ordered_per_key": self.ordered_per_key,
+            "competing_consumers": self.competing_consumers,
+            "exactly_once": self.exactly_once,
+            "replays_history": self.replays_history,
+            "brokerless": self.brokerless,
+        }
+
+
+class Delivery(abc.ABC):
+    """One message handed to one member of a group, to be settled exactly once."""
+
+    __slots__ = ("attempt", "message", "shard")
+
+    def __init__(self, message: Message, attempt: int = 1, shard: int | None = None) -> None:
+        self.message = message
+        self.attempt = attempt
+        """How many times this message has been delivered to this group, starting at 1."""
+        self.shard = shard
+
+    @abc.abstractmethod
+    async def ack(self) -> None:
+        """The message is handled; it will not be delivered to this group again."""
+
+    @abc.abstractmethod
+    async def nack(self, delay: float = 0.0) -> None:
+        """The message was not handled; deliver it again after ``delay`` seconds."""
+
+
+class Subscription(abc.ABC):
+    """A member of a group, reading one channel. Iterate it for deliveries."""
+
+    channel: str
+    group: str
+
+    @abc.abstractmethod
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        """Deliveries until the subscription is closed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Leave the group; unsettled deliveries go back to the group for redelivery."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Transport(abc.ABC):
+    """A connection to one broker (or to brokerless peers)."""
+
+    scheme: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, url: str, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.url = url
+        self.max_message_size = max_message_size
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection; raises :class:`~servicewire.errors.ConnectionFailedError`."""
+
+    @abc.abstractmethod
+    async def publish(self, message: Message) -> None:
+        """Send ``message`` to ``message.destination``; return once the broker confirmed."""
+
+    async def publish_batch(self, messages: Sequence[Message]) -> None:
+        """Send several messages, pipelined; return once all are confirmed.
+
+        The default runs the publishes concurrently; transports override it where the
+        broker has a cheaper batch path.
+        """
+        for message in messages:
+            self.check_size(message)
+        await asyncio.gather(*(self.publish(m) for m in messages))
+
+    @abc.abstractmethod
+    async def declare(self, channel: str, group: str) -> None:
+        """Make sure ``group`` exists on ``channel`` so it keeps messages from now on."""
+
+    @abc.abstractmethod
+    async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
+        """Join ``group`` on ``channel`` (declaring it) and start receiving.
+
+        ``prefetch`` caps unsettled deliveries held by this member.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Wait for publishes in flight, close subscriptions, close the connection."""
+
+    # Shared helpers ---------------------------------------------------------------------
+
+    def check_size(self, message: Message) -> None:
+        """Refuse a message larger than ``max_message_size`` before any I/O."""
+        size = message.size
+        if size > self.max_message_size:
+            raise MessageTooLargeError(size, self.max_message_size, message.destination)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

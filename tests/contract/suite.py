@@ -1,0 +1,485 @@
+"""The tests every transport passes. See :mod:`tests.contract` for how to run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from servicewire.errors import MessageTooLargeError, TransportError
+from servicewire.message import Message
+from servicewire.transports.base import Capabilities, Delivery, Transport
+from tests.contract.helpers import (
+    Member,
+    duplicates,
+    eventually,
+    ids,
+    make_message,
+    publish_all,
+    unique,
+)
+
+
+@dataclass
+class TransportSpec:
+    """How the suite reaches a transport under test."""
+
+    make: Callable[[], Awaitable[Transport]]
+    """A new, connected client of the broker under test (called once per client)."""
+    restart_broker: Callable[[], Awaitable[None]] | None = None
+    """Stop and start the broker (for :class:`RestartContract`)."""
+    settle_time: float = 0.5
+    """How long to wait before concluding that nothing more will arrive."""
+    timeout: float = 60.0
+    """Upper bound for any single wait in the suite."""
+
+
+def _report(label: str, received: list[Message], caps: Capabilities) -> None:
+    dup = duplicates(received)
+    print(f"[contract] {label}: {len(received)} receptions, {dup} duplicates")
+    if caps.exactly_once:
+        assert dup == 0, f"{label}: {dup} duplicates on a transport declared exactly-once"
+
+
+class TransportContract:
+    """The base contract suite. Subclass it and provide a ``spec`` fixture."""
+
+    @pytest.fixture
+    def spec(self) -> TransportSpec:
+        raise NotImplementedError("a transport's test class must provide the spec fixture")
+
+    @pytest.fixture
+    async def transport(self, spec: TransportSpec) -> AsyncIterator[Transport]:
+        transport = await spec.make()
+        try:
+            yield transport
+        finally:
+            await transport.close()
+
+    # Declarations ---------------------------------------------------------------------
+
+    async def test_capabilities_are_declared(self, transport: Transport, spec: TransportSpec) -> None:
+        assert isinstance(transport.capabilities, Capabilities)
+        if spec.restart_broker is not None:
+            assert isinstance(self, RestartContract), "a restart hook needs RestartContract"
+
+    async def test_history_replay_matches_declaration(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel = unique("history")
+        await publish_all(transport, [make_message(channel, i) for i in range(5)])
+        await asyncio.sleep(spec.settle_time)
+        member = Member(await transport.subscribe(channel, unique("late")))
+        try:
+            if transport.capabilities.replays_history:
+                await eventually(lambda: len(member.acked) >= 5, spec.timeout, "old messages")
+            else:
+                await asyncio.sleep(spec.settle_time)
+                assert member.acked == [], "a new group got old messages: declare replays_history"
+        finally:
+            await member.stop()
+
+    # Basic flow -------------------------------------------------------------------------
+
+    async def test_publish_then_subscribe(self, transport: Transport, spec: TransportSpec) -> None:
+        channel, group = unique("pub-sub"), unique("g")
+        await transport.declare(channel, group)
+        sent = [make_message(channel, i, key="k") for i in range(20)]
+        await publish_all(transport, sent)
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            if transport.capabilities.durable:
+                await eventually(lambda: len(set(ids(member.acked))) >= 20, spec.timeout, "20")
+                assert set(ids(member.acked)) == set(ids(sent))
+                if transport.capabilities.ordered_per_key:
+                    first_seen = list(dict.fromkeys(ids(member.acked)))
+                    assert first_seen == ids(sent)
+        finally:
+            await member.stop()
+
+    async def test_subscribe_then_publish(self, transport: Transport, spec: TransportSpec) -> None:
+        channel, group = unique("sub-pub"), unique("g")
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            sent = [make_message(channel, i) for i in range(50)]
+            await publish_all(transport, sent)
+            await eventually(lambda: len(set(ids(member.acked))) >= 50, spec.timeout, "50")
+            assert set(ids(member.acked)) == set(ids(sent))
+            received = member.acked[0]
+            assert received.headers["seq"] in {m.headers["seq"] for m in sent}
+            assert received.payload and received.type == "contract.Test"
+            assert received.version == "1.0.0" and received.destination == channel
+        finally:
+            await member.stop()
+
+    async def test_headers_and_payload_survive(self, transport: Transport, spec: TransportSpec) -> None:
+        channel, group = unique("headers"), unique("g")
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            payload = bytes(range(256)) * 4
+            sent = Message.create(
+                payload,
+                destination=channel,
+                kind="command",
+                type="contract.Binary",
+                version="2.1.0",
+                content_type="application/avro",
+                partition_key="key-ü",
+                correlation_id="corr-1",
+                causation_id="cause-1",
+                reply_to="replies.x",
+                extra={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                       "custom": "välue"},
+            )
+            await transport.publish(sent)
+            await eventually(lambda: len(member.acked) >= 1, spec.timeout, "the message")
+            got = member.acked[0]
+            assert got.id == sent.id and got.payload == payload
+            for name, value in sent.headers.items():
+                assert got.headers.get(name) == value, f"header {name} changed"
+        finally:
+            await member.stop()
+
+    async def test_oversized_message_refused_before_the_broker(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("big"), unique("g")
+        await transport.declare(channel, group)
+        big = make_message(channel, 0, size=transport.max_message_size + 10)
+        with pytest.raises(MessageTooLargeError):
+            await transport.publish(big)
+        with pytest.raises(MessageTooLargeError):
+            await transport.publish_batch([make_message(channel, 1), big])
+
+    # Competition and isolation ----------------------------------------------------------
+
+    async def test_concurrent_publishers_competing_subscribers_no_loss(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("compete"), unique("g")
+        members = [Member(await transport.subscribe(channel, group)) for _ in range(4)]
+        publishers = [await spec.make() for _ in range(5)]
+        try:
+            batches = [[make_message(channel, p * 100 + i) for i in range(100)] for p in range(50)]
+            await asyncio.gather(
+                *(publish_all(publishers[i % len(publishers)], b) for i, b in enumerate(batches))
+            )
+            sent = {m.id for b in batches for m in b}
+
+            def received() -> set[str]:
+                return {m.id for mem in members for m in mem.acked}
+
+            await eventually(lambda: len(received()) >= 5000, spec.timeout * 2, "5000 messages")
+            assert received() == sent
+            all_acked = [m for mem in members for m in mem.acked]
+            _report("5000/50 publishers", all_acked, transport.capabilities)
+            if transport.capabilities.competing_consumers:
+                busy = sum(1 for mem in members if mem.acked)
+                assert busy >= 2, "competing members: more than one should get work"
+        finally:
+            for mem in members:
+                await mem.stop()
+            for pub in publishers:
+                await pub.close()
+
+    async def test_channels_are_isolated(self, transport: Transport, spec: TransportSpec) -> None:
+        channels = [unique(f"iso{i}") for i in range(10)]
+        members = {c: Member(await transport.subscribe(c, "g")) for c in channels}
+        try:
+            sent = {c: [make_message(c, i) for i in range(25)] for c in channels}
+            await asyncio.gather(*(publish_all(transport, msgs) for msgs in sent.values()))
+            for c in channels:
+                await eventually(
+                    lambda c=c: len(set(ids(members[c].acked))) >= 25, spec.timeout, f"{c}"
+                )
+            await asyncio.sleep(spec.settle_time)
+            for c in channels:
+                assert set(ids(members[c].acked)) == set(ids(sent[c]))
+                assert all(m.destination == c for m in members[c].acked)
+        finally:
+            for mem in members.values():
+                await mem.stop()
+
+    async def test_each_group_receives_everything(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel = unique("groups")
+        groups = ["billing", "shipping", "audit"]
+        members = {g: [Member(await transport.subscribe(channel, g)) for _ in range(2)] for g in groups}
+        try:
+            sent = [make_message(channel, i) for i in range(300)]
+            await publish_all(transport, sent)
+
+            def got(g: str) -> set[str]:
+                return {m.id for mem in members[g] for m in mem.acked}
+
+            for g in groups:
+                await eventually(lambda g=g: len(got(g)) >= 300, spec.timeout, f"group {g}")
+                assert got(g) == set(ids(sent))
+        finally:
+            for mems in members.values():
+                for mem in mems:
+                    await mem.stop()
+
+    # Redelivery -------------------------------------------------------------------------
+
+    async def test_redelivery_after_nack(self, transport: Transport, spec: TransportSpec) -> None:
+        channel, group = unique("nack"), unique("g")
+        times: list[float] = []
+        attempts: list[int] = []
+
+        async def handler(delivery: Delivery) -> None:
+            times.append(time.monotonic())
+            attempts.append(delivery.attempt)
+            if len(times) == 1:
+                await delivery.nack(delay=0.3)
+            else:
+                await delivery.ack()
+
+        member = Member(await transport.subscribe(channel, group), handler)
+        try:
+            await transport.publish(make_message(channel, 1))
+            await eventually(lambda: len(times) >= 2, spec.timeout, "the redelivery")
+            assert times[1] - times[0] >= 0.25, "nack(delay=0.3) came back too early"
+            assert attempts[0] == 1 and attempts[1] >= 2, f"attempt numbers {attempts}"
+        finally:
+            await member.stop()
+
+    async def test_no_next_message_on_a_shard_before_ack(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("hold"), unique("g")
+        held: list[Delivery] = []
+        seen: list[str] = []
+
+        async def handler(delivery: Delivery) -> None:
+            seen.append(delivery.message.headers["seq"])
+            if delivery.message.headers["seq"] == "0":
+                held.append(delivery)  # settled later by the test
+            else:
+                await delivery.ack()
+
+        member = Member(await transport.subscribe(channel, group), handler)
+        try:
+            await publish_all(transport, [make_message(channel, i, key="same") for i in range(2)])
+            await eventually(lambda: len(seen) >= 1, spec.timeout, "the first message")
+            if transport.capabilities.ordered_per_key:
+                await asyncio.sleep(spec.settle_time)
+                assert seen == ["0"], "the next message of the shard came before the ack"
+            await held[0].ack()
+            await eventually(lambda: "1" in seen, spec.timeout, "the second message")
+        finally:
+            await member.stop()
+
+    async def test_recovers_after_a_storm_of_nacks(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("storm"), unique("g")
+        tries: dict[str, int] = defaultdict(int)
+        done: set[str] = set()
+
+        async def handler(delivery: Delivery) -> None:
+            mid = delivery.message.id
+            tries[mid] += 1
+            if tries[mid] <= 3:
+                await delivery.nack()
+            else:
+                await delivery.ack()
+                done.add(mid)
+
+        members = [Member(await transport.subscribe(channel, group), handler) for _ in range(3)]
+        try:
+            sent = [make_message(channel, i, key=f"k{i % 8}") for i in range(200)]
+            await publish_all(transport, sent)
+            await eventually(lambda: len(done) >= 200, spec.timeout * 2, "200 after the storm")
+            assert done == set(ids(sent))
+            # the transport still works normally afterwards
+            tail = make_message(channel, 999)
+            await transport.publish(tail)
+            await eventually(lambda: tail.id in done, spec.timeout, "a message after the storm")
+        finally:
+            for mem in members:
+                await mem.stop()
+
+    # Membership churn -------------------------------------------------------------------
+
+    async def test_no_loss_across_repeated_close_and_reopen(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("reopen"), unique("g")
+        await transport.declare(channel, group)
+        sent = [make_message(channel, i, key=f"k{i % 5}") for i in range(300)]
+        await publish_all(transport, sent)
+        if not transport.capabilities.durable:
+            pytest.skip("not durable: messages published with no member are not kept")
+        acked: set[str] = set()
+        deadline = time.monotonic() + spec.timeout * 2
+        rounds = 0
+        while len(acked) < len(sent) and time.monotonic() < deadline and rounds < 200:
+            rounds += 1
+            sub = await transport.subscribe(channel, group, prefetch=8)
+            taken = 0
+            try:
+                async with asyncio.timeout(spec.settle_time * 4 + 1):
+                    async for delivery in sub:
+                        taken += 1
+                        if taken == 25:
+                            break  # leave this one unsettled: it must come back
+                        await delivery.ack()
+                        acked.add(delivery.message.id)
+            except TimeoutError:
+                pass
+            await sub.close()
+        assert acked == set(ids(sent)), f"lost {len(set(ids(sent)) - acked)} after {rounds} rounds"
+
+    async def test_concurrent_subscribe_and_close(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("churn"), unique("g")
+        await transport.declare(channel, group)
+        acked: set[str] = set()
+
+        async def churn() -> None:
+            for _ in range(5):
+                sub = await transport.subscribe(channel, group, prefetch=4)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        async for delivery in sub:
+                            await delivery.ack()
+                            acked.add(delivery.message.id)
+                            break
+                await sub.close()
+
+        sent = [make_message(channel, i, key=f"k{i % 7}") for i in range(300)]
+        await asyncio.gather(publish_all(transport, sent), *(churn() for _ in range(20)))
+        final = Member(await transport.subscribe(channel, group))
+        try:
+            await eventually(
+                lambda: acked | set(ids(final.acked)) >= set(ids(sent)),
+                spec.timeout * 2,
+                "every message after the churn",
+            )
+        finally:
+            await final.stop()
+
+    # Ordering ---------------------------------------------------------------------------
+
+    async def test_per_key_order_with_competing_consumers(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("order"), unique("g")
+        processed: dict[str, list[int]] = defaultdict(list)
+
+        async def handler(delivery: Delivery) -> None:
+            message = delivery.message
+            await asyncio.sleep(random.random() * 0.002)
+            processed[message.partition_key or ""].append(int(message.headers["seq"]))
+            await delivery.ack()
+
+        members = [Member(await transport.subscribe(channel, group), handler) for _ in range(10)]
+        publishers = [await spec.make() for _ in range(4)]
+        keys = [f"key-{k}" for k in range(16)]
+        per_key = 60
+        try:
+            await asyncio.sleep(spec.settle_time)  # let the group settle its assignment
+            await asyncio.gather(
+                *(
+                    publish_all(
+                        publishers[k % len(publishers)],
+                        [make_message(channel, i, key=key) for i in range(per_key)],
+                    )
+                    for k, key in enumerate(keys)
+                )
+            )
+
+            def complete() -> bool:
+                return all(len(set(processed[k])) >= per_key for k in keys)
+
+            await eventually(complete, spec.timeout * 2, "every key's messages")
+            if transport.capabilities.ordered_per_key:
+                for key in keys:
+                    first_seen = list(dict.fromkeys(processed[key]))
+                    assert first_seen == list(range(per_key)), f"{key} out of order: {first_seen}"
+            assert sum(1 for m in members if m.deliveries) >= 2, "competition expected"
+        finally:
+            for mem in members:
+                await mem.stop()
+            for pub in publishers:
+                await pub.close()
+
+    # Shutdown ---------------------------------------------------------------------------
+
+    async def test_publisher_close_flushes_in_flight(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        channel, group = unique("flush"), unique("g")
+        member = Member(await transport.subscribe(channel, group))
+        publisher = await spec.make()
+        try:
+            sent = [make_message(channel, i) for i in range(1000)]
+            tasks = [asyncio.create_task(publisher.publish(m)) for m in sent]
+            await asyncio.sleep(0)  # every publish has started
+            await publisher.close()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            assert not failed, f"{len(failed)} publishes in flight failed at close: {failed[:1]}"
+            await eventually(lambda: len(set(ids(member.acked))) >= 1000, spec.timeout, "1000")
+        finally:
+            await member.stop()
+
+
+class RestartContract:
+    """For transports whose broker the tests can restart: nothing is lost across restarts."""
+
+    async def test_reconnects_after_two_broker_restarts_mid_stream(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        assert spec.restart_broker is not None
+        channel, group = unique("restart"), unique("g")
+        members = [Member(await transport.subscribe(channel, group)) for _ in range(2)]
+        publishers = [await spec.make() for _ in range(4)]
+        retries = 0
+
+        async def publish_with_retry(pub: Transport, messages: list[Message]) -> None:
+            nonlocal retries
+            for message in messages:
+                for _attempt in range(600):
+                    try:
+                        await pub.publish(message)
+                        break
+                    except (TransportError, ConnectionError, OSError, TimeoutError):
+                        retries += 1
+                        await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("publisher never recovered")
+
+        try:
+            batches = [[make_message(channel, p * 100 + i, key=f"k{p % 16}") for i in range(100)]
+                       for p in range(100)]
+            sent = {m.id for b in batches for m in b}
+            publishing = asyncio.gather(
+                *(publish_with_retry(publishers[i % 4], b) for i, b in enumerate(batches))
+            )
+
+            def received() -> set[str]:
+                return {m.id for mem in members for m in mem.acked}
+
+            await eventually(lambda: len(received()) >= 1500, spec.timeout * 2, "the stream")
+            await spec.restart_broker()
+            await eventually(lambda: len(received()) >= 5000, spec.timeout * 3, "after restart 1")
+            await spec.restart_broker()
+            await publishing
+            await eventually(lambda: received() >= sent, spec.timeout * 3, "all 10,000")
+            all_acked = [m for mem in members for m in mem.acked]
+            _report(f"restart x2 ({retries} publish retries)", all_acked, transport.capabilities)
+        finally:
+            for mem in members:
+                await mem.stop()
+            for pub in publishers:
+                await pub.close()
