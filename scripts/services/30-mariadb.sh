@@ -9,7 +9,7 @@ wait_port 3306 30 || { echo "mariadb is down" >&2; exit 1; }
 q() { mariadb -uroot -h127.0.0.1 -N -B -e "$1"; }
 for i in $(seq 1 100); do q "select 1" >/dev/null 2>&1 && break; sleep 0.2; done
 state=$(q "select concat(@@log_bin, @@binlog_format, @@binlog_row_metadata)" 2>/dev/null || echo "")
-if [ "$state" != "1ROWFULL" ]; then
+if [ "$state" != "1ROWFULL" ] && [ "$state" != "ONROWFULL" ]; then
     if ! grep -q "$MARK" "$CNF"; then
         cat >> "$CNF" <<CONF
 
