@@ -12,7 +12,9 @@ channel. Declare them with class keywords::
     class TicketCreated(SuccessReply, name="ftgo.kitchen.TicketCreated", version="1.0.0"):
         ticket_id: str
 
-``key`` names the field whose value becomes the message's partition key, so all
+``register=False`` keeps a class out of :data:`default_registry` (for example an older
+version of a contract kept to read or test old messages; add it to a registry of its
+own). ``key`` names the field whose value becomes the message's partition key, so all
 messages about one order are handled in order. Readers are tolerant: unknown fields
 are ignored and missing optional fields take their defaults.
 
@@ -58,6 +60,7 @@ class Contract(BaseModel):
     __contract_channel__: ClassVar[str | None] = None
     __contract_key__: ClassVar[str | None] = None
     __contract_abstract__: ClassVar[bool] = True
+    __contract_autoregister__: ClassVar[bool] = True
 
     def __init_subclass__(
         cls,
@@ -67,10 +70,12 @@ class Contract(BaseModel):
         channel: str | None = None,
         key: str | None = None,
         abstract: bool = False,
+        register: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.__contract_abstract__ = abstract or name is None
+        cls.__contract_autoregister__ = register
         if name is not None:
             cls.__contract_name__ = name
         if version is not None:
@@ -89,7 +94,8 @@ class Contract(BaseModel):
             key = cls.__contract_key__
             if key is not None and key not in cls.model_fields:
                 raise TypeError(f"{cls.__name__}: partition key field {key!r} is not a field")
-            default_registry.register(cls)
+            if cls.__contract_autoregister__:
+                default_registry.register(cls)
 
     # Introspection ------------------------------------------------------------------------
 
