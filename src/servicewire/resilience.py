@@ -1,0 +1,473 @@
+"""Partial failure: deadlines, retries, a circuit breaker and a bulkhead per remote service.
+
+The REST and gRPC clients share this module, so a slow or dead service looks the same
+to a caller whichever protocol reaches it::
+
+    resilience = Resilience(timeout=2.0, failure_threshold=5, reset_timeout=10.0,
+                            max_concurrent=64)
+    order = await resilience.call("order-service", fetch_order, idempotent=True)
+
+``fetch_order`` receives the call's :class:`Deadline`, so a transport can pass the
+remaining time on (gRPC ``timeout=``, REST request timeout). Per call the order is:
+deadline -> retry (idempotent operations only, exponential backoff with full jitter,
+never past the deadline) -> circuit breaker (fail fast while open) -> bulkhead (cap on
+outstanding calls) -> the operation.
+
+Retries use tenacity; the breaker and bulkhead are our own (see docs/resilience.md for
+why): each is a few dozen lines over asyncio with a readable ``state`` and a
+callback for metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Final, TypeVar
+
+from servicewire.errors import ServicewireError
+
+T = TypeVar("T")
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""HTTP methods RFC 9110 defines as idempotent: the only ones a client retries."""
+
+
+class DeadlineExceededError(ServicewireError, TimeoutError):
+    """A call did not finish before its deadline (on either protocol)."""
+
+    def __init__(self, operation: str, timeout: float) -> None:
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(f"{operation} did not complete within its deadline of {timeout:.3f} s")
+
+
+class CircuitOpenError(ServicewireError):
+    """The circuit breaker of a remote service is open: the call was not attempted."""
+
+    def __init__(self, service: str, retry_after: float) -> None:
+        self.service = service
+        self.retry_after = retry_after
+        super().__init__(
+            f"circuit for {service!r} is open; calls fail fast for another {retry_after:.1f} s"
+        )
+
+
+class BulkheadFullError(ServicewireError):
+    """Too many calls to one remote service are outstanding: the call was not attempted."""
+
+    def __init__(self, service: str, limit: int) -> None:
+        self.service = service
+        self.limit = limit
+        super().__init__(f"bulkhead for {service!r} is full: {limit} calls already outstanding")
+
+
+# ---------------------------------------------------------------------------- deadlines
+
+_current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "servicewire_deadline", default=None
+)
+
+
+class Deadline:
+    """A point in time by which a call (and everything it calls) must finish.
+
+    >>> d = Deadline(0.5)
+    >>> 0 < d.remaining() <= 0.5
+    True
+    """
+
+    __slots__ = ("expires_at", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        if timeout <= 0:
+            raise ValueError("a deadline needs a positive timeout")
+        self.timeout = timeout
+        self.expires_at = time.monotonic() + timeout
+
+    @classmethod
+    def effective(cls, timeout: float | None) -> Deadline:
+        """The tighter of ``timeout`` from now and the deadline inherited from the caller.
+
+        A server handler that was called with 300 ms left and calls another service with a
+        2 s timeout gets 300 ms: deadlines only shrink as they propagate.
+        """
+        inherited = _current_deadline.get()
+        if timeout is None:
+            if inherited is None:
+                raise ValueError("no timeout given and no deadline inherited")
+            return inherited
+        mine = cls(timeout)
+        if inherited is not None and inherited.expires_at < mine.expires_at:
+            return inherited
+        return mine
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.expires_at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.expires_at
+
+    async def run(self, awaitable: Awaitable[T], operation: str) -> T:
+        """Await ``awaitable`` within the time left; raise :class:`DeadlineExceededError`."""
+        left = self.remaining()
+        if left <= 0:
+            if isinstance(awaitable, asyncio.Future | asyncio.Task):
+                awaitable.cancel()
+            elif hasattr(awaitable, "close"):
+                awaitable.close()
+            raise DeadlineExceededError(operation, self.timeout)
+        try:
+            async with asyncio.timeout(left):
+                return await awaitable
+        except TimeoutError as exc:
+            if isinstance(exc, DeadlineExceededError):
+                raise
+            raise DeadlineExceededError(operation, self.timeout) from None
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the request being handled, if a server interceptor set one."""
+    return _current_deadline.get()
+
+
+@contextmanager
+def deadline_scope(deadline: Deadline | None) -> Iterator[None]:
+    """Make ``deadline`` the inherited deadline of every call made inside the block."""
+    token = _current_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _current_deadline.reset(token)
+
+
+# ------------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry an idempotent operation.
+
+    ``retryable`` says which errors are worth another attempt (connection refused, 503,
+    gRPC UNAVAILABLE); anything else is raised at once. A non-idempotent operation is
+    attempted exactly once whatever the policy says, because a retry could do it twice.
+    """
+
+    attempts: int = 3
+    initial_backoff: float = 0.05
+    max_backoff: float = 1.0
+    retryable: Callable[[BaseException], bool] = field(default=lambda exc: False)
+
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        deadline: Deadline | None = None,
+    ) -> T:
+        if not idempotent or self.attempts <= 1:
+            return await operation()
+        # tenacity is imported here so `import servicewire` does not need it.
+        from tenacity import (
+            AsyncRetrying,
+            RetryCallState,
+            retry_if_exception,
+            stop_after_attempt,
+            stop_any,
+            wait_random_exponential,
+        )
+        from tenacity.stop import stop_base
+
+        class OutOfTime(stop_base):
+            # Stop when the next sleep would cross the deadline: a retry that cannot
+            # finish in time only adds load to a struggling service.
+            def __call__(self, state: RetryCallState) -> bool:
+                if deadline is None:
+                    return False
+                return deadline.remaining() <= (state.upcoming_sleep or 0.0)
+
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, CircuitOpenError | BulkheadFullError | DeadlineExceededError):
+                return False
+            return self.retryable(exc)
+
+        retrying = AsyncRetrying(
+            stop=stop_any(stop_after_attempt(self.attempts), OutOfTime()),
+            wait=wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff),
+            retry=retry_if_exception(should_retry),
+            reraise=True,
+        )
+        result: T = await retrying(operation)
+        return result
+
+
+NO_RETRY: Final = RetryPolicy(attempts=1)
+
+
+# ------------------------------------------------------------------------ circuit breaker
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+StateListener = Callable[[str, CircuitState, CircuitState], None]
+"""``listener(service, old_state, new_state)``: called on every transition (metrics, logs)."""
+
+
+class CircuitBreaker:
+    """Stop calling a failing service; probe it again after a pause.
+
+    *closed*: calls pass; ``failure_threshold`` consecutive failures open the circuit.
+    *open*: calls fail fast with :class:`CircuitOpenError` for ``reset_timeout`` seconds.
+    *half-open*: up to ``half_open_max_calls`` trial calls pass; ``success_threshold``
+    successes close the circuit, one failure opens it again.
+
+    ``is_failure`` decides which errors count: a 404 or a validation error says the
+    service is healthy and the request was wrong, so it must not open the circuit.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        is_failure: Callable[[BaseException], bool] = lambda exc: True,
+        on_state_change: StateListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failure_threshold < 1 or success_threshold < 1 or half_open_max_calls < 1:
+            raise ValueError("circuit breaker thresholds must be at least 1")
+        self.service = service
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self.half_open_max_calls = half_open_max_calls
+        self.success_threshold = success_threshold
+        self.is_failure = is_failure
+        self._listeners: list[StateListener] = [on_state_change] if on_state_change else []
+        self._clock = clock
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._successes = 0
+        self._trials = 0
+        self._opened_at = 0.0
+
+    def add_listener(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state; an open circuit whose pause is over reads as half-open."""
+        if (
+            self._state is CircuitState.OPEN
+            and self._clock() - self._opened_at >= self.reset_timeout
+        ):
+            self._transition(CircuitState.HALF_OPEN)
+        return self._state
+
+    @property
+    def failure_count(self) -> int:
+        return self._failures
+
+    def _transition(self, new: CircuitState) -> None:
+        old, self._state = self._state, new
+        self._failures = 0
+        self._successes = 0
+        self._trials = 0
+        if new is CircuitState.OPEN:
+            self._opened_at = self._clock()
+        if old is not new:
+            for listener in self._listeners:
+                listener(self.service, old, new)
+
+    def before_call(self) -> None:
+        """Admit a call or raise :class:`CircuitOpenError`."""
+        state = self.state
+        if state is CircuitState.OPEN:
+            left = self.reset_timeout - (self._clock() - self._opened_at)
+            raise CircuitOpenError(self.service, max(0.0, left))
+        if state is CircuitState.HALF_OPEN:
+            if self._trials >= self.half_open_max_calls:
+                raise CircuitOpenError(self.service, 0.0)
+            self._trials += 1
+
+    def record_success(self) -> None:
+        if self._state is CircuitState.HALF_OPEN:
+            self._successes += 1
+            self._trials = max(0, self._trials - 1)
+            if self._successes >= self.success_threshold:
+                self._transition(CircuitState.CLOSED)
+        else:
+            self._failures = 0
+
+    def record_failure(self, exc: BaseException) -> None:
+        if not self.is_failure(exc):
+            # The service answered; for the breaker that is a success.
+            self.record_success()
+            return
+        if self._state is CircuitState.HALF_OPEN:
+            self._transition(CircuitState.OPEN)
+            return
+        if self._state is CircuitState.CLOSED:
+            self._failures += 1
+            if self._failures >= self.failure_threshold:
+                self._transition(CircuitState.OPEN)
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation`` through the breaker."""
+        self.before_call()
+        try:
+            result = await operation()
+        except asyncio.CancelledError:
+            # Cancellation is the caller's decision, not the service's fault.
+            if self._state is CircuitState.HALF_OPEN:
+                self._trials = max(0, self._trials - 1)
+            raise
+        except BaseException as exc:
+            self.record_failure(exc)
+            raise
+        self.record_success()
+        return result
+
+
+# ------------------------------------------------------------------------------- bulkhead
+
+
+class Bulkhead:
+    """A cap on outstanding calls to one remote service.
+
+    A call beyond the cap waits at most ``max_wait`` seconds for a slot (0: not at all)
+    and then raises :class:`BulkheadFullError`, so a slow service ties up a bounded
+    number of the caller's tasks and sockets instead of all of them::
+
+        async with bulkhead:
+            await call_the_service()
+    """
+
+    def __init__(self, service: str, max_concurrent: int, *, max_wait: float = 0.0) -> None:
+        if max_concurrent < 1:
+            raise ValueError("a bulkhead needs room for at least one call")
+        self.service = service
+        self.max_concurrent = max_concurrent
+        self.max_wait = max_wait
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Calls currently holding a slot (a gauge for metrics)."""
+        return self._in_flight
+
+    async def __aenter__(self) -> Bulkhead:
+        if self._slots.locked():
+            if self.max_wait <= 0:
+                raise BulkheadFullError(self.service, self.max_concurrent)
+            try:
+                async with asyncio.timeout(self.max_wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise BulkheadFullError(self.service, self.max_concurrent) from None
+        else:
+            await self._slots.acquire()
+        self._in_flight += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._in_flight -= 1
+        self._slots.release()
+
+
+# --------------------------------------------------------------------- per-service policy
+
+
+class Resilience:
+    """Deadline, retry policy, and one breaker and one bulkhead per remote service.
+
+    One instance is shared by a client for all the services it calls; the breakers and
+    bulkheads are created on first use of a service name. ``on_state_change`` receives
+    every breaker transition, for metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        retry: RetryPolicy = NO_RETRY,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        max_concurrent: int = 100,
+        max_wait: float = 0.0,
+        is_failure: Callable[[BaseException], bool] = lambda exc: True,
+        on_state_change: StateListener | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.retry = retry
+        self._failure_threshold = failure_threshold
+        self._reset_timeout = reset_timeout
+        self._half_open_max_calls = half_open_max_calls
+        self._max_concurrent = max_concurrent
+        self._max_wait = max_wait
+        self._is_failure = is_failure
+        self._on_state_change = on_state_change
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._bulkheads: dict[str, Bulkhead] = {}
+
+    def breaker(self, service: str) -> CircuitBreaker:
+        breaker = self._breakers.get(service)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                service,
+                failure_threshold=self._failure_threshold,
+                reset_timeout=self._reset_timeout,
+                half_open_max_calls=self._half_open_max_calls,
+                is_failure=self._is_failure,
+                on_state_change=self._on_state_change,
+            )
+            self._breakers[service] = breaker
+        return breaker
+
+    def bulkhead(self, service: str) -> Bulkhead:
+        bulkhead = self._bulkheads.get(service)
+        if bulkhead is None:
+            bulkhead = Bulkhead(service, self._max_concurrent, max_wait=self._max_wait)
+            self._bulkheads[service] = bulkhead
+        return bulkhead
+
+    async def call(
+        self,
+        service: str,
+        operation: Callable[[Deadline], Awaitable[T]],
+        *,
+        idempotent: bool,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call override, not a wait
+        name: str | None = None,
+    ) -> T:
+        """Run ``operation(deadline)`` against ``service`` with every protection."""
+        deadline = Deadline.effective(timeout if timeout is not None else self.timeout)
+        breaker = self.breaker(service)
+        bulkhead = self.bulkhead(service)
+        label = name or f"call to {service}"
+
+        async def attempt() -> T:
+            async with bulkhead:
+                return await breaker.call(lambda: deadline.run(operation(deadline), label))
+
+        return await self.retry.run(attempt, idempotent=idempotent, deadline=deadline)
