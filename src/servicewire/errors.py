@@ -125,3 +125,27 @@ class PublishError(TransportError):
 
 class InvalidNameError(ServicewireError, ValueError):
     """A channel, group or table name does not match the allowed pattern."""
+
+
+class PermanentError(ServicewireError):
+    """Raised by a handler for a failure that no retry can fix: dead-letter at once.
+
+    if order is None:
+        raise PermanentError(f"order {cmd.order_id} does not exist")
+    """
+
+
+class RequestTimeoutError(ServicewireError, TimeoutError):
+    """No reply arrived before the request's deadline."""
+
+    def __init__(self, contract: str, correlation_id: str, timeout: float) -> None:
+        self.contract = contract
+        self.correlation_id = correlation_id
+        self.timeout = timeout
+        super().__init__(
+            f"no reply to {contract} (correlation id {correlation_id}) within {timeout:g}s"
+        )
+
+
+class ServiceStateError(ServicewireError):
+    """A service operation was called in the wrong state (e.g. request before start)."""
