@@ -8,6 +8,7 @@ The public API, re-exported here so users import from one place::
 from servicewire import headers
 from servicewire.channels import DEFAULT_SHARDS, dead_letter_channel, shard_for, validate_name
 from servicewire.codecs import Codec, CodecRegistry, JsonCodec, default_codecs
+from servicewire.context import Context
 from servicewire.contracts import (
     Command,
     Contract,
@@ -27,7 +28,10 @@ from servicewire.errors import (
     EncodeError,
     InvalidNameError,
     MessageTooLargeError,
+    PermanentError,
     PublishError,
+    RequestTimeoutError,
+    ServiceStateError,
     ServicewireError,
     TransportError,
     UnknownContractError,
@@ -36,7 +40,10 @@ from servicewire.errors import (
 )
 from servicewire.ids import new_id
 from servicewire.message import Headers, Message, MessageKind
+from servicewire.pipeline import Outcome
+from servicewire.retry import NO_RETRY, RetryPolicy
 from servicewire.serialization import from_message, to_message
+from servicewire.service import Service
 from servicewire.transports import (
     Capabilities,
     Delivery,
@@ -53,11 +60,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SHARDS",
+    "NO_RETRY",
     "Capabilities",
     "Codec",
     "CodecRegistry",
     "Command",
     "ConnectionFailedError",
+    "Context",
     "Contract",
     "ContractError",
     "ContractRegistry",
@@ -76,9 +85,15 @@ __all__ = [
     "Message",
     "MessageKind",
     "MessageTooLargeError",
+    "Outcome",
+    "PermanentError",
     "PublishError",
     "Reply",
+    "RequestTimeoutError",
+    "RetryPolicy",
     "SemVer",
+    "Service",
+    "ServiceStateError",
     "ServicewireError",
     "Subscription",
     "SuccessReply",

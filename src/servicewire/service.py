@@ -120,6 +120,9 @@ class Service:
         self._relay: Any = None
         self._write_lock: asyncio.Lock | None = None
         self._subscriptions: list[Subscription] = []
+        self.pipelines: dict[tuple[str, str], Pipeline] = {}
+        """The pipeline of each (channel, group) consumed, once started."""
+        self._subscribe = True
         self._consumers: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[Outcome]] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -229,6 +232,9 @@ class Service:
                 on_commit=self._wake_relay,
                 on_outcome=self._record,
             )
+            self.pipelines[(channel, group)] = pipeline
+            if not self._subscribe:
+                continue  # a test harness drives the pipelines directly
             sub = await self.transport.subscribe(channel, group, prefetch=self.prefetch)
             self._subscriptions.append(sub)
             self._consumers.append(asyncio.create_task(self._consume(sub, pipeline)))
@@ -266,6 +272,7 @@ class Service:
         if self.engine is not None and not isinstance(self._db, AsyncEngine):
             await self.engine.dispose()
         self._subscriptions.clear()
+        self.pipelines.clear()
         self._consumers.clear()
         self._background.clear()
         self._instance_replies = None
