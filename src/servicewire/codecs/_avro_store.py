@@ -1,0 +1,138 @@
+"""Avro schema fingerprints and the store that maps them back to writer schemas.
+
+A single-object encoded Avro payload names its writer schema only by a 64-bit
+fingerprint (CRC-64-AVRO of the schema's Parsing Canonical Form). A reader needs the
+full writer schema to decode it, so it looks the fingerprint up here::
+
+    store = SchemaStore()                      # knows every registered contract's schema
+    store.add_contract(CreateOrderV1_0)        # an older MINOR kept out of the registry
+    store.load_directory("schemas/")           # *.avsc files from other producers
+    writer = store.get(fingerprint)            # parsed schema, or None if unknown
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema
+from fastavro.schema import to_parsing_canonical_form
+from pydantic import BaseModel
+
+from servicewire.codecs._avro_schema import avro_schema
+from servicewire.contracts import ContractRegistry, default_registry
+
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+def _crc64_table() -> list[int]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp & _MASK)
+    return table
+
+
+_TABLE = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Rabin CRC-64 the Avro specification calls CRC-64-AVRO."""
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def fingerprint(schema: dict[str, Any] | str) -> bytes:
+    """The 8-byte little-endian CRC-64-AVRO fingerprint of ``schema``'s canonical form."""
+    canonical = to_parsing_canonical_form(_as_dict(schema))
+    return crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
+
+
+def _as_dict(schema: dict[str, Any] | str) -> Any:
+    return json.loads(schema) if isinstance(schema, str) else schema
+
+
+class SchemaStore:
+    """Fingerprint -> writer schema, for every contract in ``registry`` plus any added.
+
+    Lookups of an unknown fingerprint first re-scan the registry (contracts defined since
+    the last scan), so a producer and consumer in one process need no setup at all.
+    """
+
+    def __init__(self, registry: ContractRegistry | None = None) -> None:
+        self._registry = registry if registry is not None else default_registry
+        self._parsed: dict[bytes, Any] = {}
+        self._raw: dict[bytes, dict[str, Any]] = {}
+        self._classes: set[type[BaseModel]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, schema: dict[str, Any] | str) -> bytes:
+        """Register a writer schema (dict or JSON text); returns its fingerprint."""
+        raw = _as_dict(schema)
+        fp = fingerprint(raw)
+        if fp not in self._parsed:
+            # Each schema parses with its own named-type table: two versions of one
+            # record (same name, different fields) must not overwrite each other.
+            parsed = parse_schema(raw, named_schemas={})
+            with self._lock:
+                self._raw[fp] = raw
+                self._parsed[fp] = parsed
+        return fp
+
+    def add_contract(self, cls: type[BaseModel]) -> bytes:
+        """Register the schema derived from ``cls``; returns its fingerprint."""
+        fp = self.add(avro_schema(cls))
+        with self._lock:
+            self._classes.add(cls)
+        return fp
+
+    def load_directory(self, path: str | Path) -> list[bytes]:
+        """Register every ``*.avsc`` file in ``path``; returns their fingerprints."""
+        return [self.add(p.read_text("utf-8")) for p in sorted(Path(path).glob("*.avsc"))]
+
+    def get(self, fp: bytes) -> Any | None:
+        """The parsed writer schema with fingerprint ``fp``, or ``None`` when unknown."""
+        parsed = self._parsed.get(fp)
+        if parsed is None and self._scan_registry():
+            parsed = self._parsed.get(fp)
+        return parsed
+
+    def schema(self, fp: bytes) -> dict[str, Any] | None:
+        """The schema (as JSON-ready dict) with fingerprint ``fp``, or ``None``."""
+        if fp not in self._raw:
+            self._scan_registry()
+        return self._raw.get(fp)
+
+    def fingerprints(self) -> list[bytes]:
+        self._scan_registry()
+        return list(self._raw)
+
+    def __contains__(self, fp: object) -> bool:
+        return isinstance(fp, bytes) and self.get(fp) is not None
+
+    def _scan_registry(self) -> bool:
+        """Add schemas of registry contracts not seen yet; True if any were added."""
+        added = False
+        for cls in self._registry:
+            if cls not in self._classes:
+                try:
+                    self.add_contract(cls)
+                except TypeError:
+                    # A contract with a field type Avro cannot express: it simply has
+                    # no Avro schema; encoding it with AvroCodec reports the field.
+                    with self._lock:
+                        self._classes.add(cls)
+                    continue
+                added = True
+        return added
+
+
+default_schema_store = SchemaStore()
+"""The store :class:`~servicewire.codecs.avro.AvroCodec` uses unless given another."""

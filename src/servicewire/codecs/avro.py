@@ -1,0 +1,161 @@
+"""Avro single-object encoding, with the schema derived from the contract (fastavro).
+
+Each payload is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
+writer's schema + the Avro binary body. A reader looks the fingerprint up in a
+:class:`SchemaStore` and resolves the writer's schema against its own, so a 1.0 reader
+reads 1.1 data (the extra field is skipped) and a 1.1 reader reads 1.0 data (the new
+field takes its default)::
+
+    codec = AvroCodec()
+    data = codec.encode(CreateOrder(order_id="o-1"))
+    codec.decode(data, CreateOrder)
+
+    store = SchemaStore()
+    store.add_contract(CreateOrderV1_1)        # a newer MINOR this process does not define
+    AvroCodec(store=store).decode(data_from_1_1, CreateOrder)
+
+    avro_schema(CreateOrder)                   # the .avsc of the contract, as a dict
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from pydantic import BaseModel, ValidationError
+
+from servicewire.codecs._avro_schema import avro_schema
+from servicewire.codecs._avro_store import SchemaStore, default_schema_store, fingerprint
+from servicewire.codecs._types import Converter, TypeNode, dumped_converter
+from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
+from servicewire.contracts import Contract
+from servicewire.errors import DecodeError, EncodeError
+
+__all__ = [
+    "MAGIC",
+    "AvroCodec",
+    "SchemaStore",
+    "avro_schema",
+    "default_schema_store",
+    "fingerprint",
+]
+
+MAGIC = b"\xc3\x01"
+"""The two marker bytes that open every Avro single-object encoded payload."""
+_HEADER = len(MAGIC) + 8
+
+
+def _leaf(node: TypeNode) -> Converter | None:
+    # Only what fastavro cannot take as dumped: Decimal travels as a string, and enums
+    # whose class is not a str subclass need their value.
+    if node.kind == "decimal":
+        return str
+    if node.kind == "enum":
+        return _enum_value
+    return None
+
+
+def _enum_value(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything about one contract class, computed once."""
+
+    parsed: Any
+    header: bytes
+    fingerprint: bytes
+    convert: Converter | None
+
+
+class AvroCodec:
+    """``application/avro``: single-object encoded Avro records."""
+
+    content_type = "application/avro"
+    format_name = "avro"
+
+    def __init__(
+        self, *, max_size: int = DEFAULT_MAX_SIZE, store: SchemaStore | None = None
+    ) -> None:
+        self.max_size = max_size
+        self.store = store if store is not None else default_schema_store
+        self._plans: dict[type[BaseModel], _Plan] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, cls: type[BaseModel]) -> _Plan:
+        plan = self._plans.get(cls)
+        if plan is None:
+            with self._lock:
+                schema = avro_schema(cls)
+                fp = self.store.add(schema)
+                self.store.add_contract(cls)
+                convert = dumped_converter(TypeNode("model", model=cls), _leaf)
+                plan = _Plan(parse_schema(schema, named_schemas={}), MAGIC + fp, fp, convert)
+                self._plans[cls] = plan
+        return plan
+
+    def encode(self, value: Contract) -> bytes:
+        plan = self.plan(type(value))
+        record = value.model_dump(mode="python")
+        if plan.convert is not None:
+            record = plan.convert(record)
+        out = io.BytesIO()
+        out.write(plan.header)
+        try:
+            schemaless_writer(out, plan.parsed, record)
+        except Exception as exc:
+            raise EncodeError(
+                f"cannot encode {type(value).contract_name()} as avro: {exc}"
+            ) from None
+        return out.getvalue()
+
+    def decode(self, payload: bytes, cls: type[C]) -> C:
+        check_size(payload, cls, self.format_name, self.max_size)
+        name = cls.contract_name() or cls.__name__
+        try:
+            plan = self.plan(cls)
+        except TypeError as exc:
+            raise DecodeError(name, self.format_name, f"no Avro schema: {exc}") from None
+        data = bytes(payload)
+        if len(data) < _HEADER or data[:2] != MAGIC:
+            raise DecodeError(
+                name,
+                self.format_name,
+                "not Avro single-object encoding (expected C3 01 and an 8-byte fingerprint)",
+                offset=0,
+            )
+        fp = data[2:_HEADER]
+        writer = plan.parsed if fp == plan.fingerprint else self.store.get(fp)
+        if writer is None:
+            raise DecodeError(
+                name,
+                self.format_name,
+                f"unknown writer schema fingerprint {fp.hex()}; add the writer's schema to "
+                "the SchemaStore",
+                offset=2,
+            )
+        stream = io.BytesIO(data)
+        stream.seek(_HEADER)
+        try:
+            if writer is plan.parsed:
+                record = schemaless_reader(stream, writer, None)
+            else:
+                record = schemaless_reader(stream, writer, plan.parsed)
+        except Exception as exc:
+            raise DecodeError(
+                name, self.format_name, f"{type(exc).__name__}: {exc}", offset=stream.tell()
+            ) from None
+        if stream.tell() != len(data):
+            raise DecodeError(
+                name, self.format_name, "trailing bytes after the record", offset=stream.tell()
+            )
+        try:
+            return cls.model_validate(record)
+        except ValidationError as exc:
+            raise validation_error(cls, self.format_name, exc) from None
+        except Exception as exc:
+            raise DecodeError(name, self.format_name, str(exc)) from None
