@@ -1,0 +1,134 @@
+"""Database engines from plain URLs, with the right async driver and sane defaults.
+
+Users write the URL they know; Servicewire picks the driver (asyncpg, aiomysql,
+aiosqlite) and tunes the pool. SQLite gets WAL mode and a busy timeout, so a relay and
+the service can share one file::
+
+    engine = create_engine("postgresql://postgres@127.0.0.1:5432/orders")
+    engine = create_engine("mariadb://root@127.0.0.1:3306/orders")
+    engine = create_engine("sqlite:///orders.db")        # a file
+    engine = create_engine("sqlite://")                  # one shared in-memory database
+    assert dialect_of(engine) == "sqlite"
+
+:func:`sync_url` gives the matching blocking-driver URL (psycopg2, pymysql, sqlite3) for
+code that needs one, such as the log-tailing relays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from servicewire.errors import ServicewireError
+from servicewire.urls import redact
+
+Dialect = Literal["postgresql", "mysql", "sqlite"]
+
+_ASYNC_DRIVERS: dict[Dialect, str] = {
+    "postgresql": "asyncpg",
+    "mysql": "aiomysql",
+    "sqlite": "aiosqlite",
+}
+_SYNC_DRIVERS: dict[Dialect, str] = {
+    "postgresql": "psycopg2",
+    "mysql": "pymysql",
+    "sqlite": "pysqlite",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite writer waits for the lock before giving up."""
+
+
+class DatabaseError(ServicewireError):
+    """A database URL is not understood, or the database refused what we asked."""
+
+
+def _parse(url: str | URL) -> URL:
+    try:
+        return make_url(url) if isinstance(url, str) else url
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
+        text = redact(url) if isinstance(url, str) else repr(url)
+        raise DatabaseError(f"invalid database URL {text!r}: {type(exc).__name__}") from None
+
+
+def dialect_of(engine_or_url: AsyncEngine | str | URL | Any) -> Dialect:
+    """``"postgresql"``, ``"mysql"`` (MySQL and MariaDB) or ``"sqlite"``."""
+    if isinstance(engine_or_url, (str, URL)):
+        name = _parse(engine_or_url).get_backend_name()
+    else:
+        name = engine_or_url.dialect.name
+    if name in ("postgresql", "postgres"):
+        return "postgresql"
+    if name in ("mysql", "mariadb"):
+        return "mysql"
+    if name == "sqlite":
+        return "sqlite"
+    raise DatabaseError(f"unsupported database {name!r}: use postgresql, mysql/mariadb or sqlite")
+
+
+def async_url(url: str | URL) -> URL:
+    """``url`` with the async driver for its database."""
+    parsed = _parse(url)
+    dialect = dialect_of(parsed)
+    return parsed.set(drivername=f"{dialect}+{_ASYNC_DRIVERS[dialect]}")
+
+
+def sync_url(url: str | URL) -> URL:
+    """``url`` with the blocking driver for its database (psycopg2, pymysql, sqlite3)."""
+    parsed = _parse(url)
+    dialect = dialect_of(parsed)
+    return parsed.set(drivername=f"{dialect}+{_SYNC_DRIVERS[dialect]}")
+
+
+def plain_url(engine_or_url: AsyncEngine | str | URL) -> str:
+    """The URL without a driver suffix (``postgresql://...``), password included.
+
+    For handing to other clients (psycopg2, pymysql); never log it, use ``redact``.
+    """
+    url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else _parse(engine_or_url)
+    dialect = dialect_of(url)
+    return url.set(drivername=dialect).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (the relay) run while a writer (the service) commits; the busy
+    # timeout makes a second writer wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
+    """An :class:`AsyncEngine` for a plain database URL.
+
+    Keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine` and
+    override the defaults chosen here.
+    """
+    target = async_url(url)
+    dialect = dialect_of(target)
+    options: dict[str, Any] = {}
+    if dialect == "sqlite":
+        database = target.database or ""
+        if database in ("", ":memory:"):
+            # One in-memory database shared by every user of this engine.
+            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        options["connect_args"] = {
+            **options.get("connect_args", {}),
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+        }
+    else:
+        # Relays hold a connection for a batch while the service writes; keep a few
+        # spares, and drop connections the server closed (restarts, idle timeouts).
+        options.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    options.update(kw)
+    engine = _create_async_engine(target, **options)
+    if dialect == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine

@@ -1,0 +1,19 @@
+"""The transactional outbox: tables and the writer (relays live in :mod:`servicewire.relay`).
+
+from servicewire.outbox import write_messages
+async with session.begin():
+    session.add(order)
+    await write_messages(session, [message])     # commits with the order, or not at all
+"""
+
+from servicewire.outbox.tables import outbox, outbox_dead, relay_checkpoint, relay_shard
+from servicewire.outbox.writer import write_messages, write_messages_sync
+
+__all__ = [
+    "outbox",
+    "outbox_dead",
+    "relay_checkpoint",
+    "relay_shard",
+    "write_messages",
+    "write_messages_sync",
+]

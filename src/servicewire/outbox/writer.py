@@ -1,0 +1,89 @@
+"""Write outgoing messages into the outbox inside the caller's transaction.
+
+The row commits exactly when the business change commits, so a crash can neither lose
+a message of a committed change nor send one of a rolled-back change::
+
+    async with session.begin():
+        session.add(order)
+        await write_messages(session, [order_created, validate_consumer])
+
+    with sync_session.begin():                       # blocking code (Django-style apps)
+        write_messages_sync(sync_session, [message])
+
+One multi-row ``INSERT`` per call. ``delete_after_insert=True`` (PostgreSQL with the
+``postgres-wal`` relay) deletes the rows again in the same transaction: the insert
+still reaches the write-ahead log, which is all the WAL relay reads, and the table
+stays empty.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Insert, delete
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+
+from servicewire.channels import DEFAULT_SHARDS, shard_for
+from servicewire.message import Message
+from servicewire.outbox.tables import outbox
+
+
+def outbox_rows(messages: Sequence[Message], shards: int = DEFAULT_SHARDS) -> list[dict[str, Any]]:
+    """The outbox row values for ``messages`` (without ids: the database assigns them)."""
+    now = time.time()
+    rows = []
+    for message in messages:
+        key = message.partition_key
+        rows.append(
+            {
+                "message_id": message.id,
+                "destination": message.destination,
+                "headers": json.dumps(message.headers.to_dict(), separators=(",", ":")),
+                "payload": message.payload,
+                "partition_key": key,
+                "shard": shard_for(key, shards, message.id),
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+def _insert(messages: Sequence[Message], shards: int, returning: bool) -> Insert:
+    stmt = outbox.insert().values(outbox_rows(messages, shards))
+    return stmt.returning(outbox.c.id) if returning else stmt
+
+
+async def write_messages(
+    target: AsyncConnection | AsyncSession,
+    messages: Sequence[Message],
+    *,
+    shards: int = DEFAULT_SHARDS,
+    delete_after_insert: bool = False,
+) -> None:
+    """Add ``messages`` to the outbox in ``target``'s current transaction."""
+    if not messages:
+        return
+    result = await target.execute(_insert(messages, shards, delete_after_insert))
+    if delete_after_insert:
+        ids = list(result.scalars())
+        await target.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+
+
+def write_messages_sync(
+    target: Connection | Session,
+    messages: Sequence[Message],
+    *,
+    shards: int = DEFAULT_SHARDS,
+    delete_after_insert: bool = False,
+) -> None:
+    """The blocking twin of :func:`write_messages`, for sync connections and sessions."""
+    if not messages:
+        return
+    result = target.execute(_insert(messages, shards, delete_after_insert))
+    if delete_after_insert:
+        ids = list(result.scalars())
+        target.execute(delete(outbox).where(outbox.c.id.in_(ids)))

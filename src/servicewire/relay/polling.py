@@ -1,0 +1,296 @@
+"""The polling publisher: claim committed outbox rows, publish, then delete or mark them.
+
+PostgreSQL and MariaDB: each batch is one transaction that first locks the shard rows
+of ``servicewire_relay_shard`` it can get (``FOR UPDATE SKIP LOCKED``), then claims the
+oldest outbox rows of those shards (``FOR UPDATE SKIP LOCKED``), publishes them with
+broker confirmation, and deletes (or marks) them before committing. So each shard has
+one publisher at a time (per-key order holds across several relay processes), and a
+relay that dies releases its shards the moment its connection drops.
+
+SQLite has no row locks: one relay holds a lease row (renewed every batch, expiring
+after ``lease_ttl`` seconds) and only the holder publishes; the lease is checked again
+in the delete transaction.
+
+Rows are found by what is *there*, never by an ``id > last_seen`` cursor: ids are
+assigned at insert and transactions commit out of id order, so a cursor skips the row
+of a slow transaction forever. Crashing between publish and delete publishes the batch
+again (at least once; the inbox removes the duplicates).
+
+    relay = PollingRelay(engine, transport, poll_interval=0.01, listen=True)
+    await relay.start()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from servicewire.channels import DEFAULT_SHARDS
+from servicewire.database import dialect_of, plain_url
+from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
+from servicewire.relay.base import Relay
+from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.transports.base import Transport
+
+log = logging.getLogger("servicewire.relay")
+
+LEASE_SHARD = -1
+"""The ``servicewire_relay_shard`` row that is the SQLite lease."""
+
+
+def relay_owner_id() -> str:
+    """Who holds a lease: host, process and a random suffix (unique per relay object)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class PollingRelay(Relay):
+    """Publishes outbox rows by polling (PostgreSQL, MariaDB/MySQL, SQLite)."""
+
+    mode = "polling"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        *,
+        poll_interval: float = 0.01,
+        batch_size: int = 500,
+        shards: int = DEFAULT_SHARDS,
+        name: str = "relay",
+        cleanup: str = "delete",
+        retention: float = 3600.0,
+        cleanup_interval: float = 60.0,
+        listen: bool = False,
+        lease_ttl: float = 5.0,
+        progress_interval: float = 5.0,
+    ) -> None:
+        super().__init__(
+            engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
+        )
+        if cleanup not in ("delete", "mark"):
+            raise ValueError(f"cleanup must be 'delete' or 'mark', not {cleanup!r}")
+        self.poll_interval = poll_interval
+        self.shards = max(1, shards)
+        self.cleanup = cleanup
+        self.retention = retention
+        self.cleanup_interval = cleanup_interval
+        self.listen = listen
+        self.lease_ttl = lease_ttl
+        self.owner = relay_owner_id()
+        self.dialect = dialect_of(engine)
+        self._lease_until = 0.0
+        self._next_cleanup = 0.0
+        self._listener: Any = None
+
+    # The loop ------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        await self._ensure_shard_rows()
+        if self.listen and self.dialect == "postgresql" and self._listener is None:
+            await self._start_listening()
+        while not self._stopping.is_set():
+            count = await self._batch()
+            if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
+                await self._purge_marked()
+            if count >= self.batch_size:
+                continue  # more are waiting
+            if count == 0:
+                await self._idle(self.poll_interval)
+
+    async def _release(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        if self.dialect == "sqlite" and self._lease_until:
+            with contextlib.suppress(Exception):
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        update(relay_shard)
+                        .where(*self._lease_row(), relay_shard.c.owner == self.owner)
+                        .values(owner=None, expires_at=None)
+                    )
+            self._lease_until = 0.0
+
+    async def _batch(self) -> int:
+        """One claim-publish-delete round; returns how many rows it handled."""
+        if self.dialect == "sqlite":
+            return await self._batch_leased()
+        async with self.engine.connect() as conn:
+            if self.dialect == "mysql":
+                # No gap locks: the claim must not block the service's inserts.
+                conn = await conn.execution_options(isolation_level="READ COMMITTED")
+            async with conn.begin():
+                shards = await self._lock_shards(conn)
+                if not shards:
+                    return 0
+                rows = await self._claim(conn, shards, lock=True)
+                if not rows:
+                    return 0
+                await self._publish_and_settle(conn, rows)
+        return len(rows)
+
+    async def _lock_shards(self, conn: AsyncConnection) -> list[int]:
+        stmt = (
+            select(relay_shard.c.shard)
+            .where(
+                relay_shard.c.relay == self.name,
+                relay_shard.c.shard >= 0,
+                relay_shard.c.shard < self.shards,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        return [int(s) for s in (await conn.execute(stmt)).scalars()]
+
+    async def _claim(self, conn: AsyncConnection, shards: list[int], *, lock: bool) -> list[OutboxRow]:
+        stmt = select(outbox).order_by(outbox.c.id).limit(self.batch_size)
+        if self.cleanup == "mark":
+            stmt = stmt.where(outbox.c.published_at.is_(None))
+        if len(shards) < self.shards:
+            # Writers may use a different shard count; fold every row onto ours.
+            stmt = stmt.where((outbox.c.shard % self.shards).in_(shards))
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True)
+        result = await conn.execute(stmt)
+        return [OutboxRow.from_mapping(r) for r in result.mappings()]
+
+    async def _publish_and_settle(self, conn: AsyncConnection, rows: list[OutboxRow]) -> None:
+        published, bad = await publish_rows(self.transport, rows)
+        now = time.time()
+        if published:
+            ids = [r.id for r in published]
+            if self.cleanup == "mark":
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
+                )
+            else:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+        await move_aside(conn, bad, self.name)
+        await self._record(conn, published, now)
+        self._count(len(published), len(bad))
+
+    async def _record(self, conn: AsyncConnection, published: list[OutboxRow], now: float) -> None:
+        # Progress per shard row (already locked by this transaction: no extra contention).
+        per_shard: dict[int, int] = {}
+        for row in published:
+            key = LEASE_SHARD if self.dialect == "sqlite" else row.shard % self.shards
+            per_shard[key] = per_shard.get(key, 0) + 1
+        for shard, count in per_shard.items():
+            await conn.execute(
+                update(relay_shard)
+                .where(relay_shard.c.relay == self.name, relay_shard.c.shard == shard)
+                .values(last_published_at=now, published=relay_shard.c.published + count)
+            )
+
+    # SQLite: one leaseholder ------------------------------------------------------------
+
+    def _lease_row(self) -> tuple[Any, Any]:
+        return (relay_shard.c.relay == self.name, relay_shard.c.shard == LEASE_SHARD)
+
+    async def _take_lease(self, conn: AsyncConnection) -> bool:
+        now = time.time()
+        result = await conn.execute(
+            update(relay_shard)
+            .where(
+                *self._lease_row(),
+                (relay_shard.c.owner == self.owner)
+                | relay_shard.c.owner.is_(None)
+                | (relay_shard.c.expires_at < now),
+            )
+            .values(owner=self.owner, expires_at=now + self.lease_ttl)
+        )
+        held = bool(result.rowcount)  # type: ignore[attr-defined]
+        if held and not self._lease_until:
+            log.info("relay %s: %s holds the SQLite lease", self.name, self.owner)
+        self._lease_until = now + self.lease_ttl if held else 0.0
+        return held
+
+    async def _batch_leased(self) -> int:
+        if time.time() > self._lease_until - self.lease_ttl * 2 / 3:
+            async with self.engine.begin() as conn:
+                if not await self._take_lease(conn):
+                    return 0
+        async with self.engine.connect() as conn:
+            rows = await self._claim(conn, list(range(self.shards)), lock=False)
+        if not rows:
+            return 0
+        published, bad = await publish_rows(self.transport, rows)
+        async with self.engine.begin() as conn:
+            # Fencing: delete only while still the leaseholder. A relay that lost its
+            # lease (stalled past the TTL) leaves the rows to the new holder.
+            if not await self._take_lease(conn):
+                log.warning("relay %s lost its lease mid-batch; the new holder republishes", self.name)
+                return 0
+            now = time.time()
+            ids = [r.id for r in published]
+            if ids and self.cleanup == "mark":
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
+                )
+            elif ids:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            await move_aside(conn, bad, self.name)
+            await self._record(conn, published, now)
+        self._count(len(published), len(bad))
+        return len(rows)
+
+    # Setup, wake-up and cleanup ---------------------------------------------------------
+
+    async def _ensure_shard_rows(self) -> None:
+        wanted = [LEASE_SHARD] if self.dialect == "sqlite" else list(range(self.shards))
+        values = [{"relay": self.name, "shard": s, "published": 0} for s in wanted]
+        async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(pg_insert(relay_shard).values(values).on_conflict_do_nothing())
+            elif self.dialect == "mysql":
+                await conn.execute(mysql_insert(relay_shard).values(values).prefix_with("IGNORE"))
+            else:
+                await conn.execute(
+                    sqlite_insert(relay_shard).values(values).on_conflict_do_nothing()
+                )
+
+    async def _start_listening(self) -> None:
+        import asyncpg
+
+        url = plain_url(self.engine).replace("postgresql://", "postgres://", 1)
+        connection = await asyncpg.connect(url)
+        await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+        self._listener = connection
+
+    async def _purge_marked(self) -> None:
+        self._next_cleanup = time.monotonic() + self.cleanup_interval
+        cutoff = time.time() - self.retention
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff)
+            )
+        if result.rowcount:  # type: ignore[attr-defined]
+            log.info("relay %s: removed %d published rows", self.name, result.rowcount)  # type: ignore[attr-defined]
+
+    async def drain(self, timeout: float) -> None:
+        async with self.engine.connect() as conn:
+            top = (await conn.execute(select(func.max(outbox.c.id)))).scalar_one()
+        if top is None:
+            return
+
+        async def done() -> bool:
+            async with self.engine.connect() as conn:
+                stmt = select(func.count()).select_from(outbox).where(outbox.c.id <= top)
+                if self.cleanup == "mark":
+                    stmt = stmt.where(outbox.c.published_at.is_(None))
+                return int((await conn.execute(stmt)).scalar_one()) == 0
+
+        await self._wait_for(done, timeout, "drain")
+
+

@@ -1,0 +1,166 @@
+"""Turning outbox rows into messages, and telling bad rows from a bad moment.
+
+A row is *bad* when no retry can fix it: its headers are not a JSON object of strings,
+its destination is a name no transport accepts, or the message exceeds the transport's
+size limit. Relays move bad rows aside (``servicewire_outbox_dead``) with the reason, so
+they never block the rows behind them. Anything else (broker down, timeout) is *transient*:
+the relay keeps the rows and tries again::
+
+    published, bad = await publish_rows(transport, rows)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from servicewire import headers as h
+from servicewire.channels import validate_name
+from servicewire.errors import InvalidNameError, MessageTooLargeError
+from servicewire.message import Headers, Message
+from servicewire.outbox.tables import outbox, outbox_dead
+from servicewire.transports.base import Transport
+
+# Errors a publish raises for the message itself, not for the broker's state.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidNameError,
+    MessageTooLargeError,
+    ValueError,
+    TypeError,
+    UnicodeError,
+)
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """One outbox row as a relay sees it (from a query, the WAL or the binlog)."""
+
+    id: int
+    message_id: str
+    destination: str
+    headers: str
+    payload: bytes
+    partition_key: str | None
+    shard: int
+    created_at: float
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> OutboxRow:
+        headers = values["headers"]
+        payload = values["payload"]
+        return cls(
+            id=int(values["id"]),
+            message_id=str(values["message_id"]),
+            destination=str(values["destination"]),
+            headers=headers.decode() if isinstance(headers, bytes) else str(headers),
+            payload=bytes(payload) if payload is not None else b"",
+            partition_key=values.get("partition_key"),
+            shard=int(values["shard"]),
+            created_at=float(values["created_at"]),
+        )
+
+
+class BadRowError(Exception):
+    """The row can never be published; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def to_message(row: OutboxRow) -> Message:
+    """The message a row stores; raises :class:`BadRowError` for corrupt rows."""
+    try:
+        data = json.loads(row.headers)
+    except ValueError as exc:
+        raise BadRowError(f"corrupt headers: not JSON ({exc.msg} at offset {exc.pos})") from None
+    if not isinstance(data, dict):
+        raise BadRowError(f"corrupt headers: a JSON {type(data).__name__}, not an object")
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise BadRowError(f"corrupt headers: {key!r} is a {type(value).__name__}, not a string")
+    try:
+        validate_name(row.destination, "channel")
+    except InvalidNameError as exc:
+        raise BadRowError(f"destination not accepted: {exc}") from None
+    data[h.DESTINATION] = row.destination
+    return Message(row.message_id, Headers(data), row.payload)
+
+
+async def publish_rows(
+    transport: Transport, rows: Sequence[OutboxRow]
+) -> tuple[list[OutboxRow], list[tuple[OutboxRow, str]]]:
+    """Publish ``rows`` in order; return (published rows, [(bad row, reason)]).
+
+    Transient failures raise: the caller keeps the rows for the next attempt.
+    """
+    good: list[tuple[OutboxRow, Message]] = []
+    bad: list[tuple[OutboxRow, str]] = []
+    for row in rows:
+        try:
+            message = to_message(row)
+            transport.check_size(message)
+        except BadRowError as exc:
+            bad.append((row, exc.reason))
+            continue
+        except MessageTooLargeError as exc:
+            bad.append((row, str(exc)))
+            continue
+        good.append((row, message))
+    if not good:
+        return [], bad
+    try:
+        await transport.publish_batch([m for _, m in good])
+        return [r for r, _ in good], bad
+    except PERMANENT_ERRORS:
+        pass
+    # Some message was refused for what it is: find it by publishing one at a time
+    # (the ones before it go out twice; delivery is at least once anyway).
+    published: list[OutboxRow] = []
+    for row, message in good:
+        try:
+            await transport.publish(message)
+        except PERMANENT_ERRORS as exc:
+            bad.append((row, f"refused by the {transport.scheme} transport: {exc}"))
+            continue
+        published.append(row)
+    return published, bad
+
+
+async def move_aside(
+    conn: AsyncConnection, bad: Sequence[tuple[OutboxRow, str]], relay: str
+) -> None:
+    """Copy bad rows to ``servicewire_outbox_dead`` with their reason; delete them."""
+    if not bad:
+        return
+    now = time.time()
+    ids = [row.id for row, _ in bad]
+    # A log-tailing relay may replay a transaction it already handled (crash before its
+    # position was confirmed): replace, never fail on, an earlier copy.
+    await conn.execute(delete(outbox_dead).where(outbox_dead.c.id.in_(ids)))
+    await conn.execute(
+        insert(outbox_dead),
+        [
+            {
+                "id": row.id,
+                "message_id": row.message_id[:64],
+                "destination": row.destination[:200],
+                "headers": row.headers,
+                "payload": row.payload,
+                "partition_key": row.partition_key,
+                "shard": row.shard,
+                "created_at": row.created_at,
+                "reason": reason,
+                "relay": relay,
+                "moved_at": now,
+            }
+            for row, reason in bad
+        ],
+    )
+    await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
