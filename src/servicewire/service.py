@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicewire import inbox
@@ -82,10 +83,11 @@ class Service:
         prefetch: int = 64,
         relay: bool = True,
         relay_poll_interval: float = 0.05,
-        create_tables: bool = True,
+        create_tables: bool = True,  # servicewire's tables and ``tables``, if missing
         inbox_retention: timedelta = inbox.DEFAULT_RETENTION,
         inbox_cleanup_every: float = 3600.0,
         instance_id: str | None = None,
+        tables: Sequence[MetaData] = (),
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
     ) -> None:
         self.name = validate_name(name, "service")
@@ -113,6 +115,7 @@ class Service:
         self._cleanup_every = inbox_cleanup_every
         self._on_outcome_hook = on_outcome
         self._declared_sends: list[type[Contract]] = []
+        self._app_tables = list(tables)
 
         self.engine: AsyncEngine | None = None
         self.transport: Transport | None = None
@@ -198,6 +201,8 @@ class Service:
 
             async with self.engine.begin() as conn:
                 await conn.run_sync(all_tables_metadata().create_all)
+                for app_metadata in self._app_tables:
+                    await conn.run_sync(app_metadata.create_all)
         transport = self._transport_spec
         self.transport = transport_from_url(transport) if isinstance(transport, str) else transport
         await self.transport.connect()

@@ -1,0 +1,359 @@
+"""Order Service: orders, created PENDING and validated asynchronously (DESIGN section 8).
+
+Creating an order writes the order and, in the same transaction, ValidateConsumerInfo
+(to Consumer Service), ValidateOrderDetails (to Restaurant Service) and OrderCreated to
+the outbox, then answers at once. The replies arrive at this service's reply handlers:
+both successes move the order to VALIDATED, any failure to REJECTED with the reason.
+Order Service also keeps a replica of restaurants and menus, fed by Restaurant
+Service's events, to price orders and to refuse unknown restaurants up front::
+
+    service, orders = create_order_service(db="sqlite:///order.db", transport="memory://")
+    async with service:
+        order_id = await orders.create(CreateOrderRequest(...))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import JSON, Column, Float, Integer, MetaData, Numeric, String, Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ftgo.consumer.api import ConsumerValidated, ConsumerValidationFailed, ValidateConsumerInfo
+from ftgo.order.api import OrderCancelled, OrderCreated, OrderRejected, OrderValidated
+from ftgo.order.watch import OrderWatch
+from ftgo.restaurant.api import (
+    OrderDetailsRejected,
+    OrderDetailsValidated,
+    RestaurantCreated,
+    RestaurantMenuRevised,
+    ValidateOrderDetails,
+)
+from ftgo.types import Address, LineItem, MenuItem
+from servicewire import Context, Message, Outcome, Service, new_id
+from servicewire.handlers import HandlerSpec
+from servicewire.transports import Transport
+
+NAME = "order-service"
+
+PENDING, VALIDATED, REJECTED, CANCELLED = "PENDING", "VALIDATED", "REJECTED", "CANCELLED"
+
+metadata = MetaData()
+orders = Table(
+    "ftgo_orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("consumer_id", String(64), nullable=False),
+    Column("restaurant_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("rejection_reason", String(500)),
+    Column("order_total", Numeric(12, 2), nullable=False),
+    Column("line_items", JSON, nullable=False),
+    Column("delivery_address", JSON, nullable=False),
+    Column("delivery_time", String(64)),
+    Column("consumer_ok", Integer, nullable=False, default=0),
+    Column("restaurant_ok", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+state_changes = Table(
+    "ftgo_order_state_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(500)),
+    Column("at", Float, nullable=False),
+)
+restaurant_replica = Table(
+    "ftgo_restaurant_replica",
+    metadata,
+    Column("restaurant_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("menu", JSON, nullable=False),
+    Column("postcodes", JSON, nullable=False),
+)
+
+
+class CreateOrderRequest(BaseModel):
+    """What a client sends to create an order."""
+
+    consumer_id: str = Field(min_length=1, max_length=64)
+    restaurant_id: str = Field(min_length=1, max_length=64)
+    line_items: list[LineItem] = Field(min_length=1, max_length=100)
+    delivery_address: Address
+    delivery_time: str | None = Field(default=None, max_length=64)
+
+
+class Order(BaseModel):
+    order_id: str
+    consumer_id: str
+    restaurant_id: str
+    state: str
+    rejection_reason: str | None
+    order_total: Decimal
+    line_items: list[LineItem]
+    delivery_address: Address
+    delivery_time: str | None
+    created_at: float
+    updated_at: float
+
+
+class StateChange(BaseModel):
+    order_id: str
+    state: str
+    reason: str | None
+    at: float
+
+
+class RestaurantReplica(BaseModel):
+    restaurant_id: str
+    name: str
+    menu: list[MenuItem]
+    postcodes: list[str]
+
+
+class UnknownRestaurantError(LookupError):
+    """The order names a restaurant the replica does not know."""
+
+
+class OrderStateError(RuntimeError):
+    """The action is not possible in the order's current state."""
+
+
+def _menu_json(menu: list[MenuItem]) -> list[dict[str, str]]:
+    return [{"menu_item_id": m.menu_item_id, "name": m.name, "price": str(m.price)} for m in menu]
+
+
+async def _load(session: Any, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    stmt = select(orders).where(orders.c.order_id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def _set_state(
+    ctx: Context, order_id: str, state: str, reason: str | None = None, **values: Any
+) -> None:
+    now = time.time()
+    await ctx.session.execute(
+        orders.update()
+        .where(orders.c.order_id == order_id)
+        .values(state=state, rejection_reason=reason, updated_at=now, **values)
+    )
+    await ctx.session.execute(
+        state_changes.insert().values(order_id=order_id, state=state, reason=reason, at=now)
+    )
+
+
+class Orders:
+    """The Order Service's operations (used by its REST and gRPC adapters)."""
+
+    def __init__(self, service: Service, watch: OrderWatch) -> None:
+        self.service = service
+        self.watch = watch
+
+    async def restaurant(self, restaurant_id: str) -> RestaurantReplica | None:
+        async with self.service.transaction() as ctx:
+            stmt = select(restaurant_replica).where(
+                restaurant_replica.c.restaurant_id == restaurant_id
+            )
+            row = (await ctx.session.execute(stmt)).mappings().first()
+        return RestaurantReplica(**row) if row is not None else None
+
+    async def create(self, request: CreateOrderRequest) -> Order:
+        """Create the order PENDING and send both validations, in one transaction."""
+        replica = await self.restaurant(request.restaurant_id)
+        if replica is None:
+            raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
+        prices = {m.menu_item_id: m.price for m in replica.menu}
+        total = sum(
+            (prices.get(li.menu_item_id, Decimal(0)) * li.quantity for li in request.line_items),
+            Decimal("0"),
+        )
+        order_id = new_id()
+        now = time.time()
+        async with self.service.transaction() as ctx:
+            await ctx.session.execute(
+                orders.insert().values(
+                    order_id=order_id,
+                    consumer_id=request.consumer_id,
+                    restaurant_id=request.restaurant_id,
+                    state=PENDING,
+                    order_total=total,
+                    line_items=[li.model_dump() for li in request.line_items],
+                    delivery_address=request.delivery_address.model_dump(),
+                    delivery_time=request.delivery_time,
+                    consumer_ok=0,
+                    restaurant_ok=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await ctx.session.execute(
+                state_changes.insert().values(order_id=order_id, state=PENDING, at=now)
+            )
+            await ctx.send(
+                ValidateConsumerInfo(
+                    consumer_id=request.consumer_id, order_id=order_id, order_total=total
+                ),
+                correlation_id=order_id,
+            )
+            await ctx.send(
+                ValidateOrderDetails(
+                    order_id=order_id,
+                    restaurant_id=request.restaurant_id,
+                    line_items=request.line_items,
+                    delivery_postcode=request.delivery_address.postcode,
+                ),
+                correlation_id=order_id,
+            )
+            await ctx.publish(
+                OrderCreated(
+                    order_id=order_id,
+                    consumer_id=request.consumer_id,
+                    restaurant_id=request.restaurant_id,
+                    line_items=request.line_items,
+                    order_total=total,
+                ),
+                headers={"correlationid": order_id},
+            )
+        self.watch.changed(order_id)
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+    async def get(self, order_id: str) -> Order | None:
+        async with self.service.transaction() as ctx:
+            row = await _load(ctx.session, order_id)
+        return Order(**row) if row is not None else None
+
+    async def history(self, order_id: str) -> list[StateChange]:
+        async with self.service.transaction() as ctx:
+            stmt = (
+                select(state_changes)
+                .where(state_changes.c.order_id == order_id)
+                .order_by(state_changes.c.id)
+            )
+            rows = (await ctx.session.execute(stmt)).mappings().all()
+        return [
+            StateChange(**{k: r[k] for k in ("order_id", "state", "reason", "at")}) for r in rows
+        ]
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel a PENDING order; raises LookupError or OrderStateError."""
+        async with self.service.transaction() as ctx:
+            row = await _load(ctx.session, order_id, lock=True)
+            if row is None:
+                raise LookupError(f"order {order_id} does not exist")
+            if row["state"] != PENDING:
+                raise OrderStateError(f"order {order_id} is {row['state']}, not PENDING")
+            await _set_state(ctx, order_id, CANCELLED)
+            await ctx.publish(OrderCancelled(order_id=order_id))
+        self.watch.changed(order_id)
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+
+def create_order_service(
+    db: str | AsyncEngine, transport: str | Transport, **options: Any
+) -> tuple[Service, Orders]:
+    """The Order Service with its handlers registered (not yet started), and its operations."""
+    watch = OrderWatch()
+    user_hook: Callable[[Message, Outcome, HandlerSpec | None], None] | None = options.pop(
+        "on_outcome", None
+    )
+
+    def on_outcome(message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
+        # Replies are keyed by order id: a handled one may have changed the order.
+        if outcome is Outcome.HANDLED and message.kind == "reply" and message.partition_key:
+            watch.changed(message.partition_key)
+        if user_hook is not None:
+            user_hook(message, outcome, spec)
+
+    service = Service(
+        NAME, db=db, transport=transport, tables=[metadata], on_outcome=on_outcome, **options
+    )
+    service.sends(
+        ValidateConsumerInfo,
+        ValidateOrderDetails,
+        OrderCreated,
+        OrderValidated,
+        OrderRejected,
+        OrderCancelled,
+    )
+    operations = Orders(service, watch)
+
+    async def reject(ctx: Context, order_id: str, reason: str) -> None:
+        row = await _load(ctx.session, order_id, lock=True)
+        if row is None or row["state"] != PENDING:
+            return  # already decided (or cancelled): a later reply changes nothing
+        await _set_state(ctx, order_id, REJECTED, reason)
+        await ctx.publish(OrderRejected(order_id=order_id, reason=reason))
+
+    async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
+        row = await _load(ctx.session, order_id, lock=True)
+        if row is None or row["state"] != PENDING:
+            return
+        row.update(flags)
+        if row["consumer_ok"] and row["restaurant_ok"]:
+            await _set_state(ctx, order_id, VALIDATED, **flags)
+            await ctx.publish(OrderValidated(order_id=order_id, order_total=row["order_total"]))
+        else:
+            await ctx.session.execute(
+                orders.update().where(orders.c.order_id == order_id).values(**flags)
+            )
+
+    @service.on_reply(ConsumerValidated)
+    async def consumer_validated(reply: ConsumerValidated, ctx: Context) -> None:
+        await approve_part(ctx, reply.order_id, consumer_ok=1)
+
+    @service.on_reply(ConsumerValidationFailed)
+    async def consumer_rejected(reply: ConsumerValidationFailed, ctx: Context) -> None:
+        await reject(ctx, reply.order_id, f"consumer: {reply.reason}")
+
+    @service.on_reply(OrderDetailsValidated)
+    async def details_validated(reply: OrderDetailsValidated, ctx: Context) -> None:
+        await approve_part(ctx, reply.order_id, restaurant_ok=1, order_total=reply.order_total)
+
+    @service.on_reply(OrderDetailsRejected)
+    async def details_rejected(reply: OrderDetailsRejected, ctx: Context) -> None:
+        await reject(ctx, reply.order_id, f"restaurant: {reply.reason}")
+
+    async def upsert_replica(ctx: Context, restaurant_id: str, **values: Any) -> None:
+        stmt = select(restaurant_replica.c.restaurant_id).where(
+            restaurant_replica.c.restaurant_id == restaurant_id
+        )
+        exists = (await ctx.session.execute(stmt)).first() is not None
+        if exists:
+            await ctx.session.execute(
+                restaurant_replica.update()
+                .where(restaurant_replica.c.restaurant_id == restaurant_id)
+                .values(**values)
+            )
+        elif "name" in values:
+            await ctx.session.execute(
+                restaurant_replica.insert().values(restaurant_id=restaurant_id, **values)
+            )
+
+    @service.subscribes(RestaurantCreated)
+    async def restaurant_created(evt: RestaurantCreated, ctx: Context) -> None:
+        await upsert_replica(
+            ctx,
+            evt.restaurant_id,
+            name=evt.name,
+            menu=_menu_json(evt.menu),
+            postcodes=list(evt.postcodes),
+        )
+
+    @service.subscribes(RestaurantMenuRevised)
+    async def menu_revised(evt: RestaurantMenuRevised, ctx: Context) -> None:
+        await upsert_replica(ctx, evt.restaurant_id, menu=_menu_json(evt.menu))
+
+    return service, operations

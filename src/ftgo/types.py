@@ -1,0 +1,36 @@
+"""Value types shared by FTGO's published APIs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LineItem(BaseModel):
+    """One line of an order: a menu item and how many."""
+
+    model_config = ConfigDict(frozen=True)
+
+    menu_item_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=1000)
+
+
+class MenuItem(BaseModel):
+    """One dish on a restaurant's menu."""
+
+    model_config = ConfigDict(frozen=True)
+
+    menu_item_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    price: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+
+
+class Address(BaseModel):
+    """A delivery address."""
+
+    model_config = ConfigDict(frozen=True)
+
+    street: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postcode: str = Field(min_length=1, max_length=20)
