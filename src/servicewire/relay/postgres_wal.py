@@ -1,0 +1,373 @@
+"""PostgreSQL transaction log tailing: publish outbox inserts read from logical replication.
+
+The relay reads the outbox's inserts from a logical replication slot with the built-in
+``pgoutput`` plugin, through psycopg2's replication connection (psycopg 3 and asyncpg
+do not speak the replication protocol). Changes arrive in commit order, whole
+transactions at a time, so there is no commit-order gap to worry about::
+
+    relay = PostgresWalRelay(engine, transport, name="orders")   # slot servicewire_orders
+    await relay.start()
+
+Guarantees and mechanics:
+
+* It creates its publication (``FOR TABLE servicewire_outbox WITH (publish = 'insert')``)
+  and slot when missing, and checks both when present.
+* A transaction's flush position is reported to the server only after the broker
+  confirmed every message of it; a crash before that replays the transaction (at least
+  once). When no outbox rows arrive, the position follows the server's keepalives, so
+  an idle relay does not pin WAL.
+* The slot is its own lock: PostgreSQL lets one connection stream a slot at a time.
+  Other relays with the same name retry every ``takeover_interval`` seconds and take
+  over as soon as the owner's connection is gone.
+* On taking the slot the relay first publishes the rows still in the table (written
+  before the slot existed, or published but not yet deleted), then streams.
+* Published rows are deleted by id; with ``write_messages(..., delete_after_insert=True)``
+  the table stays empty and nothing needs deleting.
+* It warns when the slot retains more than ``retained_wal_warning`` bytes of WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicewire.database import DatabaseError, plain_url
+from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
+from servicewire.relay.base import Relay
+from servicewire.relay.pgoutput import Begin, Commit, Insert, PgOutputDecoder, int_to_lsn, lsn_to_int
+from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.transports.base import Transport
+
+log = logging.getLogger("servicewire.relay")
+
+_IDENT = re.compile(r"[^a-z0-9_]")
+
+
+def slot_name_for(name: str) -> str:
+    """The slot (and publication) name of relay ``name``: ``servicewire_<name>``, sanitised."""
+    return ("servicewire_" + _IDENT.sub("_", name.lower()))[:63]
+
+
+def row_from_text(values: dict[str, str | None]) -> OutboxRow:
+    """An outbox row from pgoutput's text values (``bytea`` arrives as ``\\x`` hex)."""
+    payload = values.get("payload") or ""
+    return OutboxRow(
+        id=int(values["id"] or 0),
+        message_id=values.get("message_id") or "",
+        destination=values.get("destination") or "",
+        headers=values.get("headers") or "",
+        payload=bytes.fromhex(payload[2:]) if payload.startswith("\\x") else payload.encode(),
+        partition_key=values.get("partition_key"),
+        shard=int(values.get("shard") or 0),
+        created_at=float(values.get("created_at") or 0.0),
+    )
+
+
+class PostgresWalRelay(Relay):
+    """Publishes outbox inserts streamed from a ``pgoutput`` logical replication slot."""
+
+    mode = "postgres-wal"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        *,
+        name: str = "relay",
+        slot: str | None = None,
+        publication: str | None = None,
+        batch_size: int = 500,
+        status_interval: float = 1.0,
+        takeover_interval: float = 1.0,
+        retained_wal_warning: int = 1 << 30,
+        progress_interval: float = 5.0,
+    ) -> None:
+        super().__init__(
+            engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
+        )
+        self.slot = slot or slot_name_for(name)
+        self.publication = publication or self.slot
+        for what, value in (("slot", self.slot), ("publication", self.publication)):
+            if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
+                raise ValueError(f"invalid {what} name {value!r}: use 1-63 of a-z 0-9 _")
+        self.status_interval = status_interval
+        self.takeover_interval = takeover_interval
+        self.retained_wal_warning = retained_wal_warning
+        self.flushed_lsn = 0
+        self._reply_requested = False
+        self._next_wal_check = 0.0
+
+    # Setup -----------------------------------------------------------------------------
+
+    async def ensure_slot(self) -> None:
+        """Create the publication and the slot if missing; check them if present."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            level = (await conn.execute(text("SHOW wal_level"))).scalar_one()
+            if level != "logical":
+                raise DatabaseError(
+                    f"wal_level is {level!r}; the postgres-wal relay needs wal_level=logical"
+                )
+            tables = (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_publication_tables WHERE pubname = :p"),
+                    {"p": self.publication},
+                )
+            ).scalars().all()
+            exists = (
+                await conn.execute(
+                    text("SELECT count(*) FROM pg_publication WHERE pubname = :p"),
+                    {"p": self.publication},
+                )
+            ).scalar_one()
+            if not exists:
+                with contextlib.suppress(Exception):  # another relay may race us to it
+                    await conn.execute(
+                        text(
+                            f"CREATE PUBLICATION {self.publication} FOR TABLE {OUTBOX_TABLE} "
+                            "WITH (publish = 'insert')"
+                        )
+                    )
+            elif OUTBOX_TABLE not in tables:
+                raise DatabaseError(
+                    f"publication {self.publication} exists but does not include {OUTBOX_TABLE}"
+                )
+            slot = (
+                await conn.execute(
+                    text(
+                        "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = :s"
+                    ),
+                    {"s": self.slot},
+                )
+            ).first()
+            database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+            if slot is None:
+                try:
+                    await conn.execute(
+                        text("SELECT pg_create_logical_replication_slot(:s, 'pgoutput')"),
+                        {"s": self.slot},
+                    )
+                    log.info("relay %s: created replication slot %s", self.name, self.slot)
+                except Exception as exc:
+                    if "already exists" not in str(exc):
+                        raise
+            elif slot.plugin != "pgoutput" or slot.database != database:
+                raise DatabaseError(
+                    f"replication slot {self.slot} belongs to plugin {slot.plugin!r} on "
+                    f"database {slot.database!r}; expected pgoutput on {database!r}"
+                )
+            await conn.execute(
+                pg_insert(relay_checkpoint)
+                .values(relay=self.name, published=0, updated_at=time.time())
+                .on_conflict_do_nothing()
+            )
+
+    async def drop_slot(self) -> None:
+        """Drop the slot and publication (a slot nobody reads retains WAL forever)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for _ in range(50):  # the walsender may take a moment to let go
+                try:
+                    await conn.execute(
+                        text(
+                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                            " WHERE slot_name = :s"
+                        ),
+                        {"s": self.slot},
+                    )
+                    break
+                except Exception as exc:
+                    if "is active" not in str(exc):
+                        raise
+                    await asyncio.sleep(0.1)
+            await conn.execute(text(f"DROP PUBLICATION IF EXISTS {self.publication}"))
+
+    # The loop ------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        import psycopg2
+        import psycopg2.errors
+        import psycopg2.extras
+
+        await self.ensure_slot()
+        dsn = plain_url(self.engine)
+        connection = await asyncio.to_thread(
+            psycopg2.connect, dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
+        )
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.start_replication(
+                    slot_name=self.slot,
+                    decode=False,
+                    options={"proto_version": "1", "publication_names": self.publication},
+                    status_interval=self.status_interval,
+                )
+            except psycopg2.errors.ObjectInUse:
+                # Another relay streams the slot: stand by and try again.
+                await self._idle_until_stopping(self.takeover_interval)
+                return
+            log.info("relay %s: streaming slot %s", self.name, self.slot)
+            await self._sweep()
+            await self._stream(connection, cursor)
+        finally:
+            connection.close()
+
+    async def _idle_until_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _stream(self, connection: Any, cursor: Any) -> None:
+        decoder = PgOutputDecoder()
+        pending: list[OutboxRow] | None = None
+        ready: list[OutboxRow] = []
+        ready_lsn = 0
+        while not self._stopping.is_set():
+            while len(ready) < self.batch_size:
+                message = cursor.read_message()
+                if message is None:
+                    break
+                item = decoder.feed(message.payload)
+                if isinstance(item, Begin):
+                    pending = []
+                elif isinstance(item, Insert):
+                    if item.relation.name == OUTBOX_TABLE and pending is not None:
+                        pending.append(row_from_text(item.values))
+                elif isinstance(item, Commit):
+                    ready.extend(pending or ())
+                    ready_lsn = max(ready_lsn, item.end_lsn)
+                    pending = None
+            if ready or ready_lsn > self.flushed_lsn:
+                if ready:
+                    await self._publish(ready, ready_lsn)
+                    ready = []
+                # Only now, with the broker's confirmation, may the server forget it.
+                cursor.send_feedback(flush_lsn=ready_lsn)
+                self.flushed_lsn = ready_lsn
+                continue
+            if pending is None and cursor.wal_end > self.flushed_lsn:
+                # Nothing of ours in flight: follow the server's position so the slot
+                # does not retain WAL of other tables and databases.
+                cursor.send_feedback(flush_lsn=cursor.wal_end)
+                self.flushed_lsn = ready_lsn = cursor.wal_end
+            if time.monotonic() >= self._next_wal_check:
+                await self._check_retained_wal()
+            if self._reply_requested:
+                self._reply_requested = False
+                cursor.send_feedback(reply=True)
+            await self._readable(connection.fileno(), self.status_interval)
+
+    async def _readable(self, fd: int, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({ready, woken}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            loop.remove_reader(fd)
+            woken.cancel()
+            self._wakeup.clear()
+
+    def wake(self) -> None:
+        # Ask the server for a keepalive at once, so the position catches up quickly.
+        self._reply_requested = True
+        super().wake()
+
+    async def _publish(self, rows: list[OutboxRow], lsn: int) -> None:
+        published, bad = await publish_rows(self.transport, rows)
+        now = time.time()
+        async with self.engine.begin() as conn:
+            ids = [r.id for r in published]
+            if ids:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            await move_aside(conn, bad, self.name)
+            values: dict[str, Any] = {"position": int_to_lsn(lsn), "updated_at": now}
+            if published:
+                values["last_published_at"] = now
+                values["published"] = relay_checkpoint.c.published + len(published)
+            await conn.execute(
+                update(relay_checkpoint).where(relay_checkpoint.c.relay == self.name).values(values)
+            )
+        self._count(len(published), len(bad))
+
+    async def _sweep(self) -> None:
+        """Publish rows left in the table (from before the slot, or not yet deleted)."""
+        while not self._stopping.is_set():
+            async with self.engine.connect() as conn:
+                result = await conn.execute(
+                    select(outbox).order_by(outbox.c.id).limit(self.batch_size)
+                )
+                rows = [OutboxRow.from_mapping(r) for r in result.mappings()]
+            if not rows:
+                return
+            await self._publish(rows, self.flushed_lsn)
+
+    async def _check_retained_wal(self) -> None:
+        self._next_wal_check = time.monotonic() + 30.0
+        retained = await self.retained_wal()
+        if retained is not None and retained > self.retained_wal_warning:
+            log.warning(
+                "relay %s: slot %s retains %.1f MiB of WAL (threshold %.1f MiB)",
+                self.name,
+                self.slot,
+                retained / 2**20,
+                self.retained_wal_warning / 2**20,
+            )
+
+    async def retained_wal(self) -> int | None:
+        """Bytes of WAL the slot keeps on the server (``None`` if the slot is missing)."""
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    text(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)"
+                        " FROM pg_replication_slots WHERE slot_name = :s"
+                    ),
+                    {"s": self.slot},
+                )
+            ).scalar()
+        return None if value is None else int(value)
+
+    async def backlog(self) -> int:
+        """Bytes of WAL between the server's position and the slot's confirmed position."""
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    text(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)"
+                        " FROM pg_replication_slots WHERE slot_name = :s"
+                    ),
+                    {"s": self.slot},
+                )
+            ).scalar()
+        return 0 if value is None else max(0, int(value))
+
+    async def drain(self, timeout: float) -> None:
+        async with self.engine.connect() as conn:
+            target = (
+                await conn.execute(text("SELECT pg_current_wal_lsn()::text"))
+            ).scalar_one()
+
+        async def done() -> bool:
+            async with self.engine.connect() as conn:
+                confirmed = (
+                    await conn.execute(
+                        text(
+                            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
+                            " WHERE slot_name = :s"
+                        ),
+                        {"s": self.slot},
+                    )
+                ).scalar()
+            return confirmed is not None and lsn_to_int(confirmed) >= lsn_to_int(target)
+
+        await self._wait_for(done, timeout, "drain")

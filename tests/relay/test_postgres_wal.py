@@ -1,0 +1,52 @@
+"""The PostgreSQL WAL-tailing relay against the local PostgreSQL (wal_level=logical)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from servicewire.database import create_engine
+from servicewire.outbox import outbox, write_messages
+from servicewire.relay.postgres_wal import PostgresWalRelay
+from servicewire.transports import connect_transport
+from servicewire.transports.base import Transport
+from tests.relay.dbs import private_database
+from tests.relay.helpers import Collector, eventually, make_messages, unique
+
+
+@contextlib.asynccontextmanager
+async def wal_relay(url: str, transport: Transport, **kw: object) -> AsyncIterator[PostgresWalRelay]:
+    engine = create_engine(url)
+    relay = PostgresWalRelay(engine, transport, name=unique("t").replace(".", "_"), **kw)  # type: ignore[arg-type]
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+        await relay.drop_slot()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("delete_after_insert", [False, True])
+async def test_streams_inserts(delete_after_insert: bool) -> None:
+    async with private_database("postgres") as url:
+        transport = await connect_transport(f"memory://{unique('b')}")
+        channel = unique("orders")
+        collector = await Collector.open(transport, channel)
+        async with wal_relay(url, transport) as relay:
+            await relay.start()
+            await eventually(lambda: relay.flushed_lsn > 0 or relay.published > 0, 10, "start")
+            async with relay.engine.begin() as conn:
+                await write_messages(
+                    conn, make_messages(channel, 100), delete_after_insert=delete_after_insert
+                )
+            await relay.drain(20)
+            await eventually(lambda: len(collector.unique_ids) == 100, 10, "all 100")
+            assert collector.seqs_by_key() == {f"k{k}": list(range(k, 100, 4)) for k in range(4)}
+            async with relay.engine.connect() as conn:
+                left = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
+            assert left == 0
+        await collector.close()
+        await transport.close()
