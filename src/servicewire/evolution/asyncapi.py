@@ -1,0 +1,190 @@
+"""Compare two AsyncAPI 3.0 documents: channels, operations and their messages.
+
+Channels and operations are the API's surface: adding one is MINOR, removing one or
+changing its address or action is MAJOR. Message payloads are message schemas, judged
+in both directions (see :mod:`servicewire.evolution.jsonschema`, context ``message``);
+an Avro payload (``schemaFormat: application/vnd.apache.avro...``) is compared with the
+Avro rules::
+
+    report = compare_asyncapi(old_doc, new_doc, Policy())
+    [c.code for c in report.changes]      # ["message-property-added-optional"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from servicewire.evolution.avro import compare_avro
+from servicewire.evolution.jsonschema import SchemaDiff, canonical
+from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.policy import Collector, Policy
+from servicewire.evolution.refs import resolve
+
+_DOC_KEYS = ("title", "summary", "description")
+
+
+def check_asyncapi(doc: Any, source: str) -> None:
+    """Raise :class:`DocumentError` unless ``doc`` looks like AsyncAPI 3.x."""
+    if not isinstance(doc, dict) or not str(doc.get("asyncapi", "")).startswith("3."):
+        raise DocumentError(source, "not an AsyncAPI 3.x document (no 'asyncapi: 3.x')")
+
+
+def compare_asyncapi(old: Any, new: Any, policy: Policy, source: str = "asyncapi") -> Report:
+    """Every difference between two AsyncAPI 3 documents, with the bump each needs."""
+    check_asyncapi(old, source)
+    check_asyncapi(new, source)
+    return _AsyncApiDiff(old, new, policy, source).run()
+
+
+def _ref_name(value: Any) -> str:
+    """``{"$ref": "#/channels/orders"}`` -> ``orders``."""
+    if isinstance(value, dict) and isinstance(value.get("$ref"), str):
+        return str(value["$ref"]).rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+    return canonical(value)
+
+
+class _AsyncApiDiff:
+    def __init__(
+        self, old: dict[str, Any], new: dict[str, Any], policy: Policy, source: str
+    ) -> None:
+        self.old = old
+        self.new = new
+        self.policy = policy
+        self.source = source
+        self.out = Collector("asyncapi", policy)
+        self.schemas = SchemaDiff(self.out, old, new, source)
+
+    def run(self) -> Report:
+        old_info, new_info = self.old.get("info") or {}, self.new.get("info") or {}
+        for key in _DOC_KEYS:
+            if canonical(old_info.get(key)) != canonical(new_info.get(key)):
+                self.out.add("documentation-changed", join("/info", key), f"info.{key} changed")
+        self._channels()
+        self._operations()
+        return self.out.report
+
+    def _section(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        section = doc.get(key) or {}
+        if not isinstance(section, dict):
+            raise DocumentError(self.source, f"'{key}' must be an object")
+        return {name: resolve(doc, value, self.source) for name, value in section.items()}
+
+    def _channels(self) -> None:
+        old, new = self._section(self.old, "channels"), self._section(self.new, "channels")
+        for name in sorted(new.keys() - old.keys()):
+            self.out.add("channel-added", join("/channels", name), f"channel {name!r} added")
+        for name in sorted(old.keys() - new.keys()):
+            self.out.add("channel-removed", join("/channels", name), f"channel {name!r} removed")
+        for name in sorted(old.keys() & new.keys()):
+            loc = join("/channels", name)
+            a, b = old[name] or {}, new[name] or {}
+            if a.get("address", name) != b.get("address", name):
+                self.out.add(
+                    "channel-address-changed",
+                    join(loc, "address"),
+                    f"address {a.get('address')!r} -> {b.get('address')!r}",
+                )
+            for key in _DOC_KEYS:
+                if canonical(a.get(key)) != canonical(b.get(key)):
+                    self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+            old_msgs = a.get("messages") or {}
+            new_msgs = b.get("messages") or {}
+            for msg in sorted(new_msgs.keys() - old_msgs.keys()):
+                self.out.add(
+                    "channel-message-added", join(loc, "messages", msg), f"message {msg!r} added"
+                )
+            for msg in sorted(old_msgs.keys() - new_msgs.keys()):
+                self.out.add(
+                    "channel-message-removed",
+                    join(loc, "messages", msg),
+                    f"message {msg!r} removed",
+                )
+            for msg in sorted(old_msgs.keys() & new_msgs.keys()):
+                self._message(old_msgs[msg], new_msgs[msg], join(loc, "messages", msg))
+
+    def _operations(self) -> None:
+        old, new = self._section(self.old, "operations"), self._section(self.new, "operations")
+        for name in sorted(new.keys() - old.keys()):
+            self.out.add("operation-added", join("/operations", name), f"operation {name!r} added")
+        for name in sorted(old.keys() - new.keys()):
+            self.out.add(
+                "operation-removed", join("/operations", name), f"operation {name!r} removed"
+            )
+        for name in sorted(old.keys() & new.keys()):
+            loc = join("/operations", name)
+            a, b = old[name] or {}, new[name] or {}
+            if a.get("action") != b.get("action"):
+                self.out.add(
+                    "operation-action-changed",
+                    join(loc, "action"),
+                    f"action {a.get('action')} -> {b.get('action')}",
+                )
+            if _ref_name(a.get("channel")) != _ref_name(b.get("channel")):
+                self.out.add(
+                    "operation-channel-changed",
+                    join(loc, "channel"),
+                    f"channel {_ref_name(a.get('channel'))} -> {_ref_name(b.get('channel'))}",
+                )
+            for key in _DOC_KEYS:
+                if canonical(a.get(key)) != canonical(b.get(key)):
+                    self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+            old_msgs = {_ref_name(m) for m in a.get("messages") or []}
+            new_msgs = {_ref_name(m) for m in b.get("messages") or []}
+            for msg in sorted(new_msgs - old_msgs):
+                self.out.add(
+                    "operation-message-added", join(loc, "messages"), f"message {msg!r} added"
+                )
+            for msg in sorted(old_msgs - new_msgs):
+                self.out.add(
+                    "operation-message-removed", join(loc, "messages"), f"message {msg!r} removed"
+                )
+
+    def _message(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+        old = resolve(self.old, old_raw, self.source) or {}
+        new = resolve(self.new, new_raw, self.source) or {}
+        for key in (*_DOC_KEYS, "name"):
+            if canonical(old.get(key)) != canonical(new.get(key)):
+                self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+        if old.get("contentType") != new.get("contentType"):
+            self.out.add(
+                "message-content-type-changed",
+                join(loc, "contentType"),
+                f"content type {old.get('contentType')} -> {new.get('contentType')}",
+            )
+        if "headers" in old or "headers" in new:
+            self.schemas.compare(
+                old.get("headers", {}), new.get("headers", {}), join(loc, "headers"), "message"
+            )
+        self._payload(old.get("payload", {}), new.get("payload", {}), join(loc, "payload"))
+
+    def _payload(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+        old = resolve(self.old, old_raw, self.source)
+        new = resolve(self.new, new_raw, self.source)
+        old_format, old_schema = _unwrap(old)
+        new_format, new_schema = _unwrap(new)
+        if _is_avro(old_format) != _is_avro(new_format):
+            self.out.add(
+                "message-payload-format-changed",
+                join(loc, "schemaFormat"),
+                f"schema format {old_format} -> {new_format}",
+            )
+            return
+        if _is_avro(old_format):
+            report = compare_avro(old_schema, new_schema, self.policy, self.source)
+            for change in report.changes:
+                self.out.add(
+                    change.code, f"{join(loc, 'schema')}#{change.location}", change.message
+                )
+            return
+        self.schemas.compare(old_schema, new_schema, loc, "message")
+
+
+def _unwrap(payload: Any) -> tuple[str, Any]:
+    """A Multi Format Schema Object ``{schemaFormat, schema}`` -> (format, schema)."""
+    if isinstance(payload, dict) and "schemaFormat" in payload and "schema" in payload:
+        return str(payload["schemaFormat"]), payload["schema"]
+    return "application/schema+json", payload
+
+
+def _is_avro(schema_format: str) -> bool:
+    return "avro" in schema_format.lower()

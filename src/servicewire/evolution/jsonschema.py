@@ -1,0 +1,347 @@
+"""Compare two JSON Schemas, judged by who writes and who reads the data they describe.
+
+The same schema change means different things in different places, so every comparison
+names a *context*:
+
+* ``request``: old clients write, the new server reads. Widening is compatible (MINOR),
+  narrowing breaks clients (MAJOR).
+* ``response``: the new server writes, old clients read (tolerantly, ignoring unknown
+  properties). New properties are MINOR, narrowing is harmless (PATCH), widening breaks
+  clients (MAJOR).
+* ``message``: producers and consumers on either version must read each other's
+  messages, so only additive optional properties are MINOR; any other change to what
+  is valid is MAJOR.
+
+Codes are the context plus a base code, e.g. ``request-property-added-required``::
+
+    collector = Collector("jsonschema", Policy())
+    SchemaDiff(collector, old_doc, new_doc, "schema.json").compare(old_doc, new_doc, "", "message")
+    collector.report.bump      # Bump.MINOR for an added optional property
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from servicewire.evolution.model import DocumentError, join
+from servicewire.evolution.policy import Collector
+from servicewire.evolution.refs import resolve
+
+Context = Literal["request", "response", "message"]
+
+_DOC_KEYS = ("title", "description", "examples", "example", "$comment", "deprecated")
+# Lower bounds: raising them (or adding one) rejects values that were valid.
+_LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
+# Upper bounds: lowering them (or adding one) rejects values that were valid.
+_UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_ALL_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+
+
+def canonical(value: Any) -> str:
+    """A stable text form used to compare enum values, consts and defaults."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class SchemaDiff:
+    """Walks an old and a new schema side by side and reports each difference."""
+
+    def __init__(self, out: Collector, old_root: Any, new_root: Any, source: str) -> None:
+        self.out = out
+        self.old_root = old_root
+        self.new_root = new_root
+        self.source = source
+        self._active: set[tuple[str, str]] = set()
+
+    # Entry point --------------------------------------------------------------------------
+
+    def compare(self, old: Any, new: Any, loc: str, ctx: Context) -> None:
+        """Report every difference between schema ``old`` and ``new`` at ``loc``."""
+        old_ref = old.get("$ref") if isinstance(old, dict) else None
+        new_ref = new.get("$ref") if isinstance(new, dict) else None
+        pair = (str(old_ref), str(new_ref))
+        if old_ref and new_ref:
+            # Recursive schemas (a tree of categories) would recurse for ever.
+            if pair in self._active:
+                return
+            self._active.add(pair)
+        try:
+            self._compare(
+                self._flatten(old, self.old_root), self._flatten(new, self.new_root), loc, ctx
+            )
+        finally:
+            self._active.discard(pair)
+
+    # Normalisation ------------------------------------------------------------------------
+
+    def _flatten(self, node: Any, root: Any) -> dict[str, Any]:
+        """Resolve ``$ref`` and merge ``allOf`` members, so equal meanings compare equal."""
+        node = resolve(root, node, self.source)
+        if node is True or node is None:
+            return {}
+        if node is False:
+            return {"not": {}}
+        if not isinstance(node, dict):
+            raise DocumentError(self.source, f"a schema must be an object, got {node!r}")
+        if "allOf" not in node:
+            return node
+        merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
+        props: dict[str, Any] = dict(merged.get("properties", {}))
+        required: list[str] = list(merged.get("required", []))
+        for part in node["allOf"]:
+            flat = self._flatten(part, root)
+            props.update(flat.get("properties", {}))
+            required.extend(r for r in flat.get("required", []) if r not in required)
+            for key, value in flat.items():
+                if key not in ("properties", "required"):
+                    merged.setdefault(key, value)
+        if props:
+            merged["properties"] = props
+        if required:
+            merged["required"] = required
+        return merged
+
+    def _types(self, schema: dict[str, Any], root: Any) -> frozenset[str] | None:
+        """The set of JSON types a schema admits, or ``None`` when it does not say."""
+        raw = schema.get("type")
+        types: set[str]
+        if isinstance(raw, str):
+            types = {raw}
+        elif isinstance(raw, list):
+            types = {str(t) for t in raw}
+        else:
+            variants = self._simple_variants(schema, root)
+            if variants is not None:
+                types = variants
+            elif "properties" in schema:
+                types = {"object"}
+            elif "items" in schema:
+                types = {"array"}
+            else:
+                return None
+        if schema.get("nullable") is True:  # OpenAPI 3.0 spelling of "or null"
+            types.add("null")
+        return frozenset(types)
+
+    def _simple_variants(self, schema: dict[str, Any], root: Any) -> set[str] | None:
+        """``anyOf: [{type: integer}, {type: null}]`` (Pydantic's Optional) as a type set."""
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if not isinstance(options, list):
+                continue
+            types: set[str] = set()
+            for option in options:
+                flat = self._flatten(option, root)
+                if set(flat) - {"type", *_DOC_KEYS} or not isinstance(flat.get("type"), str):
+                    return None
+                types.add(flat["type"])
+            return types
+        return None
+
+    # The comparison -----------------------------------------------------------------------
+
+    def _emit(self, ctx: Context, base: str, loc: str, message: str) -> None:
+        self.out.add(f"{ctx}-{base}", loc, message)
+
+    def _compare(self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context) -> None:
+        self._compare_docs(old, new, loc)
+        old_types = self._types(old, self.old_root)
+        new_types = self._types(new, self.new_root)
+        self._compare_types(old_types, new_types, loc, ctx)
+        self._compare_enum(old, new, loc, ctx)
+        self._compare_constraints(old, new, loc, ctx)
+        if "default" in old or "default" in new:
+            if canonical(old.get("default")) != canonical(new.get("default")):
+                self.out.add("default-changed", loc, "the default value changed")
+        if _is_object(old, old_types) or _is_object(new, new_types):
+            self._compare_object(old, new, loc, ctx)
+        if "items" in old or "items" in new:
+            self.compare(old.get("items", {}), new.get("items", {}), join(loc, "items"), ctx)
+        if self._simple_variants(old, self.old_root) is None or (
+            self._simple_variants(new, self.new_root) is None
+        ):
+            self._compare_variants(old, new, loc, ctx)
+
+    def _compare_docs(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
+        for key in _DOC_KEYS:
+            if canonical(old.get(key)) != canonical(new.get(key)):
+                self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+
+    def _compare_types(
+        self, old: frozenset[str] | None, new: frozenset[str] | None, loc: str, ctx: Context
+    ) -> None:
+        if old == new:
+            return
+        old_set = _expand(old)
+        new_set = _expand(new)
+        shown_old = "any" if old is None else "|".join(sorted(old))
+        shown_new = "any" if new is None else "|".join(sorted(new))
+        what = f"type {shown_old} became {shown_new}"
+        if old_set == new_set:
+            return
+        if old_set < new_set:
+            self._emit(ctx, "type-widened", loc, what)
+        elif new_set < old_set:
+            self._emit(ctx, "type-narrowed", loc, what)
+        else:
+            self._emit(ctx, "type-changed", loc, what)
+
+    def _compare_enum(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        if "const" in old or "const" in new:
+            if canonical(old.get("const")) != canonical(new.get("const")):
+                if "const" in old and "const" in new:
+                    self._emit(
+                        ctx, "type-changed", join(loc, "const"), "the constant value changed"
+                    )
+                elif "const" in new:
+                    self._emit(
+                        ctx, "constraint-tightened", join(loc, "const"), "a constant was added"
+                    )
+                else:
+                    self._emit(
+                        ctx, "constraint-loosened", join(loc, "const"), "the constant was removed"
+                    )
+        if "enum" not in old and "enum" not in new:
+            return
+        if "enum" not in new:
+            self._emit(ctx, "constraint-loosened", join(loc, "enum"), "the enum was removed")
+            return
+        if "enum" not in old:
+            self._emit(ctx, "constraint-tightened", join(loc, "enum"), "an enum was added")
+            return
+        old_values = {canonical(v): v for v in old["enum"]}
+        new_values = {canonical(v): v for v in new["enum"]}
+        for key in sorted(new_values.keys() - old_values.keys()):
+            self._emit(ctx, "enum-value-added", join(loc, "enum"), f"enum value {key} added")
+        for key in sorted(old_values.keys() - new_values.keys()):
+            self._emit(ctx, "enum-value-removed", join(loc, "enum"), f"enum value {key} removed")
+
+    def _compare_constraints(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        for key, tighter in [(k, True) for k in _LOWER] + [(k, False) for k in _UPPER]:
+            a, b = old.get(key), new.get(key)
+            if a == b or isinstance(a, bool) or isinstance(b, bool):
+                continue
+            where = join(loc, key)
+            if a is None:
+                self._emit(ctx, "constraint-tightened", where, f"{key} {b} added")
+            elif b is None:
+                self._emit(ctx, "constraint-loosened", where, f"{key} {a} removed")
+            elif (b > a) == tighter:
+                self._emit(ctx, "constraint-tightened", where, f"{key} {a} -> {b}")
+            else:
+                self._emit(ctx, "constraint-loosened", where, f"{key} {a} -> {b}")
+        for key in ("pattern", "format", "multipleOf"):
+            a, b = old.get(key), new.get(key)
+            if a == b:
+                continue
+            where = join(loc, key)
+            if a is None:
+                self._emit(ctx, "constraint-tightened", where, f"{key} {b!r} added")
+            elif b is None:
+                self._emit(ctx, "constraint-loosened", where, f"{key} {a!r} removed")
+            else:
+                self._emit(ctx, "constraint-changed", where, f"{key} {a!r} -> {b!r}")
+        if bool(old.get("uniqueItems")) != bool(new.get("uniqueItems")):
+            base = "constraint-tightened" if new.get("uniqueItems") else "constraint-loosened"
+            self._emit(ctx, base, join(loc, "uniqueItems"), "uniqueItems changed")
+
+    def _compare_object(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        old_props: dict[str, Any] = old.get("properties") or {}
+        new_props: dict[str, Any] = new.get("properties") or {}
+        old_req = set(old.get("required") or [])
+        new_req = set(new.get("required") or [])
+        old_closed = old.get("additionalProperties") is False
+        new_closed = new.get("additionalProperties") is False
+        for name in new_props:
+            where = join(loc, "properties", name)
+            if name in old_props:
+                continue
+            if old_closed and ctx != "request":
+                # Readers of the old, closed schema reject any unknown property.
+                self._emit(
+                    ctx,
+                    "property-added-closed",
+                    where,
+                    f"property {name!r} added to a closed schema",
+                )
+            elif name in new_req:
+                self._emit(
+                    ctx, "property-added-required", where, f"required property {name!r} added"
+                )
+            else:
+                self._emit(
+                    ctx, "property-added-optional", where, f"optional property {name!r} added"
+                )
+        for name in old_props:
+            where = join(loc, "properties", name)
+            if name not in new_props:
+                self._emit(ctx, "property-removed", where, f"property {name!r} removed")
+                continue
+            if name in new_req and name not in old_req:
+                self._emit(
+                    ctx, "property-became-required", where, f"property {name!r} became required"
+                )
+            elif name in old_req and name not in new_req:
+                self._emit(
+                    ctx, "property-became-optional", where, f"property {name!r} became optional"
+                )
+            self.compare(old_props[name], new_props[name], where, ctx)
+        if old_closed != new_closed:
+            base = "closed-to-extension" if new_closed else "opened-to-extension"
+            self._emit(ctx, base, join(loc, "additionalProperties"), "additionalProperties changed")
+        old_extra = old.get("additionalProperties")
+        new_extra = new.get("additionalProperties")
+        if isinstance(old_extra, dict) and isinstance(new_extra, dict):
+            self.compare(old_extra, new_extra, join(loc, "additionalProperties"), ctx)
+
+    def _compare_variants(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        for key in ("anyOf", "oneOf"):
+            old_list = old.get(key)
+            new_list = new.get(key)
+            if old_list is None and new_list is None:
+                continue
+            old_map = dict(self._keyed(old_list or [], self.old_root))
+            new_map = dict(self._keyed(new_list or [], self.new_root))
+            for name in new_map.keys() - old_map.keys():
+                self._emit(ctx, "variant-added", join(loc, key), f"{key} variant {name} added")
+            for name in old_map.keys() - new_map.keys():
+                self._emit(ctx, "variant-removed", join(loc, key), f"{key} variant {name} removed")
+            for name in sorted(old_map.keys() & new_map.keys()):
+                index = (new_list or []).index(new_map[name])
+                self.compare(old_map[name], new_map[name], join(loc, key, index), ctx)
+
+    def _keyed(self, options: list[Any], root: Any) -> Iterator[tuple[str, Any]]:
+        """Name each variant: by its ``$ref`` when it has one, else by type or content."""
+        for option in options:
+            if isinstance(option, dict) and isinstance(option.get("$ref"), str):
+                yield option["$ref"].rsplit("/", 1)[-1], option
+                continue
+            flat = self._flatten(option, root)
+            if isinstance(flat.get("title"), str):
+                yield flat["title"], option
+            elif isinstance(flat.get("type"), str):
+                yield flat["type"], option
+            else:
+                yield canonical(flat), option
+
+
+def _is_object(schema: dict[str, Any], types: frozenset[str] | None) -> bool:
+    return "properties" in schema or (types is not None and "object" in types)
+
+
+def _expand(types: frozenset[str] | None) -> frozenset[str]:
+    """Every type the set admits; a ``number`` also admits every ``integer``."""
+    if types is None:
+        return _ALL_TYPES
+    if "number" in types:
+        return types | {"integer"}
+    return types

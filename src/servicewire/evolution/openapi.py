@@ -1,0 +1,267 @@
+"""Compare two OpenAPI 3.0/3.1 documents from the point of view of existing clients.
+
+A change is judged by whether every client written against the old document keeps
+working against a server that implements the new one: operations, parameters and
+request bodies are what clients *send* (``request`` context), responses what they
+*read* (``response`` context)::
+
+    report = compare_openapi(old_doc, new_doc, Policy())
+    report.bump           # Bump.MAJOR when a required query parameter was added
+
+Path templates are matched by shape, so renaming ``/orders/{id}`` to
+``/orders/{orderId}`` (which no client can see) is not a change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from servicewire.evolution.jsonschema import SchemaDiff, canonical
+from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.policy import Collector, Policy
+from servicewire.evolution.refs import resolve
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_PARAM = re.compile(r"\{[^}/]+\}")
+_DOC_KEYS = ("summary", "description")
+
+
+def check_openapi(doc: Any, source: str) -> None:
+    """Raise :class:`DocumentError` unless ``doc`` looks like OpenAPI 3.x."""
+    if not isinstance(doc, dict) or not str(doc.get("openapi", "")).startswith("3."):
+        raise DocumentError(source, "not an OpenAPI 3.0/3.1 document (no 'openapi: 3.x')")
+    if not isinstance(doc.get("paths", {}), dict):
+        raise DocumentError(source, "'paths' must be an object")
+
+
+def compare_openapi(old: Any, new: Any, policy: Policy, source: str = "openapi") -> Report:
+    """Every difference between two OpenAPI documents, with the bump each needs."""
+    check_openapi(old, source)
+    check_openapi(new, source)
+    return _OpenApiDiff(old, new, policy, source).run()
+
+
+class _OpenApiDiff:
+    def __init__(
+        self, old: dict[str, Any], new: dict[str, Any], policy: Policy, source: str
+    ) -> None:
+        self.old = old
+        self.new = new
+        self.source = source
+        self.out = Collector("openapi", policy)
+        self.schemas = SchemaDiff(self.out, old, new, source)
+
+    def run(self) -> Report:
+        for name in ("title", "description", "summary"):
+            if canonical(self.old.get("info", {}).get(name)) != canonical(
+                self.new.get("info", {}).get(name)
+            ):
+                self.out.add("documentation-changed", join("/info", name), f"info.{name} changed")
+        old_ops = self._operations(self.old)
+        new_ops = self._operations(self.new)
+        for key, (path, method, _) in new_ops.items():
+            if key not in old_ops:
+                where = join("/paths", path, method)
+                self.out.add("operation-added", where, f"operation {method.upper()} {path} added")
+        for key, (path, method, old_op) in old_ops.items():
+            where = join("/paths", path, method)
+            if key not in new_ops:
+                self.out.add(
+                    "operation-removed", where, f"operation {method.upper()} {path} removed"
+                )
+                continue
+            new_path, _, new_op = new_ops[key]
+            self._operation(old_op, new_op, join("/paths", new_path, method), path, new_path)
+        return self.out.report
+
+    def _operations(
+        self, doc: dict[str, Any]
+    ) -> dict[tuple[str, str], tuple[str, str, dict[str, Any]]]:
+        """Operations keyed by (path shape, method); path-level parameters folded in."""
+        found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {}
+        for path, item in (doc.get("paths") or {}).items():
+            item = resolve(doc, item, self.source)
+            if not isinstance(item, dict):
+                raise DocumentError(self.source, f"path item {path!r} must be an object")
+            shared = item.get("parameters", [])
+            for method in METHODS:
+                op = item.get(method)
+                if not isinstance(op, dict):
+                    continue
+                merged = dict(op)
+                merged["parameters"] = self._params(doc, shared, op.get("parameters", []), path)
+                found[(_PARAM.sub("{}", path), method)] = (path, method, merged)
+        return found
+
+    def _params(
+        self, doc: dict[str, Any], shared: list[Any], own: list[Any], path: str
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Parameters keyed by (in, name); path parameters by their position in the path."""
+        names = [m.group(0)[1:-1] for m in _PARAM.finditer(path)]
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for raw in [*shared, *own]:  # operation-level parameters override path-level ones
+            param = resolve(doc, raw, self.source)
+            if not isinstance(param, dict) or "name" not in param or "in" not in param:
+                raise DocumentError(self.source, f"bad parameter under {path!r}: {raw!r}")
+            name = str(param["name"])
+            if param["in"] == "path" and name in names:
+                name = f"#{names.index(name)}"
+            out[(str(param["in"]), name)] = param
+        return out
+
+    def _operation(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, old_path: str, new_path: str
+    ) -> None:
+        for key in (*_DOC_KEYS, "operationId", "tags"):
+            if canonical(old.get(key)) != canonical(new.get(key)):
+                self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+        if new.get("deprecated") and not old.get("deprecated"):
+            self.out.add("operation-deprecated", join(loc, "deprecated"), "operation deprecated")
+        self._parameters(old["parameters"], new["parameters"], join(loc, "parameters"))
+        self._request_body(old.get("requestBody"), new.get("requestBody"), join(loc, "requestBody"))
+        self._responses(
+            old.get("responses") or {}, new.get("responses") or {}, join(loc, "responses")
+        )
+
+    def _parameters(
+        self,
+        old: dict[tuple[str, str], dict[str, Any]],
+        new: dict[tuple[str, str], dict[str, Any]],
+        loc: str,
+    ) -> None:
+        for key, param in new.items():
+            if key in old:
+                continue
+            where = join(loc, param["in"], param["name"])
+            if param.get("required") or param["in"] == "path":
+                self.out.add(
+                    "request-parameter-added-required",
+                    where,
+                    f"required {param['in']} parameter {param['name']!r} added",
+                )
+            else:
+                self.out.add(
+                    "request-parameter-added-optional",
+                    where,
+                    f"optional {param['in']} parameter {param['name']!r} added",
+                )
+        for key, param in old.items():
+            where = join(loc, param["in"], param["name"])
+            if key not in new:
+                self.out.add(
+                    "request-parameter-removed",
+                    where,
+                    f"{param['in']} parameter {param['name']!r} removed",
+                )
+                continue
+            other = new[key]
+            if bool(other.get("required")) and not param.get("required"):
+                self.out.add(
+                    "request-parameter-became-required",
+                    where,
+                    f"parameter {param['name']!r} became required",
+                )
+            elif param.get("required") and not other.get("required") and param["in"] != "path":
+                self.out.add(
+                    "request-parameter-became-optional",
+                    where,
+                    f"parameter {param['name']!r} became optional",
+                )
+            for doc_key in ("description", "example", "examples"):
+                if canonical(param.get(doc_key)) != canonical(other.get(doc_key)):
+                    self.out.add(
+                        "documentation-changed", join(where, doc_key), f"{doc_key} changed"
+                    )
+            if "schema" in param or "schema" in other:
+                self.schemas.compare(
+                    param.get("schema", {}),
+                    other.get("schema", {}),
+                    join(where, "schema"),
+                    "request",
+                )
+
+    def _request_body(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+        old = resolve(self.old, old_raw, self.source) if old_raw is not None else None
+        new = resolve(self.new, new_raw, self.source) if new_raw is not None else None
+        if old is None and new is None:
+            return
+        if old is None:
+            assert new is not None
+            required = bool(new.get("required"))
+            code = "request-body-added-required" if required else "request-body-added-optional"
+            self.out.add(code, loc, "a request body was added")
+            return
+        if new is None:
+            self.out.add("request-body-removed", loc, "the request body was removed")
+            return
+        if new.get("required") and not old.get("required"):
+            self.out.add("request-body-became-required", loc, "the request body became required")
+        elif old.get("required") and not new.get("required"):
+            self.out.add("request-body-became-optional", loc, "the request body became optional")
+        if canonical(old.get("description")) != canonical(new.get("description")):
+            self.out.add("documentation-changed", join(loc, "description"), "description changed")
+        self._content(
+            old.get("content") or {}, new.get("content") or {}, join(loc, "content"), "request"
+        )
+
+    def _content(self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: str) -> None:
+        side = "request" if ctx == "request" else "response"
+        for media in new.keys() - old.keys():
+            self.out.add(f"{side}-media-type-added", join(loc, media), f"media type {media} added")
+        for media in old.keys() - new.keys():
+            self.out.add(
+                f"{side}-media-type-removed", join(loc, media), f"media type {media} removed"
+            )
+        for media in sorted(old.keys() & new.keys()):
+            old_schema = (old[media] or {}).get("schema", {})
+            new_schema = (new[media] or {}).get("schema", {})
+            self.schemas.compare(
+                old_schema,
+                new_schema,
+                join(loc, media, "schema"),
+                "request" if ctx == "request" else "response",
+            )
+
+    def _responses(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
+        for status in new.keys() - old.keys():
+            self.out.add("response-status-added", join(loc, status), f"response {status} added")
+        for status in old.keys() - new.keys():
+            success = str(status).startswith("2") or str(status) == "default"
+            code = "response-status-removed" if success else "response-error-status-removed"
+            self.out.add(code, join(loc, status), f"response {status} removed")
+        for status in sorted(old.keys() & new.keys(), key=str):
+            where = join(loc, status)
+            old_resp = resolve(self.old, old[status], self.source) or {}
+            new_resp = resolve(self.new, new[status], self.source) or {}
+            if canonical(old_resp.get("description")) != canonical(new_resp.get("description")):
+                self.out.add(
+                    "documentation-changed", join(where, "description"), "description changed"
+                )
+            old_headers = old_resp.get("headers") or {}
+            new_headers = new_resp.get("headers") or {}
+            for name in new_headers.keys() - old_headers.keys():
+                self.out.add(
+                    "response-header-added", join(where, "headers", name), f"header {name} added"
+                )
+            for name in old_headers.keys() - new_headers.keys():
+                self.out.add(
+                    "response-header-removed",
+                    join(where, "headers", name),
+                    f"header {name} removed",
+                )
+            for name in sorted(old_headers.keys() & new_headers.keys()):
+                old_h = resolve(self.old, old_headers[name], self.source) or {}
+                new_h = resolve(self.new, new_headers[name], self.source) or {}
+                self.schemas.compare(
+                    old_h.get("schema", {}),
+                    new_h.get("schema", {}),
+                    join(where, "headers", name, "schema"),
+                    "response",
+                )
+            self._content(
+                old_resp.get("content") or {},
+                new_resp.get("content") or {},
+                join(where, "content"),
+                "response",
+            )

@@ -1,0 +1,374 @@
+"""Compare two ``.proto`` files as gRPC APIs, through the protobuf toolchain.
+
+Files are compiled by ``grpc_tools.protoc`` into a ``FileDescriptorSet`` (never parsed
+with regular expressions), then messages, fields, enums, services and methods are
+compared by name and field number. A change is judged by whether existing clients
+keep working: new fields, messages and methods are MINOR; removing or renaming
+anything, changing a type or label, and reusing or changing a field number are MAJOR;
+switching a method between unary and streaming is MAJOR. An enum value added to an
+enum that responses carry follows the policy (``response-enum-value-added``)::
+
+    old = load_proto(Path("v1/order.proto"))
+    new = load_proto(Path("v2/order.proto"))
+    compare_proto(old, new, Policy()).bump          # Bump.MAJOR
+
+Requires ``grpcio-tools`` (the ``evolution`` extra).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import descriptor_pb2 as d
+
+from servicewire.evolution.model import DocumentError, Report
+from servicewire.evolution.policy import Collector, Policy
+
+_TIMEOUT = 60.0
+_STREAMING = {
+    (False, False): "unary",
+    (False, True): "server streaming",
+    (True, False): "client streaming",
+    (True, True): "bidirectional streaming",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProtoDocument:
+    """A compiled ``.proto``: its descriptor set (imports included, target last) and text digest."""
+
+    descriptor_set: bytes
+    digest: str
+    source: str = "api.proto"
+
+    def file(self) -> d.FileDescriptorProto:
+        """The descriptor of the file itself (protoc writes it after its imports)."""
+        fds = d.FileDescriptorSet.FromString(self.descriptor_set)
+        if not fds.file:
+            raise DocumentError(self.source, "empty descriptor set")
+        return fds.file[-1]
+
+    def all_files(self) -> list[d.FileDescriptorProto]:
+        return list(d.FileDescriptorSet.FromString(self.descriptor_set).file)
+
+
+def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
+    """Compile ``path`` with protoc; the file's directory and ``include`` are import roots."""
+    if not path.is_file():
+        raise DocumentError(str(path), "no such file")
+    roots = [p for p in include if p.is_dir()]
+    # protoc names a file relative to the first root that contains it; prefer the
+    # configured roots so imports like "ftgo/common/v1/money.proto" resolve.
+    owner = next((r for r in roots if path.resolve().is_relative_to(r.resolve())), None)
+    if owner is None:
+        roots.insert(0, path.parent)
+        owner = path.parent
+    relative = path.resolve().relative_to(owner.resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.pb"
+        cmd = [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            *(f"-I{r}" for r in roots),
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            str(relative),
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=_TIMEOUT, cwd=owner, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DocumentError(str(path), f"cannot run protoc: {exc}") from None
+        if proc.returncode != 0:
+            reason = (proc.stderr or proc.stdout).strip() or f"protoc exited {proc.returncode}"
+            if "No module named grpc_tools" in reason:
+                reason = "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
+            raise DocumentError(str(path), reason)
+        data = out.read_bytes()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return ProtoDocument(data, digest, str(path))
+
+
+def compare_proto(old: ProtoDocument, new: ProtoDocument, policy: Policy) -> Report:
+    """Every difference between two compiled ``.proto`` files, with the bump each needs."""
+    diff = _ProtoDiff(old, new, policy)
+    diff.run()
+    report = diff.out.report
+    if not report.changes and old.digest != new.digest:
+        report.add(
+            "documentation-changed",
+            policy.bump("documentation-changed"),
+            "/",
+            "comments or formatting changed",
+        )
+    return report
+
+
+def _walk_messages(
+    prefix: str, messages: Sequence[d.DescriptorProto]
+) -> Iterator[tuple[str, d.DescriptorProto]]:
+    for message in messages:
+        name = f"{prefix}{message.name}"
+        yield name, message
+        yield from _walk_messages(name + ".", message.nested_type)
+
+
+def _walk_enums(
+    prefix: str, messages: Sequence[d.DescriptorProto], enums: Sequence[d.EnumDescriptorProto]
+) -> Iterator[tuple[str, d.EnumDescriptorProto]]:
+    for enum in enums:
+        yield f"{prefix}{enum.name}", enum
+    for message in messages:
+        yield from _walk_enums(f"{prefix}{message.name}.", message.nested_type, message.enum_type)
+
+
+class _Side:
+    """One version's file, with names relative to its package."""
+
+    def __init__(self, doc: ProtoDocument) -> None:
+        self.file = doc.file()
+        self.package = self.file.package
+        self.messages = dict(_walk_messages("", self.file.message_type))
+        self.enums = dict(_walk_enums("", self.file.message_type, self.file.enum_type))
+        everything: dict[str, d.DescriptorProto] = {}
+        for f in doc.all_files():
+            for name, message in _walk_messages(
+                f".{f.package}." if f.package else ".", f.message_type
+            ):
+                everything[name] = message
+        self.request_enums = self._reachable(
+            everything, [m.input_type for s in self.file.service for m in s.method]
+        )
+        self.response_enums = self._reachable(
+            everything, [m.output_type for s in self.file.service for m in s.method]
+        )
+
+    def short(self, type_name: str) -> str:
+        """``.ftgo.order.v1.Order`` -> ``Order`` when it lives in this file's package."""
+        prefix = f".{self.package}." if self.package else "."
+        return type_name[len(prefix) :] if type_name.startswith(prefix) else type_name
+
+    def _reachable(self, everything: dict[str, d.DescriptorProto], roots: list[str]) -> set[str]:
+        """Enums (short names) carried, at any depth, by the messages in ``roots``."""
+        seen: set[str] = set()
+        enums: set[str] = set()
+        todo = list(roots)
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in everything:
+                continue
+            seen.add(name)
+            for field in everything[name].field:
+                if field.type == d.FieldDescriptorProto.TYPE_MESSAGE:
+                    todo.append(field.type_name)
+                elif field.type == d.FieldDescriptorProto.TYPE_ENUM:
+                    enums.add(self.short(field.type_name))
+        return enums
+
+
+class _ProtoDiff:
+    def __init__(self, old: ProtoDocument, new: ProtoDocument, policy: Policy) -> None:
+        self.old = _Side(old)
+        self.new = _Side(new)
+        self.out = Collector("proto", policy)
+
+    def run(self) -> None:
+        old, new = self.old, self.new
+        if old.package != new.package:
+            self.out.add(
+                "package-changed", "package", f"package {old.package!r} -> {new.package!r}"
+            )
+        if old.file.options.SerializeToString(
+            deterministic=True
+        ) != new.file.options.SerializeToString(deterministic=True):
+            self.out.add("option-changed", "options", "file options changed")
+        self._names("message", old.messages, new.messages)
+        for name in sorted(old.messages.keys() & new.messages.keys()):
+            self._message(name, old.messages[name], new.messages[name])
+        self._names("enum", old.enums, new.enums)
+        for name in sorted(old.enums.keys() & new.enums.keys()):
+            self._enum(name, old.enums[name], new.enums[name])
+        old_services = {s.name: s for s in old.file.service}
+        new_services = {s.name: s for s in new.file.service}
+        self._names("service", old_services, new_services)
+        for name in sorted(old_services.keys() & new_services.keys()):
+            self._service(name, old_services[name], new_services[name])
+
+    def _names(self, what: str, old: Mapping[str, object], new: Mapping[str, object]) -> None:
+        for name in sorted(new.keys() - old.keys()):
+            self.out.add(f"{what}-added", self._loc(name), f"{what} {name} added")
+        for name in sorted(old.keys() - new.keys()):
+            self.out.add(f"{what}-removed", self._loc(name), f"{what} {name} removed")
+
+    def _loc(self, *parts: str) -> str:
+        package = self.new.package
+        return ".".join([package, *parts] if package else parts)
+
+    def _message(self, name: str, old: d.DescriptorProto, new: d.DescriptorProto) -> None:
+        old_by_name = {f.name: f for f in old.field}
+        new_by_name = {f.name: f for f in new.field}
+        old_by_number = {f.number: f for f in old.field}
+        for field in old.field:
+            where = self._loc(name, field.name)
+            other = new_by_name.get(field.name)
+            if other is not None:
+                if other.number != field.number:
+                    self.out.add(
+                        "field-number-changed",
+                        where,
+                        f"field {field.name!r} number {field.number} -> {other.number}",
+                    )
+                else:
+                    self._field(where, old, new, field, other)
+                continue
+            taker = next((f for f in new.field if f.number == field.number), None)
+            if taker is None:
+                self.out.add(
+                    "field-removed", where, f"field {field.name!r} ({field.number}) removed"
+                )
+            elif taker.name in old_by_name:
+                pass  # reported from the new side below: a moved field took this number
+            elif self._same_type(field, taker):
+                self.out.add(
+                    "field-renamed",
+                    where,
+                    f"field {field.number} renamed {field.name!r} -> {taker.name!r}",
+                )
+            else:
+                self.out.add(
+                    "field-number-reused",
+                    where,
+                    f"field number {field.number} reused by {taker.name!r} with another type",
+                )
+        for field in new.field:
+            if field.name in old_by_name:
+                continue
+            where = self._loc(name, field.name)
+            previous = old_by_number.get(field.number)
+            if previous is not None and previous.name in new_by_name:
+                self.out.add(
+                    "field-number-reused",
+                    where,
+                    f"field number {field.number} of {previous.name!r} reused by {field.name!r}",
+                )
+            elif previous is None:
+                required = field.label == d.FieldDescriptorProto.LABEL_REQUIRED
+                self.out.add(
+                    "field-added-required" if required else "field-added",
+                    where,
+                    f"field {field.name!r} ({field.number}) added",
+                )
+
+    def _same_type(self, a: d.FieldDescriptorProto, b: d.FieldDescriptorProto) -> bool:
+        return a.type == b.type and self.old.short(a.type_name) == self.new.short(b.type_name)
+
+    def _field(
+        self,
+        where: str,
+        old_msg: d.DescriptorProto,
+        new_msg: d.DescriptorProto,
+        old: d.FieldDescriptorProto,
+        new: d.FieldDescriptorProto,
+    ) -> None:
+        if not self._same_type(old, new):
+            old_type = self.old.short(old.type_name) or d.FieldDescriptorProto.Type.Name(old.type)
+            new_type = self.new.short(new.type_name) or d.FieldDescriptorProto.Type.Name(new.type)
+            self.out.add("field-type-changed", where, f"type {old_type} -> {new_type}")
+        if old.label != new.label:
+            self.out.add(
+                "field-label-changed",
+                where,
+                f"label {d.FieldDescriptorProto.Label.Name(old.label)} -> "
+                f"{d.FieldDescriptorProto.Label.Name(new.label)}",
+            )
+        if _oneof(old_msg, old) != _oneof(new_msg, new):
+            self.out.add(
+                "field-oneof-changed",
+                where,
+                f"oneof {_oneof(old_msg, old)} -> {_oneof(new_msg, new)}",
+            )
+        if old.json_name != new.json_name:
+            self.out.add(
+                "field-json-name-changed", where, f"json_name {old.json_name} -> {new.json_name}"
+            )
+        if old.default_value != new.default_value:
+            self.out.add("default-changed", where, "default value changed")
+        if old.options.SerializeToString(deterministic=True) != new.options.SerializeToString(
+            deterministic=True
+        ):
+            self.out.add("option-changed", where, "field options changed")
+
+    def _enum(self, name: str, old: d.EnumDescriptorProto, new: d.EnumDescriptorProto) -> None:
+        old_by_name = {v.name: v for v in old.value}
+        new_by_name = {v.name: v for v in new.value}
+        old_numbers = {v.number for v in old.value}
+        in_response = name in self.old.response_enums or name in self.new.response_enums
+        for value in new.value:
+            if value.name not in old_by_name and value.number not in old_numbers:
+                code = "response-enum-value-added" if in_response else "enum-value-added"
+                self.out.add(code, self._loc(name, value.name), f"enum value {value.name} added")
+        for value in old.value:
+            where = self._loc(name, value.name)
+            other = new_by_name.get(value.name)
+            if other is not None:
+                if other.number != value.number:
+                    self.out.add(
+                        "enum-value-number-changed",
+                        where,
+                        f"enum value {value.name} number {value.number} -> {other.number}",
+                    )
+                continue
+            taker = next((v for v in new.value if v.number == value.number), None)
+            if taker is not None and taker.name not in old_by_name:
+                self.out.add(
+                    "enum-value-renamed", where, f"enum value {value.name} renamed {taker.name}"
+                )
+            else:
+                self.out.add("enum-value-removed", where, f"enum value {value.name} removed")
+
+    def _service(
+        self, name: str, old: d.ServiceDescriptorProto, new: d.ServiceDescriptorProto
+    ) -> None:
+        old_methods = {m.name: m for m in old.method}
+        new_methods = {m.name: m for m in new.method}
+        for method in sorted(new_methods.keys() - old_methods.keys()):
+            self.out.add("method-added", self._loc(name, method), f"method {name}.{method} added")
+        for method in sorted(old_methods.keys() - new_methods.keys()):
+            self.out.add(
+                "method-removed", self._loc(name, method), f"method {name}.{method} removed"
+            )
+        for method in sorted(old_methods.keys() & new_methods.keys()):
+            a, b = old_methods[method], new_methods[method]
+            where = self._loc(name, method)
+            if (self.old.short(a.input_type), self.old.short(a.output_type)) != (
+                self.new.short(b.input_type),
+                self.new.short(b.output_type),
+            ):
+                self.out.add(
+                    "method-type-changed",
+                    where,
+                    f"{a.input_type} -> {a.output_type} became {b.input_type} -> {b.output_type}",
+                )
+            before = _STREAMING[(a.client_streaming, a.server_streaming)]
+            after = _STREAMING[(b.client_streaming, b.server_streaming)]
+            if before != after:
+                self.out.add("method-streaming-changed", where, f"{before} became {after}")
+            if a.options.SerializeToString(deterministic=True) != b.options.SerializeToString(
+                deterministic=True
+            ):
+                self.out.add("option-changed", where, "method options changed")
+
+
+def _oneof(message: d.DescriptorProto, field: d.FieldDescriptorProto) -> str | None:
+    """The name of the real (not proto3-optional synthetic) oneof holding ``field``."""
+    if not field.HasField("oneof_index") or field.proto3_optional:
+        return None
+    return message.oneof_decl[field.oneof_index].name
