@@ -1,0 +1,45 @@
+"""The app factory: a FastAPI app with every Servicewire REST convention installed.
+
+    app = create_app("Order Service", "1.2.0", vendor="ftgo")
+    app.include_router(v1)          # versioned_router(1)
+    app.include_router(v2)          # versioned_router(2)
+
+Installed: problem details for every error (including 404, 405 and unhandled
+exceptions), a request body cap answered with 413 before the body is read, the
+OpenAPI post-processing of :mod:`servicewire.rest.openapi`, and, with ``vendor``,
+media-type versioning (``Accept: application/vnd.ftgo.v2+json`` on ``/orders``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from servicewire.rest.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from servicewire.rest.openapi import install_openapi
+from servicewire.rest.problems import UnhandledErrorGuard, install_problem_handlers
+from servicewire.rest.routing import VENDOR_STATE_KEY, MediaTypeVersioning
+
+
+def create_app(
+    title: str,
+    version: str,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    vendor: str | None = None,
+    default_major: int = 1,
+    description: str = "",
+    **fastapi_options: Any,
+) -> FastAPI:
+    """A FastAPI app for a service API; ``version`` is the API's semantic version."""
+    app = FastAPI(title=title, version=version, description=description, **fastapi_options)
+    install_problem_handlers(app)
+    install_openapi(app)
+    # add_middleware wraps outside-in in reverse order: the guard ends up outermost.
+    if vendor:
+        setattr(app.state, VENDOR_STATE_KEY, vendor)
+        app.add_middleware(MediaTypeVersioning, vendor=vendor, default_major=default_major)
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(UnhandledErrorGuard)
+    return app
