@@ -71,7 +71,7 @@ class Pipeline:
         retry: RetryPolicy,
         default_reply_to: str | None = None,
         write_lock: asyncio.Lock | None = None,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[list[Message]], None] | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
     ) -> None:
         self.service = service
@@ -157,9 +157,8 @@ class Pipeline:
                 await spec.func(value, ctx)
                 if ctx.outgoing:
                     await self._write_outbox(session, ctx.outgoing)
-            sent = bool(ctx.outgoing)
-        if sent and self._on_commit is not None:
-            self._on_commit()
+        if ctx.outgoing and self._on_commit is not None:
+            self._on_commit(ctx.outgoing)
         return Outcome.HANDLED
 
     @contextlib.asynccontextmanager

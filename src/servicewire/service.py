@@ -52,6 +52,7 @@ from servicewire.deadletter import DeadLetterPublisher
 from servicewire.errors import RequestTimeoutError, ServiceStateError
 from servicewire.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
 from servicewire.ids import new_id
+from servicewire.journal import Journal
 from servicewire.message import Message
 from servicewire.pipeline import Outcome, Pipeline
 from servicewire.requests import PendingReplies
@@ -88,6 +89,7 @@ class Service:
         inbox_cleanup_every: float = 3600.0,
         instance_id: str | None = None,
         tables: Sequence[MetaData] = (),
+        journal: Journal | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
     ) -> None:
         self.name = validate_name(name, "service")
@@ -116,6 +118,8 @@ class Service:
         self._on_outcome_hook = on_outcome
         self._declared_sends: list[type[Contract]] = []
         self._app_tables = list(tables)
+        self.journal = journal
+        """Where sends and receives are recorded, if anywhere (see :mod:`servicewire.journal`)."""
 
         self.engine: AsyncEngine | None = None
         self.transport: Transport | None = None
@@ -234,7 +238,7 @@ class Service:
                 retry=self.retry,
                 default_reply_to=default_reply_to,
                 write_lock=self._write_lock,
-                on_commit=self._wake_relay,
+                on_commit=self._committed,
                 on_outcome=self._record,
             )
             self.pipelines[(channel, group)] = pipeline
@@ -325,12 +329,18 @@ class Service:
 
     def _record(self, message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
         self.stats[outcome.value] += 1
+        if self.journal is not None and outcome is not Outcome.IGNORED:
+            self.journal.record_receive(self.name, message, outcome.value)
         if self._on_outcome_hook is not None:
             self._on_outcome_hook(message, outcome, spec)
 
-    def _wake_relay(self) -> None:
+    def _committed(self, sent: list[Message]) -> None:
+        """Messages reached the outbox in a committed transaction."""
         if self._relay is not None:
             self._relay.wake()
+        if self.journal is not None:
+            for message in sent:
+                self.journal.record_send(self.name, message)
 
     async def _clean_inbox(self) -> None:
         while True:
@@ -374,7 +384,7 @@ class Service:
 
                     await write_messages(session, ctx.outgoing)
         if ctx.outgoing:
-            self._wake_relay()
+            self._committed(ctx.outgoing)
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicewire import headers
 from servicewire.contracts import Contract
 from servicewire.deadletter import DLQ_GROUP
 from servicewire.message import Message
@@ -130,7 +131,8 @@ class ServiceHarness:
             if state is not None and channel.endswith(".dlq"):
                 for queue in state.queues:
                     found.extend(entry.message for entry in queue)
-        return found
+        # shards scatter them; the dead-letter time puts them back in order
+        return sorted(found, key=lambda m: m.headers.get(headers.DLQ_TIME, ""))
 
 
 def _row_message(row: Mapping[Any, Any]) -> Message:
