@@ -109,7 +109,9 @@ class Relay(abc.ABC):
                     raise
                 except Exception as exc:
                     self.last_error = redact_text(f"{type(exc).__name__}: {exc}")
-                    log.warning("relay %s: %s; retrying in %.1fs", self.name, self.last_error, backoff)
+                    log.warning(
+                        "relay %s: %s; retrying in %.1fs", self.name, self.last_error, backoff
+                    )
                     await self._idle(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
@@ -177,7 +179,8 @@ class Relay(abc.ABC):
         """
 
     async def _wait_for(
-        self, check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+        self, check: Callable[[], Awaitable[bool]], timeout: float, what: str
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if await check():

@@ -153,7 +153,9 @@ class PollingRelay(Relay):
         )
         return [int(s) for s in (await conn.execute(stmt)).scalars()]
 
-    async def _claim(self, conn: AsyncConnection, shards: list[int], *, lock: bool) -> list[OutboxRow]:
+    async def _claim(
+        self, conn: AsyncConnection, shards: list[int], *, lock: bool
+    ) -> list[OutboxRow]:
         stmt = select(outbox).order_by(outbox.c.id).limit(self.batch_size)
         if self.cleanup == "mark":
             stmt = stmt.where(outbox.c.published_at.is_(None))
@@ -230,7 +232,9 @@ class PollingRelay(Relay):
             # Fencing: delete only while still the leaseholder. A relay that lost its
             # lease (stalled past the TTL) leaves the rows to the new holder.
             if not await self._take_lease(conn):
-                log.warning("relay %s lost its lease mid-batch; the new holder republishes", self.name)
+                log.warning(
+                    "relay %s lost its lease mid-batch; the new holder republishes", self.name
+                )
                 return 0
             now = time.time()
             ids = [r.id for r in published]
@@ -273,7 +277,9 @@ class PollingRelay(Relay):
         cutoff = time.time() - self.retention
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff)
+                delete(outbox).where(
+                    outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff
+                )
             )
         if result.rowcount:  # type: ignore[attr-defined]
             log.info("relay %s: removed %d published rows", self.name, result.rowcount)  # type: ignore[attr-defined]
@@ -292,5 +298,3 @@ class PollingRelay(Relay):
                 return int((await conn.execute(stmt)).scalar_one()) == 0
 
         await self._wait_for(done, timeout, "drain")
-
-

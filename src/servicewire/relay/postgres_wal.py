@@ -42,7 +42,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicewire.database import DatabaseError, plain_url
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
-from servicewire.relay.pgoutput import Begin, Commit, Insert, PgOutputDecoder, int_to_lsn, lsn_to_int
+from servicewire.relay.pgoutput import (
+    Begin,
+    Commit,
+    Insert,
+    PgOutputDecoder,
+    int_to_lsn,
+    lsn_to_int,
+)
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
 from servicewire.transports.base import Transport
 
@@ -117,11 +124,15 @@ class PostgresWalRelay(Relay):
                     f"wal_level is {level!r}; the postgres-wal relay needs wal_level=logical"
                 )
             tables = (
-                await conn.execute(
-                    text("SELECT tablename FROM pg_publication_tables WHERE pubname = :p"),
-                    {"p": self.publication},
+                (
+                    await conn.execute(
+                        text("SELECT tablename FROM pg_publication_tables WHERE pubname = :p"),
+                        {"p": self.publication},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             exists = (
                 await conn.execute(
                     text("SELECT count(*) FROM pg_publication WHERE pubname = :p"),
@@ -142,9 +153,7 @@ class PostgresWalRelay(Relay):
                 )
             slot = (
                 await conn.execute(
-                    text(
-                        "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = :s"
-                    ),
+                    text("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = :s"),
                     {"s": self.slot},
                 )
             ).first()
@@ -353,9 +362,7 @@ class PostgresWalRelay(Relay):
 
     async def drain(self, timeout: float) -> None:
         async with self.engine.connect() as conn:
-            target = (
-                await conn.execute(text("SELECT pg_current_wal_lsn()::text"))
-            ).scalar_one()
+            target = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
 
         async def done() -> bool:
             async with self.engine.connect() as conn:

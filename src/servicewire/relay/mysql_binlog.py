@@ -1,0 +1,365 @@
+"""MariaDB/MySQL binlog tailing: publish outbox inserts read from the ROW-format binlog.
+
+The relay registers as a replica with the ``mysql-replication`` package, reads the
+outbox's row inserts in commit order, publishes each batch of whole transactions with
+broker confirmation, and only then checkpoints the binlog position (end of the last
+transaction) in ``servicewire_relay_checkpoint``. A restart resumes from there; what
+was published after the last checkpoint is published again (at least once)::
+
+    relay = MysqlBinlogRelay(engine, transport, name="orders")
+    await relay.start()
+
+Mechanics:
+
+* The server must log ``binlog_format=ROW`` with ``binlog_row_metadata=FULL`` (column
+  names in the log), checked at start.
+* One owner per binlog stream: the relay holds ``GET_LOCK('servicewire:<db>:<name>')`` on
+  a connection of its own. The server frees the lock when that connection dies, and a
+  standby relay (retrying every ``takeover_interval`` seconds) takes over.
+* On taking over it publishes rows still in the table, then streams from the checkpoint
+  (or, on the very first start, from the current end of the binlog).
+* A watchdog asks the server for heartbeats every ``heartbeat`` seconds and reconnects
+  the stream when nothing at all arrived for ``stall_timeout`` seconds.
+* Published rows are deleted by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from servicewire.database import DatabaseError
+from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
+from servicewire.relay.base import Relay
+from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.transports.base import Transport
+
+log = logging.getLogger("servicewire.relay")
+
+Position = tuple[str, int]
+
+
+class StreamStalledError(Exception):
+    """The binlog stream delivered nothing, not even a heartbeat, for too long."""
+
+
+def parse_position(text_value: str) -> Position:
+    """``"mariadb-bin.000007:1234"`` -> ``("mariadb-bin.000007", 1234)``."""
+    file, _, pos = text_value.rpartition(":")
+    return file, int(pos)
+
+
+def position_key(position: Position) -> tuple[int, int]:
+    """Sortable form: (file sequence number, offset)."""
+    file, pos = position
+    suffix = file.rpartition(".")[2]
+    return (int(suffix) if suffix.isdigit() else 0, pos)
+
+
+class _Reader:
+    """Reads the binlog in a thread (mysql-replication is blocking) into an asyncio queue."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        schema: str,
+        position: Position,
+        heartbeat: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.position = position
+        self.heartbeat = heartbeat
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=20_000)
+        self.stop = threading.Event()
+        self.stream: Any = None
+        self.future: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self.future = self.loop.run_in_executor(None, self._run)
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        # Blocks the thread while the queue is full: back-pressure when the broker is slow.
+        while not self.stop.is_set():
+            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+            try:
+                future.result(timeout=0.5)
+                return
+            except TimeoutError:
+                future.cancel()
+
+    def _run(self) -> None:
+        from pymysqlreplication import BinLogStreamReader
+        from pymysqlreplication.event import HeartbeatLogEvent, RotateEvent, XidEvent
+        from pymysqlreplication.row_event import WriteRowsEvent
+
+        try:
+            self.stream = stream = BinLogStreamReader(
+                connection_settings=self.settings,
+                server_id=1_000_000 + int.from_bytes(os.urandom(3), "big"),
+                resume_stream=True,
+                blocking=True,
+                log_file=self.position[0],
+                log_pos=self.position[1],
+                only_events=[WriteRowsEvent, XidEvent, RotateEvent, HeartbeatLogEvent],
+                only_schemas=[self.schema],
+                only_tables=[OUTBOX_TABLE],
+                slave_heartbeat=self.heartbeat,
+                enable_logging=False,
+            )
+            for event in stream:
+                if self.stop.is_set():
+                    break
+                if isinstance(event, WriteRowsEvent):
+                    if event.schema == self.schema and event.table == OUTBOX_TABLE:
+                        self._put(("rows", [row["values"] for row in event.rows]))
+                elif isinstance(event, XidEvent):
+                    self._put(("commit", (stream.log_file, stream.log_pos)))
+                else:
+                    self._put(("alive", None))
+        except Exception as exc:
+            if not self.stop.is_set():
+                self._put(("error", exc))
+        finally:
+            with contextlib.suppress(Exception):
+                if self.stream is not None:
+                    self.stream.close()
+
+    async def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(Exception):
+            if self.stream is not None:
+                # Closing the socket from here ends a read blocked in the thread.
+                self.stream._stream_connection._sock.close()
+        if self.future is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.future), 5.0)
+
+
+class MysqlBinlogRelay(Relay):
+    """Publishes outbox inserts streamed from the MariaDB/MySQL binlog."""
+
+    mode = "mysql-binlog"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        *,
+        name: str = "relay",
+        batch_size: int = 500,
+        heartbeat: float = 1.0,
+        stall_timeout: float = 10.0,
+        takeover_interval: float = 1.0,
+        idle_checkpoint_interval: float = 5.0,
+        progress_interval: float = 5.0,
+    ) -> None:
+        super().__init__(
+            engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
+        )
+        self.heartbeat = heartbeat
+        self.stall_timeout = stall_timeout
+        self.takeover_interval = takeover_interval
+        self.idle_checkpoint_interval = idle_checkpoint_interval
+        self.position: Position | None = None
+        self.owner = False
+        self.reconnects = 0
+
+    # Setup -------------------------------------------------------------------------------
+
+    @property
+    def lock_name(self) -> str:
+        return f"servicewire:{self.engine.url.database}:{self.name}"[:64]
+
+    def _settings(self) -> dict[str, Any]:
+        url = self.engine.url
+        return {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 3306,
+            "user": url.username or "root",
+            "passwd": url.password or "",
+        }
+
+    async def _check_server(self, conn: AsyncConnection) -> None:
+        row = (
+            await conn.execute(text("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata"))
+        ).one()
+        if str(row[0]) not in ("1", "ON") or row[1] != "ROW" or row[2] != "FULL":
+            raise DatabaseError(
+                "the mysql-binlog relay needs log_bin=ON, binlog_format=ROW and "
+                f"binlog_row_metadata=FULL (server has {row[0]}, {row[1]}, {row[2]})"
+            )
+
+    async def current_position(self, conn: AsyncConnection) -> Position:
+        row = (await conn.execute(text("SHOW MASTER STATUS"))).first()
+        if row is None:
+            raise DatabaseError("SHOW MASTER STATUS returned nothing: is the binlog enabled?")
+        return str(row[0]), int(row[1])
+
+    async def _load_position(self, conn: AsyncConnection) -> Position:
+        stored = (
+            await conn.execute(
+                select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+            )
+        ).scalar()
+        if stored:
+            return parse_position(stored)
+        position = await self.current_position(conn)
+        await conn.execute(
+            mysql_insert(relay_checkpoint)
+            .values(
+                relay=self.name,
+                position=f"{position[0]}:{position[1]}",
+                published=0,
+                updated_at=time.time(),
+            )
+            .prefix_with("IGNORE")
+        )
+        await conn.commit()
+        return position
+
+    # The loop ------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        async with self.engine.connect() as lock_conn:
+            await self._check_server(lock_conn)
+            got = (
+                await lock_conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": self.lock_name})
+            ).scalar()
+            await lock_conn.commit()
+            if got != 1:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
+                return
+            self.owner = True
+            log.info("relay %s: owns the binlog stream (%s)", self.name, self.lock_name)
+            try:
+                async with self.engine.connect() as conn:
+                    self.position = await self._load_position(conn)
+                await self._sweep()
+                await self._stream(self.position)
+            finally:
+                self.owner = False
+                with contextlib.suppress(Exception):
+                    await lock_conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.lock_name})
+                    await lock_conn.commit()
+
+    async def _stream(self, start: Position) -> None:
+        schema = self.engine.url.database or ""
+        reader = _Reader(self._settings(), schema, start, self.heartbeat, asyncio.get_running_loop())
+        reader.start()
+        try:
+            pending: list[OutboxRow] = []
+            ready: list[OutboxRow] = []
+            last_commit: Position | None = None
+            last_seen = time.monotonic()
+            last_checkpoint = time.monotonic()
+            while not self._stopping.is_set():
+                try:
+                    item = await asyncio.wait_for(reader.queue.get(), 0.2)
+                except TimeoutError:
+                    item = None
+                while item is not None:
+                    last_seen = time.monotonic()
+                    kind, value = item
+                    if kind == "error":
+                        raise value
+                    if kind == "rows":
+                        pending.extend(OutboxRow.from_mapping(v) for v in value)
+                    elif kind == "commit":
+                        ready.extend(pending)
+                        pending = []
+                        last_commit = value
+                    if len(ready) >= self.batch_size:
+                        break
+                    item = reader.queue.get_nowait() if not reader.queue.empty() else None
+                if ready and last_commit is not None:
+                    await self._publish(ready, last_commit)
+                    ready = []
+                    last_checkpoint = time.monotonic()
+                elif (
+                    last_commit is not None
+                    and not pending
+                    and last_commit != self.position
+                    and time.monotonic() - last_checkpoint > self.idle_checkpoint_interval
+                ):
+                    # Other tables' commits move the position too; record it now and
+                    # then so a restart does not reread them.
+                    await self._publish([], last_commit)
+                    last_checkpoint = time.monotonic()
+                if time.monotonic() - last_seen > self.stall_timeout:
+                    self.reconnects += 1
+                    raise StreamStalledError(
+                        f"no binlog event or heartbeat for {self.stall_timeout:.0f}s; reconnecting"
+                    )
+        finally:
+            await reader.close()
+
+    async def _publish(self, rows: list[OutboxRow], position: Position) -> None:
+        published, bad = await publish_rows(self.transport, rows) if rows else ([], [])
+        now = time.time()
+        async with self.engine.begin() as conn:
+            ids = [r.id for r in published]
+            if ids:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            await move_aside(conn, bad, self.name)
+            values: dict[str, Any] = {"position": f"{position[0]}:{position[1]}", "updated_at": now}
+            if published:
+                values["last_published_at"] = now
+                values["published"] = relay_checkpoint.c.published + len(published)
+            await conn.execute(
+                update(relay_checkpoint).where(relay_checkpoint.c.relay == self.name).values(values)
+            )
+        self.position = position
+        self._count(len(published), len(bad))
+
+    async def _sweep(self) -> None:
+        """Publish rows left in the table (written before the first start, or not yet deleted)."""
+        assert self.position is not None
+        while not self._stopping.is_set():
+            async with self.engine.connect() as conn:
+                result = await conn.execute(
+                    select(outbox).order_by(outbox.c.id).limit(self.batch_size)
+                )
+                rows = [OutboxRow.from_mapping(r) for r in result.mappings()]
+            if not rows:
+                return
+            await self._publish(rows, self.position)
+
+    async def lag(self) -> int | None:
+        """Bytes of binlog between the server's position and the checkpoint (same file only)."""
+        async with self.engine.connect() as conn:
+            current = await self.current_position(conn)
+            stored = (
+                await conn.execute(
+                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+                )
+            ).scalar()
+        if not stored:
+            return None
+        done = parse_position(stored)
+        return current[1] - done[1] if current[0] == done[0] else None
+
+    async def drain(self, timeout: float) -> None:
+        async with self.engine.connect() as conn:
+            top = (await conn.execute(select(func.max(outbox.c.id)))).scalar_one()
+        if top is None:
+            return
+
+        async def done() -> bool:
+            async with self.engine.connect() as conn:
+                stmt = select(func.count()).select_from(outbox).where(outbox.c.id <= top)
+                return int((await conn.execute(stmt)).scalar_one()) == 0
+
+        await self._wait_for(done, timeout, "drain")
