@@ -1,0 +1,42 @@
+"""The ``ftgo`` command: ``ftgo demo`` (the embedded tour), ``ftgo serve``, ``ftgo up``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ftgo", description="FTGO, Servicewire's reference app.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run the order flow embedded and explain it")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("build/ftgo-demo"),
+        help="where the SQLite files and the diagram go (recreated)",
+    )
+    demo.add_argument("--svg", type=Path, default=None, help="sequence diagram path")
+    demo.add_argument("--serve", action="store_true", help="keep running after the tour")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from ftgo.demo import run_demo
+
+        try:
+            return asyncio.run(run_demo(args.dir, serve=args.serve, svg=args.svg))
+        except KeyboardInterrupt:
+            return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
