@@ -134,7 +134,8 @@ def versioned_router(major: int, **options: Any) -> APIRouter:
     def add_api_route(path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         name = kwargs.get("name") or endpoint.__name__
         kwargs["name"] = f"v{major}:{name}"
-        kwargs.setdefault("summary", name.replace("_", " ").capitalize())
+        if not kwargs.get("summary"):
+            kwargs["summary"] = name.replace("_", " ").capitalize()
         original(path, endpoint, **kwargs)
 
     router.add_api_route = add_api_route  # type: ignore[method-assign]
