@@ -161,10 +161,12 @@ async def run_demo(workdir: Path, *, serve: bool = False, svg: Path | None = Non
             ok = final.state == demo.expect
             failures += not ok
             mark = "ok " if ok else "BAD"
-            total = f"total {final.order_total}" if final.state == "VALIDATED" else ""
-            print(
-                f"  [{mark}] {demo.label:<28} {final.state:<10} {total}{final.rejection_reason or ''}"
+            detail = (
+                f"total {final.order_total}"
+                if final.state == "VALIDATED"
+                else final.rejection_reason or ""
             )
+            print(f"  [{mark}] {demo.label:<28} {final.state:<10} {detail}")
 
         first = placed[0][1].order_id
         steps = sequence(journal.conversation(first))
