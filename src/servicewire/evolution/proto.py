@@ -62,14 +62,14 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
     """Compile ``path`` with protoc; the file's directory and ``include`` are import roots."""
     if not path.is_file():
         raise DocumentError(str(path), "no such file")
-    roots = [p for p in include if p.is_dir()]
+    roots = [p.resolve() for p in include if p.is_dir()]
     # protoc names a file relative to the first root that contains it; prefer the
     # configured roots so imports like "ftgo/common/v1/money.proto" resolve.
-    owner = next((r for r in roots if path.resolve().is_relative_to(r.resolve())), None)
+    owner = next((r for r in roots if path.resolve().is_relative_to(r)), None)
     if owner is None:
-        roots.insert(0, path.parent)
-        owner = path.parent
-    relative = path.resolve().relative_to(owner.resolve())
+        owner = path.resolve().parent
+        roots.insert(0, owner)
+    relative = path.resolve().relative_to(owner)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
         cmd = [
@@ -88,7 +88,10 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DocumentError(str(path), f"cannot run protoc: {exc}") from None
         if proc.returncode != 0:
-            reason = (proc.stderr or proc.stdout).strip() or f"protoc exited {proc.returncode}"
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            # Drop abseil's logging preamble and warnings; keep protoc's own errors.
+            kept = [ln for ln in lines if not ln.startswith(("WARNING: All log", "W0000", "I0000"))]
+            reason = "\n".join(kept) or f"protoc exited {proc.returncode}"
             if "No module named grpc_tools" in reason:
                 reason = "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
             raise DocumentError(str(path), reason)
