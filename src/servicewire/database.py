@@ -16,9 +16,10 @@ code that needs one, such as the log-tailing relays.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -93,6 +94,23 @@ def plain_url(engine_or_url: AsyncEngine | str | URL) -> str:
     url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else _parse(engine_or_url)
     dialect = dialect_of(url)
     return url.set(drivername=dialect).render_as_string(hide_password=False)
+
+
+def display_url(engine_or_url: AsyncEngine | str | URL) -> str:
+    """The URL for logs and messages: password hidden, driver suffix removed."""
+    url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else _parse(engine_or_url)
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+
+
+async def missing_tables(engine: AsyncEngine, names: Sequence[str]) -> list[str]:
+    """Which of the tables ``names`` do not exist in the database."""
+
+    def check(sync_conn: Any) -> list[str]:
+        inspector = inspect(sync_conn)
+        return [name for name in names if not inspector.has_table(name)]
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(check)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

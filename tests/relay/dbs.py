@@ -1,7 +1,7 @@
 """Private databases for relay tests: each test gets its own, created and dropped.
 
-    async with private_database("postgres") as url:
-        engine = create_engine(url)
+async with private_database("postgres") as url:
+    engine = create_engine(url)
 """
 
 from __future__ import annotations

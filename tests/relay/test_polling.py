@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from servicewire.database import create_engine
-from servicewire.outbox import outbox, outbox_dead, write_messages
+from servicewire.outbox import outbox, write_messages
 from servicewire.relay.polling import PollingRelay
 from servicewire.transports import connect_transport
 from tests.relay.dbs import KINDS, private_database
@@ -32,9 +31,7 @@ async def test_publishes_and_deletes(kind: str, tmp_path: Path) -> None:
             relay.wake()
             await relay.drain(20)
             await eventually(lambda: len(collector.unique_ids) == 120, 10, "all 120")
-            assert collector.seqs_by_key() == {
-                f"k{k}": list(range(k, 120, 4)) for k in range(4)
-            }
+            assert collector.seqs_by_key() == {f"k{k}": list(range(k, 120, 4)) for k in range(4)}
             async with engine.connect() as conn:
                 left = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
             assert left == 0

@@ -18,7 +18,9 @@ from tests.relay.helpers import Collector, eventually, make_messages, unique
 
 
 @contextlib.asynccontextmanager
-async def wal_relay(url: str, transport: Transport, **kw: object) -> AsyncIterator[PostgresWalRelay]:
+async def wal_relay(
+    url: str, transport: Transport, **kw: object
+) -> AsyncIterator[PostgresWalRelay]:
     engine = create_engine(url)
     relay = PostgresWalRelay(engine, transport, name=unique("t").replace(".", "_"), **kw)  # type: ignore[arg-type]
     try:

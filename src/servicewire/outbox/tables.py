@@ -108,7 +108,7 @@ relay_checkpoint = Table(
 
 # PostgreSQL: one NOTIFY per inserting statement (delivered at commit), so a polling
 # relay that LISTENs wakes up at once instead of waiting for its next poll.
-NOTIFY_FUNCTION = DDL(
+NOTIFY_FUNCTION = DDL(  # type: ignore[no-untyped-call]
     f"""
 CREATE OR REPLACE FUNCTION servicewire_outbox_notify() RETURNS trigger AS $$
 BEGIN
@@ -118,7 +118,7 @@ END;
 $$ LANGUAGE plpgsql
 """
 )
-NOTIFY_TRIGGER = DDL(
+NOTIFY_TRIGGER = DDL(  # type: ignore[no-untyped-call]
     f"""
 CREATE TRIGGER servicewire_outbox_notify AFTER INSERT ON {OUTBOX_TABLE}
 FOR EACH STATEMENT EXECUTE FUNCTION servicewire_outbox_notify()

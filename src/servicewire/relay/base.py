@@ -26,7 +26,8 @@ from typing import ClassVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicewire.outbox.tables import outbox
+from servicewire.database import DatabaseError, display_url, missing_tables
+from servicewire.outbox.tables import ALL_TABLES, outbox
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
@@ -87,6 +88,11 @@ class Relay(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in flight (safe in a signal handler)."""
+        self._stopping.set()
+        self._wakeup.set()
+
     def wake(self) -> None:
         """Look for new rows now (call it right after a commit that wrote outbox rows)."""
         self._wakeup.set()
@@ -98,6 +104,7 @@ class Relay(abc.ABC):
     async def run(self) -> None:
         """Relay in the foreground until :meth:`stop`; survives database and broker outages."""
         self._stopping.clear()
+        await self.check_tables()
         progress = asyncio.create_task(self._report_progress())
         backoff = 0.1
         try:
@@ -119,6 +126,15 @@ class Relay(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
             await self._release()
+
+    async def check_tables(self) -> None:
+        """Fail at once, with the fix, when the outbox tables are missing."""
+        missing = await missing_tables(self.engine, [t.name for t in ALL_TABLES])
+        if missing:
+            raise DatabaseError(
+                f"{display_url(self.engine)} lacks {', '.join(missing)}: "
+                "run `servicewire db init URL` (or your migrations) first"
+            )
 
     @abc.abstractmethod
     async def _serve(self) -> None:

@@ -257,7 +257,9 @@ class MysqlBinlogRelay(Relay):
 
     async def _stream(self, start: Position) -> None:
         schema = self.engine.url.database or ""
-        reader = _Reader(self._settings(), schema, start, self.heartbeat, asyncio.get_running_loop())
+        reader = _Reader(
+            self._settings(), schema, start, self.heartbeat, asyncio.get_running_loop()
+        )
         reader.start()
         try:
             pending: list[OutboxRow] = []

@@ -126,12 +126,12 @@ class PgOutputDecoder:
             return relation
         if tag == "I":
             oid = r.uint32()
-            relation = self.relations.get(oid)
-            if relation is None:
+            known = self.relations.get(oid)
+            if known is None:
                 raise PgOutputError(f"insert into relation {oid} before its description")
             if r.byte() != ord("N"):
                 raise PgOutputError("insert without a new tuple")
-            return Insert(relation, self._tuple(r, relation))
+            return Insert(known, self._tuple(r, known))
         return None
 
     @staticmethod

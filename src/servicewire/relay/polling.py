@@ -22,7 +22,6 @@ again (at least once; the inbox removes the duplicates).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -212,7 +211,7 @@ class PollingRelay(Relay):
             )
             .values(owner=self.owner, expires_at=now + self.lease_ttl)
         )
-        held = bool(result.rowcount)  # type: ignore[attr-defined]
+        held = bool(result.rowcount)
         if held and not self._lease_until:
             log.info("relay %s: %s holds the SQLite lease", self.name, self.owner)
         self._lease_until = now + self.lease_ttl if held else 0.0
@@ -281,8 +280,8 @@ class PollingRelay(Relay):
                     outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff
                 )
             )
-        if result.rowcount:  # type: ignore[attr-defined]
-            log.info("relay %s: removed %d published rows", self.name, result.rowcount)  # type: ignore[attr-defined]
+        if result.rowcount:
+            log.info("relay %s: removed %d published rows", self.name, result.rowcount)
 
     async def drain(self, timeout: float) -> None:
         async with self.engine.connect() as conn:

@@ -277,7 +277,12 @@ class PostgresWalRelay(Relay):
     async def _readable(self, fd: int, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, readable)
         woken = asyncio.ensure_future(self._wakeup.wait())
         try:
             await asyncio.wait({ready, woken}, timeout=timeout, return_when="FIRST_COMPLETED")

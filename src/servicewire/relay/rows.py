@@ -51,7 +51,7 @@ class OutboxRow:
     created_at: float
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> OutboxRow:
+    def from_mapping(cls, values: Mapping[Any, Any]) -> OutboxRow:
         headers = values["headers"]
         payload = values["payload"]
         return cls(
@@ -78,7 +78,7 @@ def to_message(row: OutboxRow) -> Message:
     """The message a row stores; raises :class:`BadRowError` for corrupt rows."""
     try:
         data = json.loads(row.headers)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BadRowError(f"corrupt headers: not JSON ({exc.msg} at offset {exc.pos})") from None
     if not isinstance(data, dict):
         raise BadRowError(f"corrupt headers: a JSON {type(data).__name__}, not an object")
