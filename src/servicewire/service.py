@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -122,6 +124,7 @@ class Service:
         """Where sends and receives are recorded, if anywhere (see :mod:`servicewire.journal`)."""
 
         self.engine: AsyncEngine | None = None
+        self._temp_db: str | None = None
         self.transport: Transport | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._relay: Any = None
@@ -196,7 +199,9 @@ class Service:
             return
         from servicewire.database import create_engine, dialect_of
 
-        self.engine = self._db if isinstance(self._db, AsyncEngine) else create_engine(self._db)
+        self.engine = (
+            self._db if isinstance(self._db, AsyncEngine) else create_engine(self._db_url())
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
@@ -252,6 +257,21 @@ class Service:
         self._stopping = False
         log.info("%s started (%d subscriptions)", self.name, len(self._subscriptions))
 
+    def _db_url(self) -> str:
+        """The database URL to open; an in-memory SQLite becomes a temporary file.
+
+        An in-memory SQLite database lives in one connection, but the relay and the
+        handlers need connections of their own (each with its own transaction), so a
+        private temporary file stands in for it and is removed at stop.
+        """
+        assert isinstance(self._db, str)
+        if self._db in ("sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://"):
+            handle, path = tempfile.mkstemp(prefix=f"servicewire-{self.name}-", suffix=".db")
+            os.close(handle)
+            self._temp_db = path
+            return f"sqlite:///{path}"
+        return self._db
+
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, finish those in flight, flush the outbox, close."""
         if not self._started:
@@ -280,6 +300,11 @@ class Service:
             await self.transport.close()
         if self.engine is not None and not isinstance(self._db, AsyncEngine):
             await self.engine.dispose()
+        if self._temp_db is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self._temp_db + suffix)
+            self._temp_db = None
         self._subscriptions.clear()
         self.pipelines.clear()
         self._consumers.clear()
