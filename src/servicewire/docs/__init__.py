@@ -1,0 +1,27 @@
+"""Documents generated from code: AsyncAPI 3.0 for a service's channels, and HTML.
+
+    from servicewire.docs import ChannelUse, build_asyncapi, render_html
+
+    doc = build_asyncapi("Order Service", "1.2.0", service.channel_uses())
+    Path("order-service.html").write_text(render_html(doc))
+
+The command line is ``servicewire docs asyncapi MODULE:ATTR --html out.html``.
+"""
+
+from servicewire.docs.model import ChannelUse
+
+__all__ = ["ChannelUse", "build_asyncapi", "render_html"]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: the builder imports Pydantic's JSON Schema machinery and,
+    # when installed, the Avro codec.
+    if name == "build_asyncapi":
+        from servicewire.docs.asyncapi import build_asyncapi
+
+        return build_asyncapi
+    if name == "render_html":
+        from servicewire.docs.html import render_html
+
+        return render_html
+    raise AttributeError(name)
