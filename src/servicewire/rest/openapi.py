@@ -3,7 +3,7 @@
 Each app's document is checked in under docs/api/ and a test compares it with the
 app's current one. Regenerate after changing an API::
 
-    python -m servicewire.rest.openapi servicewire.rest.example:app docs/api/example.json
+    python -m servicewire.rest servicewire.rest.example:app docs/api/example.json
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,7 @@ def _add_problems(document: dict[str, Any]) -> dict[str, Any]:
             responses.setdefault("404", _problem("Not Found"))
             responses.setdefault("406", _problem("Not Acceptable"))
             if "requestBody" in operation:
+                responses.setdefault("400", _problem("Bad Request (the body cannot be parsed)"))
                 responses.setdefault("413", _problem("Content Too Large"))
                 responses.setdefault("415", _problem("Unsupported Media Type"))
             if has_input:
@@ -116,7 +116,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(export_openapi(load_app(args.app), args.path))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
