@@ -156,6 +156,9 @@ class _AsyncApiDiff:
                 old.get("headers", {}), new.get("headers", {}), join(loc, "headers"), "message"
             )
         self._payload(old.get("payload", {}), new.get("payload", {}), join(loc, "payload"))
+        # Servicewire's generator documents the Avro encoding of a payload beside it.
+        if "x-avro-payload" in old and "x-avro-payload" in new:
+            self._payload(old["x-avro-payload"], new["x-avro-payload"], join(loc, "x-avro-payload"))
 
     def _payload(self, old_raw: Any, new_raw: Any, loc: str) -> None:
         old = resolve(self.old, old_raw, self.source)
