@@ -22,7 +22,7 @@ async def test_streams_inserts_and_resumes() -> None:
         relay = MysqlBinlogRelay(engine, transport, name=name)
         try:
             await relay.start()
-            await eventually(lambda: relay.owner and relay.position is not None, 10, "ownership")
+            await eventually(lambda: relay.active and relay.position is not None, 10, "ownership")
             async with engine.begin() as conn:
                 await write_messages(conn, make_messages(channel, 100))
             await relay.drain(20)

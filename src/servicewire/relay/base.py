@@ -61,6 +61,8 @@ class Relay(abc.ABC):
         self.moved_aside = 0
         self.last_published_at: float | None = None
         self.last_error: str | None = None
+        self.active = False
+        """True while this relay owns what it publishes (shards, lease, slot, binlog stream)."""
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -125,6 +127,7 @@ class Relay(abc.ABC):
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
+            self.active = False
             await self._release()
 
     async def check_tables(self) -> None:

@@ -173,7 +173,6 @@ class MysqlBinlogRelay(Relay):
         self.takeover_interval = takeover_interval
         self.idle_checkpoint_interval = idle_checkpoint_interval
         self.position: Position | None = None
-        self.owner = False
         self.reconnects = 0
 
     # Setup -------------------------------------------------------------------------------
@@ -242,7 +241,6 @@ class MysqlBinlogRelay(Relay):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
                 return
-            self.owner = True
             log.info("relay %s: owns the binlog stream (%s)", self.name, self.lock_name)
             try:
                 async with self.engine.connect() as conn:
@@ -250,7 +248,7 @@ class MysqlBinlogRelay(Relay):
                 await self._sweep()
                 await self._stream(self.position)
             finally:
-                self.owner = False
+                self.active = False
                 with contextlib.suppress(Exception):
                     await lock_conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.lock_name})
                     await lock_conn.commit()
@@ -261,6 +259,7 @@ class MysqlBinlogRelay(Relay):
             self._settings(), schema, start, self.heartbeat, asyncio.get_running_loop()
         )
         reader.start()
+        self.active = True
         try:
             pending: list[OutboxRow] = []
             ready: list[OutboxRow] = []

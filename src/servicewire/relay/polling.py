@@ -96,6 +96,8 @@ class PollingRelay(Relay):
 
     async def _serve(self) -> None:
         await self._ensure_shard_rows()
+        if self.dialect != "sqlite":
+            self.active = True  # ownership is per batch: shard locks
         if self.listen and self.dialect == "postgresql" and self._listener is None:
             await self._start_listening()
         while not self._stopping.is_set():
@@ -215,6 +217,7 @@ class PollingRelay(Relay):
         if held and not self._lease_until:
             log.info("relay %s: %s holds the SQLite lease", self.name, self.owner)
         self._lease_until = now + self.lease_ttl if held else 0.0
+        self.active = held
         return held
 
     async def _batch_leased(self) -> int:

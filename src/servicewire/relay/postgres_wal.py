@@ -226,8 +226,10 @@ class PostgresWalRelay(Relay):
                 return
             log.info("relay %s: streaming slot %s", self.name, self.slot)
             await self._sweep()
+            self.active = True
             await self._stream(connection, cursor)
         finally:
+            self.active = False
             connection.close()
 
     async def _idle_until_stopping(self, seconds: float) -> None:
