@@ -1,0 +1,133 @@
+"""gRPC server bootstrap: health, reflection, our interceptors, graceful shutdown.
+
+    server = Server(port=50051)
+    server.add_service(add_EchoServiceServicer_to_server, EchoServicer(),
+                       echo_pb2.DESCRIPTOR.services_by_name["EchoService"])
+    async with server:                       # started; health SERVING; registered
+        await server.wait_for_termination()  # until stop() (e.g. from a signal handler)
+
+Shutdown order matters for callers: deregister from discovery and report NOT_SERVING
+first (new calls go elsewhere), then stop accepting and give in-flight calls ``grace``
+seconds to finish, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from servicewire.discovery import Instance
+from servicewire.grpc.interceptors import ServerContextInterceptor
+
+if TYPE_CHECKING:
+    from servicewire.discovery.redis import RedisRegistry, Registration
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class Server:
+    """A ``grpc.aio`` server with the standard services and Servicewire's interceptor."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        grace: float = 5.0,
+        health: bool = True,
+        reflection: bool = True,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        options: Sequence[tuple[str, Any]] = (),
+        registry: RedisRegistry | None = None,
+        service_name: str | None = None,
+        ttl: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.grace = grace
+        self._server = grpc.aio.server(
+            interceptors=[ServerContextInterceptor(), *interceptors], options=list(options)
+        )
+        self._services: list[str] = []
+        self._health = HealthServicer() if health else None
+        self._reflection = reflection
+        self._registry = registry
+        self._service_name = service_name
+        self._ttl = ttl
+        self._registration: Registration | None = None
+        if self._health is not None:
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+
+    @property
+    def grpc_server(self) -> grpc.aio.Server:
+        return self._server
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def add_service(
+        self,
+        register: Callable[[Any, grpc.aio.Server], None],
+        servicer: Any,
+        service: Any,
+    ) -> None:
+        """Add ``servicer`` with its generated ``add_..._to_server`` function.
+
+        ``service`` is the ServiceDescriptor (``pb2.DESCRIPTOR.services_by_name[...]``) or
+        its full name; health and reflection report it.
+        """
+        register(servicer, self._server)
+        self._services.append(service if isinstance(service, str) else service.full_name)
+
+    async def start(self) -> int:
+        """Bind, start serving and register; returns the bound port."""
+        names = list(self._services)
+        if self._health is not None:
+            names.append(HEALTH_SERVICE)
+        if self._reflection:
+            names.append(reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, self._server)
+        self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
+        await self._server.start()
+        if self._health is not None:
+            await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+            for name in self._services:
+                await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._registry is not None:
+            name = self._service_name or (self._services[0] if self._services else "grpc")
+            self._registration = self._registry.register(
+                Instance(name, self.host, self.port), ttl=self._ttl
+            )
+            await self._registration.start()
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: deregister, NOT_SERVING, drain for ``grace`` s, stop."""
+        if self._registration is not None:
+            await self._registration.stop()
+            self._registration = None
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        await self._server.stop(self.grace if grace is None else grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return bool(await self._server.wait_for_termination(timeout))
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
