@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servicewire import Service
-
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import Orders, create_order_service
 from ftgo.restaurant.service import create_restaurant_service
+from servicewire import Service
 
 
 @dataclass
