@@ -96,8 +96,19 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
                 reason = "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
             raise DocumentError(str(path), reason)
         data = out.read_bytes()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = text_digest(path.read_text(encoding="utf-8", errors="replace"))
     return ProtoDocument(data, digest, str(path))
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a ``.proto`` text without its ``// api-version:`` line (not content)."""
+    kept = [
+        line
+        for line in text.splitlines()
+        if not line.strip().removeprefix("//").strip().startswith("api-version:")
+        or not line.strip().startswith("//")
+    ]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
 def compare_proto(old: ProtoDocument, new: ProtoDocument, policy: Policy) -> Report:
