@@ -1,0 +1,52 @@
+"""FTGO's published API documents: the OpenAPI document of each REST app.
+
+``python -m ftgo.apis`` writes them to ``docs/api/`` (checked in; a test fails when an
+app and its document disagree, and ``servicewire api check`` judges each change).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI
+from servicewire.rest import render_openapi
+
+from ftgo.consumer.rest import build_consumer_app
+from ftgo.order.rest import build_order_app
+from ftgo.system import FtgoSystem
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
+
+
+def apps() -> dict[str, FastAPI]:
+    """Each REST app, built on services that are never started (documents only)."""
+    from ftgo.restaurant.rest import build_restaurant_app
+
+    system = FtgoSystem.create(
+        order_db="sqlite://",
+        consumer_db="sqlite://",
+        restaurant_db="sqlite://",
+        transport="memory://ftgo-apis",
+    )
+    return {
+        "ftgo-order": build_order_app(system.orders),
+        "ftgo-consumer": build_consumer_app(system.consumer),
+        "ftgo-restaurant": build_restaurant_app(system.restaurant),
+    }
+
+
+def documents() -> dict[Path, str]:
+    return {DOCS / f"{name}.json": render_openapi(app) for name, app in apps().items()}
+
+
+def main() -> int:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for path, text in documents().items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
