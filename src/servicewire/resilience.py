@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -270,6 +271,23 @@ class RetryPolicy:
     ) -> T:
         if not idempotent or self.attempts <= 1:
             return await operation()
+        # Fast path: the first attempt runs without the retry machinery, which only a
+        # failure needs; a call that succeeds pays nothing for being retryable.
+        try:
+            return await operation()
+        except Exception as exc:
+            if not self._should_retry(exc) or (deadline is not None and deadline.expired):
+                raise
+        await asyncio.sleep(random.uniform(0.0, self.initial_backoff))
+        return await self._retry(operation, deadline)
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if isinstance(exc, CircuitOpenError | BulkheadFullError | DeadlineExceededError):
+            return False
+        return self.retryable(exc)
+
+    async def _retry(self, operation: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
+        """Attempts 2..N, with tenacity's exponential backoff and full jitter."""
         # tenacity is imported here so `import servicewire` does not need it.
         from tenacity import (
             AsyncRetrying,
@@ -289,15 +307,10 @@ class RetryPolicy:
                     return False
                 return deadline.remaining() <= (state.upcoming_sleep or 0.0)
 
-        def should_retry(exc: BaseException) -> bool:
-            if isinstance(exc, CircuitOpenError | BulkheadFullError | DeadlineExceededError):
-                return False
-            return self.retryable(exc)
-
         retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(self.attempts), OutOfTime()),
+            stop=stop_any(stop_after_attempt(self.attempts - 1), OutOfTime()),
             wait=wait_random_exponential(multiplier=self.initial_backoff, max=self.max_backoff),
-            retry=retry_if_exception(should_retry),
+            retry=retry_if_exception(self._should_retry),
             reraise=True,
         )
         result: T = await retrying(operation)
