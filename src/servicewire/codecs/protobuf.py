@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory, timestamp_pb2
@@ -100,6 +100,15 @@ def _iso(v: Any) -> Any:
     return v.isoformat()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(v: Any) -> dict[str, int]:
+    """A Timestamp as constructor dict (the class of our private pool is not the stock one)."""
+    delta = (v if v.tzinfo is not None else v.replace(tzinfo=UTC)) - _EPOCH
+    return {"seconds": delta.days * 86400 + delta.seconds, "nanos": delta.microseconds * 1000}
+
+
 def _to_datetime(ts: Any) -> Any:
     return ts.ToDatetime(tzinfo=UTC)
 
@@ -147,6 +156,8 @@ class _Converters:
         if shape.form == "repeated":
             return None if item is None else (lambda v: [item(x) for x in v])
         if shape.form == "map":
+            if shape.item.node.kind == "datetime":
+                item = _timestamp  # map values, unlike fields, take no datetime directly
             return None if item is None else (lambda v: {k: item(x) for k, x in v.items()})
         # box: wrap the value; None leaves an `X | None` field unset, while a None list
         # item becomes a box whose own optional value is unset.
