@@ -68,6 +68,10 @@ class Containers(Document, name="test.codecs.Containers", version="1.0.0"):
     stamps: dict[str, datetime] = {}
     statuses: list[Status] = []
     lucky: Literal[3, 7] = 7
+    expires: datetime | None = None
+    maybe_day: date | None = None
+    maybe_address: Address | None = None
+    stamp_list: list[datetime | None] = []
 
 
 class CreateThing(

@@ -34,6 +34,7 @@ from servicewire.codecs._proto_schema import (
     derived_number,
     proto_schema,
 )
+from servicewire.codecs._types import TypeNode
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
 from servicewire.contracts import Contract
 from servicewire.errors import DecodeError, EncodeError
@@ -128,9 +129,7 @@ class _Converters:
 
     # Encoding: dumped python value -> constructor argument ------------------------------
 
-    def leaf_encoder(self, shape: Shape) -> Convert | None:
-        node = shape.node.inner if shape.node.kind == "optional" else shape.node
-        assert node is not None
+    def leaf_encoder(self, node: TypeNode) -> Convert | None:
         kind = node.kind
         if kind in ("decimal", "uuid"):
             return str
@@ -138,15 +137,20 @@ class _Converters:
             return _iso
         if kind == "enum":
             return _enum_value
-        return None  # str, int, float, bool, datetime (protobuf takes a datetime)
+        if kind == "datetime":
+            # The constructor takes a datetime for a Timestamp field but not inside a
+            # map value or a nested dict; the dict form works everywhere.
+            return _timestamp
+        return None  # str, int, float, bool, literals
 
     def encoder(self, shape: Shape) -> Convert | None:
         if shape.form == "element":
-            if shape.message is not None and shape.node.kind != "datetime":
-                model = self._model_for(shape)
-                conv: Convert | None = self.model_encoder_ref(model)
+            node = shape.node.inner if shape.node.kind == "optional" else shape.node
+            assert node is not None
+            if node.kind == "model":
+                conv: Convert | None = self.model_encoder_ref(self._model_for(shape))
             else:
-                conv = self.leaf_encoder(shape)
+                conv = self.leaf_encoder(node)
             if conv is None or shape.node.kind != "optional":
                 return conv
             inner = conv
@@ -156,8 +160,6 @@ class _Converters:
         if shape.form == "repeated":
             return None if item is None else (lambda v: [item(x) for x in v])
         if shape.form == "map":
-            if shape.item.node.kind == "datetime":
-                item = _timestamp  # map values, unlike fields, take no datetime directly
             return None if item is None else (lambda v: {k: item(x) for k, x in v.items()})
         # box: wrap the value; None leaves an `X | None` field unset, while a None list
         # item becomes a box whose own optional value is unset.
