@@ -112,9 +112,10 @@ class Locator:
             found = await self.instances(service)
             if not found:
                 raise NoInstancesError(service)
-        now = time.monotonic()
-        healthy = [i for i in found if self._failed.get(i.key, 0.0) <= now]
-        pool = healthy or found
+        pool = found
+        if self._failed:
+            now = time.monotonic()
+            pool = [i for i in found if self._failed.get(i.key, 0.0) <= now] or found
         counter = self._counters.setdefault(service, itertools.count())
         return pool[next(counter) % len(pool)]
 

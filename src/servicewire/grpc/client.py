@@ -22,7 +22,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import grpc
-
 from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
 from servicewire.grpc import context as call_context
 from servicewire.grpc.status import error_from_rpc
@@ -117,7 +116,7 @@ class GrpcClient:
                 raise self._error(instance, exc, label, deadline) from None
 
         return await self.resilience.call(
-            service, attempt, idempotent=idempotent, timeout=timeout, name=label
+            service, attempt, idempotent=idempotent, timeout=timeout, name=label, self_timed=True
         )
 
     def _error(

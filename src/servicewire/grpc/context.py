@@ -12,9 +12,8 @@ one correlation id and one trace, each hop a child span::
 from __future__ import annotations
 
 import contextvars
+import random
 import re
-import secrets
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -41,9 +40,23 @@ def current_traceparent() -> str | None:
     return _traceparent.get()
 
 
+# Trace and span ids need to be unique, not secret: the random module's generator is
+# several times cheaper per call than os.urandom, which matters on a fast unary path.
+_bits = random.getrandbits
+
+
+def _span_id() -> str:
+    return f"{_bits(64) or 1:016x}"
+
+
+def new_id() -> str:
+    """A random 128-bit hex id (correlation ids, trace ids)."""
+    return f"{_bits(128) or 1:032x}"
+
+
 def new_traceparent() -> str:
     """A fresh sampled W3C ``traceparent`` (version 00)."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{new_id()}-{_span_id()}-01"
 
 
 def child_traceparent(parent: str | None) -> str:
@@ -51,12 +64,12 @@ def child_traceparent(parent: str | None) -> str:
     match = _TRACEPARENT.match(parent or "")
     if match is None or match[1] == "0" * 32:
         return new_traceparent()
-    return f"00-{match[1]}-{secrets.token_hex(8)}-{match[3]}"
+    return f"00-{match[1]}-{_span_id()}-{match[3]}"
 
 
 def adopt(correlation_id: str | None, traceparent: str | None) -> None:
     """Make incoming values current for the rest of this task (server side)."""
-    _correlation_id.set(correlation_id or uuid.uuid4().hex)
+    _correlation_id.set(correlation_id or new_id())
     _traceparent.set(traceparent if traceparent and _TRACEPARENT.match(traceparent) else None)
 
 
@@ -75,8 +88,7 @@ def call_context(
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
     """Metadata for an outgoing call: the current correlation id and a child span."""
-    correlation_id = _correlation_id.get() or uuid.uuid4().hex
-    return (
-        (CORRELATION_ID, correlation_id),
-        (TRACEPARENT, child_traceparent(_traceparent.get())),
-    )
+    correlation_id = _correlation_id.get() or new_id()
+    parent = _traceparent.get()
+    traceparent = child_traceparent(parent) if parent else new_traceparent()
+    return ((CORRELATION_ID, correlation_id), (TRACEPARENT, traceparent))

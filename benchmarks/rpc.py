@@ -1,0 +1,251 @@
+"""Unary request/response at 64 concurrent calls: our REST and gRPC clients vs the floor.
+
+    .venv/bin/python benchmarks/rpc.py              # 10 s per client
+    .venv/bin/python benchmarks/rpc.py --seconds 3  # quicker
+
+One run measures, one after the other, against servers in SEPARATE processes (the
+machine has 2 cores: one serves, one calls):
+
+* REST: FastAPI (the example app's ``POST /v1/echo``) on uvicorn, called by
+  - a minimal asyncio HTTP/1.1 keep-alive client (the floor: no pool, no parsing
+    beyond Content-Length, no resilience), and
+  - our :class:`~servicewire.rest.RestClient` (discovery, deadline, breaker, bulkhead);
+* gRPC: the echo service (``EchoService/Echo``) on grpc.aio, called by
+  - a raw grpc.aio stub on one channel, and
+  - our :class:`~servicewire.grpc.GrpcClient` (the same protections).
+
+It prints req/s, p50 and p99 latency of each, and the ratios ours/floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 64
+BODY = b'{"message":"hello from the benchmark"}'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def row(self) -> str:
+        return (
+            f"{self.name:<34} {self.rate:>9,.0f} req/s   p50 {self.percentile(0.5):6.2f} ms"
+            f"   p99 {self.percentile(0.99):6.2f} ms"
+        )
+
+
+async def _drive(name: str, call: Callable[[], Awaitable[None]], seconds: float) -> Result:
+    """Run ``call`` in CONCURRENCY loops: 1 s warm-up, then ``seconds`` measured."""
+    latencies: list[float] = []
+    count = 0
+    measuring = False
+    stop = False
+
+    async def worker() -> None:
+        nonlocal count
+        while not stop:
+            started = time.perf_counter()
+            await call()
+            if measuring:
+                latencies.append(time.perf_counter() - started)
+                count += 1
+
+    workers = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
+    await asyncio.sleep(1.0)
+    measuring = True
+    began = time.perf_counter()
+    for second in range(1, int(seconds) + 1):
+        await asyncio.sleep(1.0)
+        print(f"  {name}: {second}/{int(seconds)} s, {count / second:,.0f} req/s", flush=True)
+    measuring = False
+    elapsed = time.perf_counter() - began
+    measured = count
+    stop = True
+    await asyncio.gather(*workers)
+    return Result(name, measured, elapsed, latencies)
+
+
+# ------------------------------------------------------------------------------ REST
+
+
+class MinimalHttpClient:
+    """The floor: one keep-alive connection per worker, Content-Length bodies only."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.request = (
+            b"POST /v1/echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+        )
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def call(self) -> None:
+        if self.idle:
+            reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(self.request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(head[:40])
+        self.idle.append((reader, writer))
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def bench_rest(port: int, seconds: float) -> tuple[Result, Result]:
+    from servicewire.rest import RestClient
+
+    minimal = MinimalHttpClient(port)
+    floor = await _drive("minimal asyncio HTTP/1.1 client", minimal.call, seconds)
+    minimal.close()
+
+    payload = {"message": "hello from the benchmark"}
+    async with RestClient({"bench": [f"127.0.0.1:{port}"]}) as client:
+
+        async def ours_call() -> None:
+            await client.post("bench", "/v1/echo", json=payload)
+
+        ours = await _drive("servicewire RestClient (aiohttp)", ours_call, seconds)
+    return floor, ours
+
+
+# ------------------------------------------------------------------------------ gRPC
+
+
+async def bench_grpc(port: int, seconds: float) -> tuple[Result, Result]:
+    import grpc
+    from servicewire.grpc import GrpcClient
+    from servicewire.grpc.generated.testing.v1 import echo_pb2
+    from servicewire.grpc.generated.testing.v1.echo_pb2_grpc import EchoServiceStub
+
+    request = echo_pb2.EchoRequest(message="hello from the benchmark")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = EchoServiceStub(channel)
+
+        async def raw_call() -> None:
+            await stub.Echo(request, timeout=5.0)
+
+        raw = await _drive("raw grpc.aio stub", raw_call, seconds)
+
+    async with GrpcClient({"bench": [f"127.0.0.1:{port}"]}) as client:
+
+        async def ours_call() -> None:
+            await client.unary("bench", EchoServiceStub, "Echo", request)
+
+        ours = await _drive("servicewire GrpcClient", ours_call, seconds)
+    return raw, ours
+
+
+async def serve_grpc(port: int) -> None:
+    from servicewire.grpc import Server
+    from servicewire.grpc.testing import add_echo_service
+
+    server = Server(port=port, grace=0.5)
+    add_echo_service(server)
+    async with server:
+        await server.wait_for_termination()
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per client")
+    parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_grpc:
+        asyncio.run(serve_grpc(args.serve_grpc))
+        return 0
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    rest_port, grpc_port = _free_port(), _free_port()
+    rest_server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "servicewire.rest.example:app", "--port",
+         str(rest_port), "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    grpc_server = subprocess.Popen(
+        [sys.executable, __file__, "--serve-grpc", str(grpc_port)], env=env
+    )
+    try:
+        _wait_port(rest_port)
+        _wait_port(grpc_port)
+        print(f"unary echo, {CONCURRENCY} concurrent calls, {args.seconds:.0f} s each; "
+              "servers in separate processes")  # fmt: skip
+        floor, rest = asyncio.run(bench_rest(rest_port, args.seconds))
+        raw, grpc_ours = asyncio.run(bench_grpc(grpc_port, args.seconds))
+    finally:
+        for process in (rest_server, grpc_server):
+            process.terminate()
+        for process in (rest_server, grpc_server):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    print()
+    for result in (floor, rest, raw, grpc_ours):
+        print(result.row())
+    print()
+    print(f"REST: servicewire / minimal client = {rest.rate / floor.rate:.2f}x  (goal >= 0.70x)")
+    print(f"gRPC: servicewire / raw grpc.aio   = {grpc_ours.rate / raw.rate:.2f}x  (goal >= 0.90x)")
+    print(f"gap:  servicewire REST / servicewire gRPC = {rest.rate / grpc_ours.rate:.2f}x; "
+          f"p50 {statistics.median(rest.latencies) * 1000:.2f} ms vs "
+          f"{statistics.median(grpc_ours.latencies) * 1000:.2f} ms")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
