@@ -1,9 +1,9 @@
 """Every relay mode on every database it supports, as one parametrisation.
 
-    @pytest.mark.parametrize("case", CASES, ids=str)
-    async def test_x(case: Case, tmp_path: Path) -> None:
-        async with relay_env(case, tmp_path) as env:
-            relay = env.relay(transport)
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_x(case: Case, tmp_path: Path) -> None:
+    async with relay_env(case, tmp_path) as env:
+        relay = env.relay(transport)
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ async def test_commit_order_gap(case: Case, tmp_path: Path) -> None:
         if case.kind == "sqlite":
             # SQLite runs one writer at a time, so the gap shows as ids that commit out
             # of order: give the later commits the lower ids.
-            for msg, row_id, commit in zip(msgs, [4, 3, 2, 1], [True, False, True, True], strict=True):
+            for msg, row_id, commit in zip(
+                msgs, [4, 3, 2, 1], [True, False, True, True], strict=True
+            ):
                 async with env.engine.connect() as conn:
                     async with conn.begin() as tx:
                         row = outbox_rows([msg])[0] | {"id": row_id}

@@ -37,6 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--poll-interval", type=float, default=0.01, help="polling: seconds")
     parser.add_argument("--shards", type=int, default=None, help="polling: outbox shards")
     parser.add_argument("--listen", action="store_true", help="polling on PostgreSQL: LISTEN")
+    parser.add_argument(
+        "--lease-ttl", type=float, default=5.0, help="polling on SQLite: lease seconds"
+    )
     parser.add_argument("--cleanup", choices=["delete", "mark"], default="delete")
     parser.add_argument("--retention", type=float, default=3600.0, help="mark: keep seconds")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
@@ -71,6 +74,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             listen=args.listen,
             cleanup=args.cleanup,
             retention=args.retention,
+            lease_ttl=args.lease_ttl,
         )
         if args.shards:
             options["shards"] = args.shards

@@ -154,6 +154,11 @@ class Relay(abc.ABC):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
         self._wakeup.clear()
 
+    def _activate(self, detail: str) -> None:
+        if not self.active:
+            log.info("relay %s active (%s): %s", self.name, self.mode, detail)
+        self.active = True
+
     def _count(self, published: int, moved: int) -> None:
         self.published += published
         self.moved_aside += moved

@@ -241,7 +241,6 @@ class MysqlBinlogRelay(Relay):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
                 return
-            log.info("relay %s: owns the binlog stream (%s)", self.name, self.lock_name)
             try:
                 async with self.engine.connect() as conn:
                     self.position = await self._load_position(conn)
@@ -259,7 +258,7 @@ class MysqlBinlogRelay(Relay):
             self._settings(), schema, start, self.heartbeat, asyncio.get_running_loop()
         )
         reader.start()
-        self.active = True
+        self._activate(f"holds {self.lock_name}, streaming from {start[0]}:{start[1]}")
         try:
             pending: list[OutboxRow] = []
             ready: list[OutboxRow] = []

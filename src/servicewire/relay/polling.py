@@ -97,7 +97,8 @@ class PollingRelay(Relay):
     async def _serve(self) -> None:
         await self._ensure_shard_rows()
         if self.dialect != "sqlite":
-            self.active = True  # ownership is per batch: shard locks
+            # Ownership is per batch (shard row locks), so every such relay is active.
+            self._activate(f"{self.shards} shards, locked per batch")
         if self.listen and self.dialect == "postgresql" and self._listener is None:
             await self._start_listening()
         while not self._stopping.is_set():
@@ -214,10 +215,12 @@ class PollingRelay(Relay):
             .values(owner=self.owner, expires_at=now + self.lease_ttl)
         )
         held = bool(result.rowcount)
-        if held and not self._lease_until:
-            log.info("relay %s: %s holds the SQLite lease", self.name, self.owner)
         self._lease_until = now + self.lease_ttl if held else 0.0
-        self.active = held
+        if held:
+            self._activate(f"{self.owner} holds the SQLite lease")
+        elif self.active:
+            log.warning("relay %s: lost the SQLite lease", self.name)
+            self.active = False
         return held
 
     async def _batch_leased(self) -> int:

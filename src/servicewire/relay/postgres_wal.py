@@ -224,9 +224,8 @@ class PostgresWalRelay(Relay):
                 # Another relay streams the slot: stand by and try again.
                 await self._idle_until_stopping(self.takeover_interval)
                 return
-            log.info("relay %s: streaming slot %s", self.name, self.slot)
             await self._sweep()
-            self.active = True
+            self._activate(f"streaming slot {self.slot}")
             await self._stream(connection, cursor)
         finally:
             self.active = False
