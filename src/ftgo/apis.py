@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from fastapi import FastAPI
-from servicewire.rest import render_openapi
 
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.system import FtgoSystem
+from servicewire.rest import render_openapi
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
 
