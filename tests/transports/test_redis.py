@@ -1,0 +1,167 @@
+"""Redis Streams: the contract suite on a private redis-server, plus faults on the shared one.
+
+Each contract test gets its own redis-server (own port, temp dir, append-only file on),
+so the restart hook restarts only that one and never the shared Redis on 6379.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
+from servicewire.transports import connect_transport, transport_from_url
+from servicewire.transports.base import Transport
+from servicewire.transports.redis import RedisTransport
+from servicewire.transports.redis_server import PrivateRedis, free_port
+from tests.contract import RestartContract, TransportContract, TransportSpec
+from tests.contract.helpers import Member, eventually, make_message, unique
+from tests.services import URLS, require
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[PrivateRedis]:
+    require("redis")
+    server = PrivateRedis(appendonly=True)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+class TestRedisContract(TransportContract, RestartContract):
+    @pytest.fixture
+    def spec(self, private_redis: PrivateRedis) -> TransportSpec:
+        async def make() -> Transport:
+            return await connect_transport(private_redis.url)
+
+        return TransportSpec(
+            make=make, restart_broker=private_redis.restart, settle_time=0.5, timeout=30.0
+        )
+
+    async def test_private_server_declares_persistence(self, transport: Transport) -> None:
+        # appendonly yes on the private server: the transport says it persists.
+        assert transport.capabilities.persistent is True
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[Transport]:
+    require("redis")
+    transport = await connect_transport(URLS["redis"])
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
+async def test_shared_server_without_aof_is_not_persistent(shared: Transport) -> None:
+    # The shared Redis keeps nothing on disk, and the transport says so.
+    assert shared.capabilities.persistent is False
+
+
+async def test_persistence_can_be_declared_in_the_url() -> None:
+    require("redis")
+    transport = await connect_transport(URLS["redis"] + "?persistent=yes")
+    try:
+        assert transport.capabilities.persistent is True
+        assert RedisTransport.capabilities.persistent is False  # the class default is untouched
+    finally:
+        await transport.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:99999/0",
+        "redis://127.0.0.1:6379/0?shards=0",
+        "redis://127.0.0.1:6379/0?persistent=maybe",
+        "redis://127.0.0.1:6379/0?heartbeat=10",
+    ],
+)
+def test_bad_url_is_one_clear_error(url: str) -> None:
+    with pytest.raises(TransportError, match="redis"):
+        transport_from_url(url)
+
+
+async def test_refused_connection_names_the_address_without_the_password() -> None:
+    port = free_port()
+    url = f"redis://user:s3cret-pw@127.0.0.1:{port}/0"
+    with pytest.raises(ConnectionFailedError) as info:
+        await connect_transport(url)
+    text = str(info.value)
+    assert f"127.0.0.1:{port}" in text and "redis" in text
+    assert "s3cret-pw" not in text and "s3cret-pw" not in repr(info.value.args)
+
+
+async def test_wrong_password_is_a_connection_error_without_the_password() -> None:
+    require("redis")
+    url = URLS["redis"].replace("redis://", "redis://nobody:wr0ng-pw@", 1)
+    with pytest.raises(ConnectionFailedError) as info:
+        await connect_transport(url)
+    assert "wr0ng-pw" not in str(info.value)
+
+
+async def test_oversized_message_is_refused_before_redis(shared: Transport) -> None:
+    small = await connect_transport(URLS["redis"], max_message_size=1000)
+    try:
+        channel = unique("big")
+        with pytest.raises(MessageTooLargeError):
+            await small.publish(make_message(channel, 1, size=2000))
+        await small.publish(make_message(channel, 2, size=10))
+    finally:
+        await small.close()
+
+
+async def test_shards_move_to_a_new_member_and_back(shared: Transport) -> None:
+    channel, group = unique("moves"), unique("g")
+    first = await shared.subscribe(channel, group)
+    assert isinstance(first, type(first)) and len(first.owned_shards) == 16  # type: ignore[attr-defined]
+    second = await shared.subscribe(channel, group)
+    try:
+        await eventually(
+            lambda: len(second.owned_shards) == 8 and len(first.owned_shards) == 8,  # type: ignore[attr-defined]
+            10,
+            "the shards to be split between two members",
+        )
+    finally:
+        await second.close()
+    await eventually(
+        lambda: len(first.owned_shards) == 16,  # type: ignore[attr-defined]
+        10,
+        "the shards to come back",
+    )
+    await first.close()
+
+
+async def test_entries_stuck_with_a_dead_member_are_claimed(private_redis: PrivateRedis) -> None:
+    # A member that dies without closing leaves its leases to expire and its pending
+    # entries in Redis; the next member claims them (XAUTOCLAIM) and delivers them.
+    url = private_redis.url + "?lease_ttl=1&heartbeat=0.2"
+    doomed, survivor = await connect_transport(url), await connect_transport(url)
+    channel, group = unique("dead"), unique("g")
+    try:
+        sub = await doomed.subscribe(channel, group)
+        await doomed.publish_batch([make_message(channel, i, key="k") for i in range(3)])
+        got = None
+        async with asyncio.timeout(10):
+            async for delivery in sub:
+                got = delivery  # taken, never settled
+                break
+        assert got is not None
+        # Simulate a crash: stop the member's tasks without releasing anything in Redis.
+        sub._closed = True  # type: ignore[attr-defined]
+        sub._ticker.cancel()  # type: ignore[attr-defined]
+        for worker in list(sub._workers.values()):  # type: ignore[attr-defined]
+            worker.task.cancel()
+        member = Member(await survivor.subscribe(channel, group))
+        try:
+            await eventually(lambda: len(member.acked) >= 3, 15, "the dead member's entries")
+            assert [m.headers["seq"] for m in member.acked[:3]] == ["0", "1", "2"]
+        finally:
+            await member.stop()
+    finally:
+        await survivor.close()
+        await doomed.close()
