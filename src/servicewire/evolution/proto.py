@@ -18,11 +18,13 @@ Requires ``grpcio-tools`` (the ``evolution`` extra).
 from __future__ import annotations
 
 import hashlib
-import subprocess
+import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2 as d
@@ -30,7 +32,6 @@ from google.protobuf import descriptor_pb2 as d
 from servicewire.evolution.model import DocumentError, Report
 from servicewire.evolution.policy import Collector, Policy
 
-_TIMEOUT = 60.0
 _STREAMING = {
     (False, False): "unary",
     (False, True): "server streaming",
@@ -72,32 +73,50 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
     relative = path.resolve().relative_to(owner)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
-        cmd = [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
+        args = [
             *(f"-I{r}" for r in roots),
             "--include_imports",
             f"--descriptor_set_out={out}",
-            str(relative),
+            str(owner / relative),
         ]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=_TIMEOUT, cwd=owner, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DocumentError(str(path), f"cannot run protoc: {exc}") from None
-        if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
+        code, errors = _protoc(args)
+        if code != 0:
             # Drop abseil's logging preamble and warnings; keep protoc's own errors.
-            kept = [ln for ln in lines if not ln.startswith(("WARNING: All log", "W0000", "I0000"))]
-            reason = "\n".join(kept) or f"protoc exited {proc.returncode}"
-            if "No module named grpc_tools" in reason:
-                reason = "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
-            raise DocumentError(str(path), reason)
+            skip = ("WARNING: All log", "W0000", "I0000")
+            kept = [ln for ln in errors.strip().splitlines() if not ln.startswith(skip)]
+            raise DocumentError(str(path), "\n".join(kept) or f"protoc exited {code}")
         data = out.read_bytes()
     digest = text_digest(path.read_text(encoding="utf-8", errors="replace"))
     return ProtoDocument(data, digest, str(path))
+
+
+_PROTOC_LOCK = threading.Lock()
+
+
+def _protoc(args: list[str]) -> tuple[int, str]:
+    """Run protoc in this process; return its exit code and what it wrote to stderr.
+
+    The compiler is a C++ extension that writes errors to file descriptor 2, so the
+    descriptor is pointed at a temp file for the call (in-process is ~20x faster than a
+    subprocess per file). The lock keeps concurrent callers from mixing their errors.
+    """
+    try:
+        from grpc_tools import protoc  # type: ignore[import-untyped]
+    except ImportError:
+        return 1, "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
+    well_known = resources.files("grpc_tools") / "_proto"
+    argv = ["protoc", *args, f"-I{well_known}"]
+    with _PROTOC_LOCK, tempfile.TemporaryFile() as err:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(err.fileno(), 2)
+        try:
+            code = int(protoc.main(argv))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        err.seek(0)
+        return code, err.read().decode("utf-8", "replace")
 
 
 def text_digest(text: str) -> str:
