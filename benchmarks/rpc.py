@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +56,18 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 @dataclass
 class Result:
     name: str
-    requests: int
-    seconds: float
-    latencies: list[float]
+    requests: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
-        return self.requests / self.seconds
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_call_us(self) -> float:
+        return self.cpu / self.requests * 1e6 if self.requests else float("nan")
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -72,17 +77,16 @@ class Result:
 
     def row(self) -> str:
         return (
-            f"{self.name:<34} {self.rate:>9,.0f} req/s   p50 {self.percentile(0.5):6.2f} ms"
-            f"   p99 {self.percentile(0.99):6.2f} ms"
+            f"{self.name:<34} {self.rate:>7,.0f} req/s  p50 {self.percentile(0.5):6.2f} ms"
+            f"  p99 {self.percentile(0.99):6.2f} ms  client CPU {self.cpu_per_call_us:4.0f} us/call"
         )
 
 
-async def _drive(name: str, call: Callable[[], Awaitable[None]], seconds: float) -> Result:
-    """Run ``call`` in CONCURRENCY loops: 1 s warm-up, then ``seconds`` measured."""
-    latencies: list[float] = []
-    count = 0
+async def _segment(result: Result, call: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """CONCURRENCY loops of ``call``: 0.5 s warm-up, then ``seconds`` added to ``result``."""
     measuring = False
     stop = False
+    count = 0
 
     async def worker() -> None:
         nonlocal count
@@ -90,22 +94,37 @@ async def _drive(name: str, call: Callable[[], Awaitable[None]], seconds: float)
             started = time.perf_counter()
             await call()
             if measuring:
-                latencies.append(time.perf_counter() - started)
+                result.latencies.append(time.perf_counter() - started)
                 count += 1
 
     workers = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     measuring = True
-    began = time.perf_counter()
-    for second in range(1, int(seconds) + 1):
-        await asyncio.sleep(1.0)
-        print(f"  {name}: {second}/{int(seconds)} s, {count / second:,.0f} req/s", flush=True)
+    began, cpu = time.perf_counter(), time.process_time()
+    await asyncio.sleep(seconds)
     measuring = False
-    elapsed = time.perf_counter() - began
-    measured = count
+    result.seconds += time.perf_counter() - began
+    result.cpu += time.process_time() - cpu
+    result.requests += count
     stop = True
     await asyncio.gather(*workers)
-    return Result(name, measured, elapsed, latencies)
+    print(f"  {result.name}: {count / seconds:,.0f} req/s this round", flush=True)
+
+
+async def _compare(
+    floor: tuple[str, Callable[[], Awaitable[None]]],
+    ours: tuple[str, Callable[[], Awaitable[None]]],
+    seconds: float,
+    rounds: int,
+) -> tuple[Result, Result]:
+    """Alternate floor and ours in ``rounds`` segments, so load from elsewhere on the
+    machine hits both alike; each gets ``seconds`` measured in total."""
+    results = Result(floor[0]), Result(ours[0])
+    for round_number in range(1, rounds + 1):
+        print(f" round {round_number}/{rounds}", flush=True)
+        for result, (_, call) in zip(results, (floor, ours), strict=True):
+            await _segment(result, call, seconds / rounds)
+    return results
 
 
 # ------------------------------------------------------------------------------ REST
@@ -143,48 +162,54 @@ class MinimalHttpClient:
             writer.close()
 
 
-async def bench_rest(port: int, seconds: float) -> tuple[Result, Result]:
+async def bench_rest(port: int, seconds: float, rounds: int) -> tuple[Result, Result]:
     from servicewire.rest import RestClient
 
     minimal = MinimalHttpClient(port)
-    floor = await _drive("minimal asyncio HTTP/1.1 client", minimal.call, seconds)
-    minimal.close()
-
     payload = {"message": "hello from the benchmark"}
     async with RestClient({"bench": [f"127.0.0.1:{port}"]}) as client:
 
         async def ours_call() -> None:
             await client.post("bench", "/v1/echo", json=payload)
 
-        ours = await _drive("servicewire RestClient (aiohttp)", ours_call, seconds)
-    return floor, ours
+        result = await _compare(
+            ("minimal asyncio HTTP/1.1 client", minimal.call),
+            ("servicewire RestClient (aiohttp)", ours_call),
+            seconds,
+            rounds,
+        )
+    minimal.close()
+    return result
 
 
 # ------------------------------------------------------------------------------ gRPC
 
 
-async def bench_grpc(port: int, seconds: float) -> tuple[Result, Result]:
+async def bench_grpc(port: int, seconds: float, rounds: int) -> tuple[Result, Result]:
     import grpc
     from servicewire.grpc import GrpcClient
     from servicewire.grpc.generated.testing.v1 import echo_pb2
     from servicewire.grpc.generated.testing.v1.echo_pb2_grpc import EchoServiceStub
 
     request = echo_pb2.EchoRequest(message="hello from the benchmark")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        GrpcClient({"bench": [f"127.0.0.1:{port}"]}) as client,
+    ):
         stub = EchoServiceStub(channel)
 
         async def raw_call() -> None:
             await stub.Echo(request, timeout=5.0)
 
-        raw = await _drive("raw grpc.aio stub", raw_call, seconds)
-
-    async with GrpcClient({"bench": [f"127.0.0.1:{port}"]}) as client:
-
         async def ours_call() -> None:
             await client.unary("bench", EchoServiceStub, "Echo", request)
 
-        ours = await _drive("servicewire GrpcClient", ours_call, seconds)
-    return raw, ours
+        return await _compare(
+            ("raw grpc.aio stub", raw_call),
+            ("servicewire GrpcClient", ours_call),
+            seconds,
+            rounds,
+        )
 
 
 async def serve_grpc(port: int) -> None:
@@ -203,6 +228,9 @@ async def serve_grpc(port: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per client")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternate floor and ours this many times"
+    )
     parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_grpc:
@@ -224,8 +252,8 @@ def main() -> int:
         _wait_port(grpc_port)
         print(f"unary echo, {CONCURRENCY} concurrent calls, {args.seconds:.0f} s each; "
               "servers in separate processes")  # fmt: skip
-        floor, rest = asyncio.run(bench_rest(rest_port, args.seconds))
-        raw, grpc_ours = asyncio.run(bench_grpc(grpc_port, args.seconds))
+        floor, rest = asyncio.run(bench_rest(rest_port, args.seconds, args.rounds))
+        raw, grpc_ours = asyncio.run(bench_grpc(grpc_port, args.seconds, args.rounds))
     finally:
         for process in (rest_server, grpc_server):
             process.terminate()
@@ -239,9 +267,15 @@ def main() -> int:
     for result in (floor, rest, raw, grpc_ours):
         print(result.row())
     print()
-    print(f"REST: servicewire / minimal client = {rest.rate / floor.rate:.2f}x  (goal >= 0.70x)")
-    print(f"gRPC: servicewire / raw grpc.aio   = {grpc_ours.rate / raw.rate:.2f}x  (goal >= 0.90x)")
-    print(f"gap:  servicewire REST / servicewire gRPC = {rest.rate / grpc_ours.rate:.2f}x; "
+    print(
+        f"REST: servicewire / minimal client = {rest.rate / floor.rate:.2f}x req/s (goal >= 0.70x);"
+        f" client CPU per call {rest.cpu_per_call_us / floor.cpu_per_call_us:.2f}x"
+    )
+    print(
+        f"gRPC: servicewire / raw grpc.aio   = {grpc_ours.rate / raw.rate:.2f}x req/s (goal >= 0.90x);"
+        f" client CPU per call {grpc_ours.cpu_per_call_us / raw.cpu_per_call_us:.2f}x"
+    )
+    print(f"gap:  servicewire REST / servicewire gRPC = {rest.rate / grpc_ours.rate:.2f}x req/s; "
           f"p50 {statistics.median(rest.latencies) * 1000:.2f} ms vs "
           f"{statistics.median(grpc_ours.latencies) * 1000:.2f} ms")  # fmt: skip
     return 0

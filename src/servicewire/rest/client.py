@@ -12,9 +12,8 @@ back typed: a problem details response becomes ``NotFoundError``, ``ConflictErro
         order = await client.follow(order, "cancel")     # no URL written by hand
         "cancel" in order.links                          # False: the order is cancelled
 
-The HTTP library is aiohttp, chosen by measurement (docs/rest.md): against one
-uvicorn server it keeps up with a minimal hand-written HTTP/1.1 client, where plain
-httpx is CPU-bound at a tenth of that.
+The transport is our small keep-alive client, :mod:`servicewire.rest.http`, chosen by
+measurement over aiohttp and httpx (docs/rest.md).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
@@ -32,6 +30,7 @@ from servicewire.resilience import (
     IDEMPOTENT_METHODS,
     Deadline,
     RemoteError,
+    RemoteServerError,
     Resilience,
     RetryPolicy,
     ServiceUnavailableError,
@@ -40,6 +39,7 @@ from servicewire.resilience import (
     remote_error_class,
 )
 from servicewire.rest.hal import Link
+from servicewire.rest.http import HttpPool, HttpProtocolError
 from servicewire.rest.negotiation import is_json
 from servicewire.rest.problems import PROBLEM_JSON
 
@@ -144,28 +144,11 @@ class RestClient:
         self.resilience = resilience or Resilience(
             timeout=5.0, retry=DEFAULT_RETRY, is_failure=counts_as_failure
         )
-        self._max_connections = max_connections
         self._headers = {"accept": _ACCEPT, **(headers or {})}
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=30.0, ttl_dns_cache=300
-            )
-            # No aiohttp timeout: the deadline (asyncio.timeout) bounds every call.
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                json_serialize=lambda value: orjson.dumps(value).decode(),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+        self._pool = HttpPool(max_idle_per_host=max_connections)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
     async def __aenter__(self) -> RestClient:
         return self
@@ -198,11 +181,11 @@ class RestClient:
             all_headers.update(headers)
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        session = self._client_session()
+        retry_stale = idempotent
 
         async def attempt(deadline: Deadline) -> Representation:
             instance = await self.locator.pick(service)
-            return await self._send(session, instance, method, path, body, all_headers)
+            return await self._send(instance, method, path, body, all_headers, retry_stale)
 
         return await self.resilience.call(
             service,
@@ -214,33 +197,38 @@ class RestClient:
 
     async def _send(
         self,
-        session: aiohttp.ClientSession,
         instance: Instance,
         method: str,
         path: str,
         body: bytes | None,
         headers: Mapping[str, str],
+        retry_stale: bool,
     ) -> Representation:
-        url = f"http://{instance.address}{path}"
         try:
-            async with session.request(method, url, data=body, headers=headers) as response:
-                payload = await response.read()
-                status = response.status
-                response_headers = {k.lower(): v for k, v in response.headers.items()}
-        except aiohttp.ClientConnectorError as exc:
+            response = await self._pool.request(
+                instance.host, instance.port, method, path, headers, body, retry_stale=retry_stale
+            )
+        except ConnectionRefusedError as exc:
             self.locator.mark_failed(instance)
             raise ServiceUnavailableError(
-                instance.service, f"cannot connect to {instance.address}: {exc.os_error}"
+                instance.service, f"cannot connect to {instance.address}: {exc.strerror or exc}"
             ) from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        except (OSError, EOFError) as exc:
             raise ServiceUnavailableError(
                 instance.service, f"connection to {instance.address} failed: {exc}"
             ) from exc
-        if status >= 400:
+        except HttpProtocolError as exc:
+            raise RemoteServerError(
+                instance.service, f"invalid HTTP response from {instance.address}: {exc}"
+            ) from exc
+        if response.status >= 400:
             raise _remote_error(
-                instance.service, status, response_headers.get("content-type", ""), payload
+                instance.service,
+                response.status,
+                response.headers.get("content-type", ""),
+                response.body,
             )
-        return Representation(instance.service, status, response_headers, payload)
+        return Representation(instance.service, response.status, response.headers, response.body)
 
     async def get(self, service: str, path: str, **options: Any) -> Representation:
         return await self.request(service, "GET", path, **options)
