@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ftgo.consumer.service import Consumer, create_consumer, get_consumer
+from ftgo.consumer.service import Consumer, check_consumer, create_consumer, get_consumer
 from ftgo.web import CamelModel
 from servicewire import Service
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
@@ -25,6 +25,11 @@ class CreateConsumerBody(CamelModel):
     name: str = Field(min_length=1, max_length=200)
     order_limit: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
     active: bool = True
+
+
+class OrderValidationView(CamelModel):
+    valid: bool
+    reason: str | None = None
 
 
 class ConsumerView(HalResource, CamelModel):
@@ -64,6 +69,22 @@ def build_consumer_app(service: Service) -> FastAPI:
         if consumer is None:
             raise Problem(404, "Consumer not found", detail=f"no consumer {consumer_id!r}")
         return _view(request, consumer)
+
+    @v1.get(
+        "/consumers/{consumer_id}/order-validation",
+        name="validate_consumer_order",
+        responses=problem_responses(422),
+    )
+    async def validate(
+        consumer_id: str, order_total: Decimal = Query(alias="orderTotal", ge=0)
+    ) -> OrderValidationView:
+        """May this consumer place an order of ``orderTotal``? (Order Service's sync mode.)
+
+        A read-only question, so GET: safe to retry.
+        """
+        consumer = await get_consumer(service, consumer_id)
+        reason = check_consumer(consumer, consumer_id, order_total)
+        return OrderValidationView(valid=reason is None, reason=reason)
 
     app.include_router(v1)
     return app

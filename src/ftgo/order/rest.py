@@ -27,6 +27,7 @@ from ftgo.order.service import (
     OrderStateError,
     UnknownRestaurantError,
 )
+from ftgo.order.sync_validation import ValidationUnavailableError
 from ftgo.restaurant.rest import MenuItemBody
 from ftgo.types import Address, LineItem
 from ftgo.web import CamelModel
@@ -122,6 +123,8 @@ def build_order_app(orders: Orders) -> FastAPI:
             order = await orders.create(body.request())
         except UnknownRestaurantError as exc:
             raise Problem(422, "Unknown restaurant", detail=str(exc)) from None
+        except ValidationUnavailableError as exc:
+            raise Problem(503, "Validation unavailable", detail=str(exc)) from None
         href = Links(request).href("get_order", order_id=order.order_id)
         return created(order_view(request, order), location=href)
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import JSON, Column, Float, Integer, MetaData, Numeric, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from ftgo.order.sync_validation import SyncValidator
 
 from ftgo.consumer.api import ConsumerValidated, ConsumerValidationFailed, ValidateConsumerInfo
 from ftgo.order.api import OrderCancelled, OrderCreated, OrderRejected, OrderValidated
@@ -152,11 +155,19 @@ async def _set_state(
 
 
 class Orders:
-    """The Order Service's operations (used by its REST and gRPC adapters)."""
+    """The Order Service's operations (used by its REST and gRPC adapters).
 
-    def __init__(self, service: Service, watch: OrderWatch) -> None:
+    With a ``validator`` (``--validation sync``) an order is validated by calling the
+    other services before it is stored, and is created VALIDATED or REJECTED; without
+    one it is created PENDING and validated by messages.
+    """
+
+    def __init__(
+        self, service: Service, watch: OrderWatch, validator: SyncValidator | None = None
+    ) -> None:
         self.service = service
         self.watch = watch
+        self.validator = validator
 
     async def restaurant(self, restaurant_id: str) -> RestaurantReplica | None:
         async with self.service.transaction() as ctx:
@@ -177,6 +188,8 @@ class Orders:
             Decimal("0"),
         )
         order_id = new_id()
+        if self.validator is not None:
+            return await self._create_validated(order_id, request, total)
         now = time.time()
         async with self.service.transaction() as ctx:
             await ctx.session.execute(
@@ -228,6 +241,61 @@ class Orders:
         assert order is not None
         return order
 
+    async def _create_validated(
+        self, order_id: str, request: CreateOrderRequest, estimate: Decimal
+    ) -> Order:
+        """Synchronous style: ask both services first, then store the final order."""
+        assert self.validator is not None
+        total, reason = await self.validator.validate(
+            order_id=order_id,
+            consumer_id=request.consumer_id,
+            restaurant_id=request.restaurant_id,
+            line_items=[(li.menu_item_id, li.quantity) for li in request.line_items],
+            postcode=request.delivery_address.postcode,
+            estimated_total=estimate,
+        )
+        state = VALIDATED if reason is None else REJECTED
+        now = time.time()
+        async with self.service.transaction() as ctx:
+            await ctx.session.execute(
+                orders.insert().values(
+                    order_id=order_id,
+                    consumer_id=request.consumer_id,
+                    restaurant_id=request.restaurant_id,
+                    state=state,
+                    rejection_reason=reason,
+                    order_total=total if total is not None else estimate,
+                    line_items=[li.model_dump() for li in request.line_items],
+                    delivery_address=request.delivery_address.model_dump(),
+                    delivery_time=request.delivery_time,
+                    consumer_ok=int(reason is None),
+                    restaurant_ok=int(reason is None),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await ctx.session.execute(
+                state_changes.insert().values(order_id=order_id, state=state, reason=reason, at=now)
+            )
+            await ctx.publish(
+                OrderCreated(
+                    order_id=order_id,
+                    consumer_id=request.consumer_id,
+                    restaurant_id=request.restaurant_id,
+                    line_items=request.line_items,
+                    order_total=total if total is not None else estimate,
+                )
+            )
+            if reason is None:
+                assert total is not None
+                await ctx.publish(OrderValidated(order_id=order_id, order_total=total))
+            else:
+                await ctx.publish(OrderRejected(order_id=order_id, reason=reason))
+        self.watch.changed(order_id)
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
     async def get(self, order_id: str) -> Order | None:
         async with self.service.transaction() as ctx:
             row = await _load(ctx.session, order_id)
@@ -262,7 +330,11 @@ class Orders:
 
 
 def create_order_service(
-    db: str | AsyncEngine, transport: str | Transport, **options: Any
+    db: str | AsyncEngine,
+    transport: str | Transport,
+    *,
+    validator: SyncValidator | None = None,
+    **options: Any,
 ) -> tuple[Service, Orders]:
     """The Order Service with its handlers registered (not yet started), and its operations."""
     watch = OrderWatch()
@@ -288,7 +360,7 @@ def create_order_service(
         OrderRejected,
         OrderCancelled,
     )
-    operations = Orders(service, watch)
+    operations = Orders(service, watch, validator)
 
     async def reject(ctx: Context, order_id: str, reason: str) -> None:
         row = await _load(ctx.session, order_id, lock=True)
