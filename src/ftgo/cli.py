@@ -21,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--svg", type=Path, default=None, help="sequence diagram path")
     demo.add_argument("--serve", action="store_true", help="keep running after the tour")
+    from ftgo import serve, up
+
+    serve.add_arguments(sub.add_parser("serve", help="run one service as its own process"))
+    up.add_arguments(sub.add_parser("up", help="run all three services and relays as processes"))
     return parser
 
 
@@ -34,6 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(args.dir, serve=args.serve, svg=args.svg))
         except KeyboardInterrupt:
             return 0
+    if args.command == "serve":
+        from ftgo.serve import main as serve_main
+
+        return serve_main(args)
+    if args.command == "up":
+        from ftgo.up import main as up_main
+
+        return up_main(args)
     parser.print_help()
     return 2
 
