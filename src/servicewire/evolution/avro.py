@@ -134,7 +134,9 @@ class _AvroDiff:
         loc: str,
     ) -> None:
         pair = (self._label(old, old_ns), self._label(new, new_ns))
-        named = isinstance(old, str) and old not in PRIMITIVES
+        named = (isinstance(old, str) and old not in PRIMITIVES) or (
+            isinstance(old, dict) and old.get("type") in ("record", "error", "enum", "fixed")
+        )
         if named:
             if pair in self._active:  # a recursive type, already being compared
                 return
