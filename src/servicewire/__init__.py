@@ -20,6 +20,7 @@ from servicewire.contracts import (
     SuccessReply,
     default_registry,
 )
+from servicewire.docs.model import ChannelUse
 from servicewire.errors import (
     ConnectionFailedError,
     ContractError,
@@ -62,6 +63,7 @@ __all__ = [
     "DEFAULT_SHARDS",
     "NO_RETRY",
     "Capabilities",
+    "ChannelUse",
     "Codec",
     "CodecRegistry",
     "Command",
