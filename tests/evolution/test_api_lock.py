@@ -214,3 +214,15 @@ def test_unreadable_config_exit_code(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert main(["api", "check", "--project", str(tmp_path)]) == 3
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_fastapi_app_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("fastapi")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.servicewire.api]\nopenapi = ["servicewire.rest.example:app"]\n'
+    )
+    assert main(["api", "lock", "--project", str(tmp_path)]) == 0
+    lock = json.loads((tmp_path / "api.lock.json").read_text())
+    [entry] = lock["apis"].values()
+    assert entry["kind"] == "openapi" and entry["document"]["openapi"].startswith("3.")
+    assert main(["api", "check", "--project", str(tmp_path)]) == 0
