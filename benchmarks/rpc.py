@@ -174,12 +174,39 @@ async def bench_rest(port: int, seconds: float, rounds: int) -> tuple[Result, Re
 
         result = await _compare(
             ("minimal asyncio HTTP/1.1 client", minimal.call),
-            ("servicewire RestClient (aiohttp)", ours_call),
+            ("servicewire RestClient", ours_call),
             seconds,
             rounds,
         )
     minimal.close()
     return result
+
+
+async def bench_libraries(port: int, seconds: float) -> list[Result]:
+    """The HTTP client libraries we chose among, raw, on the same server (--libraries)."""
+    import aiohttp
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/v1/echo"
+    headers = {"content-type": "application/json"}
+    results = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
+
+        async def aiohttp_call() -> None:
+            async with s.post(url, data=BODY, headers=headers) as response:
+                await response.read()
+
+        results.append(Result("aiohttp ClientSession (raw)"))
+        await _segment(results[-1], aiohttp_call, seconds)
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def httpx_call() -> None:
+            (await client.post(url, content=BODY, headers=headers)).read()
+
+        results.append(Result("httpx AsyncClient (raw)"))
+        await _segment(results[-1], httpx_call, seconds)
+    return results
 
 
 # ------------------------------------------------------------------------------ gRPC
@@ -231,6 +258,9 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=2, help="alternate floor and ours this many times"
     )
+    parser.add_argument(
+        "--libraries", action="store_true", help="also measure raw aiohttp and httpx clients"
+    )
     parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_grpc:
@@ -254,6 +284,7 @@ def main() -> int:
               "servers in separate processes")  # fmt: skip
         floor, rest = asyncio.run(bench_rest(rest_port, args.seconds, args.rounds))
         raw, grpc_ours = asyncio.run(bench_grpc(grpc_port, args.seconds, args.rounds))
+        libraries = asyncio.run(bench_libraries(rest_port, args.seconds)) if args.libraries else []
     finally:
         for process in (rest_server, grpc_server):
             process.terminate()
@@ -264,7 +295,7 @@ def main() -> int:
                 process.kill()
 
     print()
-    for result in (floor, rest, raw, grpc_ours):
+    for result in (floor, rest, *libraries, raw, grpc_ours):
         print(result.row())
     print()
     print(
@@ -272,7 +303,8 @@ def main() -> int:
         f" client CPU per call {rest.cpu_per_call_us / floor.cpu_per_call_us:.2f}x"
     )
     print(
-        f"gRPC: servicewire / raw grpc.aio   = {grpc_ours.rate / raw.rate:.2f}x req/s (goal >= 0.90x);"
+        f"gRPC: servicewire / raw grpc.aio   = {grpc_ours.rate / raw.rate:.2f}x req/s"
+        " (goal >= 0.90x);"
         f" client CPU per call {grpc_ours.cpu_per_call_us / raw.cpu_per_call_us:.2f}x"
     )
     print(f"gap:  servicewire REST / servicewire gRPC = {rest.rate / grpc_ours.rate:.2f}x req/s; "

@@ -249,7 +249,7 @@ def deadline_scope(deadline: Deadline | None) -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class CallRetryPolicy:
     """How often and how patiently to retry an idempotent operation.
 
     ``retryable`` says which errors are worth another attempt (connection refused, 503,
@@ -317,7 +317,7 @@ class RetryPolicy:
         return result
 
 
-NO_RETRY: Final = RetryPolicy(attempts=1)
+NO_CALL_RETRY: Final = CallRetryPolicy(attempts=1)
 
 
 # ------------------------------------------------------------------------ circuit breaker
@@ -518,7 +518,7 @@ class Resilience:
         self,
         *,
         timeout: float = 5.0,
-        retry: RetryPolicy = NO_RETRY,
+        retry: CallRetryPolicy = NO_CALL_RETRY,
         failure_threshold: int = 5,
         reset_timeout: float = 30.0,
         half_open_max_calls: int = 1,

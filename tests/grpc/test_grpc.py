@@ -20,6 +20,7 @@ from servicewire.grpc.generated.testing.v1.echo_pb2_grpc import EchoServiceStub
 from servicewire.grpc.testing import add_echo_service
 from servicewire.resilience import (
     BulkheadFullError,
+    CallRetryPolicy,
     CircuitOpenError,
     CircuitState,
     ConflictError,
@@ -28,7 +29,6 @@ from servicewire.resilience import (
     NotFoundError,
     RemoteServerError,
     Resilience,
-    RetryPolicy,
     ServiceUnavailableError,
     counts_as_failure,
     is_transient,
@@ -48,7 +48,7 @@ async def server() -> AsyncIterator[Server]:
 def _client(*addresses: str, **options: object) -> GrpcClient:
     settings: dict[str, object] = {
         "timeout": 2.0,
-        "retry": RetryPolicy(attempts=3, initial_backoff=0.01, retryable=is_transient),
+        "retry": CallRetryPolicy(attempts=3, initial_backoff=0.01, retryable=is_transient),
         "is_failure": counts_as_failure,
     }
     settings.update(options)
@@ -158,7 +158,7 @@ async def test_idempotent_call_retries_on_another_instance(server: Server) -> No
 
 async def test_circuit_opens_on_unavailable_and_fails_fast(server: Server) -> None:
     async with _client(
-        server.address, failure_threshold=2, reset_timeout=0.3, retry=RetryPolicy()
+        server.address, failure_threshold=2, reset_timeout=0.3, retry=CallRetryPolicy()
     ) as client:
         for _ in range(2):
             with pytest.raises(ServiceUnavailableError):

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from servicewire.discovery import Instance, Locator, RedisRegistry
 from servicewire.resilience import (
     BulkheadFullError,
+    CallRetryPolicy,
     CircuitOpenError,
     CircuitState,
     ConflictError,
@@ -22,7 +23,6 @@ from servicewire.resilience import (
     InvalidArgumentError,
     NotFoundError,
     Resilience,
-    RetryPolicy,
     ServiceUnavailableError,
     counts_as_failure,
     is_transient,
@@ -69,7 +69,7 @@ def port() -> Iterator[int]:
 def _client(port: int, **resilience: object) -> RestClient:
     options: dict[str, object] = {
         "timeout": 2.0,
-        "retry": RetryPolicy(attempts=3, initial_backoff=0.01, retryable=is_transient),
+        "retry": CallRetryPolicy(attempts=3, initial_backoff=0.01, retryable=is_transient),
         "is_failure": counts_as_failure,
     }
     options.update(resilience)
@@ -133,7 +133,7 @@ async def test_retry_moves_to_a_live_instance(port: int) -> None:
         {"orders": [f"127.0.0.1:{dead}", f"127.0.0.1:{port}"]},
         resilience=Resilience(
             timeout=2.0,
-            retry=RetryPolicy(attempts=2, initial_backoff=0.01, retryable=is_transient),
+            retry=CallRetryPolicy(attempts=2, initial_backoff=0.01, retryable=is_transient),
             failure_threshold=100,
         ),
     )
@@ -144,7 +144,9 @@ async def test_retry_moves_to_a_live_instance(port: int) -> None:
 
 async def test_circuit_opens_fails_fast_half_opens_and_closes() -> None:
     port = free_port()  # nothing listens here yet
-    async with _client(port, failure_threshold=3, reset_timeout=0.5, retry=RetryPolicy()) as client:
+    async with _client(
+        port, failure_threshold=3, reset_timeout=0.5, retry=CallRetryPolicy()
+    ) as client:
         for _ in range(3):
             with pytest.raises(ServiceUnavailableError, match="cannot connect"):
                 await client.get("orders", "/v1/")

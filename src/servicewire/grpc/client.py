@@ -26,15 +26,15 @@ from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
 from servicewire.grpc import context as call_context
 from servicewire.grpc.status import error_from_rpc
 from servicewire.resilience import (
+    CallRetryPolicy,
     Deadline,
     Resilience,
-    RetryPolicy,
     ServiceUnavailableError,
     counts_as_failure,
     is_transient,
 )
 
-DEFAULT_RETRY = RetryPolicy(
+DEFAULT_RETRY = CallRetryPolicy(
     attempts=3, initial_backoff=0.05, max_backoff=1.0, retryable=is_transient
 )
 

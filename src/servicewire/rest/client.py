@@ -28,11 +28,11 @@ from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
 from servicewire.errors import ServicewireError
 from servicewire.resilience import (
     IDEMPOTENT_METHODS,
+    CallRetryPolicy,
     Deadline,
     RemoteError,
     RemoteServerError,
     Resilience,
-    RetryPolicy,
     ServiceUnavailableError,
     counts_as_failure,
     is_transient,
@@ -115,7 +115,7 @@ def _remote_error(service: str, status: int, content_type: str, body: bytes) -> 
     )
 
 
-DEFAULT_RETRY = RetryPolicy(
+DEFAULT_RETRY = CallRetryPolicy(
     attempts=3, initial_backoff=0.05, max_backoff=1.0, retryable=is_transient
 )
 
