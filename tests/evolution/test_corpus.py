@@ -45,3 +45,16 @@ def test_corpus_is_large_and_covers_every_kind() -> None:
     assert min(per_kind.values()) >= 10, per_kind
     levels = {json.loads((CASES / n / "expected.json").read_text())["bump"] for n in ALL}
     assert levels == {b.label for b in Bump}
+
+
+def test_corpus_documents_are_valid() -> None:
+    """The pairs are real documents: OpenAPI validates, Avro parses, protos compile."""
+    validator = pytest.importorskip("openapi_spec_validator")
+    fastavro = pytest.importorskip("fastavro")
+    for name in ALL:
+        for path in _pair(CASES / name):
+            doc = load_document(path)
+            if doc.kind == "openapi":
+                validator.validate(doc.content)
+            elif doc.kind == "avro":
+                fastavro.parse_schema(doc.content)
