@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -87,7 +88,21 @@ class _Reader:
         self.future: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        self.future = self.loop.run_in_executor(None, self._run)
+        # A daemon thread of its own, not the loop's executor: a read that hangs must
+        # never keep the event loop (or the process) from shutting down.
+        self.future = self.loop.create_future()
+        threading.Thread(target=self._thread, name="servicewire-binlog", daemon=True).start()
+
+    def _thread(self) -> None:
+        try:
+            self._run()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self.loop.call_soon_threadsafe(self._finished)
+
+    def _finished(self) -> None:
+        if self.future is not None and not self.future.done():
+            self.future.set_result(None)
 
     def _put(self, item: tuple[str, Any]) -> None:
         # Blocks the thread while the queue is full: back-pressure when the broker is slow.
@@ -140,8 +155,9 @@ class _Reader:
         self.stop.set()
         with contextlib.suppress(Exception):
             if self.stream is not None:
-                # Closing the socket from here ends a read blocked in the thread.
-                self.stream._stream_connection._sock.close()
+                # Shutting the socket down from here ends a read blocked in the thread
+                # (a plain close() would not wake it).
+                self.stream._stream_connection._sock.shutdown(socket.SHUT_RDWR)
         if self.future is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self.future), 5.0)
