@@ -10,6 +10,7 @@ raw JSON Schema in collapsible blocks. All text from the document is HTML-escape
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -66,9 +67,17 @@ def _type_label(doc: dict[str, Any], schema: Any) -> str:
     return f"{kind} ({fmt})" if fmt else str(kind)
 
 
+@dataclass
+class _Row:
+    required: bool
+    type: str
+    description: str
+
+
 def _properties(
-    doc: dict[str, Any], schema: Any, prefix: str, rows: list[str], seen: set[str]
+    doc: dict[str, Any], schema: Any, prefix: str, rows: dict[str, _Row], seen: set[str]
 ) -> None:
+    """Fill ``rows`` (dotted path -> row); a later ``allOf`` part refines an earlier row."""
     schema = _resolve(doc, schema)
     if not isinstance(schema, dict):
         return
@@ -82,11 +91,12 @@ def _properties(
             prop.get("description") if isinstance(prop, dict) else ""
         )
         default = f" default {json.dumps(info['default'])}" if "default" in info else ""
-        req = ' <span class="req">required</span>' if name in required else ""
-        rows.append(
-            f"<tr><td><code>{escape(prefix + name)}</code>{req}</td>"
-            f"<td>{escape(_type_label(doc, prop))}{escape(default)}</td>"
-            f"<td>{escape(str(desc or ''))}</td></tr>"
+        path = prefix + name
+        earlier = rows.get(path)
+        rows[path] = _Row(
+            name in required or (earlier is not None and earlier.required),
+            _type_label(doc, prop) + default,
+            str(desc or (earlier.description if earlier else "")),
         )
         ref = prop.get("$ref") if isinstance(prop, dict) else None
         nested = info.get("items", info) if info.get("type") == "array" else info
@@ -95,16 +105,22 @@ def _properties(
         if key in seen or len(prefix) > 80:  # recursive models: show each type once per path
             continue
         if isinstance(_resolve(doc, nested), dict) and _resolve(doc, nested).get("properties"):
-            _properties(doc, nested, f"{prefix}{name}.", rows, seen | {key})
+            _properties(doc, nested, f"{path}.", rows, seen | {key})
 
 
 def _table(doc: dict[str, Any], schema: Any) -> str:
-    rows: list[str] = []
+    rows: dict[str, _Row] = {}
     _properties(doc, schema, "", rows, set())
     if not rows:
         return '<p class="muted">no properties</p>'
     head = "<tr><th>name</th><th>type</th><th>description</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    body = "".join(
+        f"<tr><td><code>{escape(path)}</code>"
+        + (' <span class="req">required</span>' if row.required else "")
+        + f"</td><td>{escape(row.type)}</td><td>{escape(row.description)}</td></tr>"
+        for path, row in rows.items()
+    )
+    return f"<table>{head}{body}</table>"
 
 
 def _block(title: str, value: Any) -> str:
