@@ -80,7 +80,9 @@ async def test_dead_instance_is_never_returned_after_its_ttl(registry: RedisRegi
     await alive.start()
     await dead.start()
     try:
-        locator = Locator(registry, refresh=0.1)
+        # A long cache on purpose: the TTL, not the refresh, decides what is returned.
+        locator = Locator(registry, refresh=60.0)
+        await locator.pick("orders")
         assert {i.port for i in await registry.resolve("orders")} == {8001, 8002}
         dead.abandon()  # crashes: no heartbeat, no deregistration
         await asyncio.sleep(0.6)

@@ -43,6 +43,8 @@ class Instance:
     port: int
     id: str = ""
     metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    expires_at: float | None = field(default=None, compare=False, hash=False)
+    """``time.monotonic()`` after which the entry is dead (registries with a TTL)."""
 
     @property
     def address(self) -> str:
@@ -72,6 +74,15 @@ class Resolver(Protocol):
     """Turns a service name into its currently live instances (possibly none)."""
 
     async def resolve(self, service: str) -> Sequence[Instance]: ...
+
+
+def _alive(instances: Sequence[Instance]) -> Sequence[Instance]:
+    # A cached entry past its TTL is dead even if the cache is not: drop it, so caching
+    # never resurrects an instance that stopped heartbeating.
+    if all(i.expires_at is None for i in instances):
+        return instances
+    now = time.monotonic()
+    return [i for i in instances if i.expires_at is None or i.expires_at > now]
 
 
 class Locator:
@@ -105,17 +116,17 @@ class Locator:
         self._cache.pop(service, None)
 
     async def pick(self, service: str) -> Instance:
-        found = await self.instances(service)
-        if not found:
+        live = _alive(await self.instances(service))
+        if not live:
             # Ask again at once: the cache may predate a new registration.
             self.invalidate(service)
-            found = await self.instances(service)
-            if not found:
+            live = _alive(await self.instances(service))
+            if not live:
                 raise NoInstancesError(service)
-        pool = found
+        pool = live
         if self._failed:
             now = time.monotonic()
-            pool = [i for i in found if self._failed.get(i.key, 0.0) <= now] or found
+            pool = [i for i in live if self._failed.get(i.key, 0.0) <= now] or live
         counter = self._counters.setdefault(service, itertools.count())
         return pool[next(counter) % len(pool)]
 

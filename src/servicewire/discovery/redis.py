@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
@@ -91,20 +92,35 @@ class RedisRegistry:
             ids = sorted(i.decode() if isinstance(i, bytes) else str(i) for i in raw_ids)
             if not ids:
                 return ()
-            bodies = await self._redis.mget([self._entry(service, i) for i in ids])
+            keys = [self._entry(service, i) for i in ids]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.mget(keys)
+                for key in keys:
+                    pipe.pttl(key)
+                replies = await pipe.execute()
+            now = time.monotonic()
+            bodies, ttls = replies[0], replies[1:]
         except Exception as exc:
             raise DiscoveryError(
                 f"cannot resolve {service!r} in {redact(self.url)}: {exc}"
             ) from exc
         live: list[Instance] = []
         dead: list[str] = []
-        for instance_id, body in zip(ids, bodies, strict=True):
-            if body is None:
+        for instance_id, body, ttl in zip(ids, bodies, ttls, strict=True):
+            if body is None or ttl == -2:
                 dead.append(instance_id)
                 continue
             data = json.loads(body)
+            expires_at = now + ttl / 1000 if ttl >= 0 else None
             live.append(
-                Instance(service, data["host"], int(data["port"]), instance_id, data["metadata"])
+                Instance(
+                    service,
+                    data["host"],
+                    int(data["port"]),
+                    instance_id,
+                    data["metadata"],
+                    expires_at,
+                )
             )
         if dead:
             # Index cleanup only; correctness never depends on it.
