@@ -259,7 +259,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per client")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="alternate floor and ours this many times"
+        "--rounds", type=int, default=5, help="alternate floor and ours this many times"
     )
     parser.add_argument(
         "--libraries", action="store_true", help="also measure raw aiohttp and httpx clients"
