@@ -69,7 +69,7 @@ class PrivateNats:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
+        log = open(self.dir / "server.log", "ab")  # closed by the OS when the server exits
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
         deadline = time.monotonic() + 15
         while not _port_open(self.port):
