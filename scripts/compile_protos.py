@@ -13,6 +13,7 @@ shows ``servicewire/testing/v1/echo.proto``.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import tempfile
@@ -46,12 +47,13 @@ def _ensure_packages(directory: Path, stop: Path) -> None:
         directory = directory.parent
 
 
-def main() -> int:
+def generate() -> dict[Path, tuple[str, Path]]:
+    """Compile every proto without writing: {file: (text, its package root)}, repo-relative."""
     protos = sorted(PROTOS.rglob("*.proto"))
-    if not protos:
-        print("no .proto files under protos/")
-        return 0
     include = Path(protoc.__file__).parent / "_proto"
+    files: dict[Path, tuple[str, Path]] = {}
+    if not protos:
+        return files
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "protoc",
@@ -63,8 +65,7 @@ def main() -> int:
             *[str(p) for p in protos],
         ]
         if protoc.main(args) != 0:
-            print("protoc failed", file=sys.stderr)
-            return 1
+            raise RuntimeError("protoc failed")
         for generated in sorted(Path(tmp).rglob("*")):
             if not generated.is_file():
                 continue
@@ -73,12 +74,38 @@ def main() -> int:
             if top not in TARGETS:
                 print(f"skipping {relative}: protos/{top}/ has no target package", file=sys.stderr)
                 continue
-            target_root = ROOT / TARGETS[top][0]
+            target_root = Path(TARGETS[top][0])
             destination = target_root.joinpath(*relative.parts[1:])
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            _ensure_packages(destination.parent, target_root.parent)
-            destination.write_text(HEADER + _rewrite_imports(generated.read_text()))
-            print(destination.relative_to(ROOT))
+            files[destination] = (HEADER + _rewrite_imports(generated.read_text()), target_root)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Compile protos/ into checked-in code.")
+    parser.add_argument(
+        "--check", action="store_true", help="only report generated files that are out of date"
+    )
+    args = parser.parse_args(argv)
+    files = generate()
+    if args.check:
+        stale = [
+            path
+            for path, (text, _) in files.items()
+            if not (ROOT / path).exists() or (ROOT / path).read_text() != text
+        ]
+        for path in stale:
+            print(f"out of date: {path}")
+        if stale:
+            print("regenerate with: make protos")
+        return 1 if stale else 0
+    if not files:
+        print("no .proto files under protos/")
+    for relative, (text, target_root) in files.items():
+        destination = ROOT / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_packages(destination.parent, (ROOT / target_root).parent)
+        destination.write_text(text)
+        print(relative)
     return 0
 
 
