@@ -21,7 +21,6 @@ import enum
 import threading
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -212,76 +211,3 @@ def type_node(annotation: Any) -> TypeNode:
             if issubclass(annotation, base):
                 return TypeNode(kind)
     raise TypeError(f"unsupported field type {annotation!r}")
-
-
-Converter = Callable[[Any], Any]
-
-
-def dumped_converter(
-    node: TypeNode, leaf: Callable[[TypeNode], Converter | None]
-) -> Converter | None:
-    """A function that rewrites ``model_dump(mode="python")`` output of ``node`` in place.
-
-    ``leaf(node)`` gives the conversion of a leaf (or ``None`` to keep it); containers and
-    models are walked only where some leaf below them converts, so a contract of plain
-    strings and ints costs nothing here. Nested model values are dicts (as dumped).
-    """
-    return _converter(node, leaf, {})
-
-
-def _converter(
-    node: TypeNode,
-    leaf: Callable[[TypeNode], Converter | None],
-    seen: dict[type[BaseModel], list[Converter | None]],
-) -> Converter | None:
-    if node.is_leaf:
-        return leaf(node)
-    if node.kind == "optional":
-        assert node.inner is not None
-        inner = _converter(node.inner, leaf, seen)
-        if inner is None:
-            return None
-        return lambda v: None if v is None else inner(v)
-    if node.kind == "list":
-        assert node.inner is not None
-        item = _converter(node.inner, leaf, seen)
-        if item is None:
-            return None
-        return lambda v: [item(x) for x in v]
-    if node.kind == "dict":
-        assert node.inner is not None
-        value = _converter(node.inner, leaf, seen)
-        if value is None:
-            return None
-        return lambda v: {k: value(x) for k, x in v.items()}
-    assert node.model is not None
-    return _model_converter(node.model, leaf, seen)
-
-
-def _model_converter(
-    cls: type[BaseModel],
-    leaf: Callable[[TypeNode], Converter | None],
-    seen: dict[type[BaseModel], list[Converter | None]],
-) -> Converter | None:
-    if cls in seen:
-        # A recursive model: convert through a cell filled once the model is done.
-        pending = seen[cls]
-        return lambda v: pending[0](v) if pending[0] is not None else v
-    cell: list[Converter | None] = [None]
-    seen[cls] = cell
-    pairs: list[tuple[str, Converter]] = []
-    for spec in model_info(cls).fields:
-        conv = _converter(spec.node, leaf, seen)
-        if conv is not None:
-            pairs.append((spec.name, conv))
-    if not pairs:
-        return None
-
-    def convert(d: dict[str, Any]) -> dict[str, Any]:
-        for name, conv in pairs:
-            if name in d:
-                d[name] = conv(d[name])
-        return d
-
-    cell[0] = convert
-    return convert

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ from pydantic import BaseModel, ValidationError
 
 from servicewire.codecs._avro_schema import avro_schema
 from servicewire.codecs._avro_store import SchemaStore, default_schema_store, fingerprint
-from servicewire.codecs._types import Converter, TypeNode, dumped_converter
+from servicewire.codecs._dumper import build_dumper
+from servicewire.codecs._types import TypeNode
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
 from servicewire.contracts import Contract
 from servicewire.errors import DecodeError, EncodeError
@@ -48,14 +50,15 @@ MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8
 
 
-def _leaf(node: TypeNode) -> Converter | None:
-    # Only what fastavro cannot take as dumped: Decimal travels as a string, and enums
-    # whose class is not a str subclass need their value.
+def _leaf(node: TypeNode, var: str) -> str:
+    # Only what fastavro cannot take as is: Decimal travels as a string, and enums
+    # whose class is not a str subclass need their value. Datetimes, dates and UUIDs
+    # go to fastavro's logical types unchanged.
     if node.kind == "decimal":
-        return str
+        return f"str({var})"
     if node.kind == "enum":
-        return _enum_value
-    return None
+        return f"_ev({var})"
+    return var
 
 
 def _enum_value(v: Any) -> Any:
@@ -69,7 +72,7 @@ class _Plan:
     parsed: Any
     header: bytes
     fingerprint: bytes
-    convert: Converter | None
+    dump: Callable[[Any], dict[str, Any]]
 
 
 class AvroCodec:
@@ -93,20 +96,17 @@ class AvroCodec:
                 schema = avro_schema(cls)
                 fp = self.store.add(schema)
                 self.store.add_contract(cls)
-                convert = dumped_converter(TypeNode("model", model=cls), _leaf)
-                plan = _Plan(parse_schema(schema, named_schemas={}), MAGIC + fp, fp, convert)
+                dump = build_dumper(cls, _leaf, {"_ev": _enum_value})
+                plan = _Plan(parse_schema(schema, named_schemas={}), MAGIC + fp, fp, dump)
                 self._plans[cls] = plan
         return plan
 
     def encode(self, value: Contract) -> bytes:
         plan = self.plan(type(value))
-        record = value.model_dump(mode="python")
-        if plan.convert is not None:
-            record = plan.convert(record)
         out = io.BytesIO()
         out.write(plan.header)
         try:
-            schemaless_writer(out, plan.parsed, record)
+            schemaless_writer(out, plan.parsed, plan.dump(value))
         except Exception as exc:
             raise EncodeError(
                 f"cannot encode {type(value).contract_name()} as avro: {exc}"
