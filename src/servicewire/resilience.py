@@ -511,7 +511,8 @@ class Resilience:
 
     One instance is shared by a client for all the services it calls; the breakers and
     bulkheads are created on first use of a service name. ``on_state_change`` receives
-    every breaker transition, for metrics.
+    every breaker transition, for metrics. By default a remote 4xx answer does not count
+    as a failure of the service (``counts_as_failure``).
     """
 
     def __init__(
@@ -524,7 +525,7 @@ class Resilience:
         half_open_max_calls: int = 1,
         max_concurrent: int = 100,
         max_wait: float = 0.0,
-        is_failure: Callable[[BaseException], bool] = lambda exc: True,
+        is_failure: Callable[[BaseException], bool] = counts_as_failure,
         on_state_change: StateListener | None = None,
     ) -> None:
         self.timeout = timeout
