@@ -1,0 +1,178 @@
+"""RabbitMQ: Servicewire's ``amqp://`` transport next to raw aio-pika, and FastStream.
+
+All three do the same work on the same broker: ``n`` persistent messages of ``size``
+bytes published pipelined (``WINDOW`` in flight) with publisher confirms into a
+durable quorum queue, then consumed with a manual ack each. Ours spreads them over
+its 16 shard queues (single active consumer, one unacked message per shard); raw
+aio-pika and FastStream use one queue with a prefetch of 64. Consume rates run from
+the first delivery to the last ack, so joining the group does not count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aio_pika
+
+from servicewire.message import Message
+from servicewire.transports import connect_transport
+from servicewire.transports.amqp import AmqpTransport
+
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+WINDOW = 1000
+PREFETCH = 64
+_QUORUM = {"x-queue-type": "quorum"}
+
+
+def _name(what: str) -> str:
+    return f"bench.{what}.{uuid.uuid4().hex[:8]}"
+
+
+async def _pipelined(publish: object, n: int) -> float:
+    """Run ``publish(i)`` for i < n with ``WINDOW`` in flight; return msg/s."""
+    assert callable(publish)
+    start = time.perf_counter()
+    for base in range(0, n, WINDOW):
+        await asyncio.gather(*(publish(i) for i in range(base, min(n, base + WINDOW))))
+    return n / (time.perf_counter() - start)
+
+
+class _Clock:
+    """First delivery to last ack."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.first = 0.0
+        self.done = asyncio.Event()
+        self.last = 0.0
+
+    def tick(self) -> None:
+        if self.count == 0:
+            self.first = time.perf_counter()
+        self.count += 1
+        if self.count >= self.n:
+            self.last = time.perf_counter()
+            self.done.set()
+
+    def rate(self) -> float:
+        return self.n / max(1e-9, self.last - self.first)
+
+
+async def ours(url: str, n: int, size: int) -> tuple[float, float]:
+    transport = await connect_transport(url)
+    assert isinstance(transport, AmqpTransport)
+    channel, group = _name("ours"), "bench"
+    payload = b"x" * size
+    messages = [
+        Message.create(payload, destination=channel, kind="event", type="bench.Event")
+        for _ in range(n)
+    ]
+    try:
+        await transport.declare(channel, group)
+        publish_rate = await _pipelined(lambda i: transport.publish(messages[i]), n)
+        clock = _Clock(n)
+        sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
+
+        async def consume() -> None:
+            async for delivery in sub:
+                await delivery.ack()
+                clock.tick()
+                if clock.done.is_set():
+                    return
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(clock.done.wait(), 600)
+        await task
+        await sub.close()
+        return publish_rate, clock.rate()
+    finally:
+        for ch, g in ((channel, group), (f"{channel}.dlq", "dead-letters")):
+            await transport.delete_group(ch, g)
+            await transport.delete_channel(ch)
+        await transport.close()
+
+
+async def raw(url: str, n: int, size: int) -> tuple[float, float]:
+    connection = await aio_pika.connect(url)
+    name = _name("raw")
+    payload = b"x" * size
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, durable=True)
+        queue = await channel.declare_queue(name, durable=True, arguments=_QUORUM)
+        await queue.bind(exchange, routing_key="k")
+
+        async def publish(i: int) -> None:
+            message = aio_pika.Message(
+                payload,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(i),
+                content_type="application/json",
+            )
+            await exchange.publish(message, routing_key="k")
+
+        publish_rate = await _pipelined(publish, n)
+        clock = _Clock(n)
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=PREFETCH)
+        cqueue = await consumer_channel.get_queue(name)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            clock.tick()
+
+        tag = await cqueue.consume(on_message)
+        await asyncio.wait_for(clock.done.wait(), 600)
+        await cqueue.cancel(tag)
+        await channel.queue_delete(name)
+        await channel.exchange_delete(name)
+        return publish_rate, clock.rate()
+    finally:
+        await connection.close()
+
+
+async def faststream(url: str, n: int, size: int) -> tuple[float, float]:
+    """FastStream on RabbitMQ: ``broker.publish`` (confirmed) and a subscriber that acks."""
+    import logging
+
+    from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+    name = _name("faststream")
+    payload = b"x" * size
+    broker = RabbitBroker(
+        url,
+        logger=None,
+        log_level=logging.WARNING,
+        default_channel=Channel(prefetch_count=PREFETCH),
+    )
+    queue = RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key="k")
+    exchange = RabbitExchange(name, durable=True)
+    clock = _Clock(n)
+
+    @broker.subscriber(queue, exchange)
+    async def handle(body: bytes) -> None:
+        clock.tick()
+
+    await broker.connect()
+    try:
+        # Declare the queue before publishing (as the other two do), consume later.
+        declared_exchange = await broker.declare_exchange(exchange)
+        declared_queue = await broker.declare_queue(queue)
+        await declared_queue.bind(declared_exchange, routing_key="k")
+
+        async def publish(i: int) -> None:
+            await broker.publish(
+                payload, exchange=exchange, routing_key="k", persist=True, message_id=str(i)
+            )
+
+        publish_rate = await _pipelined(publish, n)
+        await broker.start()
+        await asyncio.wait_for(clock.done.wait(), 600)
+        await declared_queue.delete(if_unused=False, if_empty=False)
+        await declared_exchange.delete()
+        return publish_rate, clock.rate()
+    finally:
+        await broker.stop()
