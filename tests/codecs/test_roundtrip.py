@@ -121,12 +121,7 @@ def test_every_registered_contract_round_trips() -> None:
     import importlib
 
     # FTGO's contract modules, when they exist, so their contracts are covered here.
-    for name in (
-        "ftgo.contracts",
-        "ftgo.order.contracts",
-        "ftgo.consumer.contracts",
-        "ftgo.restaurant.contracts",
-    ):
+    for name in ("ftgo.apis", "ftgo.order.api", "ftgo.consumer.api", "ftgo.restaurant.api"):
         try:
             importlib.import_module(name)
         except ImportError:
