@@ -226,3 +226,16 @@ def test_fastapi_app_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     [entry] = lock["apis"].values()
     assert entry["kind"] == "openapi" and entry["document"]["openapi"].startswith("3.")
     assert main(["api", "check", "--project", str(tmp_path)]) == 0
+
+
+def test_proto_package_major_must_match_version(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert project.run("lock") == 0
+    # A breaking edit to kitchen.v1 declared as 2.0.0: gRPC clients bind to the
+    # package, so a new major must be a new package (kitchen.v2), side by side.
+    text = PROTO.format(version="2.0.0", extra="").replace("string id = 1;", "int64 id = 1;")
+    (project.root / "protos" / "kitchen.proto").write_text(text)
+    capsys.readouterr()
+    assert project.run("check") == 1
+    assert "a new major is a new package (kitchen.v2)" in capsys.readouterr().out

@@ -244,6 +244,9 @@ def check(
     """
     findings: list[Finding] = []
     for key, entry in current.items():
+        problem = package_major_problem(entry)
+        if problem is not None:
+            findings.append(Finding(key, False, problem))
         old = locked.get(key)
         if old is None:
             findings.append(Finding(key, True, f"new API at version {entry.version}", stale=True))
@@ -277,3 +280,24 @@ def check(
                 )
             )
     return findings
+
+
+def package_major_problem(entry: Entry) -> str | None:
+    """A ``.proto`` whose package names a major (``ftgo.order.v1``) must declare that major.
+
+    gRPC clients bind to the package, so a new major is a new package
+    (``ftgo.order.v2``) served side by side with the old one, never an edit of it.
+    """
+    if entry.kind != "proto":
+        return None
+    package = entry.api_document().content.file().package
+    last = package.rsplit(".", 1)[-1]
+    if len(last) < 2 or last[0] != "v" or not last[1:].isdigit():
+        return None
+    major = SemVer.parse(entry.version).major
+    if int(last[1:]) == major:
+        return None
+    return (
+        f"package {package} carries major {last[1:]} but the declared version is "
+        f"{entry.version}; a new major is a new package ({package.rsplit('.', 1)[0]}.v{major})"
+    )
