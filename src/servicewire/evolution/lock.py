@@ -108,10 +108,22 @@ def _paths(config: ApiConfig, patterns: list[str]) -> list[Path]:
 
 
 def collect(config: ApiConfig) -> dict[str, Entry]:
-    """Everything the project publishes now, by entry id."""
+    """Everything the project publishes now, by entry id.
+
+    The project root and its ``src`` directory are importable while collecting (so
+    ``module:attr`` targets resolve without installing the project), then removed.
+    """
+    saved = list(sys.path)
     for extra in (config.root / "src", config.root):
         if extra.is_dir() and str(extra) not in sys.path:
             sys.path.insert(0, str(extra))
+    try:
+        return _collect(config)
+    finally:
+        sys.path[:] = saved
+
+
+def _collect(config: ApiConfig) -> dict[str, Entry]:
     entries: list[Entry] = []
     for spec in config.openapi:
         if ":" in spec and not Path(config.root, spec).exists():
