@@ -434,6 +434,12 @@ class CircuitBreaker:
             if self._failures >= self.failure_threshold:
                 self._transition(CircuitState.OPEN)
 
+    def release(self) -> None:
+        """A call admitted by ``before_call`` ended without a verdict (cancelled, or a
+        stream abandoned by its consumer): free its half-open trial slot."""
+        if self._state is CircuitState.HALF_OPEN:
+            self._trials = max(0, self._trials - 1)
+
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation`` through the breaker."""
         self.before_call()
@@ -441,8 +447,7 @@ class CircuitBreaker:
             result = await operation()
         except asyncio.CancelledError:
             # Cancellation is the caller's decision, not the service's fault.
-            if self._state is CircuitState.HALF_OPEN:
-                self._trials = max(0, self._trials - 1)
+            self.release()
             raise
         except BaseException as exc:
             self.record_failure(exc)

@@ -80,6 +80,19 @@ async def test_server_streaming(server: Server) -> None:
     assert values == [5, 4, 3, 2, 1]
 
 
+async def test_abandoned_stream_frees_its_slot(server: Server) -> None:
+    async with _client(server.address, max_concurrent=1) as client:
+        stream = client.server_stream(
+            "echo", EchoServiceStub, "Countdown", echo_pb2.CountdownRequest(start=100)
+        )
+        async for item in stream:
+            assert item.value == 100
+            break
+        await stream.aclose()  # type: ignore[attr-defined]
+        reply = await client.unary("echo", EchoServiceStub, "Echo", echo_pb2.EchoRequest())
+        assert reply.message == ""
+
+
 async def test_bidirectional_streaming(server: Server) -> None:
     async def requests() -> AsyncIterator[echo_pb2.EchoRequest]:
         for word in ("a", "b", "c"):

@@ -155,7 +155,9 @@ class GrpcClient:
                 breaker.record_failure(error)
                 raise error from None
             except BaseException:
+                # Cancelled, or the consumer stopped iterating: no verdict on the service.
                 call.cancel()
+                breaker.release()
                 raise
             breaker.record_success()
 
