@@ -62,11 +62,14 @@ def _cases(only: set[str] | None) -> list[tuple[str, ModuleType]]:
 
 
 async def _measure(label: str, case: Case, url: str, n: int, size: int) -> tuple[float, float]:
-    print(f"  {label:<22} ", end="", flush=True)  # progress: the figures follow when done
     start = time.perf_counter()
     publish, consume = await case(url, n, size)
     took = time.perf_counter() - start
-    print(f"publish {publish:>9,.0f} msg/s   consume {consume:>9,.0f} msg/s   ({took:.1f}s)")
+    print(
+        f"  {label:<22} publish {publish:>9,.0f} msg/s   consume {consume:>9,.0f} msg/s"
+        f"   ({took:.1f}s)",
+        flush=True,
+    )
     return publish, consume
 
 
@@ -110,7 +113,7 @@ async def main() -> int:
             contenders.append(("faststream", extra))
         runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in contenders}
         for round_no in range(1, args.rounds + 1):
-            print(f"  round {round_no}/{args.rounds}")
+            print(f"  round {round_no}/{args.rounds} ...", flush=True)
             for label, case in contenders:  # interleaved, so load drift hits all alike
                 runs[label].append(await _measure(label, case, url, args.n, args.size))
         row = {
