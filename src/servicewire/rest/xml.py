@@ -17,6 +17,12 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+# Characters XML 1.0 forbids even escaped (most C0 controls, surrogates, U+FFFE/FFFF).
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    return _INVALID.sub("\ufffd", text)
 
 
 def _text(value: Any) -> str:
@@ -24,14 +30,14 @@ def _text(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
-    return escape(str(value))
+    return escape(_clean(str(value)))
 
 
 def _element(name: str, value: Any, out: list[str]) -> None:
     if _NAME.match(name) and not name.lower().startswith("xml"):
         open_tag, close_tag = f"<{name}", f"</{name}>"
     else:
-        open_tag, close_tag = f"<entry key={quoteattr(name)}", "</entry>"
+        open_tag, close_tag = f"<entry key={quoteattr(_clean(name))}", "</entry>"
     if value is None:
         out.append(open_tag + ' nil="true"/>')
         return
