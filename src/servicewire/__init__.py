@@ -7,7 +7,9 @@ The public API, re-exported here so users import from one place::
 
 from servicewire import headers
 from servicewire.channels import DEFAULT_SHARDS, dead_letter_channel, shard_for, validate_name
+from servicewire.cloudevents import from_binding, to_binding
 from servicewire.codecs import Codec, CodecRegistry, JsonCodec, default_codecs
+from servicewire.codecs.xml import XmlCodec
 from servicewire.context import Context
 from servicewire.contracts import (
     Command,
@@ -154,15 +156,18 @@ __all__ = [
     "UnknownContractError",
     "UnsupportedContentTypeError",
     "UnsupportedVersionError",
+    "XmlCodec",
     "connect_transport",
     "dead_letter_channel",
     "default_codecs",
     "default_registry",
+    "from_binding",
     "from_message",
     "headers",
     "new_id",
     "redact",
     "shard_for",
+    "to_binding",
     "to_message",
     "transport_from_url",
     "validate_name",
