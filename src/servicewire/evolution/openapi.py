@@ -223,7 +223,10 @@ class _OpenApiDiff:
                 "request" if ctx == "request" else "response",
             )
 
-    def _responses(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
+    def _responses(self, old: dict[Any, Any], new: dict[Any, Any], loc: str) -> None:
+        # YAML reads an unquoted 200 as a number; compare status codes as text.
+        old = {str(k): v for k, v in old.items()}
+        new = {str(k): v for k, v in new.items()}
         for status in new.keys() - old.keys():
             self.out.add("response-status-added", join(loc, status), f"response {status} added")
         for status in old.keys() - new.keys():
