@@ -188,9 +188,11 @@ class _ShardWorker:
                 # vanished with a non-persistent restart): re-read our pending entries
                 # from the start once it is back, in case a reply was lost.
                 self.reading = False
-                log.warning("shard %s: %r; retrying", self.key, exc)
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    log.warning("shard %s: the consumer group is gone; creating it again", self.key)
                     await self._recreate_group()
+                else:
+                    log.debug("shard %s: %s; retrying", self.key, exc)
                 recovering, cursor = True, b"0-0"
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)

@@ -1,0 +1,49 @@
+"""``servicewire brokers`` measures memory:// and the local Redis and writes its report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.services import URLS, require
+
+
+def test_brokers_command_measures_memory_and_redis(tmp_path: Path) -> None:
+    require("redis")
+    out, chart = tmp_path / "brokers.md", tmp_path / "brokers.png"
+    command = [
+        sys.executable, "-m", "servicewire.cli", "brokers", "memory://", URLS["redis"],
+        "--messages", "100", "--out", str(out), "--chart", str(chart),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    # progress on stderr, the measured table on stdout
+    assert "[memory] ordering" in done.stderr and "[redis] latency" in done.stderr
+    assert "kept on 6/6 keys" in done.stdout
+    report = out.read_text()
+    assert "servicewire brokers memory://" in report and "--messages 100" in report
+    rows = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| memory") or line.startswith("| redis")
+    ]
+    assert len(rows) == 4  # measured table and declared-capabilities table, both transports
+    redis_row = next(r for r in rows if r.startswith("| redis") and "keys" in r)
+    # the shared Redis keeps nothing on disk: measured on a private server configured alike
+    assert "appendonly no" in redis_row and "kept 0/" in redis_row
+    assert "0 duplicates" in redis_row and "0 lost" in redis_row
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+def test_unreachable_broker_is_reported_not_fatal(tmp_path: Path) -> None:
+    out = tmp_path / "brokers.md"
+    command = [
+        sys.executable, "-m", "servicewire.cli", "brokers", "memory://",
+        "redis://:hunter2@127.0.0.1:1/0", "--messages", "50", "--out", str(out),
+        "--chart", str(tmp_path / "c.png"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "unreachable" in done.stdout and "hunter2" not in done.stdout + done.stderr
+    assert "hunter2" not in out.read_text() and "Not reachable in this run" in out.read_text()
