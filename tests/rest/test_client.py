@@ -183,3 +183,29 @@ async def test_client_resolves_instances_registered_in_redis(port: int) -> None:
                 assert (await client.get("orders", "/v1/whoami")).data == {"port": port}
     finally:
         await registry.close()
+
+
+async def test_load_balancing_across_registered_instances_and_failover() -> None:
+    require("redis")
+    registry = RedisRegistry(URLS["redis"], prefix=f"test-rest-lb-{uuid.uuid4().hex}")
+    try:
+        with serve(_app()) as first, serve(_app()) as second:
+            alive = registry.register(Instance("orders", "127.0.0.1", first), ttl=5.0)
+            doomed = registry.register(Instance("orders", "127.0.0.1", second), ttl=0.5)
+            await alive.start()
+            await doomed.start()
+            try:
+                async with RestClient(Locator(registry, refresh=0.1)) as client:
+                    ports = Counter(
+                        [(await client.get("orders", "/v1/whoami")).data["port"] for _ in range(6)]
+                    )
+                    assert ports == {first: 3, second: 3}
+                    doomed.abandon()  # the second instance "dies": no heartbeat, no goodbye
+                    await asyncio.sleep(0.7)
+                    for _ in range(6):
+                        assert (await client.get("orders", "/v1/whoami")).data["port"] == first
+            finally:
+                await alive.stop()
+                await doomed.stop()
+    finally:
+        await registry.close()
