@@ -8,20 +8,8 @@
 The command line is ``servicewire docs asyncapi MODULE:ATTR --html out.html``.
 """
 
+from servicewire.docs.asyncapi import build_asyncapi
+from servicewire.docs.html import render_html
 from servicewire.docs.model import ChannelUse
 
 __all__ = ["ChannelUse", "build_asyncapi", "render_html"]
-
-
-def __getattr__(name: str) -> object:
-    # Loaded on first use: the builder imports Pydantic's JSON Schema machinery and,
-    # when installed, the Avro codec.
-    if name == "build_asyncapi":
-        from servicewire.docs.asyncapi import build_asyncapi
-
-        return build_asyncapi
-    if name == "render_html":
-        from servicewire.docs.html import render_html
-
-        return render_html
-    raise AttributeError(name)
