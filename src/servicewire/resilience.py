@@ -566,6 +566,19 @@ class Resilience:
             self._bulkheads[service] = bulkhead
         return bulkhead
 
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """Per remote service: breaker state, consecutive failures, calls in flight
+        (for a metrics endpoint or a health page)."""
+        services = sorted(set(self._breakers) | set(self._bulkheads))
+        return {
+            service: {
+                "circuit": self.breaker(service).state.value,
+                "failures": self.breaker(service).failure_count,
+                "in_flight": self.bulkhead(service).in_flight,
+            }
+            for service in services
+        }
+
     async def call(
         self,
         service: str,

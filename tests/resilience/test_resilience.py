@@ -235,3 +235,7 @@ async def test_resilience_opens_the_circuit_per_service() -> None:
         await res.call("down", fine, idempotent=False)
     assert await res.call("up", fine, idempotent=False) == "ok"
     assert res.breaker("down").state is CircuitState.OPEN
+    assert res.snapshot() == {
+        "down": {"circuit": "open", "failures": 0, "in_flight": 0},
+        "up": {"circuit": "closed", "failures": 0, "in_flight": 0},
+    }
