@@ -19,7 +19,7 @@ Client side::
         order = await client.get("order-service", "/v1/orders/o-1")
         await client.follow(order, "cancel")
 
-Needs ``servicewire[rest]`` (FastAPI, uvicorn, aiohttp, orjson, tenacity).
+Needs ``servicewire[rest]`` (FastAPI, uvicorn, orjson, tenacity).
 """
 
 from servicewire.rest.app import create_app

@@ -125,6 +125,8 @@ class RestClient:
 
     ``services`` is a :class:`Locator`, any :class:`Resolver`, or a static mapping of
     service names to addresses. One client holds one connection pool; share it.
+    Open connections per instance follow the number of concurrent calls, which the
+    bulkhead caps; ``max_idle_connections`` bounds how many stay open between bursts.
     """
 
     def __init__(
@@ -132,7 +134,7 @@ class RestClient:
         services: Locator | Resolver | Mapping[str, Sequence[str]],
         *,
         resilience: Resilience | None = None,
-        max_connections: int = 256,
+        max_idle_connections: int = 256,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(services, Locator):
@@ -145,7 +147,7 @@ class RestClient:
             timeout=5.0, retry=DEFAULT_RETRY, is_failure=counts_as_failure
         )
         self._headers = {"accept": _ACCEPT, **(headers or {})}
-        self._pool = HttpPool(max_idle_per_host=max_connections)
+        self._pool = HttpPool(max_idle_per_host=max_idle_connections)
 
     async def close(self) -> None:
         await self._pool.close()
