@@ -59,6 +59,38 @@ def _as_dict(schema: dict[str, Any] | str) -> Any:
     return json.loads(schema) if isinstance(schema, str) else schema
 
 
+def is_recursive(schema: Any) -> bool:
+    """Whether a named type refers to itself (directly or through others) in ``schema``.
+
+    Data of a recursive schema can nest as deep as its payload allows, and fastavro's
+    compiled reader recurses on the C stack; such schemas are read with its pure-Python
+    reader instead, where deep nesting ends in a RecursionError rather than a crash.
+    """
+    return _refers_back(schema, [], "")
+
+
+def _refers_back(schema: Any, path: list[str], namespace: str) -> bool:
+    if isinstance(schema, str):
+        short = schema.rsplit(".", 1)[-1]
+        return schema in path or short in path
+    if isinstance(schema, list):
+        return any(_refers_back(s, path, namespace) for s in schema)
+    if not isinstance(schema, dict):
+        return False
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        ns = schema.get("namespace", namespace)
+        name = str(schema.get("name", ""))
+        full = name if "." in name or not ns else f"{ns}.{name}"
+        inner = [*path, full, name.rsplit(".", 1)[-1]]
+        return any(_refers_back(f.get("type"), inner, ns) for f in schema.get("fields", []))
+    if kind == "array":
+        return _refers_back(schema.get("items"), path, namespace)
+    if kind == "map":
+        return _refers_back(schema.get("values"), path, namespace)
+    return _refers_back(kind, path, namespace) if isinstance(kind, (dict, list)) else False
+
+
 class SchemaStore:
     """Fingerprint -> writer schema, for every contract in ``registry`` plus any added.
 
@@ -71,6 +103,7 @@ class SchemaStore:
         self._parsed: dict[bytes, Any] = {}
         self._raw: dict[bytes, dict[str, Any]] = {}
         self._classes: set[type[BaseModel]] = set()
+        self._recursive: set[bytes] = set()
         self._lock = threading.Lock()
 
     def add(self, schema: dict[str, Any] | str) -> bytes:
@@ -84,6 +117,8 @@ class SchemaStore:
             with self._lock:
                 self._raw[fp] = raw
                 self._parsed[fp] = parsed
+                if is_recursive(raw):
+                    self._recursive.add(fp)
         return fp
 
     def add_contract(self, cls: type[BaseModel]) -> bytes:
@@ -109,6 +144,10 @@ class SchemaStore:
         if fp not in self._raw:
             self._scan_registry()
         return self._raw.get(fp)
+
+    def recursive(self, fp: bytes) -> bool:
+        """Whether the schema with fingerprint ``fp`` is recursive (see :func:`is_recursive`)."""
+        return fp in self._recursive
 
     def fingerprints(self) -> list[bytes]:
         self._scan_registry()

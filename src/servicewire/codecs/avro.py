@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro._read_py import schemaless_reader as _safe_reader
 from pydantic import BaseModel, ValidationError
 
 from servicewire.codecs._avro_schema import avro_schema
@@ -140,11 +141,16 @@ class AvroCodec:
             )
         stream = io.BytesIO(data)
         stream.seek(_HEADER)
+        read = _safe_reader if self.store.recursive(fp) else schemaless_reader
         try:
             if writer is plan.parsed:
-                record = schemaless_reader(stream, writer, None)
+                record = read(stream, writer, None)
             else:
-                record = schemaless_reader(stream, writer, plan.parsed)
+                record = read(stream, writer, plan.parsed)
+        except RecursionError:
+            raise DecodeError(
+                name, self.format_name, "nesting too deep", offset=stream.tell()
+            ) from None
         except Exception as exc:
             raise DecodeError(
                 name, self.format_name, f"{type(exc).__name__}: {exc}", offset=stream.tell()
