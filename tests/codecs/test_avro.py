@@ -122,3 +122,19 @@ def test_int_beyond_64_bits_is_an_encode_error() -> None:
     value = Everything.model_validate({**EVERYTHING.model_dump(), "number": 2**64})
     with pytest.raises(EncodeError, match="avro"):
         AvroCodec().encode(value)
+
+
+def test_list_of_fieldless_models_is_refused() -> None:
+    from pydantic import BaseModel
+
+    from servicewire.contracts import Document
+
+    class Nothing(BaseModel):
+        pass
+
+    class Many(Document, name="test.codecs.Many", version="1.0.0", register=False):
+        things: list[Nothing] = []
+
+    # 0xC3 0x01 + fingerprint + a block count of 2**40 would take forever to read.
+    with pytest.raises(TypeError, match="without fields"):
+        avro_schema(Many)

@@ -102,7 +102,18 @@ class _Builder:
             return ["null", self.type(node.inner)]
         if kind == "list":
             assert node.inner is not None
-            return {"type": "array", "items": self.type(node.inner)}
+            item = node.inner
+            if (
+                item.kind == "model"
+                and item.model is not None
+                and not model_info(item.model).fields
+            ):
+                # Items that take no bytes let a tiny payload claim billions of them.
+                raise TypeError(
+                    f"list[{item.model.__name__}]: Avro cannot bound a list of models without "
+                    "fields; give the model a field"
+                )
+            return {"type": "array", "items": self.type(item)}
         if kind == "dict":
             assert node.inner is not None
             return {"type": "map", "values": self.type(node.inner)}
