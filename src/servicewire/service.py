@@ -85,7 +85,7 @@ class Service:
         concurrency: int = 32,
         prefetch: int = 64,
         relay: bool = True,
-        relay_poll_interval: float = 0.05,
+        relay_poll_interval: float = 0.25,  # commits in this process wake the relay at once
         create_tables: bool = True,  # servicewire's tables and ``tables``, if missing
         inbox_retention: timedelta = inbox.DEFAULT_RETENTION,
         inbox_cleanup_every: float = 3600.0,
@@ -199,9 +199,15 @@ class Service:
             return
         from servicewire.database import create_engine, dialect_of
 
-        self.engine = (
-            self._db if isinstance(self._db, AsyncEngine) else create_engine(self._db_url())
-        )
+        if isinstance(self._db, AsyncEngine):
+            self.engine = self._db
+        else:
+            url = self._db_url()
+            # SQLite has one writer at a time: with one connection, the relay and the
+            # handlers queue for it in asyncio instead of sleeping in SQLite's busy
+            # handler (which backs off in steps of up to 100 ms).
+            single = {"pool_size": 1, "max_overflow": 0} if dialect_of(url) == "sqlite" else {}
+            self.engine = create_engine(url, **single)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
