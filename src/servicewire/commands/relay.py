@@ -42,6 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--cleanup", choices=["delete", "mark"], default="delete")
     parser.add_argument("--retention", type=float, default=3600.0, help="mark: keep seconds")
+    parser.add_argument(
+        "--insert-then-delete",
+        action="store_true",
+        help="postgres-wal: writers delete their rows (write_messages(delete_after_insert=True))",
+    )
     parser.add_argument("--json", action="store_true", help="status: print JSON")
     parser.add_argument("--log-level", default="INFO")
 
@@ -78,6 +83,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.shards:
             options["shards"] = args.shards
+    if args.mode == "postgres-wal" and args.insert_then_delete:
+        options["delete_published"] = False
     return options
 
 

@@ -10,10 +10,10 @@ a message of a committed change nor send one of a rolled-back change::
     with sync_session.begin():                       # blocking code (Django-style apps)
         write_messages_sync(sync_session, [message])
 
-One multi-row ``INSERT`` per call. ``delete_after_insert=True`` (PostgreSQL with the
-``postgres-wal`` relay) deletes the rows again in the same transaction: the insert
-still reaches the write-ahead log, which is all the WAL relay reads, and the table
-stays empty.
+The rows of one call travel as one multi-row ``INSERT`` (SQLAlchemy's
+insertmanyvalues). ``delete_after_insert=True`` (PostgreSQL with the ``postgres-wal``
+relay) deletes the rows again in the same transaction: the insert still reaches the
+write-ahead log, which is all the WAL relay reads, and the table stays empty.
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def outbox_rows(messages: Sequence[Message], shards: int = DEFAULT_SHARDS) -> li
     return rows
 
 
-def _insert(messages: Sequence[Message], shards: int, returning: bool) -> Insert:
-    stmt = outbox.insert().values(outbox_rows(messages, shards))
-    return stmt.returning(outbox.c.id) if returning else stmt
+# One compiled statement for every call; SQLAlchemy's "insertmanyvalues" sends a list
+# of rows as multi-row INSERTs (up to 1,000 rows each), so the statement is cached and
+# the rows still travel together.
+_INSERT: Insert = outbox.insert()
+_INSERT_RETURNING = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
 async def write_messages(
@@ -67,7 +69,8 @@ async def write_messages(
     """Add ``messages`` to the outbox in ``target``'s current transaction."""
     if not messages:
         return
-    result = await target.execute(_insert(messages, shards, delete_after_insert))
+    rows = outbox_rows(messages, shards)
+    result = await target.execute(_INSERT_RETURNING if delete_after_insert else _INSERT, rows)
     if delete_after_insert:
         ids = list(result.scalars())
         await target.execute(delete(outbox).where(outbox.c.id.in_(ids)))
@@ -83,7 +86,8 @@ def write_messages_sync(
     """The blocking twin of :func:`write_messages`, for sync connections and sessions."""
     if not messages:
         return
-    result = target.execute(_insert(messages, shards, delete_after_insert))
+    rows = outbox_rows(messages, shards)
+    result = target.execute(_INSERT_RETURNING if delete_after_insert else _INSERT, rows)
     if delete_after_insert:
         ids = list(result.scalars())
         target.execute(delete(outbox).where(outbox.c.id.in_(ids)))

@@ -16,8 +16,9 @@ Mechanics:
 * One owner per binlog stream: the relay holds ``GET_LOCK('servicewire:<db>:<name>')`` on
   a connection of its own. The server frees the lock when that connection dies, and a
   standby relay (retrying every ``takeover_interval`` seconds) takes over.
-* On taking over it publishes rows still in the table, then streams from the checkpoint
-  (or, on the very first start, from the current end of the binlog).
+* It streams from the checkpoint. On its very first start (no checkpoint) it takes the
+  current end of the binlog, publishes the rows already in the table, and only then
+  stores that position.
 * A watchdog asks the server for heartbeats every ``heartbeat`` seconds and reconnects
   the stream when nothing at all arrived for ``stall_timeout`` seconds.
 * Published rows are deleted by id.
@@ -222,26 +223,38 @@ class MysqlBinlogRelay(Relay):
             raise DatabaseError("SHOW MASTER STATUS returned nothing: is the binlog enabled?")
         return str(row[0]), int(row[1])
 
-    async def _load_position(self, conn: AsyncConnection) -> Position:
+    async def _stored_position(self, conn: AsyncConnection) -> Position | None:
         stored = (
             await conn.execute(
                 select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
             )
         ).scalar()
-        if stored:
-            return parse_position(stored)
-        position = await self.current_position(conn)
-        await conn.execute(
-            mysql_insert(relay_checkpoint)
-            .values(
-                relay=self.name,
-                position=f"{position[0]}:{position[1]}",
-                published=0,
-                updated_at=time.time(),
+        return parse_position(stored) if stored else None
+
+    async def _first_position(self) -> Position:
+        """First start: the current end of the binlog, stored only after the sweep.
+
+        Rows committed before it are in the table: publish them, then checkpoint. A
+        crash before the checkpoint simply sweeps again next time.
+        """
+        async with self.engine.connect() as conn:
+            position = await self.current_position(conn)
+        self.position = position
+        await self._sweep()
+        if self._stopping.is_set():
+            return position  # swept only part: do not checkpoint, sweep again next start
+        async with self.engine.connect() as conn:
+            await conn.execute(
+                mysql_insert(relay_checkpoint)
+                .values(
+                    relay=self.name,
+                    position=f"{position[0]}:{position[1]}",
+                    published=0,
+                    updated_at=time.time(),
+                )
+                .prefix_with("IGNORE")
             )
-            .prefix_with("IGNORE")
-        )
-        await conn.commit()
+            await conn.commit()
         return position
 
     # The loop ------------------------------------------------------------------------------
@@ -259,8 +272,8 @@ class MysqlBinlogRelay(Relay):
                 return
             try:
                 async with self.engine.connect() as conn:
-                    self.position = await self._load_position(conn)
-                await self._sweep()
+                    stored = await self._stored_position(conn)
+                self.position = stored or await self._first_position()
                 await self._stream(self.position)
             finally:
                 self.active = False
@@ -341,7 +354,7 @@ class MysqlBinlogRelay(Relay):
         self._count(len(published), len(bad))
 
     async def _sweep(self) -> None:
-        """Publish rows left in the table (written before the first start, or not yet deleted)."""
+        """Publish rows written before the first start (the stream only sees later ones)."""
         assert self.position is not None
         while not self._stopping.is_set():
             async with self.engine.connect() as conn:

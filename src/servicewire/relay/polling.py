@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -190,12 +190,18 @@ class PollingRelay(Relay):
         for row in published:
             key = LEASE_SHARD if self.dialect == "sqlite" else row.shard % self.shards
             per_shard[key] = per_shard.get(key, 0) + 1
-        for shard, count in per_shard.items():
-            await conn.execute(
-                update(relay_shard)
-                .where(relay_shard.c.relay == self.name, relay_shard.c.shard == shard)
-                .values(last_published_at=now, published=relay_shard.c.published + count)
+        if not per_shard:
+            return
+        # One statement for every shard of the batch (a round trip per shard is slow).
+        await conn.execute(
+            update(relay_shard)
+            .where(relay_shard.c.relay == self.name, relay_shard.c.shard.in_(list(per_shard)))
+            .values(
+                last_published_at=now,
+                published=relay_shard.c.published
+                + case(per_shard, value=relay_shard.c.shard, else_=0),
             )
+        )
 
     # SQLite: one leaseholder ------------------------------------------------------------
 

@@ -19,10 +19,11 @@ Guarantees and mechanics:
 * The slot is its own lock: PostgreSQL lets one connection stream a slot at a time.
   Other relays with the same name retry every ``takeover_interval`` seconds and take
   over as soon as the owner's connection is gone.
-* On taking the slot the relay first publishes the rows still in the table (written
-  before the slot existed, or published but not yet deleted), then streams.
-* Published rows are deleted by id; with ``write_messages(..., delete_after_insert=True)``
-  the table stays empty and nothing needs deleting.
+* The first time it streams a slot it publishes the rows already in the table (written
+  before the slot existed); afterwards the slot replays whatever was not confirmed.
+* Published rows are deleted by id before the position is confirmed. With
+  ``write_messages(..., delete_after_insert=True)`` the table stays empty: pass
+  ``delete_published=False`` and a batch costs no database write at all.
 * It warns when the slot retains more than ``retained_wal_warning`` bytes of WAL.
 """
 
@@ -95,6 +96,8 @@ class PostgresWalRelay(Relay):
         status_interval: float = 1.0,
         takeover_interval: float = 1.0,
         retained_wal_warning: int = 1 << 30,
+        delete_published: bool = True,
+        record_interval: float = 1.0,
         progress_interval: float = 5.0,
     ) -> None:
         super().__init__(
@@ -108,7 +111,11 @@ class PostgresWalRelay(Relay):
         self.status_interval = status_interval
         self.takeover_interval = takeover_interval
         self.retained_wal_warning = retained_wal_warning
+        self.delete_published = delete_published
+        self.record_interval = record_interval
         self.flushed_lsn = 0
+        self._unrecorded = 0
+        self._recorded_at = 0.0
         self._reply_requested = False
         self._next_wal_check = 0.0
 
@@ -224,7 +231,8 @@ class PostgresWalRelay(Relay):
                 # Another relay streams the slot: stand by and try again.
                 await self._idle_until_stopping(self.takeover_interval)
                 return
-            await self._sweep()
+            if await self._needs_sweep():
+                await self._sweep()
             self._activate(f"streaming slot {self.slot}")
             await self._stream(connection, cursor)
         finally:
@@ -297,25 +305,47 @@ class PostgresWalRelay(Relay):
         self._reply_requested = True
         super().wake()
 
-    async def _publish(self, rows: list[OutboxRow], lsn: int) -> None:
+    async def _publish(self, rows: list[OutboxRow], lsn: int | None) -> None:
         published, bad = await publish_rows(self.transport, rows)
         now = time.time()
-        async with self.engine.begin() as conn:
-            ids = [r.id for r in published]
-            if ids:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
-            await move_aside(conn, bad, self.name)
-            values: dict[str, Any] = {"position": int_to_lsn(lsn), "updated_at": now}
-            if published:
-                values["last_published_at"] = now
-                values["published"] = relay_checkpoint.c.published + len(published)
-            await conn.execute(
-                update(relay_checkpoint).where(relay_checkpoint.c.relay == self.name).values(values)
-            )
+        self._unrecorded += len(published)
+        ids = [r.id for r in published] if self.delete_published else []
+        # The slot holds the real position; the checkpoint row only feeds `relay status`,
+        # so it is written at most once per `record_interval` unless there is other work.
+        record = lsn is None or now - self._recorded_at >= self.record_interval
+        if ids or bad or record:
+            async with self.engine.begin() as conn:
+                if ids:
+                    await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+                await move_aside(conn, bad, self.name)
+                values: dict[str, Any] = {"updated_at": now}
+                if lsn is not None:
+                    values["position"] = int_to_lsn(lsn)
+                if self._unrecorded:
+                    values["last_published_at"] = now
+                    values["published"] = relay_checkpoint.c.published + self._unrecorded
+                await conn.execute(
+                    update(relay_checkpoint)
+                    .where(relay_checkpoint.c.relay == self.name)
+                    .values(values)
+                )
+            self._unrecorded = 0
+            self._recorded_at = now
         self._count(len(published), len(bad))
 
+    async def _needs_sweep(self) -> bool:
+        # The checkpoint's position stays NULL until the first sweep has finished, so a
+        # crash in the middle of it sweeps again on the next start.
+        async with self.engine.connect() as conn:
+            position = (
+                await conn.execute(
+                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+                )
+            ).scalar()
+        return position is None
+
     async def _sweep(self) -> None:
-        """Publish rows left in the table (from before the slot, or not yet deleted)."""
+        """Publish rows written before the slot existed (the slot only sees later ones)."""
         while not self._stopping.is_set():
             async with self.engine.connect() as conn:
                 result = await conn.execute(
@@ -323,8 +353,15 @@ class PostgresWalRelay(Relay):
                 )
                 rows = [OutboxRow.from_mapping(r) for r in result.mappings()]
             if not rows:
-                return
-            await self._publish(rows, self.flushed_lsn)
+                break
+            await self._publish(rows, None)
+        if not self._stopping.is_set():
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(relay_checkpoint)
+                    .where(relay_checkpoint.c.relay == self.name)
+                    .values(position=int_to_lsn(self.flushed_lsn), updated_at=time.time())
+                )
 
     async def _check_retained_wal(self) -> None:
         self._next_wal_check = time.monotonic() + 30.0

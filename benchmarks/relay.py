@@ -1,0 +1,354 @@
+"""Relay benchmark: drain throughput against raw aio-pika, and commit-to-broker latency.
+
+For each relay mode and database:
+
+1. throughput: 20,000 rows are committed to the outbox first; the relay then drains
+   them to RabbitMQ (the ``amqp://`` transport, publisher confirms). In the same run,
+   raw aio-pika publishes the same 20,000 messages (same bodies, headers, exchange and
+   routing keys) pipelined with publisher confirms, 500 in flight per window (the
+   relay's batch size). Printed as msg/s and relay/raw ratio.
+   ``+itd`` is the WAL relay with insert-then-delete writers (the table stays empty).
+2. latency: a writer commits 10 messages every 10 ms (1,000 msg/s offered) for
+   ``--seconds``; commit-to-broker latency is the time from the writer's commit
+   returning to the broker's confirm of that message. p50/p99/max, and a CDF plot.
+
+    .venv/bin/python benchmarks/relay.py                       # every case, ~2 minutes
+    .venv/bin/python benchmarks/relay.py --cases polling-postgres,postgres-wal-postgres
+
+Everything (writer, relay, broker client) runs in one process on one event loop, as
+the embedded relay does in a service. Needs PostgreSQL, MariaDB and RabbitMQ locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from servicewire.database import create_engine
+from servicewire.message import Message
+from servicewire.outbox import write_messages
+from servicewire.relay import Relay, create_relay
+from servicewire.relay.postgres_wal import PostgresWalRelay
+from servicewire.schema import all_tables_metadata
+from servicewire.transports import connect_transport
+from servicewire.transports.base import Subscription, Transport
+
+PG = os.environ.get("SERVICEWIRE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB = os.environ.get("SERVICEWIRE_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test")
+AMQP = os.environ.get("SERVICEWIRE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+CASES: dict[str, tuple[str, str, bool, bool]] = {
+    # name: (relay mode, database, wake after commit, insert-then-delete)
+    "polling-postgres": ("polling", "postgres", False, False),
+    "polling-mariadb": ("polling", "mariadb", False, False),
+    "polling-sqlite": ("polling", "sqlite", False, False),
+    "polling+wake-postgres": ("polling", "postgres", True, False),
+    "postgres-wal-postgres": ("postgres-wal", "postgres", False, False),
+    "postgres-wal+itd-postgres": ("postgres-wal", "postgres", False, True),
+    "mysql-binlog-mariadb": ("mysql-binlog", "mariadb", False, False),
+}
+
+
+def log(text_: str) -> None:
+    print(text_, file=sys.stderr, flush=True)
+
+
+@contextlib.asynccontextmanager
+async def private_database(kind: str, tmp: Path) -> AsyncIterator[str]:
+    name = f"sw_bench_{uuid.uuid4().hex[:10]}"
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / (name + '.db')}"
+    else:
+        base = PG if kind == "postgres" else MARIADB
+        admin = create_engine(base)
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(all_tables_metadata().create_all)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        if kind != "sqlite":
+            async with admin.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                force = " WITH (FORCE)" if kind == "postgres" else ""
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+            await admin.dispose()
+
+
+class ConfirmClock(Transport):
+    """Wraps a transport; records when each message's publish was confirmed."""
+
+    scheme = "clock"
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__("clock://", max_message_size=inner.max_message_size)
+        self.inner = inner
+        self.confirmed: dict[str, float] = {}
+        self.capabilities = inner.capabilities  # type: ignore[misc]
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def publish(self, message: Message) -> None:
+        await self.inner.publish(message)
+        self.confirmed.setdefault(message.id, time.perf_counter())
+
+    async def publish_batch(self, messages: Sequence[Message]) -> None:
+        await self.inner.publish_batch(messages)
+        now = time.perf_counter()
+        for m in messages:
+            self.confirmed.setdefault(m.id, now)
+
+    async def declare(self, channel: str, group: str) -> None:
+        await self.inner.declare(channel, group)
+
+    async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
+        return await self.inner.subscribe(channel, group, prefetch=prefetch)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def make_messages(channel: str, count: int, start: int = 0) -> list[Message]:
+    body = b'{"orderId": "o-000000", "total": 12.5, "items": [1, 2, 3]}'
+    return [
+        Message.create(
+            body,
+            destination=channel,
+            kind="event",
+            type="bench.OrderCreated",
+            version="1.0.0",
+            partition_key=f"o-{n % 64}",
+        )
+        for n in range(start, start + count)
+    ]
+
+
+async def relay_ready(relay: Relay, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not relay.active:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{relay.mode} relay did not become active: {relay.last_error}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_published(relay: Relay, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + 2
+    while relay.published < count:
+        now = time.monotonic()
+        if now > deadline:
+            raise TimeoutError(f"published {relay.published} of {count} in {timeout:.0f}s")
+        if now >= next_report:
+            log(f"    ... {relay.published}/{count} published")
+            next_report = now + 2
+        await asyncio.sleep(0.005)
+
+
+async def raw_publish(messages: list[Message], window: int) -> float:
+    """Raw aio-pika, pipelined publisher confirms: the same bodies, headers and routes."""
+    from servicewire.channels import shard_for
+    from servicewire.transports.amqp_codec import encode
+    from servicewire.transports.amqp_topology import SHARD_KEYS, exchange_name
+
+    connection = await aio_pika.connect(AMQP)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(exchange_name(messages[0].destination), ensure=False)
+        prepared = []
+        for m in messages:
+            body, props = encode(m)
+            key = SHARD_KEYS[shard_for(m.partition_key, 16, m.id)]
+            prepared.append(
+                (
+                    aio_pika.Message(
+                        body,
+                        headers=props.headers,
+                        message_id=m.id,
+                        content_type=props.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    key,
+                )
+            )
+        started = time.perf_counter()
+        for i in range(0, len(prepared), window):
+            chunk = prepared[i : i + window]
+            await asyncio.gather(*(exchange.publish(msg, routing_key=k) for msg, k in chunk))
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def prepare_log_position(relay: Relay) -> None:
+    """Log-tailing relays: create the slot / first checkpoint before the rows are written."""
+    await relay.start()
+    await relay_ready(relay)
+    await relay.stop()
+
+
+async def run_case(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    mode, kind, wake, itd = CASES[name]
+    result: dict[str, object] = {"case": name}
+    relay_name = f"bench_{uuid.uuid4().hex[:8]}"
+    async with private_database(kind, tmp) as url:
+        engine = create_engine(url)
+        transport = ConfirmClock(await connect_transport(AMQP))
+        channel = f"bench.relay.{uuid.uuid4().hex[:8]}"
+        await transport.declare(channel, "bench")  # routed to real (quorum) queues
+        options: dict[str, object] = {"name": relay_name, "batch_size": args.batch}
+        if mode == "polling":
+            options["poll_interval"] = 0.01
+        if itd:
+            options["delete_published"] = False
+        relays: list[Relay] = []
+        try:
+            # (1) throughput ----------------------------------------------------------
+            relay = create_relay(mode, engine, transport, **options)
+            relays.append(relay)
+            if mode != "polling":
+                await prepare_log_position(relay)
+                relay = create_relay(mode, engine, transport, **options)
+                relays.append(relay)
+            messages = make_messages(channel, args.rows)
+            log(f"{name}: filling the outbox with {args.rows} rows")
+            for i in range(0, len(messages), 1000):
+                async with engine.begin() as conn:
+                    await write_messages(conn, messages[i : i + 1000], delete_after_insert=itd)
+            log(f"{name}: draining")
+            started = time.perf_counter()
+            await relay.start()
+            await wait_published(relay, args.rows, timeout=300)
+            relay_s = time.perf_counter() - started
+            await relay.stop()
+            log(f"{name}: raw aio-pika publishing the same {args.rows} messages")
+            raw_s = await raw_publish(messages, args.batch)
+            result.update(
+                relay_rate=args.rows / relay_s,
+                raw_rate=args.rows / raw_s,
+                ratio=raw_s / relay_s,
+            )
+            # (2) latency at a steady offered load -------------------------------------
+            relay = create_relay(mode, engine, transport, **options)
+            relays.append(relay)
+            await relay.start()
+            await relay_ready(relay)
+            await asyncio.sleep(0.5)
+            ticks = int(args.seconds * 100)
+            per_tick = max(1, args.rate // 100)
+            committed: dict[str, float] = {}
+            log(f"{name}: {per_tick * 100} msg/s offered for {args.seconds:.0f}s")
+            next_tick = time.perf_counter()
+            for t in range(ticks):
+                batch = make_messages(channel, per_tick, start=t * per_tick)
+                async with engine.begin() as conn:
+                    await write_messages(conn, batch, delete_after_insert=itd)
+                now = time.perf_counter()
+                for m in batch:
+                    committed[m.id] = now
+                if wake:
+                    relay.wake()
+                next_tick += 0.01
+                delay = next_tick - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            deadline = time.monotonic() + 120
+            while not all(i in transport.confirmed for i in committed):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name}: latency run did not drain")
+                await asyncio.sleep(0.01)
+            lat = sorted(max(0.0, transport.confirmed[i] - c) * 1000 for i, c in committed.items())
+            result.update(
+                p50=statistics.median(lat),
+                p99=lat[int(len(lat) * 0.99) - 1],
+                max=lat[-1],
+                offered=per_tick * 100,
+                achieved=len(committed) / (time.perf_counter() - (next_tick - ticks * 0.01)),
+                latencies=lat,
+            )
+        finally:
+            for r in relays:
+                await r.stop()
+            for r in relays:
+                if isinstance(r, PostgresWalRelay):
+                    await r.drop_slot()
+                    break
+            inner = transport.inner
+            with contextlib.suppress(Exception):
+                await inner.delete_group(channel, "bench")  # type: ignore[attr-defined]
+                await inner.delete_channel(channel)  # type: ignore[attr-defined]
+            await transport.close()
+            await engine.dispose()
+    return result
+
+
+def plot(results: list[dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in results:
+        lat = r.get("latencies")
+        if not isinstance(lat, list) or not lat:
+            continue
+        ys = [(i + 1) / len(lat) for i in range(len(lat))]
+        ax.plot(lat, ys, label=f"{r['case']} (p99 {r['p99']:.1f} ms)")
+    ax.set_xscale("log")
+    ax.set_xlabel("commit-to-broker latency (ms, log scale)")
+    ax.set_ylabel("fraction of messages")
+    ax.set_title("Relay latency at 1,000 msg/s offered (CDF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--png", default="docs/relay-latency.png")
+    args = parser.parse_args()
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    results = []
+    for name in args.cases.split(","):
+        results.append(await run_case(name.strip(), args, tmp))
+    print(
+        f"\n{'case':24} {'relay msg/s':>11} {'raw msg/s':>10} {'ratio':>6}"
+        f" {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    )
+    for r in results:
+        print(
+            f"{r['case']:24} {r['relay_rate']:>11.0f} {r['raw_rate']:>10.0f} {r['ratio']:>5.2f}x"
+            f" {r['p50']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f}"
+        )
+    if args.png:
+        plot(results, Path(args.png))
+        print(f"\nlatency CDF written to {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
