@@ -391,3 +391,47 @@ async def test_shards_spread_across_members_and_move_when_one_leaves(shared: Sha
     finally:
         for sub in subs:
             await sub.close()
+
+
+async def test_per_key_order_holds_while_members_join_and_leave(shared: Shared) -> None:
+    """Shards move (markers for idle shards, cancel-before-ack for busy ones) in order."""
+    transport, created = shared
+    channel, group = unique("amqp-churn-order"), "g"
+    created.append((channel, group))
+    seen: dict[str, list[int]] = {}
+
+    async def handler(delivery: Delivery) -> None:
+        message = delivery.message
+        seen.setdefault(message.partition_key or "", []).append(int(message.headers["seq"]))
+        await asyncio.sleep(0.002)
+        await delivery.ack()
+
+    members = [Member(await transport.subscribe(channel, group), handler)]
+    keys = [f"key-{k}" for k in range(6)]
+    per_key = 60
+
+    async def publish() -> None:
+        for i in range(per_key):
+            for key in keys:
+                await transport.publish(make_message(channel, i, key=key))
+            await asyncio.sleep(0.01)
+
+    publishing = asyncio.create_task(publish())
+    try:
+        for _ in range(2):
+            await asyncio.sleep(0.3)
+            members.append(Member(await transport.subscribe(channel, group), handler))
+        await asyncio.sleep(0.3)
+        await members.pop(0).stop()  # the oldest member leaves: all its shards move
+        await publishing
+        await eventually(
+            lambda: all(len(set(seen.get(k, []))) >= per_key for k in keys), 60, "every key"
+        )
+        for key in keys:
+            first_seen = list(dict.fromkeys(seen[key]))
+            assert first_seen == list(range(per_key)), f"{key} out of order: {first_seen}"
+        assert sum(1 for m in members if m.deliveries) >= 2
+    finally:
+        publishing.cancel()
+        for member in members:
+            await member.stop()

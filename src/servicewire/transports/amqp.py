@@ -198,8 +198,8 @@ class AmqpTransport(Transport):
                 confirm = await pub.basic_publish(
                     body, exchange=exchange, routing_key=key, properties=props
                 )
-            except _RETRYABLE:
-                pass
+            except _RETRYABLE as exc:
+                _reraise_own_cancellation(exc)  # else: the channel died, retry below
             else:
                 if not isinstance(confirm, Basic.Ack):
                     raise PublishError(
@@ -243,9 +243,7 @@ class AmqpTransport(Transport):
                 self._topology.forget(channel)  # deleted under us: declare again
                 await self._topology.ensure_exchange(channel)
             except (*_RETRYABLE, TimeoutError) as exc:
-                current = asyncio.current_task()
-                if isinstance(exc, asyncio.CancelledError) and current and current.cancelling():
-                    raise  # our caller cancelled us, not a dying channel
+                _reraise_own_cancellation(exc)
                 if loop.time() >= deadline:
                     raise PublishError(
                         f"amqp transport could not publish to channel {channel!r} at "
@@ -311,6 +309,16 @@ class AmqpTransport(Transport):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._connection.close(), 5.0)
         self._connection = None
+
+
+def _reraise_own_cancellation(exc: BaseException) -> None:
+    """Re-raise ``exc`` if it is our caller cancelling us rather than a channel dying.
+
+    aiormq fails a publish pending on a closed channel with ``CancelledError`` too.
+    """
+    current = asyncio.current_task()
+    if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+        raise exc
 
 
 def _supports_quorum(connection: AbstractRobustConnection) -> bool:

@@ -201,8 +201,10 @@ class AmqpSubscription(Subscription):
             headers = raw.header.properties.headers
             if headers and HANDOVER in headers:
                 await self._on_marker(raw, shard, channel)
-            else:
-                self._on_delivery(raw, shard, channel)
+            elif not self._on_delivery(raw, shard, channel):
+                tag = cast(Basic.Deliver, raw.delivery).delivery_tag or 0
+                with contextlib.suppress(*_SETTLE_ERRORS):
+                    await channel.basic_reject(tag, requeue=False, wait=False)
 
         ok = await channel.basic_consume(self._queues[shard], on_message)
         tag = ok.consumer_tag or ""
@@ -227,14 +229,17 @@ class AmqpSubscription(Subscription):
 
     def _on_delivery(
         self, raw: DeliveredMessage, shard: int, channel: aiormq.abc.AbstractChannel
-    ) -> None:
+    ) -> bool:
         try:
             delivery = AmqpDelivery(self, raw, shard, channel)
-        except Exception:  # never lose the shard over one bad message: hand it on raw
-            log.exception("cannot read a delivery from %s", self._queues[shard])
-            return
+        except Exception:
+            # Unreadable even as a foreign message: holding it would stall the shard for
+            # good, so the broker dead-letters it to <channel>.dlq.
+            log.exception("cannot read a delivery from %s; dead-lettering it", self._queues[shard])
+            return False
         self._inflight[shard] = delivery
         self._inbox.put_nowait(delivery)
+        return True
 
     async def _on_marker(
         self, raw: DeliveredMessage, shard: int, channel: aiormq.abc.AbstractChannel
