@@ -52,7 +52,9 @@ from servicewire.errors import (
 )
 from servicewire.ids import new_id
 from servicewire.message import Headers, Message, MessageKind
+from servicewire.outbox import write_messages, write_messages_sync
 from servicewire.pipeline import Outcome
+from servicewire.relay import Relay, create_relay
 from servicewire.resilience import (
     BadRequestError,
     Bulkhead,
@@ -136,6 +138,7 @@ __all__ = [
     "Outcome",
     "PermanentError",
     "PublishError",
+    "Relay",
     "RemoteError",
     "RemoteServerError",
     "Reply",
@@ -158,6 +161,7 @@ __all__ = [
     "UnsupportedVersionError",
     "XmlCodec",
     "connect_transport",
+    "create_relay",
     "dead_letter_channel",
     "default_codecs",
     "default_registry",
@@ -171,4 +175,6 @@ __all__ = [
     "to_message",
     "transport_from_url",
     "validate_name",
+    "write_messages",
+    "write_messages_sync",
 ]
