@@ -1,4 +1,4 @@
-"""FTGO's published API documents: the OpenAPI document of each REST app.
+"""FTGO's published API documents: OpenAPI for each REST app, AsyncAPI for its messages.
 
 ``python -m ftgo.apis`` writes them to ``docs/api/`` (checked in; a test fails when an
 app and its document disagree, and ``servicewire api check`` judges each change).
@@ -37,7 +37,20 @@ def apps() -> dict[str, FastAPI]:
 
 
 def documents() -> dict[Path, str]:
-    return {DOCS / f"{name}.json": render_openapi(app) for name, app in apps().items()}
+    """OpenAPI documents of the REST apps and AsyncAPI documents (JSON and HTML) of the
+    message APIs, by the path they are checked in at."""
+    from servicewire.commands.docs import dump
+    from servicewire.docs.asyncapi import build_asyncapi
+    from servicewire.docs.html import render_html
+    from servicewire.docs.targets import load_uses
+
+    found = {DOCS / f"{name}.json": render_openapi(app) for name, app in apps().items()}
+    for service in ("order", "consumer", "restaurant"):
+        uses, title, version = load_uses(f"ftgo.asyncapi:{service}_service")
+        doc = build_asyncapi(title, version or "1.0.0", uses)
+        found[DOCS / f"ftgo-{service}-asyncapi.json"] = dump(doc, ".json")
+        found[DOCS / f"ftgo-{service}-asyncapi.html"] = render_html(doc)
+    return found
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""FTGO's checked-in OpenAPI documents match the apps."""
+"""FTGO's checked-in OpenAPI and AsyncAPI documents match the code."""
 
 from __future__ import annotations
 
