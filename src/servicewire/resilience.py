@@ -24,6 +24,7 @@ import asyncio
 import contextvars
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -476,26 +477,60 @@ class Bulkhead:
         self.service = service
         self.max_concurrent = max_concurrent
         self.max_wait = max_wait
-        self._slots = asyncio.Semaphore(max_concurrent)
         self._in_flight = 0
+        # Callers waiting for a slot (only with max_wait > 0), first come first served.
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def in_flight(self) -> int:
         """Calls currently holding a slot (a gauge for metrics)."""
         return self._in_flight
 
-    async def __aenter__(self) -> Bulkhead:
-        if self._slots.locked():
-            if self.max_wait <= 0:
-                raise BulkheadFullError(self.service, self.max_concurrent)
-            try:
-                async with asyncio.timeout(self.max_wait):
-                    await self._slots.acquire()
-            except TimeoutError:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free, without waiting (the per-call fast path)."""
+        if self._in_flight < self.max_concurrent and not self._waiters:
+            self._in_flight += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting up to ``max_wait``; raise :class:`BulkheadFullError`."""
+        if self.try_acquire():
+            return
+        if self.max_wait <= 0:
+            raise BulkheadFullError(self.service, self.max_concurrent)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Granted a slot at the moment we gave up: pass it on.
+                self.release()
+            else:
+                self._remove(waiter)
+            if isinstance(exc, TimeoutError):
                 raise BulkheadFullError(self.service, self.max_concurrent) from None
-        else:
-            await self._slots.acquire()
-        self._in_flight += 1
+            raise
+
+    def _remove(self, waiter: asyncio.Future[None]) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def release(self) -> None:
+        """Give a slot back; hand it straight to the longest waiter, if any."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot moves to the waiter: in_flight unchanged
+                return
+        self._in_flight -= 1
+
+    async def __aenter__(self) -> Bulkhead:
+        await self.acquire()
         return self
 
     async def __aexit__(
@@ -504,8 +539,7 @@ class Bulkhead:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._in_flight -= 1
-        self._slots.release()
+        self.release()
 
 
 # --------------------------------------------------------------------- per-service policy
@@ -600,10 +634,29 @@ class Resilience:
         bulkhead = self.bulkhead(service)
         label = name or f"call to {service}"
 
+        # One flat coroutine per attempt (not nested context managers and lambdas):
+        # every await level costs on each resumption, and this path runs per call.
         async def attempt() -> T:
-            async with bulkhead:
-                if self_timed:
-                    return await breaker.call(lambda: operation(deadline))
-                return await breaker.call(lambda: deadline.run(operation(deadline), label))
+            if not bulkhead.try_acquire():
+                await bulkhead.acquire()
+            try:
+                breaker.before_call()
+                try:
+                    if self_timed:
+                        result = await operation(deadline)
+                    else:
+                        result = await deadline.run(operation(deadline), label)
+                except asyncio.CancelledError:
+                    breaker.release()
+                    raise
+                except BaseException as exc:
+                    breaker.record_failure(exc)
+                    raise
+                breaker.record_success()
+                return result
+            finally:
+                bulkhead.release()
 
-        return await self.retry.run(attempt, idempotent=idempotent, deadline=deadline)
+        if not idempotent:
+            return await attempt()
+        return await self.retry.run(attempt, idempotent=True, deadline=deadline)

@@ -239,3 +239,30 @@ async def test_resilience_opens_the_circuit_per_service() -> None:
         "down": {"circuit": "open", "failures": 0, "in_flight": 0},
         "up": {"circuit": "closed", "failures": 0, "in_flight": 0},
     }
+
+
+async def test_bulkhead_hands_slots_to_waiters_in_order() -> None:
+    bulkhead = Bulkhead("orders", 1, max_wait=2.0)
+    order: list[int] = []
+    await bulkhead.acquire()
+
+    async def waiter(n: int) -> None:
+        async with bulkhead:
+            order.append(n)
+            await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(waiter(n)) for n in range(3)]
+    await asyncio.sleep(0.01)
+    assert bulkhead.in_flight == 1
+    bulkhead.release()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2] and bulkhead.in_flight == 0
+
+
+async def test_bulkhead_waiter_gives_up_after_max_wait() -> None:
+    bulkhead = Bulkhead("orders", 1, max_wait=0.05)
+    await bulkhead.acquire()
+    with pytest.raises(BulkheadFullError):
+        await bulkhead.acquire()
+    bulkhead.release()
+    assert bulkhead.in_flight == 0 and bulkhead.try_acquire()
