@@ -45,8 +45,8 @@ async def _with_app_tables(harness: ServiceHarness) -> None:
         await conn.run_sync(app_metadata.create_all)
 
 
-async def test_handler_work_reply_and_event_commit_together() -> None:
-    async with ServiceHarness(kitchen()) as harness:
+async def test_handler_work_reply_and_event_commit_together(db: str) -> None:
+    async with ServiceHarness(kitchen(), db=db) as harness:
         await _with_app_tables(harness)
         outcome = await harness.deliver(
             CreateTicket(order_id="o-1"), reply_to="orders.replies", correlation_id="corr-9"
@@ -64,8 +64,8 @@ async def test_handler_work_reply_and_event_commit_together() -> None:
         assert contracts[0] == TicketCreated(order_id="o-1", ticket_id="t-o-1")
 
 
-async def test_a_handler_that_sends_then_raises_leaves_nothing_behind() -> None:
-    async with ServiceHarness(kitchen()) as harness:
+async def test_a_handler_that_sends_then_raises_leaves_nothing_behind(db: str) -> None:
+    async with ServiceHarness(kitchen(), db=db) as harness:
         await _with_app_tables(harness)
         outcome = await harness.deliver(CreateTicket(order_id="o-2", fail=True), reply_to="r")
         assert outcome is Outcome.DEAD_LETTERED
@@ -81,8 +81,8 @@ async def test_a_handler_that_sends_then_raises_leaves_nothing_behind() -> None:
         assert dead.headers[headers.DLQ_REASON]
 
 
-async def test_a_duplicate_is_acknowledged_and_skipped() -> None:
-    async with ServiceHarness(kitchen()) as harness:
+async def test_a_duplicate_is_acknowledged_and_skipped(db: str) -> None:
+    async with ServiceHarness(kitchen(), db=db) as harness:
         await _with_app_tables(harness)
         message = harness.service.codecs  # noqa: F841 - keep the harness codecs warm
         cmd = CreateTicket(order_id="o-3")
@@ -95,7 +95,7 @@ async def test_a_duplicate_is_acknowledged_and_skipped() -> None:
         assert len(await harness.sent()) == 2
 
 
-async def test_retries_then_redelivery_then_dead_letter() -> None:
+async def test_retries_then_redelivery_then_dead_letter(db: str) -> None:
     calls: list[int] = []
     service = Service("kitchen", retry=RetryPolicy(immediate=2, delayed=2, backoff=0.01))
 
@@ -105,7 +105,7 @@ async def test_retries_then_redelivery_then_dead_letter() -> None:
         await ctx.publish(TicketEvent(order_id=cmd.order_id, seq=len(calls)))
         raise ValueError("nope")
 
-    async with ServiceHarness(service) as harness:
+    async with ServiceHarness(service, db=db) as harness:
         from servicewire import to_message
 
         msg = to_message(CreateTicket(order_id="o-4"))
@@ -119,7 +119,7 @@ async def test_retries_then_redelivery_then_dead_letter() -> None:
         assert dead.headers[headers.DLQ_ATTEMPTS] == "3"
 
 
-async def test_transient_failure_succeeds_on_an_immediate_rerun() -> None:
+async def test_transient_failure_succeeds_on_an_immediate_rerun(db: str) -> None:
     calls: list[int] = []
     service = Service("kitchen", retry=RetryPolicy(immediate=2, delayed=0))
 
@@ -130,14 +130,14 @@ async def test_transient_failure_succeeds_on_an_immediate_rerun() -> None:
         if len(calls) < 3:
             raise ConnectionError("deadlock, try again")
 
-    async with ServiceHarness(service) as harness:
+    async with ServiceHarness(service, db=db) as harness:
         assert await harness.deliver(CreateTicket(order_id="o-5")) is Outcome.HANDLED
         [event] = await harness.sent_contracts()
         assert event == TicketEvent(order_id="o-5", seq=3)  # only the successful run's send
 
 
-async def test_undecodable_unknown_and_unsupported_major_are_dead_lettered_at_once() -> None:
-    async with ServiceHarness(kitchen()) as harness:
+async def test_undecodable_unknown_and_unsupported_major_are_dead_lettered_at_once(db: str) -> None:
+    async with ServiceHarness(kitchen(), db=db) as harness:
         good = Message.create(
             b'{"order_id": 5',
             destination="test-kitchen",
@@ -172,7 +172,7 @@ async def test_undecodable_unknown_and_unsupported_major_are_dead_lettered_at_on
         assert "application/x-nope" in reasons[3]
 
 
-async def test_event_channels_ignore_types_the_service_does_not_handle() -> None:
+async def test_event_channels_ignore_types_the_service_does_not_handle(db: str) -> None:
     seen: list[int] = []
     service = Service("audit")
 
@@ -180,15 +180,15 @@ async def test_event_channels_ignore_types_the_service_does_not_handle() -> None
     async def on_ticket(evt: TicketEvent, ctx: Context) -> None:
         seen.append(evt.seq)
 
-    async with ServiceHarness(service) as harness:
+    async with ServiceHarness(service, db=db) as harness:
         assert await harness.deliver(OtherEvent(note="x")) is Outcome.IGNORED
         assert await harness.deliver(TicketEvent(order_id="o", seq=4)) is Outcome.HANDLED
         assert seen == [4]
         assert await harness.dead_lettered() == []
 
 
-async def test_tolerant_reader_takes_a_newer_minor_with_unknown_fields() -> None:
-    async with ServiceHarness(kitchen()) as harness:
+async def test_tolerant_reader_takes_a_newer_minor_with_unknown_fields(db: str) -> None:
+    async with ServiceHarness(kitchen(), db=db) as harness:
         await _with_app_tables(harness)
         newer = Message.create(
             b'{"order_id": "o-6", "items": ["x"], "priority": "high"}',
