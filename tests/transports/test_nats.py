@@ -13,10 +13,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 
 from servicewire.errors import (
     ConnectionFailedError,
@@ -26,7 +27,9 @@ from servicewire.errors import (
 )
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
-from servicewire.transports.nats_headers import from_nats, to_nats
+from servicewire.transports.nats import NatsTransport
+from servicewire.transports.nats_client import FastHeadersClient
+from servicewire.transports.nats_headers import from_nats, header_block, to_nats
 from servicewire.transports.nats_members import assign
 from servicewire.transports.nats_names import encode_name, shard_subject
 from tests.contract import RestartContract, TransportContract, TransportSpec
@@ -264,6 +267,18 @@ def test_headers_round_trip_with_awkward_values() -> None:
     )
     back = from_nats(to_nats(message), message.payload, channel="c", fallback_id="x")
     assert back.headers == message.headers and back.id == message.id
+    # the bytes the publish path sends carry exactly the same headers
+    block = header_block(message).decode()
+    assert block.startswith("NATS/1.0\r\n") and block.endswith("\r\n\r\n")
+    lines = dict(line.split(": ", 1) for line in block.split("\r\n")[1:] if line)
+    assert lines == to_nats(message)
+
+
+def test_fast_header_parser_keeps_nats_py_rules() -> None:
+    raw = b"ce-id: 1\r\nBad Name: x\r\n: empty\r\nplain:no-space\r\nv: \xc3\xbc \r\n\r\n"
+    parsed = FastHeadersClient._parse_header_lines(raw)
+    assert parsed == Client._parse_header_lines(raw)
+    assert parsed == {"ce-id": "1", "": "empty", "plain": "no-space", "v": "ü"}
 
 
 def test_shards_are_dealt_round_robin() -> None:
@@ -274,13 +289,22 @@ def test_shards_are_dealt_round_robin() -> None:
     assert assign([], "solo", 4) == {0, 1, 2, 3}
 
 
-@pytest.fixture
-async def shared_transport() -> AsyncIterator[Transport]:
+async def test_works_against_the_shared_server() -> None:
     require("nats")
     from tests.services import URLS
 
     transport = await connect_transport(URLS["nats"])
+    assert isinstance(transport, NatsTransport)
+    channel, group = unique("shared"), unique("g")
     try:
-        yield transport
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            sent = [make_message(channel, i, key="k") for i in range(20)]
+            await transport.publish_batch(sent)
+            await eventually(lambda: len(member.acked) >= 20, 20, "20 messages")
+            assert [m.id for m in member.acked] == [m.id for m in sent]
+        finally:
+            await member.stop()
     finally:
+        await transport.delete_channel(channel)  # leave nothing behind on the shared server
         await transport.close()

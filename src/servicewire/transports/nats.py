@@ -25,7 +25,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import nats
 from nats.js import api
 
 from servicewire.channels import shard_for, validate_name
@@ -37,7 +36,8 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
-from servicewire.transports.nats_headers import to_nats, wire_size
+from servicewire.transports.nats_client import FastHeadersClient
+from servicewire.transports.nats_headers import header_block
 from servicewire.transports.nats_names import (
     consumer_name,
     shard_subject,
@@ -99,8 +99,9 @@ class NatsTransport(Transport):
     async def connect(self) -> None:
         opts = self.options
         try:
-            self.nc = await asyncio.wait_for(
-                nats.connect(
+            self.nc = FastHeadersClient()
+            await asyncio.wait_for(
+                self.nc.connect(
                     opts.servers,
                     name=opts.name,
                     connect_timeout=max(1, int(opts.connect_timeout)),
@@ -115,6 +116,9 @@ class NatsTransport(Transport):
             )
         except (TimeoutError, Exception) as exc:
             reason = self._last_error or redact_text(str(exc)) or type(exc).__name__
+            with contextlib.suppress(Exception):  # stop any reconnect loop it started
+                await self.nc.close()
+            self.nc = None
             raise ConnectionFailedError("nats", self.address, reason) from None
         self.js = self.nc.jetstream(timeout=opts.timeout)
         self._max_payload = min(self.max_message_size, int(self.nc.max_payload))
@@ -217,18 +221,18 @@ class NatsTransport(Transport):
 
     # Publishing -------------------------------------------------------------------------
 
-    def _prepare(self, message: Message) -> tuple[str, dict[str, str]]:
+    def _prepare(self, message: Message) -> tuple[str, bytes]:
         self.check_size(message)
         channel = message.destination
         prefix = self._prefixes.get(channel)
         if prefix is None:
             prefix = self._prefixes[channel] = subject_prefix(validate_name(channel, "channel"))
-        headers = to_nats(message)
-        size = wire_size(headers, message.payload)
+        header = header_block(message)
+        size = len(header) + len(message.payload)
         if size > self._max_payload:
             raise MessageTooLargeError(size, self._max_payload, channel)
         shard = shard_for(message.partition_key, self.options.shards, message.id)
-        return f"{prefix}{shard}", headers
+        return f"{prefix}{shard}", header
 
     async def publish(self, message: Message) -> None:
         subject, headers = self._prepare(message)
@@ -251,8 +255,8 @@ class NatsTransport(Transport):
                 await self._ensure_stream(channel)
             assert self._acks is not None
             futures = [
-                await self._acks.send(subject, m.payload, headers)
-                for (subject, headers), m in zip(prepared, messages, strict=True)
+                await self._acks.send(subject, m.payload, header)
+                for (subject, header), m in zip(prepared, messages, strict=True)
             ]
             await asyncio.gather(*futures)
         finally:
@@ -285,6 +289,16 @@ class NatsTransport(Transport):
 
     def _forget(self, sub: NatsSubscription) -> None:
         self._subscriptions.discard(sub)
+
+    # Administration ---------------------------------------------------------------------
+
+    async def delete_channel(self, channel: str) -> None:
+        """Delete ``channel``'s stream with every message and group on it (tests, tools)."""
+        self._check_open()
+        with contextlib.suppress(Exception):  # already gone
+            await self.js.delete_stream(stream_name(validate_name(channel, "channel")))
+        self._streams.pop(channel, None)
+        self._declared = {(c, g) for c, g in self._declared if c != channel}
 
     # Shutdown ---------------------------------------------------------------------------
 

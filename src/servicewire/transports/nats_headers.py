@@ -5,7 +5,8 @@ named ``ce-<name>``, except ``datacontenttype`` which travels as ``Content-Type`
 the CloudEvents HTTP and NATS bindings. Values are percent-encoded where NATS headers
 cannot carry them verbatim (non-ASCII, ``%``, ``"``, spaces, control characters), again
 as the binding says. ``Nats-Msg-Id`` carries the message id so JetStream drops a
-retried publish it already stored::
+retried publish it already stored. ``destination`` is not sent: the subject names the
+channel, and the reader restores it::
 
     headers = to_nats(message)                       # {'ce-id': ..., 'Content-Type': ...}
     again = from_nats(headers, payload, channel="orders", fallback_id="nats:SW_orders:17")
@@ -51,19 +52,38 @@ def encode_value(value: str) -> str:
 
 
 def to_nats(message: Message) -> dict[str, str]:
-    """The NATS headers of ``message``."""
+    """The NATS headers of ``message`` as a dict (what :func:`header_block` encodes)."""
     out = {MSG_ID: message.id}
     for name, value in message.headers.items():
-        out[_nats_name(name)] = encode_value(value)
+        if name != h.DESTINATION:
+            out[_nats_name(name)] = encode_value(value)
     return out
 
 
-def wire_size(headers: Mapping[str, str], payload: bytes) -> int:
-    """Bytes the server counts against ``max_payload``: header block plus payload."""
-    size = 12  # "NATS/1.0\r\n" ... "\r\n"
-    for name, value in headers.items():
-        size += len(name) + len(value.encode()) + 4  # ": " and "\r\n"
-    return size + len(payload)
+_BLOCK_START = b"NATS/1.0\r\n"
+_NAME_BYTES: dict[str, bytes] = {}
+
+
+def header_block(message: Message) -> bytes:
+    """The NATS header block of ``message`` (``NATS/1.0`` line, one line per header).
+
+    Same content as :func:`to_nats`, built straight into bytes: the publish path sends
+    it as is instead of having nats-py validate and re-encode ten headers per message.
+    """
+    parts = [_BLOCK_START, b"Nats-Msg-Id: ", message.id.encode(), b"\r\n"]
+    for name, value in message.headers.items():
+        if name == h.DESTINATION:
+            continue  # the subject says it; the reader restores it (one header less to parse)
+        prefix = _NAME_BYTES.get(name)
+        if prefix is None:
+            prefix = f"{_nats_name(name)}: ".encode()
+            if len(_NAME_BYTES) < 4096:  # header names are few; never grow without bound
+                _NAME_BYTES[name] = prefix
+        parts.append(prefix)
+        parts.append(encode_value(value).encode())
+        parts.append(b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 def from_nats(

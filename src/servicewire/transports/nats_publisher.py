@@ -7,7 +7,7 @@ futures whose reply did not come in time (lost in a server restart, for example)
 
     acks = AckInbox(nc, timeout=10.0)
     await acks.start()
-    future = await acks.send("sw.orders.3", payload, headers)
+    future = await acks.send("sw.orders.3", payload, header_block(message))
     await future            # None once stored; PublishError otherwise
 """
 
@@ -20,6 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from servicewire.errors import PublishError
+
+
+def _parse_block(header: bytes) -> dict[str, str]:
+    lines = header.decode().split("\r\n")[1:]
+    return dict(line.split(": ", 1) for line in lines if line)
 
 
 class AckInbox:
@@ -52,21 +57,36 @@ class AckInbox:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def send(
-        self, subject: str, payload: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[None]:
-        """PUB the message; the returned future resolves when JetStream stored it."""
+    async def send(self, subject: str, payload: bytes, header: bytes) -> asyncio.Future[None]:
+        """HPUB the message (``header``: a ready NATS header block); the returned future
+        resolves when JetStream stored it."""
         self._next += 1
         token = str(self._next)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending[token] = (future, subject, loop.time())
         try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            await self._hpub(subject, self._prefix + token, header, payload)
         except BaseException:
             self._pending.pop(token, None)
             raise
         return future
+
+    async def _hpub(self, subject: str, reply: str, header: bytes, payload: bytes) -> None:
+        nc = self._nc
+        if nc.is_closed or nc.is_draining_pubs or not hasattr(nc, "_send_command"):
+            # The public path raises nats-py's own errors for a closed connection.
+            await nc.publish(subject, payload, reply=reply, headers=_parse_block(header))
+            return
+        # What nats-py's publish does after validating, minus re-encoding the headers:
+        # queue the command (buffered while reconnecting) and kick the flusher.
+        total = len(header) + len(payload)
+        await nc._send_command(
+            b"HPUB %s %s %d %d\r\n%s%s\r\n"
+            % (subject.encode(), reply.encode(), len(header), total, header, payload)
+        )
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await nc._flush_pending()
 
     async def _on_reply(self, msg: Any) -> None:
         entry = self._pending.pop(msg.subject[len(self._prefix) :], None)

@@ -197,8 +197,18 @@ class NatsSubscription(Subscription):
 
     async def _settle(self, delivery: NatsDelivery, body: bytes) -> None:
         self._unsettled.discard(delivery)
+        nc = self._nc
         try:
-            await self._nc.publish(delivery._reply, body)
+            if nc.is_closed or not hasattr(nc, "_send_command"):
+                await nc.publish(delivery._reply, body)
+                return
+            # nats-py's publish minus its per-call subject validation: the reply subject
+            # came from the server. The ack is queued (buffered while reconnecting).
+            await nc._send_command(
+                b"PUB %s %d\r\n%s\r\n" % (delivery._reply.encode(), len(body), body)
+            )
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
         except Exception as exc:
             raise TransportError(f"nats transport could not settle a delivery: {exc}") from exc
 
