@@ -35,13 +35,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servicewire import Command, Context, Service, SuccessReply, to_message  # noqa: E402
-from servicewire.database import create_engine  # noqa: E402
-from servicewire.inbox import inbox  # noqa: E402
-from servicewire.message import Message  # noqa: E402
-from servicewire.outbox.writer import write_messages  # noqa: E402
-from servicewire.testing import HarnessDelivery  # noqa: E402
-from servicewire.transports import connect_transport  # noqa: E402
+from servicewire import Command, Context, Service, SuccessReply, to_message
+from servicewire.database import create_engine
+from servicewire.inbox import inbox
+from servicewire.message import Message
+from servicewire.outbox.writer import write_messages
+from servicewire.testing import HarnessDelivery
+from servicewire.transports import connect_transport
 
 PG_ADMIN = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -315,7 +315,7 @@ async def main() -> None:
         rows.append(
             ("SQLite + memory", f"{rate:,.0f} cmd/s", f"raw memory consume+ack {raw:,.0f}/s")
         )
-        rows.append(("  latency @%d/s" % args.rate, f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""))
+        rows.append((f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""))
         rows.append(
             (
                 "  framework overhead",
@@ -352,7 +352,7 @@ async def main() -> None:
                 f"raw aio-pika consume+ack {raw:,.0f}/s ({rate / raw:.2f}x)",
             )
         )
-        rows.append(("  latency @%d/s" % args.rate, f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""))
+        rows.append((f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""))
         rows.append(
             (
                 "  framework overhead",

@@ -64,7 +64,9 @@ class TransportContract:
 
     # Declarations ---------------------------------------------------------------------
 
-    async def test_capabilities_are_declared(self, transport: Transport, spec: TransportSpec) -> None:
+    async def test_capabilities_are_declared(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
         assert isinstance(transport.capabilities, Capabilities)
         if spec.restart_broker is not None:
             assert isinstance(self, RestartContract), "a restart hook needs RestartContract"
@@ -118,7 +120,9 @@ class TransportContract:
         finally:
             await member.stop()
 
-    async def test_headers_and_payload_survive(self, transport: Transport, spec: TransportSpec) -> None:
+    async def test_headers_and_payload_survive(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
         channel, group = unique("headers"), unique("g")
         member = Member(await transport.subscribe(channel, group))
         try:
@@ -134,8 +138,10 @@ class TransportContract:
                 correlation_id="corr-1",
                 causation_id="cause-1",
                 reply_to="replies.x",
-                extra={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                       "custom": "välue"},
+                extra={
+                    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    "custom": "välue",
+                },
             )
             await transport.publish(sent)
             await eventually(lambda: len(member.acked) >= 1, spec.timeout, "the message")
@@ -211,7 +217,9 @@ class TransportContract:
     ) -> None:
         channel = unique("groups")
         groups = ["billing", "shipping", "audit"]
-        members = {g: [Member(await transport.subscribe(channel, g)) for _ in range(2)] for g in groups}
+        members = {
+            g: [Member(await transport.subscribe(channel, g)) for _ in range(2)] for g in groups
+        }
         try:
             sent = [make_message(channel, i) for i in range(300)]
             await publish_all(transport, sent)
@@ -462,8 +470,10 @@ class RestartContract:
                     raise AssertionError("publisher never recovered")
 
         try:
-            batches = [[make_message(channel, p * 100 + i, key=f"k{p % 16}") for i in range(100)]
-                       for p in range(100)]
+            batches = [
+                [make_message(channel, p * 100 + i, key=f"k{p % 16}") for i in range(100)]
+                for p in range(100)
+            ]
             sent = {m.id for b in batches for m in b}
             publishing = asyncio.gather(
                 *(publish_with_retry(publishers[i % 4], b) for i, b in enumerate(batches))
