@@ -24,12 +24,12 @@ if __name__ == "__main__":  # run alone, this file's directory would shadow the 
     _here = Path(__file__).resolve().parent
     sys.path = [p for p in sys.path if Path(p or ".").resolve() != _here]
 
-import nats  # noqa: E402
-from nats.js import api  # noqa: E402
+import nats
+from nats.js import api
 
-from servicewire.message import Message  # noqa: E402
-from servicewire.transports import connect_transport  # noqa: E402
-from servicewire.transports.nats import NatsTransport  # noqa: E402
+from servicewire.message import Message
+from servicewire.transports import connect_transport
+from servicewire.transports.nats import NatsTransport
 
 URL = "nats://127.0.0.1:4222"
 WINDOW = 1000
@@ -148,7 +148,10 @@ if __name__ == "__main__":
             print(f"  raw nats-py   publish {theirs[0]:>8,.0f}/s  consume {theirs[1]:>8,.0f}/s")
             mine = await ours(args.url, args.n, args.size)
             print(f"  servicewire   publish {mine[0]:>8,.0f}/s  consume {mine[1]:>8,.0f}/s")
-            print(f"  ratio         publish {mine[0] / theirs[0]:>8.2f}x  consume "
-                  f"{mine[1] / theirs[1]:>8.2f}x", flush=True)
+            print(
+                f"  ratio         publish {mine[0] / theirs[0]:>8.2f}x  consume "
+                f"{mine[1] / theirs[1]:>8.2f}x",
+                flush=True,
+            )
 
     asyncio.run(main())
