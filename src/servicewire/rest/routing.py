@@ -113,17 +113,17 @@ def _render(response: Response, media: str) -> Response:
     content_type = response.headers.get("content-type", "")
     if media == JSON or not content_type.startswith(JSON) or not response.body:
         return response
-    fmt = "xml" if media == XML else "json"
     parsed = vendor_type(media)
-    if parsed is not None:
-        fmt = parsed[2]
+    fmt = parsed[2] if parsed is not None else ("xml" if media == XML else "json")
+    if fmt == "json":
+        # Same bytes, another name (HAL+JSON, a vendor type): relabel in place.
+        response.headers["content-type"] = media
+        return response
     headers = {
         k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
     }
-    if fmt == "xml":
-        body = to_xml(orjson.loads(response.body))
-        return Response(body, response.status_code, headers, media_type=media)
-    return Response(bytes(response.body), response.status_code, headers, media_type=media)
+    body = to_xml(orjson.loads(response.body))
+    return Response(body, response.status_code, headers, media_type=media)
 
 
 def versioned_router(major: int, **options: Any) -> APIRouter:
