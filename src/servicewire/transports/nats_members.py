@@ -29,6 +29,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nats.js.errors import NotFoundError
+
 from servicewire.transports.nats_names import MEMBERS_BUCKET, members_prefix
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,8 @@ async def ensure_bucket(js: Any, ttl: float) -> float:
         info = await js.stream_info(_KV_STREAM)
         max_age = info.config.max_age or 0.0
         return float(max_age) if max_age else ttl
-    except Exception as exc:  # nats.js.errors.NotFoundError; nats types are untyped
-        if type(exc).__name__ != "NotFoundError":
-            raise
+    except NotFoundError:
+        pass
     with contextlib.suppress(Exception):  # lost a creation race: the bucket exists now
         await js.create_key_value(bucket=MEMBERS_BUCKET, ttl=ttl, history=1)
     return ttl
