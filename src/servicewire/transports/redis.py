@@ -45,7 +45,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
-from servicewire.transports.redis_batch import Pipeliner
+from servicewire.transports.redis_batch import AckBatcher, Pipeliner
 from servicewire.transports.redis_layout import RedisOptions, encode_entry
 from servicewire.transports.redis_member import RELEASE_SCRIPT, TICK_SCRIPT, RedisSubscription
 from servicewire.urls import redact, redact_text
@@ -71,7 +71,7 @@ class RedisTransport(Transport):
         self.options = RedisOptions.from_url(url)
         self._client: Redis | None = None
         self._adds: Pipeliner | None = None
-        self._acks: Pipeliner | None = None
+        self._acks: AckBatcher | None = None
         self._subscriptions: set[RedisSubscription] = set()
         self._declared: set[tuple[str, str]] = set()
         self._closing = False
@@ -116,7 +116,7 @@ class RedisTransport(Transport):
         self._tick_script = client.register_script(TICK_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._adds = Pipeliner(client, on_error=self._wrap_error)
-        self._acks = Pipeliner(client, on_error=self._wrap_error)
+        self._acks = AckBatcher(client, on_error=self._wrap_error)
         self._closing = False
 
     def _wrap_error(self, exc: BaseException) -> BaseException:
@@ -129,8 +129,9 @@ class RedisTransport(Transport):
 
     # Publishing -----------------------------------------------------------------------
 
-    def _submit(self, message: Message) -> asyncio.Future[Any]:
-        self.check_size(message)
+    def _submit(self, message: Message, *, checked: bool = False) -> asyncio.Future[Any]:
+        if not checked:
+            self.check_size(message)
         channel = validate_name(message.destination, "channel")
         if self._adds is None or self._closing:
             raise TransportError(f"redis transport {redact(self.url)} is not connected")
@@ -149,7 +150,8 @@ class RedisTransport(Transport):
     async def publish_batch(self, messages: Sequence[Message]) -> None:
         for message in messages:
             self.check_size(message)
-        await asyncio.gather(*[self._submit(m) for m in messages])
+        # Sizes first: one oversized message refuses the whole batch before any I/O.
+        await asyncio.gather(*[self._submit(m, checked=True) for m in messages])
 
     def _submit_xack(self, key: str, group: str, entry_id: bytes) -> asyncio.Future[Any]:
         """Queue an XACK now (no await), into the next ack pipeline."""
@@ -157,7 +159,7 @@ class RedisTransport(Transport):
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             future.set_exception(TransportError(f"redis transport {redact(self.url)} is closed"))
             return future
-        future = self._acks.submit(lambda pipe: pipe.xack(key, group, entry_id))
+        future = self._acks.submit(key, group, entry_id)
         # The worker that awaits it may be gone (subscription closed): retrieve the
         # outcome anyway, so a failure is not reported as "never retrieved".
         future.add_done_callback(_consume_outcome)
@@ -171,7 +173,7 @@ class RedisTransport(Transport):
             if self._acks is None:
                 raise TransportError(f"redis transport {redact(self.url)} is closed")
             try:
-                await self._acks.submit(lambda pipe: pipe.xack(key, group, entry_id))
+                await self._acks.submit(key, group, entry_id)
                 return
             except TransportError:
                 if self._closing or asyncio.get_running_loop().time() > deadline:

@@ -8,6 +8,9 @@ trips while each caller still waits for its own reply (the broker's confirmation
     xadd = Pipeliner(client, on_error=wrap)
     entry_id = await xadd.submit(lambda pipe: pipe.xadd("s", {"data": b"x"}))
     await xadd.drain()      # on close: everything submitted has been answered
+
+Acks go through an :class:`AckBatcher`, which also merges the acks of one stream into
+a single ``XACK`` with many ids.
 """
 
 from __future__ import annotations
@@ -82,3 +85,52 @@ class Pipeliner:
                     future.set_exception(self._on_error(result))
                 else:
                     future.set_result(result)
+
+
+class AckBatcher:
+    """XACKs of many deliveries as one ``XACK key group id id ...`` per stream and round trip."""
+
+    def __init__(
+        self, client: Redis, *, on_error: Callable[[BaseException], BaseException]
+    ) -> None:
+        self._client = client
+        self._on_error = on_error
+        self._pending: dict[tuple[str, str], list[tuple[bytes, asyncio.Future[Any]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, key: str, group: str, entry_id: bytes) -> asyncio.Future[Any]:
+        """Queue the ack now (no await); the future completes when Redis answered."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault((key, group), []).append((entry_id, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return future
+
+    async def drain(self) -> None:
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            pipe = self._client.pipeline(transaction=False)
+            for (key, group), items in batch.items():
+                pipe.xack(key, group, *[entry_id for entry_id, _ in items])
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except asyncio.CancelledError:
+                for items in batch.values():
+                    for _, future in items:
+                        future.cancel()
+                raise
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for items, result in zip(batch.values(), results, strict=True):
+                error = self._on_error(result) if isinstance(result, Exception) else None
+                for _, future in items:
+                    if future.done():
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(None)

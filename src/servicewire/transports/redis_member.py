@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -98,16 +99,13 @@ def member_name() -> str:
 class RedisDelivery(Delivery):
     """An entry of a shard stream handed to the application."""
 
-    __slots__ = ("_entry_id", "_outcome", "_settled", "_worker")
+    __slots__ = ("_entry", "_settled", "_worker")
 
-    def __init__(
-        self, worker: _ShardWorker, entry_id: bytes, message: Message, attempt: int
-    ) -> None:
-        super().__init__(message, attempt, worker.shard)
+    def __init__(self, worker: _ShardWorker, entry: _Entry, message: Message) -> None:
+        super().__init__(message, entry.attempt, worker.shard)
         self._worker = worker
-        self._entry_id = entry_id
+        self._entry = entry
         self._settled = False
-        self._outcome: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
 
     @property
     def settled(self) -> bool:
@@ -115,96 +113,84 @@ class RedisDelivery(Delivery):
 
     async def ack(self) -> None:
         # No await in here: a caller cancelled mid-ack (a timeout around its loop) must
-        # not leave the message acked in Redis but unrecorded by the caller. The XACK is
-        # queued at once; the shard's worker waits for Redis to confirm it (retrying
-        # across an outage) before it hands out the shard's next entry.
-        if self._settled:
-            return
-        self._settled = True
-        worker = self._worker
-        confirmation = worker.sub.transport._submit_xack(
-            worker.key, worker.sub.group, self._entry_id
-        )
-        self._finish(_Acked(confirmation))
-
-    async def nack(self, delay: float = 0.0) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        self._finish(max(0.0, delay))
-
-    def abandon(self) -> None:
-        """The shard left this member: a late ack/nack must do nothing (Redis redelivers)."""
+        # not leave the message acked in Redis but unrecorded by the caller. The XACK
+        # is queued at once (pipelined with other acks) and confirmed in the background.
         if not self._settled:
             self._settled = True
-            self._finish(None)
+            self._worker.acked(self)
 
-    def _finish(self, outcome: _Outcome) -> None:
-        self._worker.sub._slots.release()
-        if not self._outcome.done():
-            self._outcome.set_result(outcome)
-
-
-class _Acked:
-    """Outcome of an ack: the pending XACK reply."""
-
-    __slots__ = ("confirmation",)
-
-    def __init__(self, confirmation: asyncio.Future[Any]) -> None:
-        self.confirmation = confirmation
+    async def nack(self, delay: float = 0.0) -> None:
+        if not self._settled:
+            self._settled = True
+            self._worker.nacked(self, max(0.0, delay))
 
 
-_Outcome = _Acked | float | None
-"""Acked (XACK queued), nacked with a delay in seconds, or abandoned (None)."""
+class _Entry:
+    """A stream entry this member read (or claimed) and has not acked yet."""
+
+    __slots__ = ("attempt", "entry_id", "fields")
+
+    def __init__(self, entry_id: bytes, fields: Any, attempt: int) -> None:
+        self.entry_id = entry_id
+        self.fields = fields
+        self.attempt = attempt
 
 
 class _ShardWorker:
-    """Reads one shard stream for one member and hands its entries out one at a time."""
+    """Reads one shard stream for one member and hands its entries out one at a time.
+
+    Reading is a task (one blocking XREADGROUP at a time); handing out is synchronous:
+    settling a delivery hands out the shard's next buffered entry at once, which keeps
+    the per-message cost to the application's own awaits.
+    """
 
     def __init__(self, sub: RedisSubscription, shard: int) -> None:
         self.sub = sub
         self.shard = shard
         self.key = sub.transport.options.stream(sub.channel, shard)
         self.draining = False
-        self.reading = False
+        self.buffer: deque[_Entry] = deque()
         self.current: RedisDelivery | None = None
+        self._delayed: tuple[_Entry, asyncio.TimerHandle] | None = None
+        self._need_more = asyncio.Event()
+        self._need_more.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._background: set[asyncio.Future[Any]] = set()
         self.task = asyncio.create_task(self._run(), name=f"redis-shard-{self.key}")
+
+    # Reading --------------------------------------------------------------------------
 
     async def _run(self) -> None:
         recovering, cursor = True, b"0-0"
         backoff = 0.05
         while not self.draining:
+            await self._need_more.wait()
             try:
-                self.reading = True
                 if recovering:
                     batch, cursor = await self._claim(cursor)
                     recovering = cursor != b"0-0"
                 else:
                     batch = await self._read()
-                self.reading = False
                 backoff = 0.05
             except (*_RETRYABLE, RedisError) as exc:
                 # Redis went away (restart, network) or refused a read (e.g. the group
                 # vanished with a non-persistent restart): re-read our pending entries
                 # from the start once it is back, in case a reply was lost.
-                self.reading = False
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     log.warning("shard %s: the consumer group is gone; creating it again", self.key)
                     await self._recreate_group()
                 else:
                     log.debug("shard %s: %s; retrying", self.key, exc)
                 recovering, cursor = True, b"0-0"
+                self.buffer.clear()  # all of it is pending with us; the claim reads it again
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
-            for entry_id, fields, attempt in batch:
-                if self.draining:
-                    break  # the rest stays pending with us; the next owner claims it
-                if fields is None:  # deleted (trimmed) while pending: nothing to hand out
-                    with contextlib.suppress(*_RETRYABLE):
-                        await self.sub.transport._xack(self.key, self.sub.group, entry_id)
-                    continue
-                await self._deliver(entry_id, decode_entry(entry_id, fields), attempt)
+            if batch:
+                self.buffer.extend(batch)
+                self._need_more.clear()
+                self.pump()
 
     async def _recreate_group(self) -> None:
         # The stream or group is gone: Redis restarted without persistence, or someone
@@ -215,7 +201,7 @@ class _ShardWorker:
                 self.key, self.sub.group, id="0", mkstream=True
             )
 
-    async def _claim(self, cursor: bytes) -> tuple[list[tuple[bytes, Any, int]], bytes]:
+    async def _claim(self, cursor: bytes) -> tuple[list[_Entry], bytes]:
         """Take over every entry pending on this shard (ours or a previous owner's)."""
         client = self.sub.transport.client
         group, member = self.sub.group, self.sub.member
@@ -224,17 +210,17 @@ class _ShardWorker:
         )
         next_cursor: bytes = reply[0]
         entries: list[tuple[bytes, Any]] = reply[1]
-        batch: list[tuple[bytes, Any, int]] = []
+        batch: list[_Entry] = []
         if entries:
             pending = await client.xpending_range(
                 self.key, group, entries[0][0], entries[-1][0], len(entries), member
             )
             counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-            batch = [(eid, fields, counts.get(eid, 1)) for eid, fields in entries]
-        batch.extend((eid, None, 0) for eid in (reply[2] if len(reply) > 2 else []))
+            batch = [_Entry(eid, fields, counts.get(eid, 1)) for eid, fields in entries]
+        batch.extend(_Entry(eid, None, 0) for eid in (reply[2] if len(reply) > 2 else []))
         return batch, next_cursor
 
-    async def _read(self) -> list[tuple[bytes, Any, int]]:
+    async def _read(self) -> list[_Entry]:
         opts = self.sub.transport.options
         reply: Any = await self.sub.transport.client.xreadgroup(
             self.sub.group,
@@ -245,50 +231,114 @@ class _ShardWorker:
         )
         if not reply:
             return []
-        return [(eid, fields, 1) for eid, fields in reply[0][1]]
+        return [_Entry(eid, fields, 1) for eid, fields in reply[0][1]]
 
-    async def _deliver(self, entry_id: bytes, message: Message, attempt: int) -> None:
+    # Handing out ----------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Hand out the next buffered entry if the shard is free and the member has room."""
+        if self.draining or self.current is not None or self._delayed is not None:
+            return
         sub = self.sub
-        while True:
-            await sub._slots.acquire()
-            delivery = RedisDelivery(self, entry_id, message, attempt)
+        while self.buffer:
+            if sub._outstanding >= sub.prefetch:
+                sub._starved.add(self)
+                return
+            entry = self.buffer.popleft()
+            if entry.fields is None:  # deleted (trimmed) while pending: just ack it
+                self._ack_entry(entry.entry_id)
+                continue
+            delivery = RedisDelivery(self, entry, decode_entry(entry.entry_id, entry.fields))
             self.current = delivery
+            self._idle.clear()
+            sub._outstanding += 1
             sub._queue.put_nowait(delivery)
-            try:
-                outcome = await delivery._outcome
-            finally:
-                self.current = None
-            if outcome is None:
-                return
-            if isinstance(outcome, _Acked):
-                await self._confirm(outcome.confirmation, entry_id)
-                return
-            delay = outcome
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self.draining:
-                return  # stays pending; the next owner delivers it
-            attempt += 1
-            # XCLAIM to ourselves bumps Redis's delivery counter, so a later owner
-            # sees the true attempt number.
-            with contextlib.suppress(*_RETRYABLE, RedisError):
-                await sub.transport.client.xclaim(self.key, sub.group, sub.member, 0, [entry_id])
+            return
+        self._need_more.set()
 
-    async def _confirm(self, confirmation: asyncio.Future[Any], entry_id: bytes) -> None:
-        try:
-            await confirmation
-        except TransportError:
-            # Redis is away: keep trying, so the shard's next entry never overtakes an
-            # ack that did not land.
+    def _settled(self) -> None:
+        self.current = None
+        self._idle.set()
+        self.sub._outstanding -= 1
+        self.pump()
+        self.sub._wake_starved()
+
+    def acked(self, delivery: RedisDelivery) -> None:
+        if self.current is not delivery:
+            return  # abandoned when the shard left us; Redis redelivers it elsewhere
+        # The shard's next entry goes out before Redis confirms this XACK: if it never
+        # lands, this entry comes back later as a duplicate of one already handled, so
+        # the order in which entries are first handled still holds.
+        self._ack_entry(delivery._entry.entry_id)
+        self._settled()
+
+    def nacked(self, delivery: RedisDelivery, delay: float) -> None:
+        if self.current is not delivery:
+            return
+        entry = delivery._entry
+        entry.attempt += 1
+        # XCLAIM to ourselves bumps Redis's delivery counter, so a later owner sees the
+        # true attempt number.
+        sub = self.sub
+        with contextlib.suppress(TransportError):
+            client = sub.transport.client
+            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
+            self._track(asyncio.ensure_future(claim))
+        if delay > 0:
+            timer = asyncio.get_running_loop().call_later(delay, self._redeliver)
+            self._delayed = (entry, timer)
+        else:
+            self.buffer.appendleft(entry)
+        self._settled()
+
+    def _redeliver(self) -> None:
+        if self._delayed is not None:
+            entry, _ = self._delayed
+            self._delayed = None
+            self.buffer.appendleft(entry)
+            self.pump()
+
+    def _ack_entry(self, entry_id: bytes) -> None:
+        future = self.sub.transport._submit_xack(self.key, self.sub.group, entry_id)
+        self._background.add(future)
+        future.add_done_callback(lambda done: self._ack_done(done, entry_id))
+
+    def _ack_done(self, future: asyncio.Future[Any], entry_id: bytes) -> None:
+        self._background.discard(future)
+        if future.cancelled() or future.exception() is None:
+            return
+        # Redis is away (a restart): keep trying in the background until it is back.
+        self._track(asyncio.ensure_future(self._retry_ack(entry_id)))
+
+    async def _retry_ack(self, entry_id: bytes) -> None:
+        with contextlib.suppress(TransportError):
             await self.sub.transport._xack(self.key, self.sub.group, entry_id)
 
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        self._background.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled():
+            future.exception()  # retrieved: a failed XCLAIM only leaves the count low
+
+    # Stopping -------------------------------------------------------------------------
+
     async def stop(self) -> None:
-        """Finish the delivery in flight, then stop reading (a blocked read is cancelled)."""
+        """Finish the delivery in flight, then stop reading and hand the shard over."""
         self.draining = True
-        if self.reading:
-            self.task.cancel()
+        self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        await self._idle.wait()
+        if self._delayed is not None:
+            self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
+            self._delayed = None
+        if self._background:
+            # Hand the shard over only once our acks landed, or the next owner would
+            # claim and redeliver entries we already handled.
+            await asyncio.wait(list(self._background), timeout=5)
 
     async def kill(self) -> None:
         """Stop at once: the delivery in flight is abandoned and Redis keeps it pending."""
@@ -296,8 +346,14 @@ class _ShardWorker:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        if self.current is not None:
-            self.current.abandon()
+        if self._delayed is not None:
+            self._delayed[1].cancel()
+            self._delayed = None
+        current, self.current = self.current, None
+        if current is not None and not current._settled:
+            current._settled = True
+            self.sub._outstanding -= 1
+        self._idle.set()
 
 
 class RedisSubscription(Subscription):
@@ -309,7 +365,9 @@ class RedisSubscription(Subscription):
         self.group = group
         self.member = member_name()
         self._queue: asyncio.Queue[RedisDelivery | None] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max(1, prefetch))
+        self.prefetch = max(1, prefetch)
+        self._outstanding = 0
+        self._starved: set[_ShardWorker] = set()
         self._workers: dict[int, _ShardWorker] = {}
         self._moving: dict[int, asyncio.Task[None]] = {}
         self._closed = False
@@ -322,6 +380,11 @@ class RedisSubscription(Subscription):
     def owned_shards(self) -> list[int]:
         """The shards this member reads now (for tests and diagnostics)."""
         return sorted(self._workers)
+
+    def _wake_starved(self) -> None:
+        # A delivery settled: shards that waited for room under the prefetch cap go on.
+        while self._starved and self._outstanding < self.prefetch:
+            self._starved.pop().pump()
 
     async def start(self) -> None:
         await self._tick()
