@@ -34,9 +34,14 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from pamqp.commands import Basic
 
 from servicewire.channels import shard_for
-from servicewire.errors import ConnectionFailedError, PublishError, TransportError
+from servicewire.errors import (
+    ConnectionFailedError,
+    MessageTooLargeError,
+    PublishError,
+    TransportError,
+)
 from servicewire.message import Message
-from servicewire.transports.amqp_codec import encode
+from servicewire.transports.amqp_codec import encode, wire_size
 from servicewire.transports.amqp_options import AmqpOptions, parse
 from servicewire.transports.amqp_subscription import AmqpDelivery, AmqpSubscription
 from servicewire.transports.amqp_topology import (
@@ -152,6 +157,12 @@ class AmqpTransport(Transport):
         return await self._admin.get_underlay_channel()
 
     # Publishing -------------------------------------------------------------------------
+
+    def check_size(self, message: Message) -> None:
+        """As :meth:`Transport.check_size`, with the size summed in C (hot path)."""
+        size = wire_size(message)
+        if size > self.max_message_size:
+            raise MessageTooLargeError(size, self.max_message_size, message.destination)
 
     async def publish(self, message: Message) -> None:
         self.check_size(message)

@@ -49,17 +49,25 @@ def _prefixed_name(name: str) -> str:
 
 def encode(message: Message) -> tuple[bytes, Basic.Properties]:
     """The AMQP body and properties of ``message``."""
+    headers = message.headers.view()  # a plain mapping: iterates at C speed
     app: dict[str, Any] = {}
-    for name, value in message.headers.items():
+    for name, value in headers.items():
         if name not in _SKIP:
             app[_prefixed_name(name)] = value
     props = Basic.Properties(
-        content_type=message.headers.get(h.CONTENT_TYPE),
+        content_type=headers.get(h.CONTENT_TYPE),
         message_id=message.id,
         delivery_mode=_PERSISTENT,
         headers=app,
     )
     return message.payload, props
+
+
+def wire_size(message: Message) -> int:
+    """``message.size`` (payload plus header names and values), computed without a
+    Python-level loop: it runs once per publish."""
+    headers = message.headers.view()
+    return len(message.payload) + sum(map(len, headers)) + sum(map(len, headers.values()))
 
 
 def _text(value: Any) -> str:
