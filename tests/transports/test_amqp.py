@@ -435,3 +435,32 @@ async def test_per_key_order_holds_while_members_join_and_leave(shared: Shared) 
         publishing.cancel()
         for member in members:
             await member.stop()
+
+
+async def test_a_stand_by_member_lets_go_of_shards_it_does_not_own(shared: Shared) -> None:
+    """A member that queued up behind the active one learns so and cancels."""
+    transport, created = shared
+    channel, group = unique("amqp-standby"), "g"
+    created.append((channel, group))
+    first = await transport.subscribe(channel, group)
+    second = await transport.subscribe(channel, group)
+    subs = [first, second]
+
+    def dealt() -> bool:
+        sets = [set(s._consumers) for s in subs]  # type: ignore[attr-defined]
+        return set().union(*sets) == set(range(16)) and sum(map(len, sets)) == 16
+
+    try:
+        await eventually(dealt, 20, "the first deal")
+        # Make the second member believe for a moment that it is alone: it registers
+        # (stand-by) consumers on the first member's shards too.
+        view = second._membership  # type: ignore[attr-defined]
+        second._on_members([second.member_id])  # type: ignore[attr-defined]
+        await eventually(lambda: len(second._consumers) == 16, 10, "stand-by consumers")  # type: ignore[attr-defined]
+        second._on_members(view.members())  # type: ignore[attr-defined]
+        # Its markers reach the active first member, which tells it to let go: well
+        # before the periodic marker resend (member_timeout) could matter.
+        await eventually(dealt, 3, "the stand-by consumers to be cancelled")
+    finally:
+        for sub in subs:
+            await sub.close()

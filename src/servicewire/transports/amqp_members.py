@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 _MEMBER = "x-sw-member"
 _EVENT = "x-sw-event"
+_TARGET = "x-sw-target"
+_SHARD = "x-sw-shard"
 
 
 def assigned(members: list[str], me: str, shards: int) -> set[int]:
@@ -55,12 +58,14 @@ class Membership:
         on_change: Callable[[list[str]], None],
         interval: float,
         timeout: float,
+        on_standby: Callable[[int], None] | None = None,
     ) -> None:
         self._channel = channel
         self._exchange_name = members_exchange(channel_name, group)
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self.member_id = member_id
         self._on_change = on_change
+        self._on_standby = on_standby
         self._interval = interval
         self._timeout = timeout
         self._seen: dict[str, float] = {member_id: float("inf")}
@@ -94,18 +99,32 @@ class Membership:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.announce("bye"), 2.0)
 
-    async def announce(self, event: str) -> None:
+    async def announce(self, event: str, **extra: str | int) -> None:
         if self._exchange is None:
             return
-        message = aio_pika.Message(
-            b"", headers={_MEMBER: self.member_id, _EVENT: event}, expiration=self._timeout
-        )
+        headers: dict[str, Any] = {_MEMBER: self.member_id, _EVENT: event}
+        headers.update({f"x-sw-{k}": v for k, v in extra.items()})
+        message = aio_pika.Message(b"", headers=headers, expiration=self._timeout)
         await self._exchange.publish(message, routing_key="")
+
+    async def tell_standby(self, member: str, shard: int) -> None:
+        """Tell ``member`` its consumer on ``shard`` is a stand-by behind the active one.
+
+        Sent by the active member when another's handover marker reaches it: the other
+        waits for a marker that will never reach it, and may cancel at once instead.
+        """
+        await self.announce("standby", target=member, shard=shard)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         member = message.headers.get(_MEMBER)
         event = message.headers.get(_EVENT)
         if not isinstance(member, str) or member == self.member_id:
+            return
+        if event == "standby":
+            shard = message.headers.get(_SHARD)
+            target = message.headers.get(_TARGET)
+            if target == self.member_id and isinstance(shard, int) and self._on_standby:
+                self._on_standby(shard)
             return
         if event == "bye":
             if self._seen.pop(member, None) is not None:

@@ -142,6 +142,7 @@ class AmqpSubscription(Subscription):
             self._on_members,
             options.member_interval,
             options.member_timeout,
+            self._on_standby,
         )
         await self._membership.start()
         self._on_members(self._membership.members())
@@ -245,13 +246,35 @@ class AmqpSubscription(Subscription):
         self, raw: DeliveredMessage, shard: int, channel: aiormq.abc.AbstractChannel
     ) -> None:
         tag = cast(Basic.Deliver, raw.delivery).delivery_tag or 0
+        sender = (raw.header.properties.headers or {}).get(HANDOVER)
         try:
             async with self._lock:
                 if shard in self._yielding and channel is self._channel:
                     await self._cancel(channel, shard)  # first cancel, then ack: see module doc
+                elif isinstance(sender, str) and sender != self.member_id and self._membership:
+                    # We are active and keep the shard: the sender is only a stand-by.
+                    await self._membership.tell_standby(sender, shard)
                 await channel.basic_ack(tag)
         except _SETTLE_ERRORS as exc:
             log.debug("handover marker on %s not settled: %s", self._queues[shard], exc)
+
+    def _on_standby(self, shard: int) -> None:
+        """Our consumer on ``shard`` waits behind the active one: cancel it, nothing to hand."""
+        if shard in self._yielding and shard in self._consumers and shard not in self._inflight:
+            task = asyncio.get_running_loop().create_task(self._cancel_standby(shard))
+            self._transport._background.add(task)
+            task.add_done_callback(self._transport._background.discard)
+
+    async def _cancel_standby(self, shard: int) -> None:
+        channel = self._channel
+        if channel is None or self._closed:
+            return
+        try:
+            async with self._lock:
+                if shard in self._yielding and shard not in self._inflight:
+                    await self._cancel(channel, shard)
+        except _SETTLE_ERRORS as exc:
+            log.debug("stand-by consumer on %s not cancelled: %s", self._queues[shard], exc)
 
     def _settle_later(self, delivery: AmqpDelivery) -> None:
         task = asyncio.get_running_loop().create_task(self._settle(delivery, "nack"))
