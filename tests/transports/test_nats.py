@@ -250,6 +250,44 @@ async def test_unsettled_deliveries_come_back_promptly_after_close(
         await transport.close()
 
 
+async def test_shards_move_when_a_member_crashes(private_nats: PrivateNats) -> None:
+    # A member whose connection dies keeps no lease: after lease_ttl its shards move to
+    # the survivor, and what it held unacked comes back after ack_wait.
+    url = private_nats.url + "?lease_ttl=2&ack_wait=3"
+    crashing, survivor = await connect_transport(url), await connect_transport(url)
+    assert isinstance(crashing, NatsTransport)
+    channel, group = unique("crash"), unique("g")
+    try:
+        doomed = await crashing.subscribe(channel, group)
+        held: list[str] = []
+
+        async def hold_one() -> None:
+            async for delivery in doomed:
+                held.append(delivery.message.id)  # never settled: the process "dies"
+                return
+
+        holder = asyncio.create_task(hold_one())
+        member = Member(await survivor.subscribe(channel, group))
+        try:
+            await asyncio.sleep(1.0)  # both see each other: shards are split
+            sent = [make_message(channel, i, key=f"k{i % 16}") for i in range(160)]
+            await survivor.publish_batch(sent)
+            await eventually(lambda: bool(held), 20, "a delivery on the doomed member")
+            await crashing.nc.close()  # the crash: no NAK, no lease purge
+            await eventually(
+                lambda: {m.id for m in member.acked} >= {m.id for m in sent},
+                30,
+                "every message on the survivor",
+            )
+            assert held[0] in {m.id for m in member.acked}
+        finally:
+            holder.cancel()
+            await member.stop()
+    finally:
+        await crashing.close()
+        await survivor.close()
+
+
 # Pure helpers ---------------------------------------------------------------------------
 
 
