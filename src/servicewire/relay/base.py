@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.database import DatabaseError, display_url, missing_tables
 from servicewire.outbox.tables import ALL_TABLES, outbox
+from servicewire.telemetry_relay import observed_transport
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
@@ -52,7 +53,8 @@ class Relay(abc.ABC):
         progress_interval: float = 5.0,
     ) -> None:
         self.engine = engine
-        self.transport = transport
+        # Publishes are traced (a span per message) and counted for /metrics.
+        self.transport = observed_transport(transport, relay=name)
         self.name = name
         self.batch_size = batch_size
         self.progress_interval = progress_interval
@@ -117,6 +119,8 @@ class Relay(abc.ABC):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+                        exc = exc.exceptions[0]  # a worker's own error, not the group
                     self.last_error = redact_text(f"{type(exc).__name__}: {exc}")
                     log.warning(
                         "relay %s: %s; retrying in %.1fs", self.name, self.last_error, backoff

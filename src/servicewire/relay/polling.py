@@ -7,6 +7,11 @@ broker confirmation, and deletes (or marks) them before committing. So each shar
 one publisher at a time (per-key order holds across several relay processes), and a
 relay that dies releases its shards the moment its connection drops.
 
+On PostgreSQL a relay runs ``concurrency`` (2) such batches at once over disjoint shard
+sets, so one claims and deletes while the other waits for broker confirms. On MariaDB a
+batch takes all shards or none (InnoDB locks rows while scanning, before the shard
+filter), so relays take turns.
+
 SQLite has no row locks: one relay holds a lease row (renewed every batch, expiring
 after ``lease_ttl`` seconds) and only the holder publishes; the lease is checked again
 in the delete transaction.
@@ -22,6 +27,7 @@ again (at least once; the inbox removes the duplicates).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -72,6 +78,7 @@ class PollingRelay(Relay):
         cleanup_interval: float = 60.0,
         listen: bool = False,
         lease_ttl: float = 5.0,
+        concurrency: int = 2,
         progress_interval: float = 5.0,
     ) -> None:
         super().__init__(
@@ -86,6 +93,7 @@ class PollingRelay(Relay):
         self.cleanup_interval = cleanup_interval
         self.listen = listen
         self.lease_ttl = lease_ttl
+        self.concurrency = concurrency
         self.owner = relay_owner_id()
         self.dialect = dialect_of(engine)
         self._lease_until = 0.0
@@ -101,8 +109,21 @@ class PollingRelay(Relay):
             self._activate(f"{self.shards} shards, locked per batch")
         if self.listen and self.dialect == "postgresql" and self._listener is None:
             await self._start_listening()
+        # Only PostgreSQL runs batches side by side (see _batch for MariaDB's reason).
+        workers = max(1, min(self.concurrency, self.shards)) if self.dialect == "postgresql" else 1
+        if workers == 1:
+            await self._work(self.shards)
+            return
+        # Batches of disjoint shard sets overlap: while one waits for broker confirms,
+        # another claims and deletes. A shard still has one batch at a time.
+        per_worker = -(-self.shards // workers)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._work(per_worker))
+
+    async def _work(self, max_shards: int) -> None:
         while not self._stopping.is_set():
-            count = await self._batch()
+            count = await self._batch(max_shards)
             if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
                 await self._purge_marked()
             if count >= self.batch_size:
@@ -125,7 +146,7 @@ class PollingRelay(Relay):
                     )
             self._lease_until = 0.0
 
-    async def _batch(self) -> int:
+    async def _batch(self, max_shards: int | None = None) -> int:
         """One claim-publish-delete round; returns how many rows it handled."""
         if self.dialect == "sqlite":
             return await self._batch_leased()
@@ -134,8 +155,14 @@ class PollingRelay(Relay):
                 # No gap locks: the claim must not block the service's inserts.
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
             async with conn.begin():
-                shards = await self._lock_shards(conn)
+                shards = await self._lock_shards(conn, max_shards or self.shards)
                 if not shards:
+                    return 0
+                if self.dialect == "mysql" and len(shards) < self.shards:
+                    # InnoDB locks rows while it scans, before the shard filter is
+                    # applied, so a concurrent claim could make us SKIP a row of our own
+                    # shard and publish the next one first. On MariaDB a batch therefore
+                    # takes every shard or none: relays take turns, order is safe.
                     return 0
                 rows = await self._claim(conn, shards, lock=True)
                 if not rows:
@@ -143,7 +170,7 @@ class PollingRelay(Relay):
                 await self._publish_and_settle(conn, rows)
         return len(rows)
 
-    async def _lock_shards(self, conn: AsyncConnection) -> list[int]:
+    async def _lock_shards(self, conn: AsyncConnection, limit: int) -> list[int]:
         stmt = (
             select(relay_shard.c.shard)
             .where(
@@ -151,6 +178,8 @@ class PollingRelay(Relay):
                 relay_shard.c.shard >= 0,
                 relay_shard.c.shard < self.shards,
             )
+            .order_by(relay_shard.c.shard)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return [int(s) for s in (await conn.execute(stmt)).scalars()]
