@@ -24,6 +24,7 @@ from servicewire.codecs import Codec
 from servicewire.contracts import Command, Contract, Event, Reply
 from servicewire.message import Headers, Message
 from servicewire.serialization import to_message
+from servicewire.telemetry_tracing import current_trace_headers
 
 # Headers an outgoing message inherits from the one being handled: the conversation
 # (correlation) and the trace continue across the hop.
@@ -79,6 +80,8 @@ class Context:
                     inherited[name] = value
             if h.CORRELATION_ID not in inherited:
                 inherited[h.CORRELATION_ID] = self.message.id
+        # With tracing on, the current span (handler or REST request) is the parent.
+        inherited.update(current_trace_headers())
         if extra:
             inherited.update(extra)
         return inherited

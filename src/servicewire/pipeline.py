@@ -36,6 +36,9 @@ from servicewire.errors import (
 from servicewire.handlers import HandlerRegistry, HandlerSpec
 from servicewire.message import Message
 from servicewire.retry import RetryPolicy
+from servicewire.telemetry_logging import message_context
+from servicewire.telemetry_metrics import time_handler
+from servicewire.telemetry_tracing import handler_span
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline")
@@ -140,6 +143,17 @@ class Pipeline:
         return await self._dead_letter(delivery, reason, last_error, spec)
 
     async def _run_handler(self, spec: HandlerSpec, value: object, delivery: Delivery) -> Outcome:
+        message = delivery.message
+        with (
+            message_context(message),
+            handler_span(self.service, message),
+            time_handler(self.service, message),
+        ):
+            return await self._run_in_transaction(spec, value, delivery)
+
+    async def _run_in_transaction(
+        self, spec: HandlerSpec, value: object, delivery: Delivery
+    ) -> Outcome:
         message = delivery.message
         async with self._locked(), self._sessions() as session:
             async with session.begin():

@@ -60,6 +60,8 @@ from servicewire.pipeline import Outcome, Pipeline
 from servicewire.requests import PendingReplies
 from servicewire.retry import RetryPolicy
 from servicewire.serialization import from_message, shared_codecs
+from servicewire.telemetry_metrics import record_outcome
+from servicewire.telemetry_tracing import traced_outbox_writer
 from servicewire.transports import Delivery, Subscription, Transport, transport_from_url
 
 if TYPE_CHECKING:
@@ -244,7 +246,7 @@ class Service:
                 sessions=self._sessions,
                 codecs=self.codecs,
                 default_codec=self.content_type,
-                outbox_writer=write_messages,
+                outbox_writer=traced_outbox_writer(write_messages, self.name),
                 dead_letters=dead_letters,
                 retry=self.retry,
                 default_reply_to=default_reply_to,
@@ -360,6 +362,7 @@ class Service:
 
     def _record(self, message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
         self.stats[outcome.value] += 1
+        record_outcome(self.name, message, outcome.value)
         if self.journal is not None and outcome is not Outcome.IGNORED:
             self.journal.record_receive(self.name, message, outcome.value)
         if self._on_outcome_hook is not None:
@@ -413,7 +416,7 @@ class Service:
                 if ctx.outgoing:
                     from servicewire.outbox.writer import write_messages
 
-                    await write_messages(session, ctx.outgoing)
+                    await traced_outbox_writer(write_messages, self.name)(session, ctx.outgoing)
         if ctx.outgoing:
             self._committed(ctx.outgoing)
 

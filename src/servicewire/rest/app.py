@@ -20,6 +20,7 @@ from servicewire.rest.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from servicewire.rest.openapi import install_openapi
 from servicewire.rest.problems import UnhandledErrorGuard, install_problem_handlers
 from servicewire.rest.routing import VENDOR_STATE_KEY, MediaTypeVersioning
+from servicewire.telemetry_http import TracingMiddleware
 
 
 def create_app(
@@ -42,4 +43,5 @@ def create_app(
         app.add_middleware(MediaTypeVersioning, vendor=vendor, default_major=default_major)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.add_middleware(UnhandledErrorGuard)
+    app.add_middleware(TracingMiddleware)  # outermost: the span covers everything
     return app
