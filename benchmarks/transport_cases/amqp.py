@@ -89,9 +89,8 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
         await sub.close()
         return publish_rate, clock.rate()
     finally:
-        for ch, g in ((channel, group), (f"{channel}.dlq", "dead-letters")):
-            await transport.delete_group(ch, g)
-            await transport.delete_channel(ch)
+        await transport.delete_group(channel, group)
+        await transport.delete_channel(channel)  # with its .dlq channel
         await transport.close()
 
 

@@ -195,12 +195,11 @@ async def shared() -> AsyncIterator[Shared]:
         cleaner = await connect_transport(URLS["rabbitmq"])
         assert isinstance(cleaner, AmqpTransport)
         for channel, group in created:
-            for ch, g in ((channel, group), (f"{channel}.dlq", "dead-letters")):
-                try:
-                    await cleaner.delete_group(ch, g)
-                    await cleaner.delete_channel(ch)
-                except TransportError:
-                    pass
+            try:
+                await cleaner.delete_group(channel, group)
+                await cleaner.delete_channel(channel)  # with its .dlq channel
+            except TransportError:
+                pass
         await cleaner.close()
         await transport.close()
 
@@ -355,9 +354,8 @@ async def test_delivery_limit_dead_letters_after_too_many_attempts() -> None:
     finally:
         await member.stop()
         await dead.stop()
-        for ch, g in ((channel, group), (f"{channel}.dlq", "dead-letters")):
-            await transport.delete_group(ch, g)
-            await transport.delete_channel(ch)
+        await transport.delete_group(channel, group)
+        await transport.delete_channel(channel)
         await transport.close()
 
 

@@ -294,7 +294,8 @@ class AmqpTransport(Transport):
         await self._topology.delete_group(channel, group)
 
     async def delete_channel(self, channel: str) -> None:
-        """Delete ``channel``'s exchanges; delete its groups first (admin, tests)."""
+        """Delete ``channel``'s exchanges and its ``.dlq`` channel with the
+        ``dead-letters`` group; delete the channel's own groups first (admin, tests)."""
         self._check_open()
         await self._topology.delete_channel(channel)
 

@@ -182,8 +182,13 @@ class Topology:
         self.forget(channel, group)
 
     async def delete_channel(self, channel: str) -> None:
-        """Delete a channel's exchanges (its groups' queues stay until deleted)."""
+        """Delete a channel's exchanges and its dead-letter channel with the
+        ``dead-letters`` group (declared with the channel's first group). The other
+        groups' queues stay until :meth:`delete_group` removes them."""
         ch = await self._channel()
+        if not channel.endswith(DLQ_SUFFIX):
+            await self.delete_group(dead_letter_channel(channel), DEAD_LETTER_GROUP)
+            await self.delete_channel(dead_letter_channel(channel))
         await ch.exchange_delete(exchange_name(channel))
         await ch.exchange_delete(unrouted_exchange(channel))
         self.forget(channel)
