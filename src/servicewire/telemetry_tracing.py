@@ -51,8 +51,23 @@ def _trace() -> Any:
     return _api
 
 
+_provider: Any = None  # set by use_tracer_provider; else OpenTelemetry's global one
+
+
+def use_tracer_provider(provider: Any) -> None:
+    """Record Servicewire's spans with ``provider`` instead of the global one.
+
+    ``None`` goes back to the global provider. OpenTelemetry lets the global provider be
+    set once per process; this lets a test (or a tool) swap providers freely.
+    """
+    global _provider
+    _provider = provider
+
+
 def active() -> bool:
     """True when spans are recorded: the API is installed and a tracer provider is set."""
+    if _provider is not None:
+        return True
     trace = _trace()
     if not trace:
         return False
@@ -61,7 +76,8 @@ def active() -> bool:
 
 
 def _tracer() -> Any:
-    return _trace().get_tracer(TRACER_NAME)
+    provider = _provider if _provider is not None else _trace().get_tracer_provider()
+    return provider.get_tracer(TRACER_NAME)
 
 
 @functools.cache
