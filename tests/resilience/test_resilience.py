@@ -266,3 +266,31 @@ async def test_bulkhead_waiter_gives_up_after_max_wait() -> None:
         await bulkhead.acquire()
     bulkhead.release()
     assert bulkhead.in_flight == 0 and bulkhead.try_acquire()
+
+
+async def test_deadlines_of_nested_calls_in_one_task() -> None:
+    outer, inner = Deadline(0.3), Deadline(0.05)
+
+    async def nested() -> None:
+        await inner.run(asyncio.sleep(5), "inner call")
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DeadlineExceededError, match="inner call"):
+        await outer.run(nested(), "outer call")
+    assert asyncio.get_running_loop().time() - started < 0.2
+    # The outer deadline still holds after an inner call finished in time.
+    with pytest.raises(DeadlineExceededError, match="outer call"):
+        await outer.run(_sleep_after(Deadline(1.0)), "outer call")
+
+
+async def _sleep_after(inner: Deadline) -> None:
+    await inner.run(asyncio.sleep(0.01), "quick inner call")
+    await asyncio.sleep(5)
+
+
+async def test_a_callers_own_cancellation_is_not_a_deadline() -> None:
+    task = asyncio.create_task(Deadline(5.0).run(asyncio.sleep(5), "call"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
