@@ -126,13 +126,14 @@ class Tansu:
         if moto is None:
             raise RuntimeError("moto_server not found: pip install 'moto[server]'")
         self._s3_port = free_port()
-        log = open(self._dir / "moto.log", "wb")  # noqa: SIM115 - the child keeps it
-        self._s3 = subprocess.Popen(
-            [moto, "-H", "127.0.0.1", "-p", str(self._s3_port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child inherits the log's descriptor; the parent's copy closes at once.
+        with open(self._dir / "moto.log", "wb") as log:
+            self._s3 = subprocess.Popen(
+                [moto, "-H", "127.0.0.1", "-p", str(self._s3_port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait_port(self._s3_port, 30, self._s3, "moto_server")
         request = urllib.request.Request(f"http://127.0.0.1:{self._s3_port}/tansu", method="PUT")
         with urllib.request.urlopen(request, timeout=10):
@@ -153,23 +154,23 @@ class Tansu:
                 AWS_DEFAULT_REGION="us-east-1",
             )
         listener = f"tcp://127.0.0.1:{self.port}"
-        log = open(self._dir / "tansu.log", "ab")  # noqa: SIM115 - the child keeps it
-        self._proc = subprocess.Popen(
-            [
-                self.binary,
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                storage,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        with open(self._dir / "tansu.log", "ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    storage,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         _wait_port(self.port, 30, self._proc, "tansu")
         return self
 

@@ -247,9 +247,7 @@ async def test_a_member_that_leaves_hands_its_unsettled_message_to_the_other(
     first = Member(await transport.subscribe(channel, group), hold)
     second: Member | None = None
     try:
-        await transport.publish_batch(
-            [make_message(channel, i, key=f"k{i}") for i in range(10)]
-        )
+        await transport.publish_batch([make_message(channel, i, key=f"k{i}") for i in range(10)])
         await eventually(lambda: len(held) >= 1, 30, "the first member's deliveries")
         second = Member(await transport.subscribe(channel, group))
         await first.stop()

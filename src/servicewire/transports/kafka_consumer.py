@@ -147,6 +147,7 @@ class KafkaSubscription(Subscription):
         self._timer: asyncio.TimerHandle | None = None
         options = transport.address.options
         self._revoke_grace = options.revoke_grace_ms / 1000
+        self._commit_interval = options.commit_interval_ms / 1000
         self._consumer = AIOKafkaConsumer(
             **client_kwargs(transport.address),
             group_id=group,
@@ -306,6 +307,9 @@ class KafkaSubscription(Subscription):
             await self._commit_wanted.wait()
             self._commit_wanted.clear()
             await self._commit(self._pending_commits(list(self._parts.values())))
+            # Acks arriving meanwhile coalesce into the next request: one commit per
+            # interval at most, however fast handlers ack.
+            await asyncio.sleep(self._commit_interval)
 
     # Rebalance --------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class KafkaOptions:
     topic_prefix: str = ""
     cafile: str = ""
     sasl_mechanism: str = "PLAIN"
+    commit_interval_ms: int = 50
+    """Least time between two offset commits of one member (they coalesce meanwhile)."""
     revoke_grace_ms: int = 1_000
     """How long a revoked partition waits for its in-flight deliveries to settle."""
 
