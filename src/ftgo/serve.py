@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sync: redis:// URL of a discovery registry (instead of addresses)",
     )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--journal",
+        action="store_true",
+        help="record sends and receives in the service's database (for `servicewire trace`)",
+    )
 
 
 async def serve(
@@ -56,6 +60,10 @@ async def serve(
     from servicewire.grpc import Server
 
     options: dict[str, Any] = {"relay": not args.no_relay}
+    if getattr(args, "journal", False):
+        from servicewire.telemetry import sql_journal
+
+        options["journal"] = sql_journal(args.db)
     grpc_server: Server | None = None
     closers: list[Any] = []
     if args.service == "consumer":
@@ -119,6 +127,8 @@ async def serve(
         if grpc_server is not None:
             await grpc_server.stop(2.0)
         await service.stop()
+        if "journal" in options:
+            options["journal"].close()  # write what is pending
         for closer in closers:
             await closer.close()
     return 0
@@ -139,16 +149,18 @@ def _sync_validator(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         locator = Locator(
             StaticResolver({CONSUMER: [args.consumer_http], RESTAURANT: [args.restaurant_grpc]})
         )
-    resilience = Resilience(timeout=2.0, failure_threshold=3, reset_timeout=10.0)
+    from servicewire.telemetry import breaker_listener
+
+    resilience = Resilience(
+        timeout=2.0, failure_threshold=3, reset_timeout=10.0, on_state_change=breaker_listener
+    )
     rest = RestClient(locator, resilience=resilience)
     grpc = GrpcClient(locator, resilience=resilience)
     return SyncValidator(rest, grpc), [rest, grpc]
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format=f"%(asctime)s {args.service} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from servicewire.telemetry import configure_logging
+
+    configure_logging(service=f"{args.service}-service", level=args.log_level)
     return asyncio.run(serve(args))

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-offset", type=int, default=0, help="added to 8081-8083/9081-9083")
     parser.add_argument("--validation", choices=["async", "sync"], default="async")
     parser.add_argument("--no-relays", action="store_true", help="services relay in-process")
+    parser.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="do not record messages for `servicewire trace` (recorded by default)",
+    )
 
 
 def database_url(base: str, service: str) -> str:
@@ -129,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
             ]
             if not args.no_relays:
                 argv.append("--no-relay")
+            if not getattr(args, "no_journal", False):
+                argv.append("--journal")
             if service == "order" and args.validation == "sync":
                 argv += [
                     "--validation",
@@ -163,6 +170,9 @@ def main(args: argparse.Namespace) -> int:
         for line in addresses.values():
             print(f"  {line}")
         print(f"  databases under {redact(args.db_base)}, transport {redact(args.transport)}")
+        if not getattr(args, "no_journal", False):
+            dbs = " ".join(f"--db {redact(database_url(args.db_base, s))}" for s in SERVICES)
+            print(f"  where is an order? servicewire trace ORDER_ID {dbs}")
         print("Ctrl-C stops everything.", flush=True)
         while True:
             for name, proc in supervisor.processes:

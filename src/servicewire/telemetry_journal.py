@@ -22,13 +22,18 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from servicewire.journal import JournalEntry, SqlJournal, journal_table
+from sqlalchemy import func, or_, select
+
+from servicewire.journal import JournalEntry, SqlJournal, chain_of, journal_table
 from servicewire.message import Message
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("servicewire.journal")
 
@@ -138,3 +143,86 @@ def sql_journal(url: str, *, create_table: bool = True) -> BufferedJournal:
     if create_table:
         journal_table.create(engine, checkfirst=True)
     return BufferedJournal(SqlJournal(engine))
+
+
+# Reading journals back, across several databases ---------------------------------------
+
+
+def _entry(row: Mapping[Any, Any]) -> JournalEntry:
+    return JournalEntry(**{name: row[name] for name in JournalEntry.__slots__})
+
+
+async def read_conversation(engines: Sequence[AsyncEngine], key: str) -> list[JournalEntry]:
+    """The conversation ``key`` names, gathered from the journals of several databases.
+
+    ``key`` is a correlation id (an FTGO order id), or any message id in the chain:
+    the correlation ids of the messages it names are looked up in every database.
+    """
+    c = journal_table.c
+    found: list[JournalEntry] = []
+    for engine in engines:
+        async with engine.connect() as conn:
+            stmt = select(journal_table).where(
+                or_(c.correlation_id == key, c.message_id == key, c.causation_id == key)
+            )
+            found += [_entry(r) for r in (await conn.execute(stmt)).mappings()]
+    correlations = {e.correlation_id for e in found if e.correlation_id} - {key}
+    if correlations:
+        for engine in engines:
+            async with engine.connect() as conn:
+                stmt = select(journal_table).where(c.correlation_id.in_(correlations))
+                found += [_entry(r) for r in (await conn.execute(stmt)).mappings()]
+    unique = {(e.service, e.action, e.message_id, e.at): e for e in found}
+    return chain_of(unique.values(), key)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """What the journal knows of one service: channels it reads (as its group) and sends to."""
+
+    name: str
+    receives: tuple[str, ...]
+    sends: tuple[str, ...]
+    last_seen: float
+
+
+async def journal_services(engines: Sequence[AsyncEngine]) -> list[ServiceView]:
+    """Services seen in the journals, with their channels (the group is the service name)."""
+    c = journal_table.c
+    seen: dict[str, dict[str, set[str]]] = {}
+    last: dict[str, float] = {}
+    for engine in engines:
+        async with engine.connect() as conn:
+            stmt = select(c.service, c.action, c.channel, func.max(c.at)).group_by(
+                c.service, c.action, c.channel
+            )
+            for service, action, channel, at in await conn.execute(stmt):
+                seen.setdefault(service, {"send": set(), "receive": set()})[action].add(channel)
+                last[service] = max(last.get(service, 0.0), float(at or 0.0))
+    return [
+        ServiceView(name, tuple(sorted(v["receive"])), tuple(sorted(v["send"])), last[name])
+        for name, v in sorted(seen.items())
+    ]
+
+
+async def recent_conversations(
+    engines: Sequence[AsyncEngine], limit: int = 20
+) -> list[tuple[str, float, str]]:
+    """The latest conversations: (correlation id, last activity, first message type)."""
+    c = journal_table.c
+    latest: dict[str, tuple[float, str]] = {}
+    for engine in engines:
+        async with engine.connect() as conn:
+            stmt = (
+                select(c.correlation_id, func.max(c.at), func.min(c.type))
+                .where(c.correlation_id.is_not(None))
+                .group_by(c.correlation_id)
+                .order_by(func.max(c.at).desc())
+                .limit(limit)
+            )
+            for correlation, at, kind in await conn.execute(stmt):
+                old = latest.get(correlation)
+                if old is None or at > old[0]:
+                    latest[correlation] = (float(at), str(kind))
+    ordered = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:limit]
+    return [(cid, at, kind) for cid, (at, kind) in ordered]

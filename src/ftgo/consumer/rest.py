@@ -17,6 +17,7 @@ from ftgo.web import CamelModel
 from servicewire import Service
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses
+from servicewire.telemetry import mount_metrics
 
 API_VERSION = "1.0.0"
 
@@ -87,4 +88,5 @@ def build_consumer_app(service: Service) -> FastAPI:
         return OrderValidationView(valid=reason is None, reason=reason)
 
     app.include_router(v1)
+    mount_metrics(app, service)  # GET /metrics (not in the OpenAPI document)
     return app

@@ -33,6 +33,7 @@ from ftgo.types import Address, LineItem
 from ftgo.web import CamelModel
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses
+from servicewire.telemetry import mount_metrics
 
 API_VERSION = "1.0.0"
 
@@ -166,4 +167,5 @@ def build_order_app(orders: Orders) -> FastAPI:
         )
 
     app.include_router(v1)
+    mount_metrics(app, orders.service)  # GET /metrics (not in the OpenAPI document)
     return app

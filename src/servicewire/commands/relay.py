@@ -49,14 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--json", action="store_true", help="status: print JSON")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1")
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from servicewire.telemetry_logging import configure_logging
+
+    configure_logging(service=f"relay-{args.name}", level=args.log_level)  # JSON unless a TTY
     from servicewire.errors import ServicewireError
 
     try:
@@ -101,6 +103,16 @@ async def _relay(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, relay.request_stop)
     log = logging.getLogger("servicewire.relay")
+    metrics = None
+    if args.metrics_port is not None:
+        from servicewire.telemetry_metrics import refresh_database, serve_metrics
+
+        async def refresh() -> None:
+            await refresh_database(engine)
+
+        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, refresh=[refresh])
+        port = metrics.sockets[0].getsockname()[1]
+        log.info("relay %s: metrics on http://%s:%d/metrics", args.name, args.metrics_host, port)
     log.info(
         "relay %s (%s): %s -> %s",
         args.name,
@@ -111,6 +123,8 @@ async def _relay(args: argparse.Namespace) -> int:
     try:
         await relay.run()
     finally:
+        if metrics is not None:
+            metrics.close()
         await transport.close()
         await engine.dispose()
     log.info(
