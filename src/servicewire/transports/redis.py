@@ -31,7 +31,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -96,8 +96,11 @@ class RedisTransport(Transport):
                 **extra,
                 decode_responses=False,
                 socket_connect_timeout=5,
-                # Our own loops retry across a restart; redis-py only smooths over blips.
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                # No silent retries inside redis-py: a read whose reply was lost in a
+                # restart has already moved entries into our pending list, and a
+                # retried XREADGROUP would quietly skip them. Errors reach our own
+                # loops, which re-read the pending list; publishers see the error.
+                retry=Retry(NoBackoff(), 0),
             )
         except (ValueError, RedisError) as exc:
             raise ConnectionFailedError("redis", self.url, redact_text(str(exc))) from None

@@ -217,6 +217,18 @@ class ZmqTransport(Transport):
 
     async def publish(self, message: Message) -> None:
         self.check_size(message)
+        await self._confirmed(self._start(message), f"message {message.id}")
+
+    async def publish_batch(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.check_size(message)
+        receipts: list[asyncio.Future[None]] = []
+        for message in messages:
+            receipts.extend(self._start(message))
+        await self._confirmed(receipts, f"a batch of {len(messages)} messages")
+
+    def _start(self, message: Message) -> list[asyncio.Future[None]]:
+        """Send ``message`` to one member of every group of its channel (no await)."""
         channel = validate_name(message.destination, "channel")
         if self._inbox is None or self._closing:
             raise TransportError(f"zmq transport {redact(self.url)} is not connected")
@@ -227,24 +239,24 @@ class ZmqTransport(Transport):
                 send = _Send(message, channel, group, shard)
                 self._route(send)
                 receipts.append(send.receipt)
+        # No live member in any group: brokerless keeps nothing for later.
+        return receipts
+
+    async def _confirmed(self, receipts: list[asyncio.Future[None]], what: str) -> None:
         if not receipts:
-            return  # no live member in any group: brokerless keeps nothing for later
-        waiting = asyncio.ensure_future(asyncio.gather(*receipts))
+            return
+        waiting = asyncio.gather(*receipts)
         self._publishing.add(waiting)
         try:
-            await asyncio.wait_for(asyncio.shield(waiting), self.options.timeout)
+            async with asyncio.timeout(self.options.timeout):
+                await asyncio.shield(waiting)
         except TimeoutError:
             raise PublishError(
-                f"zmq: no receipt for message {message.id} on {channel!r} within "
-                f"{self.options.timeout:.0f}s (the consuming peer may be gone)"
+                f"zmq: no receipt for {what} within {self.options.timeout:.0f}s "
+                "(the consuming peer may be gone)"
             ) from None
         finally:
             self._publishing.discard(waiting)
-
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            self.check_size(message)
-        await asyncio.gather(*(self.publish(m) for m in messages))
 
     def _route(self, send: _Send) -> None:
         members = self._members.get(send.channel, {}).get(send.group, [])
