@@ -10,8 +10,8 @@ from servicewire.codecs import Codec, default_codecs
 from servicewire.errors import DecodeError
 from tests.codecs.contracts import Containers, Everything, OrderNoteV1_0
 from tests.codecs.roundtrip import CODECS
-from tests.codecs.strategies import FUZZ, values_of
-from tests.codecs.test_roundtrip import EVERYTHING
+from tests.codecs.strategies import FUZZ
+from tests.codecs.test_roundtrip import EVERYTHING, EXAMPLES
 
 CONTRACTS = [Everything, Containers, OrderNoteV1_0]
 
@@ -38,11 +38,16 @@ def test_arbitrary_bytes_raise_only_decode_error(codec: Codec) -> None:
     check()
 
 
+# Valid values to mutate: hand-written ones that fill every field (generated values are
+# covered by the round-trip properties; here the fuzzing budget goes to the mutations).
+SEEDS = [v for v in EXAMPLES if type(v) in CONTRACTS]
+
+
 @st.composite
 def mutated(draw: st.DrawFn, codec: Codec) -> tuple[bytes, type]:
     """A valid payload, then bytes flipped, cut, inserted or deleted."""
-    cls = draw(st.sampled_from(CONTRACTS))
-    data = bytearray(codec.encode(draw(values_of(cls))))
+    value = draw(st.sampled_from(SEEDS))
+    data = bytearray(codec.encode(value))
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "byte"]))
         pos = draw(st.integers(0, max(len(data) - 1, 0)))
@@ -56,7 +61,7 @@ def mutated(draw: st.DrawFn, codec: Codec) -> tuple[bytes, type]:
             data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
         elif op == "delete" and data:
             del data[pos : pos + draw(st.integers(1, 8))]
-    return bytes(data), cls
+    return bytes(data), type(value)
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.format_name)
