@@ -262,3 +262,26 @@ async def test_server_self_registers_and_deregisters() -> None:
         assert await registry.resolve("echo") == ()
     finally:
         await registry.close()
+
+
+async def test_serve_runs_until_stopped_then_shuts_down() -> None:
+    server = Server(grace=0.5)
+    add_echo_service(server)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(server.serve(stop))
+    try:
+        for _ in range(100):
+            if server.port:
+                break
+            await asyncio.sleep(0.01)
+        async with _client(server.address) as client:
+            reply = await client.unary(
+                "echo", EchoServiceStub, "Echo", echo_pb2.EchoRequest(message="up")
+            )
+            assert reply.message == "up"
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 5)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await EchoServiceStub(channel).Echo(echo_pb2.EchoRequest(), timeout=0.5)

@@ -6,6 +6,8 @@
     async with server:                       # started; health SERVING; registered
         await server.wait_for_termination()  # until stop() (e.g. from a signal handler)
 
+    asyncio.run(server.serve())              # or: all of it, until SIGTERM/SIGINT
+
 Shutdown order matters for callers: deregister from discovery and report NOT_SERVING
 first (new calls go elsewhere), then stop accepting and give in-flight calls ``grace``
 seconds to finish, then cancel what is left.
@@ -13,15 +15,19 @@ seconds to finish, then cancel what is left.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+import grpc
 from servicewire.discovery import Instance
 from servicewire.grpc.interceptors import ServerContextInterceptor
 
@@ -116,6 +122,27 @@ class Server:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         await self._server.stop(self.grace if grace is None else grace)
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Start, serve until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
+
+        The usual main of a gRPC service: ``asyncio.run(server.serve())``.
+        """
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, stop.set)
+                    handled.append(signum)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+            await self.stop()
 
     async def wait_for_termination(self, timeout: float | None = None) -> bool:
         return bool(await self._server.wait_for_termination(timeout))
