@@ -104,6 +104,9 @@ class NatsTransport(Transport):
                 self.nc.connect(
                     opts.servers,
                     name=opts.name,
+                    # No TLS options: None, and nats-py follows the scheme (tls:// verifies).
+                    tls=opts.tls.client_context() if opts.tls else None,
+                    tls_hostname=opts.tls.server_name if opts.tls else None,
                     connect_timeout=max(1, int(opts.connect_timeout)),
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -120,6 +123,11 @@ class NatsTransport(Transport):
                 await self.nc.close()
             self.nc = None
             raise ConnectionFailedError("nats", self.address, reason) from None
+        if opts.tls is not None and not self.nc._server_info.get("tls_required"):
+            # nats-py stays in plaintext when the server does not offer TLS: refuse that.
+            await self.nc.close()
+            self.nc = None
+            raise ConnectionFailedError("nats", self.address, "TLS required, server offers none")
         self.js = self.nc.jetstream(timeout=opts.timeout)
         self._max_payload = min(self.max_message_size, int(self.nc.max_payload))
         self._acks = AckInbox(self.nc, timeout=opts.timeout, on_no_stream=self._forget_stream)

@@ -20,6 +20,7 @@ option             default    meaning
 ``timeout``        10         seconds to wait for a PubAck or a JetStream API reply
 ``connect_timeout`` 5         seconds to wait for the first connection
 ``name``           (none)     client name shown by the server's monitoring
+``tls_*``          (off)      TLS, verified by default: see :mod:`servicewire.tls`
 =================  =========  ===========================================================
 """
 
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from servicewire.channels import DEFAULT_SHARDS
 from servicewire.errors import TransportError
+from servicewire.tls import TLS_OPTIONS, TLSConfig, TLSConfigError, split_tls_options
 from servicewire.urls import redact
 
 
@@ -46,6 +48,7 @@ class NatsOptions:
     timeout: float = 10.0
     connect_timeout: float = 5.0
     name: str | None = None
+    tls: TLSConfig | None = None
 
     @classmethod
     def from_url(cls, url: str) -> NatsOptions:
@@ -55,7 +58,7 @@ class NatsOptions:
         except ValueError as exc:
             raise TransportError(f"invalid NATS URL {redact(url)!r}: {exc}") from None
         servers = _servers(parts.scheme, parts.netloc, url)
-        known = set(cls.__dataclass_fields__) - {"servers"}
+        known = (set(cls.__dataclass_fields__) - {"servers"}) | TLS_OPTIONS
         unknown = set(query) - known
         if unknown:
             raise TransportError(
@@ -75,7 +78,12 @@ class NatsOptions:
                 timeout=float(query.get("timeout", 10.0)),
                 connect_timeout=float(query.get("connect_timeout", 5.0)),
                 name=query.get("name") or None,
+                tls=TLSConfig.from_query(
+                    split_tls_options(query)[0], secure_scheme=parts.scheme == "tls"
+                ),
             )
+        except TLSConfigError as exc:
+            raise TransportError(f"TLS options in NATS URL {redact(url)!r}: {exc}") from None
         except ValueError as exc:
             raise TransportError(f"bad option value in NATS URL {redact(url)!r}: {exc}") from None
         opts._check(url)
