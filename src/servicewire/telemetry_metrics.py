@@ -232,14 +232,38 @@ def exposition() -> bytes:
 
 
 def mount_metrics(app: FastAPI, *services: Service, path: str = "/metrics") -> None:
-    """Add ``GET /metrics`` to a FastAPI app (left out of its OpenAPI document)."""
-    from fastapi import Response
+    """Serve ``GET /metrics`` on a FastAPI app, refreshing ``services``' gauges per scrape.
 
-    async def scrape() -> Response:
-        await _refresh_all([_refresher(s) for s in services])
-        return Response(exposition(), media_type=CONTENT_TYPE)
+    Installed as the outermost ASGI middleware, so path rewriting (media-type
+    versioning), body limits and the OpenAPI document leave it alone.
+    """
+    app.add_middleware(MetricsEndpoint, path=path, refresh=tuple(_refresher(s) for s in services))
 
-    app.add_api_route(path, scrape, methods=["GET"], include_in_schema=False)
+
+class MetricsEndpoint:
+    """ASGI middleware answering ``GET <path>`` with the metrics exposition."""
+
+    def __init__(
+        self, app: Any, *, path: str, refresh: Sequence[Callable[[], Awaitable[None]]]
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.refresh = refresh
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body, kind = 405, b"method not allowed\n", b"text/plain"
+        else:
+            await _refresh_all(self.refresh)
+            status, body, kind = 200, exposition(), CONTENT_TYPE.encode()
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""}
+        )
 
 
 def _refresher(service: Service) -> Callable[[], Awaitable[None]]:
