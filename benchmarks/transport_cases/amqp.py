@@ -170,8 +170,19 @@ async def faststream(url: str, n: int, size: int) -> tuple[float, float]:
         publish_rate = await _pipelined(publish, n)
         await broker.start()
         await asyncio.wait_for(clock.done.wait(), 600)
-        await declared_queue.delete(if_unused=False, if_empty=False)
-        await declared_exchange.delete()
         return publish_rate, clock.rate()
     finally:
         await broker.stop()
+        # Deleted only once FastStream stopped consuming: its robust channel would
+        # declare the queue again after the broker cancels its consumer.
+        await _delete(url, queue=name, exchange=name)
+
+
+async def _delete(url: str, *, queue: str, exchange: str) -> None:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+        await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
