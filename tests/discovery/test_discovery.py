@@ -69,8 +69,8 @@ async def test_registered_instance_resolves_and_deregisters_on_shutdown(
 
 
 async def test_heartbeat_keeps_an_instance_alive_beyond_its_ttl(registry: RedisRegistry) -> None:
-    async with registry.register(Instance("orders", "127.0.0.1", 8001), ttl=0.4):
-        await asyncio.sleep(1.0)
+    async with registry.register(Instance("orders", "127.0.0.1", 8001), ttl=0.9):
+        await asyncio.sleep(1.8)  # two TTLs: only the heartbeats keep it
         assert len(await registry.resolve("orders")) == 1
 
 

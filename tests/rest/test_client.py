@@ -155,7 +155,7 @@ async def test_circuit_opens_fails_fast_half_opens_and_closes() -> None:
         started = time.monotonic()
         with pytest.raises(CircuitOpenError):
             await client.get("orders", "/v1/")
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < 0.5  # no connect, no retry: immediate
         with serve(_app(), port=port):
             await asyncio.sleep(0.5)
             assert breaker.state is CircuitState.HALF_OPEN
@@ -191,7 +191,7 @@ async def test_load_balancing_across_registered_instances_and_failover() -> None
     try:
         with serve(_app()) as first, serve(_app()) as second:
             alive = registry.register(Instance("orders", "127.0.0.1", first), ttl=5.0)
-            doomed = registry.register(Instance("orders", "127.0.0.1", second), ttl=0.5)
+            doomed = registry.register(Instance("orders", "127.0.0.1", second), ttl=1.0)
             await alive.start()
             await doomed.start()
             try:
@@ -201,7 +201,7 @@ async def test_load_balancing_across_registered_instances_and_failover() -> None
                     )
                     assert ports == {first: 3, second: 3}
                     doomed.abandon()  # the second instance "dies": no heartbeat, no goodbye
-                    await asyncio.sleep(0.7)
+                    await asyncio.sleep(1.2)
                     for _ in range(6):
                         assert (await client.get("orders", "/v1/whoami")).data["port"] == first
             finally:
