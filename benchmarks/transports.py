@@ -112,10 +112,14 @@ async def main() -> int:
         if extra is not None:
             contenders.append(("faststream", extra))
         runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in contenders}
-        for round_no in range(1, args.rounds + 1):
-            print(f"  round {round_no}/{args.rounds} ...", flush=True)
-            for label, case in contenders:  # interleaved, so load drift hits all alike
-                runs[label].append(await _measure(label, case, url, args.n, args.size))
+        try:
+            for round_no in range(1, args.rounds + 1):
+                print(f"  round {round_no}/{args.rounds} ...", flush=True)
+                for label, case in contenders:  # interleaved, so load drift hits all alike
+                    runs[label].append(await _measure(label, case, url, args.n, args.size))
+        except Exception as exc:  # one broken case must not hide the others' figures
+            print(f"\n  {name} failed: {type(exc).__name__}: {exc}")
+            continue
         row = {
             "raw": _best(runs["raw client"]),
             "ours": _best(runs["servicewire"]),
@@ -141,6 +145,12 @@ async def main() -> int:
     if not results:
         print("\nno transport measured")
         return 1
+    print("\nSummary (ours / raw client, best rounds):")
+    for name, row in results.items():
+        print(
+            f"  {name:<8} publish {row['ours'][0] / row['raw'][0]:>5.2f}x   "
+            f"consume {row['ours'][1] / row['raw'][1]:>5.2f}x"
+        )
     return 0
 
 
