@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--svg", type=Path, default=None, help="sequence diagram path")
     demo.add_argument("--serve", action="store_true", help="keep running after the tour")
+    demo.add_argument(
+        "--port-base",
+        type=int,
+        default=8080,
+        help="REST on base+1..3, gRPC on base+1001; 0 = free ports",
+    )
     from ftgo import serve, up
 
     serve.add_arguments(sub.add_parser("serve", help="run one service as its own process"))
@@ -35,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ftgo.demo import run_demo
 
         try:
-            return asyncio.run(run_demo(args.dir, serve=args.serve, svg=args.svg))
+            return asyncio.run(
+                run_demo(args.dir, serve=args.serve, svg=args.svg, port_base=args.port_base)
+            )
         except KeyboardInterrupt:
             return 0
     if args.command == "serve":

@@ -105,8 +105,72 @@ async def _wait_for(predicate_coro, timeout: float) -> bool:  # type: ignore[no-
     return False
 
 
-async def run_demo(workdir: Path, *, serve: bool = False, svg: Path | None = None) -> int:
-    """Run the demo; returns a process exit code (0 when every order ended as expected)."""
+class Endpoints:
+    """The REST and gRPC servers of the three embedded services, on localhost."""
+
+    def __init__(self, system: FtgoSystem, port_base: int) -> None:
+        from ftgo.consumer.rest import build_consumer_app
+        from ftgo.generated.order.v1 import order_pb2_grpc
+        from ftgo.generated.restaurant.v1 import restaurant_pb2_grpc
+        from ftgo.order.grpc import SERVICE as ORDER_SERVICE
+        from ftgo.order.grpc import OrderServicer
+        from ftgo.order.rest import build_order_app
+        from ftgo.restaurant.grpc import SERVICE as RESTAURANT_SERVICE
+        from ftgo.restaurant.grpc import RestaurantServicer
+        from ftgo.restaurant.rest import build_restaurant_app
+        from ftgo.web import HttpServer
+        from servicewire.grpc import Server
+
+        def port(offset: int) -> int:
+            return port_base + offset if port_base else 0
+
+        self.http = {
+            "order": HttpServer(build_order_app(system.orders), port=port(1)),
+            "consumer": HttpServer(build_consumer_app(system.consumer), port=port(2)),
+            "restaurant": HttpServer(build_restaurant_app(system.restaurant), port=port(3)),
+        }
+        self.grpc = Server(port=port(1001))
+        self.grpc.add_service(
+            order_pb2_grpc.add_OrderServiceServicer_to_server,
+            OrderServicer(system.orders),
+            ORDER_SERVICE,
+        )
+        self.grpc.add_service(
+            restaurant_pb2_grpc.add_RestaurantServiceServicer_to_server,
+            RestaurantServicer(system.restaurant),
+            RESTAURANT_SERVICE,
+        )
+        self.grpc_port = 0
+
+    async def start(self) -> None:
+        for server in self.http.values():
+            await server.start()
+        self.grpc_port = await self.grpc.start()
+
+    async def stop(self) -> None:
+        await self.grpc.stop(1.0)
+        for server in self.http.values():
+            await server.stop()
+
+    def describe(self) -> str:
+        lines = [
+            f"  {name:<10} REST {server.url}  (OpenAPI docs: {server.url}/docs)"
+            for name, server in self.http.items()
+        ]
+        lines.append(
+            f"  gRPC       127.0.0.1:{self.grpc_port}  (ftgo.order.v1.OrderService, "
+            "ftgo.restaurant.v1.RestaurantService; reflection on)"
+        )
+        return "\n".join(lines)
+
+
+async def run_demo(
+    workdir: Path, *, serve: bool = False, svg: Path | None = None, port_base: int = 8080
+) -> int:
+    """Run the demo; returns a process exit code (0 when every order ended as expected).
+
+    ``port_base`` 8080 puts REST on 8081-8083 and gRPC on 9081; 0 picks free ports.
+    """
     if workdir.exists():
         shutil.rmtree(workdir)
     journal = MemoryJournal()
@@ -114,76 +178,94 @@ async def run_demo(workdir: Path, *, serve: bool = False, svg: Path | None = Non
     print("FTGO demo: Order, Consumer and Restaurant services, each with its own SQLite")
     print(f"database in {workdir}, talking through the in-memory transport.\n")
     async with system:
-        restaurant = await create_restaurant(
-            system.restaurant, name="Ajanta", menu=sample_menu(), postcodes=["94619", "94611"]
+        endpoints = Endpoints(system, port_base)
+        await endpoints.start()
+        print("REST and gRPC on localhost:")
+        print(endpoints.describe() + "\n")
+        try:
+            return await _tour(system, journal, workdir, serve=serve, svg=svg, endpoints=endpoints)
+        finally:
+            await endpoints.stop()
+
+
+async def _tour(
+    system: FtgoSystem,
+    journal: MemoryJournal,
+    workdir: Path,
+    *,
+    serve: bool,
+    svg: Path | None,
+    endpoints: Endpoints,
+) -> int:
+    restaurant = await create_restaurant(
+        system.restaurant, name="Ajanta", menu=sample_menu(), postcodes=["94619", "94611"]
+    )
+    ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("100"))
+    bob = await create_consumer(system.consumer, name="Bob", order_limit=Decimal("40"))
+    idle = await create_consumer(
+        system.consumer, name="Idle", order_limit=Decimal("100"), active=False
+    )
+    print(f"Restaurant {restaurant.name} ({restaurant.restaurant_id}) delivers to 94619, 94611")
+    print("Consumers: Ada (limit 100), Bob (limit 40), Idle (inactive)\n")
+
+    async def replica_ready() -> bool:
+        return await system.orders.restaurant(restaurant.restaurant_id) is not None
+
+    if not await _wait_for(replica_ready, 10):
+        print("the Order Service never received RestaurantCreated")
+        return 1
+    print("Order Service's replica of the restaurant is up to date (RestaurantCreated).\n")
+
+    demo_orders = sample_orders(restaurant, ada, bob, idle)
+    labels: dict[str, str] = {}
+    printer = StatePrinter(system, labels)
+    system.orders.watch.listen(printer.changed)
+    print("Placing orders; each returns PENDING at once and finishes asynchronously:")
+    placed: list[tuple[DemoOrder, Order]] = []
+    for demo in demo_orders:
+        order = await system.orders.create(demo.request)
+        labels[order.order_id] = demo.label
+        placed.append((demo, order))
+
+    async def all_final() -> bool:
+        for _demo, order in placed:
+            current = await system.orders.get(order.order_id)
+            if current is None or current.state == "PENDING":
+                return False
+        return True
+
+    await _wait_for(all_final, 20)
+    await asyncio.sleep(0.1)
+    failures = 0
+    print("\nResults:")
+    for demo, order in placed:
+        final = await system.orders.get(order.order_id)
+        assert final is not None
+        ok = final.state == demo.expect
+        failures += not ok
+        mark = "ok " if ok else "BAD"
+        detail = (
+            f"total {final.order_total}"
+            if final.state == "VALIDATED"
+            else final.rejection_reason or ""
         )
-        ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("100"))
-        bob = await create_consumer(system.consumer, name="Bob", order_limit=Decimal("40"))
-        idle = await create_consumer(
-            system.consumer, name="Idle", order_limit=Decimal("100"), active=False
-        )
-        print(f"Restaurant {restaurant.name} ({restaurant.restaurant_id}) delivers to 94619, 94611")
-        print("Consumers: Ada (limit 100), Bob (limit 40), Idle (inactive)\n")
+        print(f"  [{mark}] {demo.label:<28} {final.state:<10} {detail}")
 
-        async def replica_ready() -> bool:
-            return await system.orders.restaurant(restaurant.restaurant_id) is not None
+    first = placed[0][1].order_id
+    steps = sequence(journal.conversation(first))
+    print(f"\nMessage sequence of order {first} ({placed[0][0].label}):")
+    print(render_text(steps))
+    target = svg or workdir / "order-sequence.svg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_svg(steps, title=f"FTGO order {first}"))
+    target.with_suffix(".mmd").write_text(render_mermaid(steps) + "\n")
+    print(f"\nSequence diagram written to {target} (Mermaid text: {target.with_suffix('.mmd')})")
 
-        if not await _wait_for(replica_ready, 10):
-            print("the Order Service never received RestaurantCreated")
-            return 1
-        print("Order Service's replica of the restaurant is up to date (RestaurantCreated).\n")
-
-        demo_orders = sample_orders(restaurant, ada, bob, idle)
-        labels: dict[str, str] = {}
-        printer = StatePrinter(system, labels)
-        system.orders.watch.listen(printer.changed)
-        print("Placing orders; each returns PENDING at once and finishes asynchronously:")
-        placed: list[tuple[DemoOrder, Order]] = []
-        for demo in demo_orders:
-            order = await system.orders.create(demo.request)
-            labels[order.order_id] = demo.label
-            placed.append((demo, order))
-
-        async def all_final() -> bool:
-            for _demo, order in placed:
-                current = await system.orders.get(order.order_id)
-                if current is None or current.state == "PENDING":
-                    return False
-            return True
-
-        await _wait_for(all_final, 20)
-        await asyncio.sleep(0.1)
-        failures = 0
-        print("\nResults:")
-        for demo, order in placed:
-            final = await system.orders.get(order.order_id)
-            assert final is not None
-            ok = final.state == demo.expect
-            failures += not ok
-            mark = "ok " if ok else "BAD"
-            detail = (
-                f"total {final.order_total}"
-                if final.state == "VALIDATED"
-                else final.rejection_reason or ""
-            )
-            print(f"  [{mark}] {demo.label:<28} {final.state:<10} {detail}")
-
-        first = placed[0][1].order_id
-        steps = sequence(journal.conversation(first))
-        print(f"\nMessage sequence of order {first} ({placed[0][0].label}):")
-        print(render_text(steps))
-        target = svg or workdir / "order-sequence.svg"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_svg(steps, title=f"FTGO order {first}"))
-        target.with_suffix(".mmd").write_text(render_mermaid(steps) + "\n")
-        print(
-            f"\nSequence diagram written to {target} (Mermaid text: {target.with_suffix('.mmd')})"
-        )
-
-        if serve:
-            print("\nServing until Ctrl-C.")
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.Event().wait()
+    if serve:
+        order_url = endpoints.http["order"].url
+        print(f"\nServing until Ctrl-C. Try: curl {order_url}/v1/orders/{first}")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
     if failures:
         print(f"\n{failures} order(s) did not end as expected")
         return 1
