@@ -34,8 +34,10 @@ from servicewire.errors import (
     UnsupportedVersionError,
 )
 from servicewire.handlers import HandlerRegistry, HandlerSpec
+from servicewire.identity import MessageAuthenticity
 from servicewire.message import Message
 from servicewire.retry import RetryPolicy
+from servicewire.signing import SignatureError
 from servicewire.telemetry_logging import message_context
 from servicewire.telemetry_metrics import time_handler
 from servicewire.telemetry_tracing import handler_span
@@ -76,6 +78,7 @@ class Pipeline:
         write_lock: asyncio.Lock | None = None,
         on_commit: Callable[[list[Message]], None] | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
+        authenticity: MessageAuthenticity | None = None,
     ) -> None:
         self.service = service
         self.channel = channel
@@ -92,11 +95,18 @@ class Pipeline:
         self._on_commit = on_commit
         self._on_outcome = on_outcome
         self._ignore_unknown = handlers.ignores_unknown(channel, group)
+        self._authenticity = authenticity
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and settle it (ack, nack or dead-letter). Never raises."""
         message = delivery.message
         spec: HandlerSpec | None = None
+        if self._authenticity is not None:
+            # Before decoding: a forged payload never reaches a codec or a handler.
+            try:
+                self._authenticity.check(message)
+            except SignatureError as exc:
+                return await self._dead_letter(delivery, f"signature: {exc}", exc, None)
         try:
             spec = self._handlers.lookup(self.channel, self.group, message.type, message.version)
             value = self._codecs.for_content_type(message.content_type).decode(

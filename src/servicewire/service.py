@@ -53,13 +53,15 @@ from servicewire.contracts import Command, Contract, Event, Reply
 from servicewire.deadletter import DeadLetterPublisher
 from servicewire.errors import RequestTimeoutError, ServiceStateError
 from servicewire.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.identity import MessageAuthenticity
 from servicewire.ids import new_id
 from servicewire.journal import Journal
 from servicewire.message import Message
-from servicewire.pipeline import Outcome, Pipeline
+from servicewire.pipeline import OutboxWriter, Outcome, Pipeline
 from servicewire.requests import PendingReplies
 from servicewire.retry import RetryPolicy
 from servicewire.serialization import from_message, shared_codecs
+from servicewire.signing import Signer, Verifier
 from servicewire.telemetry_metrics import record_outcome
 from servicewire.telemetry_tracing import traced_outbox_writer
 from servicewire.transports import Delivery, Subscription, Transport, transport_from_url
@@ -95,8 +97,15 @@ class Service:
         tables: Sequence[MetaData] = (),
         journal: Journal | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
+        require_signatures: bool = False,
     ) -> None:
         self.name = validate_name(name, "service")
+        self.authenticity = MessageAuthenticity(
+            signer=signer, verifier=verifier, required=require_signatures
+        )
+        """Signs what this service sends; checks what it receives (servicewire.signing)."""
         self.instance_id = instance_id or new_id()[-12:]
         self.retry = retry or RetryPolicy()
         if inbox_retention <= self.retry.horizon():
@@ -235,8 +244,6 @@ class Service:
             )
             await self._relay.start()
         default_reply_to = self.reply_channel if self._has_reply_handlers() else None
-        from servicewire.outbox.writer import write_messages
-
         for channel, group in self.handlers.subscriptions():
             pipeline = Pipeline(
                 service=self.name,
@@ -246,13 +253,14 @@ class Service:
                 sessions=self._sessions,
                 codecs=self.codecs,
                 default_codec=self.content_type,
-                outbox_writer=traced_outbox_writer(write_messages, self.name),
+                outbox_writer=self._outbox_writer(),
                 dead_letters=dead_letters,
                 retry=self.retry,
                 default_reply_to=default_reply_to,
                 write_lock=self._write_lock,
                 on_commit=self._committed,
                 on_outcome=self._record,
+                authenticity=self.authenticity,
             )
             self.pipelines[(channel, group)] = pipeline
             if not self._subscribe:
@@ -414,11 +422,23 @@ class Service:
                 )
                 yield ctx
                 if ctx.outgoing:
-                    from servicewire.outbox.writer import write_messages
-
-                    await traced_outbox_writer(write_messages, self.name)(session, ctx.outgoing)
+                    await self._outbox_writer()(session, ctx.outgoing)
         if ctx.outgoing:
             self._committed(ctx.outgoing)
+
+    def _outbox_writer(self) -> OutboxWriter:
+        """Writes outgoing messages to the outbox: signed (if configured), in a span."""
+        from servicewire.outbox.writer import write_messages
+
+        if self.authenticity.signer is None:
+            return traced_outbox_writer(write_messages, self.name)
+        sign_all = self.authenticity.sign_all
+
+        async def write_signed(session: AsyncSession, messages: Sequence[Message]) -> None:
+            # Signed last, just before the write: nothing may change a header after.
+            await write_messages(session, sign_all(messages))
+
+        return traced_outbox_writer(write_signed, self.name)
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""
