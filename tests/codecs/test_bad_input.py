@@ -114,3 +114,13 @@ def test_wrong_type_names_the_field(codec: Codec) -> None:
         codec.decode(payload, Containers)
     assert info.value.field == "lucky"
     assert "lucky" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml", "avro"])
+def test_unparseable_payload_reports_an_offset(fmt: str) -> None:
+    codec = default_codecs().for_format(fmt)
+    payload = codec.encode(EVERYTHING)
+    with pytest.raises(DecodeError) as info:
+        codec.decode(payload[: len(payload) // 2], Everything)
+    assert info.value.offset is not None
+    assert f"at offset {info.value.offset}" in str(info.value)

@@ -8,6 +8,8 @@ Tolerant reader: unknown fields are ignored, missing optional fields take defaul
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
@@ -32,6 +34,27 @@ class JsonCodec:
         try:
             return cls.model_validate_json(payload)
         except ValidationError as exc:
-            raise validation_error(cls, self.format_name, exc) from None
+            error = validation_error(cls, self.format_name, exc)
+            if error.field is None:  # not valid JSON at all: say where parsing stopped
+                offset = _json_offset(payload, exc)
+                error = DecodeError(error.contract, error.format, error.reason, offset=offset)
+            raise error from None
         except (ValueError, TypeError, RecursionError) as exc:
             raise DecodeError(cls.contract_name(), self.format_name, str(exc)) from None
+
+
+_POSITION = re.compile(r"at line (\d+) column (\d+)")
+
+
+def _json_offset(payload: bytes, exc: ValidationError) -> int | None:
+    """The byte offset where the JSON parser stopped ("line L column C" -> offset)."""
+    match = _POSITION.search(str(exc))
+    if match is None:
+        return None
+    line, column = int(match[1]), int(match[2])
+    start = 0
+    for _ in range(line - 1):
+        start = bytes(payload).find(b"\n", start) + 1
+        if start == 0:
+            return None
+    return start + max(column - 1, 0)
