@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -138,10 +137,10 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
         for n in range(25):
             await service.send(Ping(n=n))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servicewire.cli", "relay", "--db", db, "--transport",
-         f"memory://{uuid.uuid4().hex}", "--name", "metrics-test", "--metrics-port", "0"],
-        stderr=subprocess.PIPE, env=env, text=True,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "servicewire.cli", "relay", "--db", db, "--transport",
+        f"memory://{uuid.uuid4().hex}", "--name", "metrics-test", "--metrics-port", "0",
+        stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
         assert proc.stderr is not None
@@ -149,7 +148,7 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
         deadline = time.monotonic() + 30
         lines: list[str] = []
         while port is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stderr.readline)
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
             if not line:
                 break
             lines.append(line)
@@ -169,18 +168,15 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
                 assert time.monotonic() < deadline, text
                 await asyncio.sleep(0.1)
             assert value(text, "servicewire_outbox_backlog") == 0
-            assert (
-                value(text, "servicewire_relay_publish_latency_seconds_count", relay="metrics-test")
-                == 25
-            )
+            latency = "servicewire_relay_publish_latency_seconds_count"
+            assert value(text, latency, relay="metrics-test") == 25
             missing = await client.get(f"http://127.0.0.1:{port}/other")
             assert missing.status_code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
             proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+            await proc.wait()
