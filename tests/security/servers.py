@@ -1,4 +1,4 @@
-"""Private TLS servers for the security tests (never the shared ones): nats-server.
+"""Private TLS servers for the security tests (never the shared ones): nats-server, uvicorn.
 
 with TlsNats(pki, mutual=False) as server:
     url = server.url + f"?tls_ca={pki.ca}"
@@ -6,13 +6,22 @@ with TlsNats(pki, mutual=False) as server:
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
 
 from tests.security.certs import Pki
 
@@ -73,3 +82,30 @@ class TlsNats:
                 self.proc.wait(timeout=5)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def serve_https(app: ASGIApp, pki: Pki, *, mutual: bool = False, tls: bool = True) -> Iterator[int]:
+    """Serve ``app`` on uvicorn (HTTPS with the test CA's server cert) until the block ends."""
+    port = free_port()
+    extra: dict[str, Any] = {}
+    if tls:
+        extra = {"ssl_certfile": pki.server_cert, "ssl_keyfile": pki.server_key}
+        if mutual:
+            extra |= {"ssl_ca_certs": pki.ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **extra
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

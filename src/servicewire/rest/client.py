@@ -19,7 +19,7 @@ measurement over aiohttp and httpx (docs/rest.md).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -42,6 +42,12 @@ from servicewire.rest.hal import Link
 from servicewire.rest.http import HttpPool, HttpProtocolError
 from servicewire.rest.negotiation import is_json
 from servicewire.rest.problems import PROBLEM_JSON
+from servicewire.tls import TLSConfig
+
+if TYPE_CHECKING:
+    import ssl
+
+    from servicewire.identity import TokenIssuer
 
 _ACCEPT = "application/hal+json, application/json;q=0.9, application/problem+json;q=0.5"
 
@@ -136,6 +142,8 @@ class RestClient:
         resilience: Resilience | None = None,
         max_idle_connections: int = 256,
         headers: Mapping[str, str] | None = None,
+        auth: TokenIssuer | None = None,
+        tls: TLSConfig | ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(services, Locator):
             self.locator = services
@@ -147,7 +155,9 @@ class RestClient:
             timeout=5.0, retry=DEFAULT_RETRY, is_failure=counts_as_failure
         )
         self._headers = {"accept": _ACCEPT, **(headers or {})}
-        self._pool = HttpPool(max_idle_per_host=max_idle_connections)
+        self._auth = auth
+        context = tls.client_context() if isinstance(tls, TLSConfig) else tls
+        self._pool = HttpPool(max_idle_per_host=max_idle_connections, ssl_context=context)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -181,6 +191,8 @@ class RestClient:
             all_headers["content-type"] = "application/json"
         if headers:
             all_headers.update(headers)
+        if self._auth is not None:
+            all_headers.update(self._auth.headers(service))  # audience: the service called
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         retry_stale = idempotent

@@ -20,6 +20,7 @@ proxies, HTTP/2, pipelining, cookies, redirects.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -100,7 +101,10 @@ class HttpPool:
         idle_timeout: float = 4.0,
         max_idle_per_host: int = 256,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
+        """HTTPS when set (see servicewire.tls): the server certificate is verified."""
         self.idle_timeout = idle_timeout
         self.max_idle_per_host = max_idle_per_host
         self.max_body_bytes = max_body_bytes
@@ -153,7 +157,9 @@ class HttpPool:
             except StaleConnectionError:
                 if not retry_stale:
                     raise
-        reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
+        reader, writer = await asyncio.open_connection(
+            host, port, limit=MAX_HEAD, ssl=self.ssl_context
+        )
         return await self._exchange(key, _Connection(reader, writer), method, payload, False)
 
     async def _exchange(
