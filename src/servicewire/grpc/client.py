@@ -19,7 +19,7 @@ is never retried (part of it may have been consumed). The correlation id and a c
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
@@ -33,6 +33,10 @@ from servicewire.resilience import (
     counts_as_failure,
     is_transient,
 )
+
+if TYPE_CHECKING:
+    from servicewire.identity import TokenIssuer
+    from servicewire.tls import TLSConfig
 
 DEFAULT_RETRY = CallRetryPolicy(
     attempts=3, initial_backoff=0.05, max_backoff=1.0, retryable=is_transient
@@ -48,6 +52,8 @@ class GrpcClient:
         *,
         resilience: Resilience | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        auth: TokenIssuer | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         if isinstance(services, Locator):
             self.locator = services
@@ -59,13 +65,26 @@ class GrpcClient:
             timeout=5.0, retry=DEFAULT_RETRY, is_failure=counts_as_failure
         )
         self._options = list(options)
+        self._auth = auth
+        self._credentials: grpc.ChannelCredentials | None = None
+        if tls is not None:
+            from servicewire.grpc.auth import channel_credentials
+
+            self._credentials = channel_credentials(tls)
+            if tls.server_name:
+                self._options.append(("grpc.ssl_target_name_override", tls.server_name))
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[tuple[str, type], Any] = {}
 
     def channel(self, instance: Instance) -> grpc.aio.Channel:
         channel = self._channels.get(instance.address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(instance.address, options=self._options)
+            if self._credentials is not None:
+                channel = grpc.aio.secure_channel(
+                    instance.address, self._credentials, options=self._options
+                )
+            else:
+                channel = grpc.aio.insecure_channel(instance.address, options=self._options)
             self._channels[instance.address] = channel
         return channel
 
@@ -110,7 +129,11 @@ class GrpcClient:
                 return await call(
                     request,
                     timeout=deadline.remaining(),
-                    metadata=(*call_context.outgoing_metadata(), *metadata),
+                    metadata=(
+                        *call_context.outgoing_metadata(),
+                        *self._auth_of(service),
+                        *metadata,
+                    ),
                 )
             except grpc.aio.AioRpcError as exc:
                 raise self._error(instance, exc, label, deadline) from None
@@ -118,6 +141,12 @@ class GrpcClient:
         return await self.resilience.call(
             service, attempt, idempotent=idempotent, timeout=timeout, name=label, self_timed=True
         )
+
+    def _auth_of(self, service: str) -> tuple[tuple[str, str], ...]:
+        """The bearer token for ``service`` (its audience), when this client has an issuer."""
+        if self._auth is None:
+            return ()
+        return (("authorization", f"Bearer {self._auth.token(service)}"),)
 
     def _error(
         self, instance: Instance, exc: grpc.aio.AioRpcError, label: str, deadline: Deadline
@@ -145,7 +174,7 @@ class GrpcClient:
             call = self._method(instance, stub_class, method)(
                 argument,
                 timeout=deadline.remaining(),
-                metadata=(*call_context.outgoing_metadata(), *metadata),
+                metadata=(*call_context.outgoing_metadata(), *self._auth_of(service), *metadata),
             )
             try:
                 async for item in call:

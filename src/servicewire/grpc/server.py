@@ -33,6 +33,7 @@ from servicewire.grpc.interceptors import ServerContextInterceptor
 
 if TYPE_CHECKING:
     from servicewire.discovery.redis import RedisRegistry, Registration
+    from servicewire.tls import TLSConfig
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -53,8 +54,11 @@ class Server:
         registry: RedisRegistry | None = None,
         service_name: str | None = None,
         ttl: float = 10.0,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
+        """Serve TLS (mutual when ``tls.require_client_cert``) instead of plaintext."""
         self.port = port
         self.grace = grace
         self._server = grpc.aio.server(
@@ -100,7 +104,13 @@ class Server:
         if self._reflection:
             names.append(reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, self._server)
-        self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.tls is not None:
+            from servicewire.grpc.auth import server_credentials
+
+            creds = server_credentials(self.tls)
+            self.port = self._server.add_secure_port(f"{self.host}:{self.port}", creds)
+        else:
+            self.port = self._server.add_insecure_port(f"{self.host}:{self.port}")
         await self._server.start()
         if self._health is not None:
             await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
