@@ -32,7 +32,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from servicewire.channels import shard_for, validate_name
-from servicewire.errors import ConnectionFailedError, PublishError, TransportError
+from servicewire.errors import (
+    ConnectionFailedError,
+    MessageTooLargeError,
+    PublishError,
+    TransportError,
+)
 from servicewire.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -76,6 +81,7 @@ class KafkaTransport(Transport):
         self._admin: AIOKafkaAdminClient | None = None
         self._admin_lock = asyncio.Lock()
         self._topics: dict[str, asyncio.Future[int]] = {}
+        self._topic_names: dict[str, str] = {}
         self._declared: set[tuple[str, str]] = set()
         self._subscriptions: set[KafkaSubscription] = set()
         self._inflight = 0
@@ -152,8 +158,13 @@ class KafkaTransport(Transport):
 
     def topic_for(self, channel: str) -> str:
         """The topic of ``channel`` (Kafka topic names have no ``:``)."""
-        validate_name(channel, "channel")
-        return self.address.options.topic_prefix + channel.replace(":", "_")
+        topic = self._topic_names.get(channel)
+        if topic is None:
+            validate_name(channel, "channel")
+            topic = self.address.options.topic_prefix + channel.replace(":", "_")
+            if len(self._topic_names) < 10_000:  # bounded: channel names come from callers
+                self._topic_names[channel] = topic
+        return topic
 
     async def _partitions(self, topic: str) -> int:
         """The partition count of ``topic``, creating the topic on first use."""
@@ -189,14 +200,17 @@ class KafkaTransport(Transport):
     # Publishing -------------------------------------------------------------------------
 
     async def publish(self, message: Message) -> None:
-        self.check_size(message)
+        # One pass over the headers gives both the record headers and the size check,
+        # which still happens before any I/O.
+        headers, key, size = to_kafka(message)
+        if size > self.max_message_size:
+            raise MessageTooLargeError(size, self.max_message_size, message.destination)
         topic = self.topic_for(message.destination)
         producer = self._require_producer()
         self._inflight += 1
         self._idle.clear()
         try:
             partitions = self._known_partitions(topic) or await self._partitions(topic)
-            headers, key = to_kafka(message)
             partition = shard_for(message.partition_key, partitions, message.id)
             try:
                 sent = await producer.send(

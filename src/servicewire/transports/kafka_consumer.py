@@ -134,10 +134,11 @@ class KafkaSubscription(Subscription):
         self.topic = topic
         self.prefetch = max(1, prefetch)
         self._transport = transport
-        self._per_partition = 1 if ordered else self.prefetch
+        self._per = 1 if ordered else self.prefetch  # unsettled per partition
         self._parts: dict[TopicPartition, _Partition] = {}
         self._outstanding = 0
         self._buffered = 0
+        self._buffer_limit = max(256, self.prefetch * 8)  # fetched, not yet handed out
         self._queue: asyncio.Queue[KafkaDelivery | None] = asyncio.Queue()
         self._commit_wanted = asyncio.Event()
         self._space = asyncio.Event()
@@ -183,12 +184,9 @@ class KafkaSubscription(Subscription):
                 continue  # its partition moved to another member, which redelivers it
             yield item
 
-    def _buffer_limit(self) -> int:
-        return max(256, self.prefetch * 8)
-
     async def _fetch_loop(self) -> None:
         while not self._closed:
-            if self._buffered >= self._buffer_limit():
+            if self._buffered >= self._buffer_limit:
                 # Enough is waiting locally; let handlers catch up before fetching more.
                 self._space.clear()
                 with contextlib.suppress(TimeoutError):
@@ -196,7 +194,7 @@ class KafkaSubscription(Subscription):
                 continue
             try:
                 batches = await self._consumer.getmany(
-                    timeout_ms=_FETCH_TIMEOUT_MS, max_records=self._buffer_limit()
+                    timeout_ms=_FETCH_TIMEOUT_MS, max_records=self._buffer_limit
                 )
             except asyncio.CancelledError:
                 raise
@@ -214,32 +212,34 @@ class KafkaSubscription(Subscription):
                 self._dispatch()
 
     def _dispatch(self) -> None:
+        """Hand out what every partition may hand out now."""
         now = time.monotonic()
         wake: float | None = None
         for part in list(self._parts.values()):
-            if part.draining:
-                continue
-            if part.not_before > now:
-                if part.buffer:
-                    wake = part.not_before if wake is None else min(wake, part.not_before)
-                continue
-            while (
-                part.buffer
-                and self._outstanding < self.prefetch
-                and part.inflight < self._per_partition
-            ):
-                record = part.buffer.popleft()
-                self._buffered -= 1
-                attempt = part.attempts.get(record.offset, 0) + 1
-                part.attempts[record.offset] = attempt
-                part.tracker.started(record.offset)
-                part.inflight += 1
-                self._outstanding += 1
-                self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
-        if self._buffered < self._buffer_limit():
+            ready_at = self._dispatch_part(part, now)
+            if ready_at is not None:
+                wake = ready_at if wake is None else min(wake, ready_at)
+        if self._buffered < self._buffer_limit:
             self._space.set()
         if wake is not None:
             self._schedule(wake - now)
+
+    def _dispatch_part(self, part: _Partition, now: float) -> float | None:
+        """Hand out records of ``part``; returns when to retry if it is held back."""
+        if part.draining:
+            return None
+        if part.not_before > now:
+            return part.not_before if part.buffer else None
+        while part.buffer and self._outstanding < self.prefetch and part.inflight < self._per:
+            record = part.buffer.popleft()
+            self._buffered -= 1
+            attempt = part.attempts.get(record.offset, 0) + 1
+            part.attempts[record.offset] = attempt
+            part.tracker.started(record.offset)
+            part.inflight += 1
+            self._outstanding += 1
+            self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
+        return None
 
     def _schedule(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -259,6 +259,7 @@ class KafkaSubscription(Subscription):
         if part.gone:
             return  # revoked: the next owner redelivers from the committed offset
         record = delivery._record
+        was_full = self._outstanding >= self.prefetch
         part.inflight -= 1
         self._outstanding -= 1
         if requeue:
@@ -270,8 +271,14 @@ class KafkaSubscription(Subscription):
             part.attempts.pop(record.offset, None)
             if part.tracker.done(record.offset) is not None:
                 self._commit_wanted.set()
-        if not self._closed:
-            self._dispatch()
+        if self._closed:
+            return
+        if was_full or requeue:
+            self._dispatch()  # other partitions may have waited on the prefetch cap
+        else:
+            self._dispatch_part(part, time.monotonic())
+            if self._buffered < self._buffer_limit:
+                self._space.set()
 
     # Commits ----------------------------------------------------------------------------
 

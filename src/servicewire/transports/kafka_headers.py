@@ -6,8 +6,8 @@ Kafka it travels as a record header named ``ce_<attribute>``, except
 becomes the record key, as the binding asks, so Kafka tooling (compaction, the default
 partitioner of other producers) sees it::
 
-    headers, key = to_kafka(message)
-    # [("ce_id", b"0193..."), ("content-type", b"application/json"), ...], b"order-17"
+    headers, key, size = to_kafka(message)
+    # [("ce_id", b"0193..."), ("content-type", b"application/json"), ...], b"order-17", 412
     message = from_kafka(headers, payload, fallback_id="orders-3-1042")
 
 Values are UTF-8. Record headers without the ``ce_`` prefix (written by producers that
@@ -28,14 +28,42 @@ CONTENT_TYPE = "content-type"
 KafkaHeaders = list[tuple[str, bytes]]
 
 
-def to_kafka(message: Message) -> tuple[KafkaHeaders, bytes | None]:
-    """The record headers and record key for ``message``."""
+def to_kafka(message: Message) -> tuple[KafkaHeaders, bytes | None, int]:
+    """The record headers, the record key, and ``message.size`` (one pass, for the limit)."""
     out: KafkaHeaders = []
-    for name, value in message.headers.items():
-        wire = CONTENT_TYPE if name == h.CONTENT_TYPE else PREFIX + name
-        out.append((wire, value.encode()))
+    size = len(message.payload)
+    content_type = h.CONTENT_TYPE
+    # view(): plain dict iteration; the Mapping protocol costs more per item, and this
+    # runs once per published message.
+    for name, value in message.headers.view().items():
+        size += len(name) + len(value)
+        out.append((CONTENT_TYPE if name == content_type else PREFIX + name, value.encode()))
     key = message.partition_key
-    return out, key.encode() if key is not None else None
+    return out, key.encode() if key is not None else None, size
+
+
+def _attribute(wire: str) -> str:
+    if wire == CONTENT_TYPE:
+        return h.CONTENT_TYPE
+    if wire.startswith(PREFIX):
+        return wire[len(PREFIX) :]
+    return wire
+
+
+# Header names repeat on every record: map each wire name to its attribute once.
+_ATTRIBUTES: dict[str, str] = {}
+_CACHE_LIMIT = 4096
+
+
+def _decode(raw: bytes | None) -> str:
+    if raw is None:
+        return ""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        # A foreign producer's non-UTF-8 header must not stop the consumer; the message
+        # still reaches the pipeline (and its dead-letter path).
+        return raw.decode("utf-8", errors="replace")
 
 
 def from_kafka(
@@ -43,15 +71,13 @@ def from_kafka(
 ) -> Message:
     """Rebuild a message from a record; ``fallback_id`` names records without ``ce_id``."""
     data: dict[str, str] = {}
-    for name, raw in record_headers:
-        # errors="replace": a foreign producer's non-UTF-8 header must not stop the
-        # consumer; the message still reaches the pipeline (and its dead-letter path).
-        value = raw.decode("utf-8", errors="replace") if raw is not None else ""
-        if name == CONTENT_TYPE:
-            data[h.CONTENT_TYPE] = value
-        elif name.startswith(PREFIX):
-            data[name[len(PREFIX) :]] = value
-        else:
-            data[name] = value
+    names = _ATTRIBUTES
+    for wire, raw in record_headers:
+        name = names.get(wire)
+        if name is None:
+            name = _attribute(wire)
+            if len(names) < _CACHE_LIMIT:
+                names[wire] = name
+        data[name] = _decode(raw)
     message_id = data.get(h.ID) or fallback_id
     return Message(message_id, Headers(data), payload or b"")
