@@ -207,22 +207,21 @@ async def journal_services(engines: Sequence[AsyncEngine]) -> list[ServiceView]:
 
 async def recent_conversations(
     engines: Sequence[AsyncEngine], limit: int = 20
-) -> list[tuple[str, float, str]]:
-    """The latest conversations: (correlation id, last activity, first message type)."""
+) -> list[tuple[str, float, int]]:
+    """The latest conversations: (correlation id, last activity, journal records)."""
     c = journal_table.c
-    latest: dict[str, tuple[float, str]] = {}
+    latest: dict[str, tuple[float, int]] = {}
     for engine in engines:
         async with engine.connect() as conn:
             stmt = (
-                select(c.correlation_id, func.max(c.at), func.min(c.type))
+                select(c.correlation_id, func.max(c.at), func.count())
                 .where(c.correlation_id.is_not(None))
                 .group_by(c.correlation_id)
                 .order_by(func.max(c.at).desc())
                 .limit(limit)
             )
-            for correlation, at, kind in await conn.execute(stmt):
-                old = latest.get(correlation)
-                if old is None or at > old[0]:
-                    latest[correlation] = (float(at), str(kind))
+            for correlation, at, count in await conn.execute(stmt):
+                old_at, old_count = latest.get(correlation, (0.0, 0))
+                latest[correlation] = (max(old_at, float(at)), old_count + int(count))
     ordered = sorted(latest.items(), key=lambda item: item[1][0], reverse=True)[:limit]
-    return [(cid, at, kind) for cid, (at, kind) in ordered]
+    return [(cid, at, count) for cid, (at, count) in ordered]
