@@ -10,6 +10,12 @@ the service can share one file::
     engine = create_engine("sqlite://")                  # one shared in-memory database
     assert dialect_of(engine) == "sqlite"
 
+TLS to PostgreSQL and MariaDB takes the shared options of :mod:`servicewire.tls`
+(``tls_ca``, ``tls_cert``, ``tls_key`` ...): the server certificate and host name are
+verified, and a server without TLS is refused rather than used in plaintext::
+
+    engine = create_engine("postgresql://app:pw@db:5432/orders?tls_ca=/etc/ca.pem")
+
 :func:`sync_url` gives the matching blocking-driver URL (psycopg2, pymysql, sqlite3) for
 code that needs one, such as the log-tailing relays.
 """
@@ -26,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from servicewire.errors import ServicewireError
+from servicewire.tls import TLSConfig, TLSConfigError, split_tls_options
 from servicewire.urls import redact
 
 Dialect = Literal["postgresql", "mysql", "sqlite"]
@@ -123,15 +130,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _split_tls(url: URL) -> tuple[URL, TLSConfig | None]:
+    """``url`` without its ``tls_*`` options, and the TLS settings they make."""
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+    tls_query, rest = split_tls_options(query)
+    if not tls_query:
+        return url, None
+    try:
+        config = TLSConfig.from_query(tls_query)
+    except TLSConfigError as exc:
+        raise DatabaseError(f"TLS options of {display_url(url)!r}: {exc}") from None
+    return url.set(query=rest), config
+
+
 def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
     """An :class:`AsyncEngine` for a plain database URL.
 
     Keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine` and
     override the defaults chosen here.
     """
-    target = async_url(url)
+    target, tls = _split_tls(async_url(url))
     dialect = dialect_of(target)
     options: dict[str, Any] = {}
+    if tls is not None:
+        if dialect == "sqlite":
+            raise DatabaseError("tls_* options make no sense for SQLite")
+        # asyncpg and aiomysql both take an SSLContext; with one they never fall back
+        # to plaintext when the server declines TLS.
+        options["connect_args"] = {"ssl": tls.client_context()}
     if dialect == "sqlite":
         database = target.database or ""
         if database in ("", ":memory:"):
@@ -149,4 +175,13 @@ def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
     engine = _create_async_engine(target, **options)
     if dialect == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if tls is not None and dialect == "mysql":
+        event.listen(engine.sync_engine, "connect", _require_mysql_tls)
     return engine
+
+
+def _require_mysql_tls(dbapi_connection: Any, _record: Any) -> None:
+    # aiomysql quietly stays in plaintext when the server offers no TLS: refuse that.
+    if not getattr(getattr(dbapi_connection, "_connection", None), "_secure", False):
+        dbapi_connection.close()
+        raise DatabaseError("TLS was required, but the MySQL/MariaDB server offers none")

@@ -38,6 +38,10 @@ from servicewire.message import Message
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 """Largest message (payload plus headers) a transport accepts by default: 1 MiB."""
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest total of header names and values: brokers cap headers well below payloads
+(Kafka, NATS and AMQP frame them separately), and no legitimate envelope comes close."""
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
@@ -166,6 +170,10 @@ class Transport(abc.ABC):
         size = message.size
         if size > self.max_message_size:
             raise MessageTooLargeError(size, self.max_message_size, message.destination)
+        if size - len(message.payload) > MAX_HEADER_BYTES:
+            raise MessageTooLargeError(
+                size - len(message.payload), MAX_HEADER_BYTES, message.destination
+            )
 
     async def __aenter__(self) -> Self:
         return self
