@@ -80,7 +80,7 @@ async def serve(
 
         service = create_restaurant_service(args.db, args.transport, **options)
         app = build_restaurant_app(service)
-        grpc_server = Server(host=args.host, port=args.grpc_port)
+        grpc_server = Server(host=args.host, port=args.grpc_port, interceptors=_interceptors())
         grpc_server.add_service(
             restaurant_pb2_grpc.add_RestaurantServiceServicer_to_server,
             RestaurantServicer(service),
@@ -99,7 +99,7 @@ async def serve(
             args.db, args.transport, validator=validator, **options
         )
         app = build_order_app(orders)
-        grpc_server = Server(host=args.host, port=args.grpc_port)
+        grpc_server = Server(host=args.host, port=args.grpc_port, interceptors=_interceptors())
         grpc_server.add_service(
             order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders), SERVICE
         )
@@ -132,6 +132,12 @@ async def serve(
         for closer in closers:
             await closer.close()
     return 0
+
+
+def _interceptors() -> list[Any]:
+    from servicewire.telemetry_grpc import TracingServerInterceptor
+
+    return [TracingServerInterceptor()]  # a span per call while tracing is on
 
 
 def _sync_validator(args: argparse.Namespace) -> tuple[Any, list[Any]]:

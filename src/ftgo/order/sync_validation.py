@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from servicewire.errors import ServicewireError
 from servicewire.grpc import GrpcClient
 from servicewire.rest import RestClient
+from servicewire.telemetry_grpc import client_span
 
 CONSUMER = "consumer-service"
 RESTAURANT = "restaurant-service"
@@ -42,28 +44,11 @@ class SyncValidator:
         estimated_total: Decimal,
     ) -> tuple[Decimal | None, str | None]:
         """(priced total, None) if both services accept the order, else (None, reason)."""
-        consumer_call = self.rest.get(
-            CONSUMER,
-            f"/v1/consumers/{consumer_id}/order-validation?orderTotal={estimated_total}",
-            timeout=self.timeout,
+        results = await asyncio.gather(
+            self._check_consumer(consumer_id, estimated_total),
+            self._check_restaurant(order_id, restaurant_id, line_items, postcode),
+            return_exceptions=True,
         )
-        restaurant_call = self.grpc.unary(
-            RESTAURANT,
-            restaurant_pb2_grpc.RestaurantServiceStub,
-            "ValidateOrderDetails",
-            restaurant_pb2.ValidateOrderDetailsRequest(
-                order_id=order_id,
-                restaurant_id=restaurant_id,
-                line_items=[
-                    restaurant_pb2.LineItem(menu_item_id=item, quantity=qty)
-                    for item, qty in line_items
-                ],
-                delivery_postcode=postcode,
-            ),
-            timeout=self.timeout,
-            idempotent=True,
-        )
-        results = await asyncio.gather(consumer_call, restaurant_call, return_exceptions=True)
         for result, name in zip(results, (CONSUMER, RESTAURANT), strict=True):
             if isinstance(result, BaseException):
                 raise ValidationUnavailableError(f"{name} did not answer: {result}") from result
@@ -76,3 +61,37 @@ class SyncValidator:
         if not restaurant.valid:
             return None, f"restaurant: {restaurant.reason}"
         return Decimal(restaurant.order_total), None
+
+    # Each call in a client span whose context goes out with it (HTTP headers, gRPC
+    # metadata), so the callee's server span joins the order's trace.
+
+    async def _check_consumer(self, consumer_id: str, estimated_total: Decimal) -> Any:
+        with client_span(CONSUMER, "GET order-validation") as trace:
+            return await self.rest.get(
+                CONSUMER,
+                f"/v1/consumers/{consumer_id}/order-validation?orderTotal={estimated_total}",
+                timeout=self.timeout,
+                headers=dict(trace),
+            )
+
+    async def _check_restaurant(
+        self, order_id: str, restaurant_id: str, line_items: list[tuple[str, int]], postcode: str
+    ) -> Any:
+        with client_span(RESTAURANT, "ValidateOrderDetails") as trace:
+            return await self.grpc.unary(
+                RESTAURANT,
+                restaurant_pb2_grpc.RestaurantServiceStub,
+                "ValidateOrderDetails",
+                restaurant_pb2.ValidateOrderDetailsRequest(
+                    order_id=order_id,
+                    restaurant_id=restaurant_id,
+                    line_items=[
+                        restaurant_pb2.LineItem(menu_item_id=item, quantity=qty)
+                        for item, qty in line_items
+                    ],
+                    delivery_postcode=postcode,
+                ),
+                timeout=self.timeout,
+                idempotent=True,
+                metadata=trace,
+            )
