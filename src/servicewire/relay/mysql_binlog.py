@@ -156,8 +156,11 @@ class _Reader:
         self.stop.set()
         with contextlib.suppress(Exception):
             if self.stream is not None:
-                # Shutting the socket down from here ends a read blocked in the thread
-                # (a plain close() would not wake it).
+                # The reader's loop returns, instead of reconnecting, once it is "past
+                # the end position"; shutting the socket down from here then ends the
+                # read blocked in the thread (a plain close() would not wake it).
+                self.stream.end_log_pos = 1
+                self.stream.is_past_end_log_pos = True
                 self.stream._stream_connection._sock.shutdown(socket.SHUT_RDWR)
         if self.future is not None:
             with contextlib.suppress(Exception):
