@@ -76,6 +76,7 @@ from servicewire.resilience import (
 from servicewire.retry import NO_RETRY, RetryPolicy
 from servicewire.serialization import from_message, to_message
 from servicewire.service import Service
+from servicewire.telemetry import BufferedJournal, configure_logging, mount_metrics, sql_journal
 from servicewire.transports import (
     Capabilities,
     Delivery,
@@ -94,6 +95,7 @@ __all__ = [
     "DEFAULT_SHARDS",
     "NO_RETRY",
     "BadRequestError",
+    "BufferedJournal",
     "Bulkhead",
     "BulkheadFullError",
     "CallRetryPolicy",
@@ -160,6 +162,7 @@ __all__ = [
     "UnsupportedContentTypeError",
     "UnsupportedVersionError",
     "XmlCodec",
+    "configure_logging",
     "connect_transport",
     "create_relay",
     "dead_letter_channel",
@@ -168,9 +171,11 @@ __all__ = [
     "from_binding",
     "from_message",
     "headers",
+    "mount_metrics",
     "new_id",
     "redact",
     "shard_for",
+    "sql_journal",
     "to_binding",
     "to_message",
     "transport_from_url",
