@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shlex
 import sys
@@ -66,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print("servicewire brokers: --messages must be at least 10", file=sys.stderr)
         return 2
     urls = list(args.urls) or default_urls()
+    # The probes provoke what transports warn about in production (a Redis restarted
+    # without persistence loses its groups); progress lines tell the story here.
+    logging.getLogger("servicewire.transports").setLevel(logging.ERROR)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -132,29 +132,41 @@ class RedisTransport(Transport):
 
     # Publishing -----------------------------------------------------------------------
 
-    def _submit(self, message: Message, *, checked: bool = False) -> asyncio.Future[Any]:
-        if not checked:
-            self.check_size(message)
+    def _entry(self, message: Message) -> tuple[str, Any]:
+        """The shard stream key and the fields of ``message`` (names checked, no I/O)."""
         channel = validate_name(message.destination, "channel")
-        if self._adds is None or self._closing:
-            raise TransportError(f"redis transport {redact(self.url)} is not connected")
         opts = self.options
         key = opts.stream(channel, shard_for(message.partition_key, opts.shards, message.id))
-        fields: Any = encode_entry(message)
-        if opts.maxlen:
-            return self._adds.submit(
-                lambda pipe: pipe.xadd(key, fields, maxlen=opts.maxlen, approximate=True)
-            )
-        return self._adds.submit(lambda pipe: pipe.xadd(key, fields))
+        return key, encode_entry(message)
+
+    def _adder(self) -> Pipeliner:
+        if self._adds is None or self._closing:
+            raise TransportError(f"redis transport {redact(self.url)} is not connected")
+        return self._adds
 
     async def publish(self, message: Message) -> None:
-        await self._submit(message)
+        self.check_size(message)
+        key, fields = self._entry(message)
+        maxlen = self.options.maxlen or None
+        await self._adder().submit(
+            lambda pipe: pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+        )
 
     async def publish_batch(self, messages: Sequence[Message]) -> None:
+        # Sizes and names first: one bad message refuses the whole batch before any I/O.
         for message in messages:
             self.check_size(message)
-        # Sizes first: one oversized message refuses the whole batch before any I/O.
-        await asyncio.gather(*[self._submit(m, checked=True) for m in messages])
+        entries = [self._entry(m) for m in messages]
+        if not entries:
+            return
+        maxlen = self.options.maxlen or None
+
+        def add_all(pipe: Pipeline) -> None:
+            for key, fields in entries:
+                pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+
+        # One queue entry and one future for the batch; still one reply per message.
+        await self._adder().submit(add_all, commands=len(entries))
 
     def _submit_xack(self, key: str, group: str, entry_id: bytes) -> asyncio.Future[Any]:
         """Queue an XACK now (no await), into the next ack pipeline."""

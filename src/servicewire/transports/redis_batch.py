@@ -33,22 +33,24 @@ class Pipeliner:
         client: Redis,
         *,
         on_error: Callable[[BaseException], BaseException],
-        max_batch: int = 512,
+        max_batch: int = 1024,
     ) -> None:
         self._client = client
         self._on_error = on_error
         self._max_batch = max_batch
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        # (op, commands it adds, future): a whole publish_batch is one entry, one future.
+        self._pending: list[tuple[Op, int, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
-        """Queue ``op`` (it adds one command to a pipeline); the future gets its reply.
+    def submit(self, op: Op, commands: int = 1) -> asyncio.Future[Any]:
+        """Queue ``op``, which adds ``commands`` commands to a pipeline.
 
-        Synchronous up to the queueing, so a caller that was scheduled before
-        :meth:`drain` is always answered by it.
+        The future gets the reply (or, for several commands, the list of replies; an
+        error reply fails it). Synchronous up to the queueing, so a caller that was
+        scheduled before :meth:`drain` is always answered by it.
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future))
+        self._pending.append((op, commands, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         return future
@@ -58,33 +60,46 @@ class Pipeliner:
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
+    def _take(self) -> list[tuple[Op, int, asyncio.Future[Any]]]:
+        taken, size = 0, 0
+        for _, commands, _ in self._pending:
+            if taken and size + commands > self._max_batch:
+                break
+            taken, size = taken + 1, size + commands
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        return batch
+
     async def _run(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            batch = self._take()
             pipe = self._client.pipeline(transaction=False)
-            for op, _ in batch:
+            for op, _, _ in batch:
                 op(pipe)
             try:
                 results = await pipe.execute(raise_on_error=False)
             except asyncio.CancelledError:
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.cancel()
                 raise
             except Exception as exc:  # the whole batch failed: every caller gets the error
                 error = self._on_error(exc)
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            at = 0
+            for _, commands, future in batch:
+                replies = results[at : at + commands]
+                at += commands
                 if future.done():
                     continue
-                if isinstance(result, Exception):
-                    future.set_exception(self._on_error(result))
+                failed = next((r for r in replies if isinstance(r, Exception)), None)
+                if failed is not None:
+                    future.set_exception(self._on_error(failed))
                 else:
-                    future.set_result(result)
+                    future.set_result(replies[0] if commands == 1 else replies)
 
 
 class AckBatcher:

@@ -148,12 +148,11 @@ def decode_entry(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:
     An entry without an ``id`` header (written by a foreign producer) takes the
     stream entry id, so it can still be acked and traced.
     """
-    headers: dict[str, str] = {}
-    payload = b""
-    for name, value in fields.items():
-        if name == DATA_FIELD:
-            payload = value
-        elif name.startswith(_HEADER_PREFIX_B):
-            headers[name[3:].decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    headers = {
+        name[3:].decode("utf-8", "replace"): value.decode("utf-8", "replace")
+        for name, value in fields.items()
+        if name[:3] == _HEADER_PREFIX_B
+    }
+    payload = fields.get(DATA_FIELD, b"")
     message_id = headers.get("id") or entry_id.decode()
     return Message(message_id, Headers(headers), payload)
