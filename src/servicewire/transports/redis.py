@@ -50,8 +50,6 @@ from servicewire.transports.redis_layout import RedisOptions, encode_entry
 from servicewire.transports.redis_member import RELEASE_SCRIPT, TICK_SCRIPT, RedisSubscription
 from servicewire.urls import redact, redact_text
 
-_ACK_RETRY_SECONDS = 30.0
-
 
 class RedisTransport(Transport):
     """A client of one Redis server (or a single-slot-per-channel Redis Cluster proxy)."""
@@ -119,7 +117,7 @@ class RedisTransport(Transport):
         self._tick_script = client.register_script(TICK_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         self._adds = Pipeliner(client, on_error=self._wrap_error)
-        self._acks = AckBatcher(client, on_error=self._wrap_error)
+        self._acks = AckBatcher(client)
         self._closing = False
 
     def _wrap_error(self, exc: BaseException) -> BaseException:
@@ -168,33 +166,16 @@ class RedisTransport(Transport):
         # One queue entry and one future for the batch; still one reply per message.
         await self._adder().submit(add_all, commands=len(entries))
 
-    def _submit_xack(self, key: str, group: str, entry_id: bytes) -> asyncio.Future[Any]:
-        """Queue an XACK now (no await), into the next ack pipeline."""
-        if self._acks is None:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            future.set_exception(TransportError(f"redis transport {redact(self.url)} is closed"))
-            return future
-        future = self._acks.submit(key, group, entry_id)
-        # The worker that awaits it may be gone (subscription closed): retrieve the
-        # outcome anyway, so a failure is not reported as "never retrieved".
-        future.add_done_callback(_consume_outcome)
-        return future
+    def _ack(self, key: str, group: str, entry_id: bytes) -> None:
+        """Queue an XACK (no await); the batcher sends it with the next round."""
+        if self._acks is not None:
+            self._acks.add(key, group, entry_id)
 
-    async def _xack(self, key: str, group: str, entry_id: bytes) -> None:
-        """XACK through the shared pipeline, retried across a short Redis outage."""
-        deadline = asyncio.get_running_loop().time() + _ACK_RETRY_SECONDS
-        delay = 0.05
-        while True:
-            if self._acks is None:
-                raise TransportError(f"redis transport {redact(self.url)} is closed")
-            try:
-                await self._acks.submit(key, group, entry_id)
-                return
-            except TransportError:
-                if self._closing or asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+    async def _acks_landed(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until queued XACKs were answered."""
+        if self._acks is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks.drain(), timeout)
 
     # Groups ---------------------------------------------------------------------------
 
@@ -238,7 +219,8 @@ class RedisTransport(Transport):
         for sub in list(self._subscriptions):
             await sub.close()
         if self._acks is not None:
-            await self._acks.drain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks.drain(final=True), 10)
         self._closing = True
         client, self._client = self._client, None
         self._adds = self._acks = None
@@ -254,11 +236,6 @@ async def _server_persists(client: Redis) -> bool:
         return False  # CONFIG is disabled (managed Redis): declare the safe answer
     value = reply.get(b"appendonly") or reply.get("appendonly")
     return value in (b"yes", "yes")
-
-
-def _consume_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ a single ``XACK`` with many ids.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 Op = Callable[[Pipeline], Any]
+
+log = logging.getLogger("servicewire.transports.redis")
 
 
 class Pipeliner:
@@ -103,49 +106,54 @@ class Pipeliner:
 
 
 class AckBatcher:
-    """XACKs of many deliveries as one ``XACK key group id id ...`` per stream and round trip."""
+    """XACKs of many deliveries as one ``XACK key group id id ...`` per stream and round trip.
 
-    def __init__(
-        self, client: Redis, *, on_error: Callable[[BaseException], BaseException]
-    ) -> None:
+    Acks carry no future: an ack is final for the application, so the batcher itself
+    keeps retrying a failed round (Redis restarting) for ``retry_for`` seconds; after
+    that, or once closed, the entries stay pending and are redelivered.
+    """
+
+    def __init__(self, client: Redis, *, retry_for: float = 30.0) -> None:
         self._client = client
-        self._on_error = on_error
-        self._pending: dict[tuple[str, str], list[tuple[bytes, asyncio.Future[Any]]]] = {}
+        self._retry_for = retry_for
+        self._pending: dict[tuple[str, str], list[bytes]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
-    def submit(self, key: str, group: str, entry_id: bytes) -> asyncio.Future[Any]:
-        """Queue the ack now (no await); the future completes when Redis answered."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault((key, group), []).append((entry_id, future))
+    def add(self, key: str, group: str, entry_id: bytes) -> None:
+        """Queue the ack now (no await); it goes out with the next round."""
+        self._pending.setdefault((key, group), []).append(entry_id)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return future
 
-    async def drain(self) -> None:
+    async def drain(self, *, final: bool = False) -> None:
+        """Wait until every queued ack was answered (``final``: stop retrying first)."""
+        self._closed = self._closed or final
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
     async def _run(self) -> None:
+        delay, failing_since = 0.05, 0.0
+        loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, {}
             pipe = self._client.pipeline(transaction=False)
-            for (key, group), items in batch.items():
-                pipe.xack(key, group, *[entry_id for entry_id, _ in items])
+            for (key, group), ids in batch.items():
+                pipe.xack(key, group, *ids)
             try:
-                results = await pipe.execute(raise_on_error=False)
+                await pipe.execute(raise_on_error=False)
             except asyncio.CancelledError:
-                for items in batch.values():
-                    for _, future in items:
-                        future.cancel()
                 raise
             except Exception as exc:
-                results = [exc] * len(batch)
-            for items, result in zip(batch.values(), results, strict=True):
-                error = self._on_error(result) if isinstance(result, Exception) else None
-                for _, future in items:
-                    if future.done():
-                        continue
-                    if error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(None)
+                failing_since = failing_since or loop.time()
+                if self._closed or loop.time() - failing_since > self._retry_for:
+                    count = sum(len(ids) for ids in batch.values())
+                    log.warning("dropping %d acks (%s): Redis will redeliver them", count, exc)
+                    failing_since = 0.0
+                    continue
+                for (key, group), ids in batch.items():  # back in front, then wait
+                    self._pending.setdefault((key, group), [])[:0] = ids
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay, failing_since = 0.05, 0.0

@@ -299,20 +299,7 @@ class _ShardWorker:
             self.pump()
 
     def _ack_entry(self, entry_id: bytes) -> None:
-        future = self.sub.transport._submit_xack(self.key, self.sub.group, entry_id)
-        self._background.add(future)
-        future.add_done_callback(lambda done: self._ack_done(done, entry_id))
-
-    def _ack_done(self, future: asyncio.Future[Any], entry_id: bytes) -> None:
-        self._background.discard(future)
-        if future.cancelled() or future.exception() is None:
-            return
-        # Redis is away (a restart): keep trying in the background until it is back.
-        self._track(asyncio.ensure_future(self._retry_ack(entry_id)))
-
-    async def _retry_ack(self, entry_id: bytes) -> None:
-        with contextlib.suppress(TransportError):
-            await self.sub.transport._xack(self.key, self.sub.group, entry_id)
+        self.sub.transport._ack(self.key, self.sub.group, entry_id)
 
     def _track(self, future: asyncio.Future[Any]) -> None:
         self._background.add(future)
@@ -335,10 +322,9 @@ class _ShardWorker:
         if self._delayed is not None:
             self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
             self._delayed = None
-        if self._background:
-            # Hand the shard over only once our acks landed, or the next owner would
-            # claim and redeliver entries we already handled.
-            await asyncio.wait(list(self._background), timeout=5)
+        # Hand the shard over only once our acks landed, or the next owner would claim
+        # and redeliver entries we already handled.
+        await self.sub.transport._acks_landed()
 
     async def kill(self) -> None:
         """Stop at once: the delivery in flight is abandoned and Redis keeps it pending."""
