@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,88 @@ if TYPE_CHECKING:
     from servicewire.tls import TLSConfig
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class _Malformed:
+    """Stands in for a request whose bytes do not parse as its message type."""
+
+
+_MALFORMED = _Malformed()
+
+
+async def _refuse(context: grpc.aio.ServicerContext, method: str) -> None:
+    await context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT, f"request to {method} is not a valid protobuf message"
+    )
+
+
+class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Unparseable request bytes get INVALID_ARGUMENT, not grpc's UNKNOWN.
+
+    grpc.aio parses requests before any interceptor's behaviour runs, and answers a
+    parse failure with UNKNOWN and the parser's exception text. This guard, innermost,
+    parses leniently and lets the call refuse the request as the client's error.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        method = details.method
+
+        def lenient(raw: bytes) -> Any:
+            try:
+                return parse(raw)
+            except Exception:  # any parser error means the same: not a valid request
+                return _MALFORMED
+
+        common = {
+            "request_deserializer": lenient,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary or handler.unary_stream:
+            behavior = handler.unary_unary or handler.unary_stream
+
+            async def unary_in(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if request is _MALFORMED:
+                    await _refuse(context, method)
+                return await behavior(request, context)
+
+            async def unary_in_stream_out(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                if request is _MALFORMED:
+                    await _refuse(context, method)
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+
+            if handler.unary_unary:
+                return grpc.unary_unary_rpc_method_handler(unary_in, **common)
+            return grpc.unary_stream_rpc_method_handler(unary_in_stream_out, **common)
+        # Streaming requests: each message is checked as it is read.
+        behavior = handler.stream_unary or handler.stream_stream
+
+        def checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            async def each() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if request is _MALFORMED:
+                        await _refuse(context, method)
+                    yield request
+
+            return behavior(each(), context)
+
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(checked, **common)
+        return grpc.stream_stream_rpc_method_handler(checked, **common)
 
 
 class Server:
@@ -62,7 +145,9 @@ class Server:
         self.port = port
         self.grace = grace
         self._server = grpc.aio.server(
-            interceptors=[ServerContextInterceptor(), *interceptors], options=list(options)
+            # The guard goes innermost: its lenient parser is the one grpc ends up using.
+            interceptors=[ServerContextInterceptor(), *interceptors, MalformedRequestGuard()],
+            options=list(options),
         )
         self._services: list[str] = []
         self._health = HealthServicer() if health else None

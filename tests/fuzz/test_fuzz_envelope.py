@@ -1,0 +1,150 @@
+"""The envelope under fuzz: Message construction, CloudEvents bindings, and the pipeline.
+
+No input crashes anything: construction either works or raises a typed error; a binding
+round-trips any valid message; arbitrary binding headers decode or raise DecodeError;
+and any message a broker could hand the pipeline ends HANDLED, IGNORED or DEAD_LETTERED,
+never lost and never half-applied (a dead-lettered message leaves no outbox row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from servicewire import Context, Service
+from servicewire import headers as h
+from servicewire.cloudevents import BINDINGS, from_binding, to_binding
+from servicewire.errors import DecodeError, EncodeError, ServicewireError
+from servicewire.message import Message
+from servicewire.pipeline import Outcome
+from servicewire.retry import NO_RETRY
+from servicewire.serialization import to_message
+from servicewire.testing import ServiceHarness
+from tests.fuzz.settings import FUZZ
+from tests.service.contracts import CreateTicket, TicketEvent
+
+header_names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+header_values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=80)
+header_maps = st.dictionaries(header_names, header_values, max_size=12)
+
+
+@FUZZ
+@given(st.binary(max_size=256), header_maps, header_values, header_values)
+def test_message_construction_never_crashes(
+    payload: bytes, extra: dict[str, str], dest: str, type_: str
+) -> None:
+    try:
+        message = Message.create(payload, destination=dest, type=type_, extra=extra)
+    except (ServicewireError, ValueError, TypeError):
+        return
+    assert message.headers[h.ID] == message.id
+    assert message.payload == payload
+
+
+@FUZZ
+@given(
+    st.sampled_from(BINDINGS),
+    st.binary(max_size=256),
+    st.dictionaries(
+        st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=1, max_size=12),
+        header_values,
+        max_size=8,
+    ),
+)
+def test_bindings_round_trip_any_valid_message(
+    binding: str, payload: bytes, extra: dict[str, str]
+) -> None:
+    message = Message.create(payload, destination="c", type="t.T", extra=extra)
+    try:
+        wire_headers, body = to_binding(message, binding)  # type: ignore[arg-type]
+    except EncodeError:
+        return  # an extension that overwrote a required attribute with ""
+    back = from_binding(binding, wire_headers, body)  # type: ignore[arg-type]
+    assert back.id == message.id and back.payload == payload
+    assert back.headers == message.headers
+
+
+@FUZZ
+@given(
+    st.sampled_from(BINDINGS),
+    st.dictionaries(
+        st.one_of(st.sampled_from(["ce_id", "ce-id", "cloudEvents:id", "ce_type"]), header_names),
+        st.one_of(header_values, st.binary(max_size=40)),
+        max_size=10,
+    ),
+    st.binary(max_size=128),
+)
+def test_arbitrary_binding_headers_decode_or_raise_decode_error(
+    binding: str, wire_headers: dict[str, str | bytes], body: bytes
+) -> None:
+    try:
+        message = from_binding(binding, wire_headers, body)  # type: ignore[arg-type]
+    except DecodeError:
+        return
+    assert message.payload == body
+
+
+# The pipeline ----------------------------------------------------------------------------
+
+VALID = to_message(CreateTicket(order_id="o-1", items=["a"]))
+
+
+@st.composite
+def hostile_deliveries(draw: st.DrawFn) -> Message:
+    """A CreateTicket envelope with its type, version, content type or payload corrupted."""
+    payload = draw(
+        st.one_of(
+            st.just(VALID.payload),
+            st.binary(max_size=200),
+            st.builds(
+                lambda obj: obj.encode(),
+                st.sampled_from(
+                    ['{"order_id": 1}', '{"order_id": "x", "fail": "yes"}', "[]", "null", "{}"]
+                ),
+            ),
+        )
+    )
+    changes: dict[str, str | None] = {}
+    if draw(st.booleans()):
+        changes[h.TYPE] = draw(st.sampled_from(["test.kitchen.Unknown", "", "x" * 300]))
+    if draw(st.booleans()):
+        changes[h.VERSION] = draw(st.sampled_from(["2.0.0", "1.9.9", "junk", ""]))
+    if draw(st.booleans()):
+        changes[h.CONTENT_TYPE] = draw(
+            st.sampled_from(["application/xml", "text/plain", "application/avro", ""])
+        )
+    message = Message(uuid.uuid4().hex, VALID.headers, payload)  # fresh: no duplicates
+    return message.with_header_map(changes) if changes else message
+
+
+def test_pipeline_never_loses_or_half_applies_hostile_messages() -> None:
+    service = Service("fuzz-kitchen", retry=NO_RETRY)
+
+    @service.handles(CreateTicket)
+    async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
+        await ctx.publish(TicketEvent(order_id=cmd.order_id, seq=1))
+        if cmd.fail:
+            raise RuntimeError("refused after writing: must roll back")
+
+    async def run(messages: list[Message]) -> None:
+        async with ServiceHarness(service) as harness:
+            outcomes = [await harness.deliver(m, channel="test-kitchen") for m in messages]
+            handled = outcomes.count(Outcome.HANDLED)
+            dead = outcomes.count(Outcome.DEAD_LETTERED)
+            assert set(outcomes) <= {Outcome.HANDLED, Outcome.DEAD_LETTERED}
+            assert handled + dead == len(messages)  # every message accounted for
+            assert len(await harness.dead_lettered()) == dead
+            assert len(await harness.sent()) == handled  # one event per handled, none else
+
+    batch: list[Message] = []
+
+    @FUZZ
+    @given(hostile_deliveries())
+    def collect(message: Message) -> None:
+        batch.append(message)
+
+    collect()
+    asyncio.run(asyncio.wait_for(run(batch), timeout=max(60.0, len(batch) * 0.05)))
