@@ -14,6 +14,7 @@ from servicewire.errors import ConnectionFailedError, MessageTooLargeError, Tran
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.redis_server import free_port
+from servicewire.transports.zmq import ZmqTransport
 from tests.contract import TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
 
@@ -116,6 +117,38 @@ async def test_unacked_messages_of_a_departed_member_go_to_the_next(
         assert [m.headers["seq"] for m in stayer.acked] == ["0", "1", "2", "3", "4"]
     finally:
         await stayer.stop()
+
+
+async def test_sender_redelivers_what_a_crashed_member_held() -> None:
+    # The consuming process dies without a word: the directory drops it after six
+    # missed heartbeats, and the sender routes its unacked messages to the survivor.
+    url = tcp_url()
+    producer = await connect_transport(url)
+    doomed = await connect_transport(url)
+    survivor_node = await connect_transport(url)
+    assert isinstance(doomed, ZmqTransport)
+    channel, group = unique("crash"), unique("g")
+    try:
+        victim = await doomed.subscribe(channel, group)
+        await producer.publish_batch([make_message(channel, i, key="k") for i in range(3)])
+        async with asyncio.timeout(10):
+            async for _delivery in victim:
+                break  # taken, never settled
+        survivor = Member(await survivor_node.subscribe(channel, group))
+        # crash: stop heartbeats and the inbox without leaving the directory
+        assert doomed._directory is not None and doomed._inbox_task is not None
+        await doomed._directory.close(goodbye=False)
+        doomed._directory = None
+        doomed._inbox_task.cancel()
+        try:
+            await eventually(lambda: len(survivor.acked) >= 3, 15, "the crashed member's messages")
+            assert [m.headers["seq"] for m in survivor.acked[:3]] == ["0", "1", "2"]
+        finally:
+            await survivor.stop()
+    finally:
+        await survivor_node.close()
+        await producer.close()
+        await doomed.close()
 
 
 async def test_directory_moves_when_its_host_closes() -> None:
