@@ -24,6 +24,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
+from servicewire.channels import shard_for
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
 from servicewire.message import Message
 from servicewire.transports import connect_transport
@@ -462,3 +463,33 @@ async def test_a_stand_by_member_lets_go_of_shards_it_does_not_own(shared: Share
     finally:
         for sub in subs:
             await sub.close()
+
+
+async def test_prefetch_caps_what_the_application_holds(shared: Shared) -> None:
+    transport, created = shared
+    channel, group = unique("amqp-prefetch"), "g"
+    created.append((channel, group))
+    keys: dict[int, str] = {}
+    for i in range(1000):  # four keys on four different shards
+        keys.setdefault(shard_for(f"k{i}", transport.options.shards), f"k{i}")
+        if len(keys) == 4:
+            break
+    held: list[Delivery] = []
+
+    async def hold(delivery: Delivery) -> None:
+        held.append(delivery)
+
+    member = Member(await transport.subscribe(channel, group, prefetch=2), hold)
+    try:
+        for key in keys.values():
+            await transport.publish(make_message(channel, 0, key=key))
+        await eventually(lambda: len(held) >= 2, 30, "two deliveries")
+        await asyncio.sleep(0.5)
+        assert len(held) == 2, "more unsettled deliveries than prefetch=2"
+        await held[0].ack()
+        await eventually(lambda: len(held) >= 3, 30, "a third once one is settled")
+        for delivery in list(held):
+            await delivery.ack()
+        await eventually(lambda: len(held) >= 4, 30, "the fourth")
+    finally:
+        await member.stop()

@@ -16,7 +16,9 @@ member_interval   1          seconds between membership heartbeats of a group me
 member_timeout    3.5        a member silent this long is presumed gone; its shards move
 ================  =========  ===========================================================
 
-Anything else in the query (``heartbeat``, ``name``, TLS options ...) goes to aio-pika.
+Anything else in the query (``heartbeat``, ``name`` ...) goes to aio-pika. The shared
+``tls_*`` options (:mod:`servicewire.tls`) switch to ``amqps`` with the server certificate
+verified: ``amqp://app:pw@broker:5671/?tls_ca=/etc/ca.pem&tls_cert=c.pem&tls_key=k.pem``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from servicewire.channels import DEFAULT_SHARDS
 from servicewire.errors import TransportError
+from servicewire.tls import TLSConfig, TLSConfigError, driver_options
 from servicewire.urls import redact
 
 
@@ -60,6 +63,17 @@ def parse(url: str) -> tuple[str, AmqpOptions]:
         raise TransportError(f"invalid amqp URL {redact(url)!r}: {exc}") from None
     ours: dict[str, int | float | str] = {}
     rest: list[tuple[str, str]] = []
+    scheme = parts.scheme
+    try:
+        tls = TLSConfig.from_query({k: v for k, v in query if k.startswith("tls")})
+    except TLSConfigError as exc:
+        raise TransportError(f"TLS options in amqp URL {redact(url)!r}: {exc}") from None
+    if tls is not None:
+        # aiormq verifies amqps connections by default; these only name the files.
+        scheme = "amqps"
+        names = {"ca": "cafile", "cert": "certfile", "key": "keyfile"}
+        rest.extend(driver_options(tls, names, [("no_verify_ssl", "1")]))
+    query = [(k, v) for k, v in query if not k.startswith("tls")]
     for key, value in query:
         try:
             if key in _INTS:
@@ -81,5 +95,5 @@ def parse(url: str) -> tuple[str, AmqpOptions]:
         raise TransportError(f"shards must be 1..1024 in amqp URL {redact(url)!r}")
     if options.member_timeout <= options.member_interval:
         raise TransportError("member_timeout must exceed member_interval")
-    plain = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
     return plain, options

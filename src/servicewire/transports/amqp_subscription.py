@@ -80,12 +80,14 @@ class AmqpDelivery(Delivery):
     async def ack(self) -> None:
         if not self.settled:
             self.settled = True
+            self._sub._release(self)
             await self._sub._settle(self, "ack")
 
     async def nack(self, delay: float = 0.0) -> None:
         if self.settled:
             return
         self.settled = True
+        self._sub._release(self)
         if delay > 0:
             # Hold the message, and so its shard, for the delay: later messages of the
             # key must not overtake it.
@@ -98,6 +100,7 @@ class AmqpDelivery(Delivery):
         """Refuse the message for good: the broker moves it to ``<channel>.dlq``."""
         if not self.settled:
             self.settled = True
+            self._sub._release(self)
             await self._sub._settle(self, "reject")
 
 
@@ -107,7 +110,7 @@ class AmqpSubscription(Subscription):
     def __init__(self, transport: AmqpTransport, channel: str, group: str, prefetch: int) -> None:
         self.channel = channel
         self.group = group
-        self.prefetch = prefetch
+        self.prefetch = max(1, prefetch)
         self.member_id = new_id()
         self._transport = transport
         self._shards = shards_of(channel, transport.options.shards)
@@ -126,6 +129,8 @@ class AmqpSubscription(Subscription):
         self._dirty = asyncio.Event()
         self._reconciler: asyncio.Task[None] | None = None
         self._closed = False
+        self._handed = 0  # deliveries given to the application and not yet settled
+        self._room = asyncio.Event()
 
     async def start(self) -> None:
         options = self._transport.options
@@ -305,12 +310,23 @@ class AmqpSubscription(Subscription):
 
     async def __aiter__(self) -> AsyncIterator[Delivery]:
         while True:
+            # ``prefetch`` caps what the application holds unsettled; the broker side is
+            # capped by one message per owned shard.
+            while self._handed >= self.prefetch and not self._closed:
+                self._room.clear()
+                await self._room.wait()
             item = await self._inbox.get()
             if item is None:
                 return
             if item._channel is not self._channel:
                 continue  # came on a connection since lost; the broker redelivers it
+            self._handed += 1
             yield item
+
+    def _release(self, delivery: AmqpDelivery) -> None:
+        if delivery._channel is self._channel and self._handed > 0:
+            self._handed -= 1
+            self._room.set()
 
     # Reconnection and close ----------------------------------------------------------
 
@@ -329,6 +345,8 @@ class AmqpSubscription(Subscription):
         self._inflight.clear()
         self._yielding.clear()
         self._marked.clear()
+        self._handed = 0  # what was handed out came on the old channel
+        self._room.set()
         if self._membership is not None:
             with contextlib.suppress(Exception):
                 await self._membership.announce("hello")
@@ -353,5 +371,6 @@ class AmqpSubscription(Subscription):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._robust.close(), 5.0)
         self._channel = None
+        self._room.set()
         self._inbox.put_nowait(None)
         self._transport._subscriptions.discard(self)
