@@ -87,6 +87,19 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes], what: s
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
+def _wait_port_free(port: int, timeout: float) -> None:
+    """Wait until ``port`` can be bound again (the old listener is fully gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -182,7 +195,7 @@ class Tansu:
     def restart(self) -> None:
         """Stop and start the broker on the same port."""
         self.stop_broker()
-        # The port is free once the process is gone; the listener sets SO_REUSEADDR.
+        _wait_port_free(self.port, 10)
         self.start()
 
     def stop(self) -> None:

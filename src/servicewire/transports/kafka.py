@@ -194,7 +194,10 @@ class KafkaTransport(Transport):
                 detail = rest[0] if rest else ""
                 raise TransportError(f"kafka: cannot create topic {topic!r}: error {code} {detail}")
         producer = self._require_producer()
-        partitions = await producer.partitions_for(topic)
+        try:
+            partitions = await producer.partitions_for(topic)
+        except KafkaError as exc:
+            raise TransportError(f"kafka: no metadata for topic {topic!r}: {exc!r}") from None
         return len(partitions) if partitions else options.partitions
 
     # Publishing -------------------------------------------------------------------------
@@ -217,7 +220,7 @@ class KafkaTransport(Transport):
                     topic, message.payload, key=key, headers=headers, partition=partition
                 )
                 await sent
-            except KafkaError as exc:
+            except (KafkaError, OSError, TimeoutError) as exc:
                 raise PublishError(
                     f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}"
                 ) from None
