@@ -53,6 +53,7 @@ from servicewire.transports.amqp_topology import (
 )
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_HEADER_BYTES,
     Capabilities,
     Subscription,
     Transport,
@@ -163,6 +164,9 @@ class AmqpTransport(Transport):
         size = wire_size(message)
         if size > self.max_message_size:
             raise MessageTooLargeError(size, self.max_message_size, message.destination)
+        header_bytes = size - len(message.payload)
+        if header_bytes > MAX_HEADER_BYTES:
+            raise MessageTooLargeError(header_bytes, MAX_HEADER_BYTES, message.destination)
 
     async def publish(self, message: Message) -> None:
         self.check_size(message)
