@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,6 +160,25 @@ class TLSConfig:
         return load(self.ca), load(self.cert), load(self.key)
 
 
+def driver_options(
+    config: TLSConfig, names: Mapping[str, str], insecure: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``config`` as a driver's own URL options, for drivers that read TLS from the URL.
+
+    ``names`` maps ``ca``/``cert``/``key`` to the driver's option names; ``insecure``
+    are the options that turn its verification off (only used with ``verify=False``).
+    """
+    pairs = [
+        (names[field], value)
+        for field, value in (("ca", config.ca), ("cert", config.cert), ("key", config.key))
+        if value is not None
+    ]
+    if not config.verify:
+        log.warning("TLS certificate verification is OFF (tls_verify=false)")
+        pairs.extend(insecure)
+    return pairs
+
+
 def split_tls_options(query: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """``(tls options, the rest)`` of a parsed query."""
     tls = {k: v for k, v in query.items() if k.startswith("tls")}
@@ -167,4 +186,4 @@ def split_tls_options(query: Mapping[str, str]) -> tuple[dict[str, str], dict[st
     return tls, rest
 
 
-__all__ = ["TLS_OPTIONS", "TLSConfig", "TLSConfigError", "split_tls_options"]
+__all__ = ["TLS_OPTIONS", "TLSConfig", "TLSConfigError", "driver_options", "split_tls_options"]

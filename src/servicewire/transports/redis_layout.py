@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from servicewire.channels import DEFAULT_SHARDS
 from servicewire.errors import TransportError
 from servicewire.message import Headers, Message
+from servicewire.tls import TLSConfig, TLSConfigError, driver_options
 from servicewire.urls import redact
 
 DATA_FIELD = b"data"
@@ -71,13 +72,24 @@ class RedisOptions:
             )
         ours: dict[str, str] = {}
         theirs: list[tuple[str, str]] = []
+        scheme = parts.scheme
+        try:
+            tls = TLSConfig.from_query({k: v for k, v in query if k.startswith("tls")})
+        except TLSConfigError as exc:
+            raise TransportError(f"TLS options in redis URL {redact(url)!r}: {exc}") from None
+        if tls is not None:  # rediss: redis-py requires and checks the certificate
+            scheme = "rediss"
+            names = {"ca": "ssl_ca_certs", "cert": "ssl_certfile", "key": "ssl_keyfile"}
+            insecure = [("ssl_cert_reqs", "none"), ("ssl_check_hostname", "false")]
+            theirs.extend(driver_options(tls, names, insecure))
+        query = [(k, v) for k, v in query if not k.startswith("tls")]
         for name, value in query:
             if name in _OPTION_NAMES:
                 ours[name] = value
             else:
                 theirs.append((name, value))
         client_url = urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment)
+            (scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment)
         )
         try:
             opts = cls(
