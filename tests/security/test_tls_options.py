@@ -71,7 +71,7 @@ async def test_amqp_tls_against_a_plaintext_broker_fails(pki: Pki) -> None:
 
 async def test_redis_tls_against_a_plaintext_server_fails(pki: Pki) -> None:
     services.require("redis")
-    url = services.URLS["redis"] + f"?tls_ca={pki.ca}"
+    url = services.URLS["redis"] + f"?tls_ca={pki.ca}&socket_connect_timeout=1"
     with pytest.raises(TransportError):
         transport = await connect_transport(url)
         await transport.close()
