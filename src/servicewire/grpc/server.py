@@ -107,18 +107,31 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         # Streaming requests: each message is checked as it is read.
         behavior = handler.stream_unary or handler.stream_stream
 
-        def checked(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-            async def each() -> AsyncIterator[Any]:
+        def each(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            async def checked() -> AsyncIterator[Any]:
                 async for request in requests:
                     if request is _MALFORMED:
                         await _refuse(context, method)
                     yield request
 
-            return behavior(each(), context)
+            return checked()
+
+        async def stream_in(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            return await behavior(each(requests, context), context)
+
+        async def stream_in_stream_out(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            result = behavior(each(requests, context), context)
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    yield item
+            else:
+                await result
 
         if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(checked, **common)
-        return grpc.stream_stream_rpc_method_handler(checked, **common)
+            return grpc.stream_unary_rpc_method_handler(stream_in, **common)
+        return grpc.stream_stream_rpc_method_handler(stream_in_stream_out, **common)
 
 
 class Server:
