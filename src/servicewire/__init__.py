@@ -50,6 +50,14 @@ from servicewire.errors import (
     UnsupportedContentTypeError,
     UnsupportedVersionError,
 )
+from servicewire.identity import (
+    AuthenticationError,
+    Identity,
+    PermissionDeniedError,
+    Policy,
+    TokenIssuer,
+    TokenVerifier,
+)
 from servicewire.ids import new_id
 from servicewire.message import Headers, Message, MessageKind
 from servicewire.outbox import write_messages, write_messages_sync
@@ -77,6 +85,7 @@ from servicewire.retry import NO_RETRY, RetryPolicy
 from servicewire.serialization import from_message, to_message
 from servicewire.service import Service
 from servicewire.telemetry import BufferedJournal, configure_logging, mount_metrics, sql_journal
+from servicewire.tls import TLSConfig, TLSConfigError
 from servicewire.transports import (
     Capabilities,
     Delivery,
@@ -94,6 +103,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_SHARDS",
     "NO_RETRY",
+    "AuthenticationError",
     "BadRequestError",
     "BufferedJournal",
     "Bulkhead",
@@ -125,6 +135,7 @@ __all__ = [
     "Event",
     "FailureReply",
     "Headers",
+    "Identity",
     "Instance",
     "InvalidArgumentError",
     "InvalidNameError",
@@ -139,6 +150,8 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PermanentError",
+    "PermissionDeniedError",
+    "Policy",
     "PublishError",
     "Relay",
     "RemoteError",
@@ -156,6 +169,10 @@ __all__ = [
     "StaticResolver",
     "Subscription",
     "SuccessReply",
+    "TLSConfig",
+    "TLSConfigError",
+    "TokenIssuer",
+    "TokenVerifier",
     "Transport",
     "TransportError",
     "UnknownContractError",

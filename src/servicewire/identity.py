@@ -33,12 +33,11 @@ import binascii
 import fnmatch
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from servicewire import headers as h
 from servicewire.channels import validate_name
@@ -88,6 +87,10 @@ def _unb64(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise AuthenticationError("token is not base64url") from None
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _check_kid(kid: str) -> None:
@@ -147,7 +150,7 @@ class TokenIssuer:
         exp = at + self.ttl
         claims: dict[str, str | int] = {"iss": self.service, "sub": self.service}
         claims |= {"aud": audience, "iat": int(at), "exp": int(exp)}
-        signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+        signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
         if self._secret is not None:
             sig = hmac.new(self._secret, signing_input.encode(), hashlib.sha256).digest()
         else:
@@ -197,9 +200,9 @@ class TokenVerifier:
         if len(parts) != 3:
             raise AuthenticationError("malformed token")
         try:
-            header = orjson.loads(_unb64(parts[0]))
-            claims = orjson.loads(_unb64(parts[1]))
-        except orjson.JSONDecodeError:
+            header = json.loads(_unb64(parts[0]))
+            claims = json.loads(_unb64(parts[1]))
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly
             raise AuthenticationError("malformed token") from None
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise AuthenticationError("malformed token")
