@@ -61,7 +61,7 @@ from servicewire.pipeline import OutboxWriter, Outcome, Pipeline
 from servicewire.requests import PendingReplies
 from servicewire.retry import RetryPolicy
 from servicewire.serialization import from_message, shared_codecs
-from servicewire.signing import Signer, Verifier
+from servicewire.signing import SignatureError, Signer, Verifier
 from servicewire.telemetry_metrics import record_outcome
 from servicewire.telemetry_tracing import traced_outbox_writer
 from servicewire.transports import Delivery, Subscription, Transport, transport_from_url
@@ -459,7 +459,13 @@ class Service:
 
         async def route() -> None:
             async for delivery in sub:
-                self._pending.deliver(delivery.message)
+                try:
+                    self.authenticity.check(delivery.message)
+                except SignatureError as exc:
+                    # A forged reply must not complete a request; nobody else reads it.
+                    log.warning("dropped reply %s: signature: %s", delivery.message.id, exc)
+                else:
+                    self._pending.deliver(delivery.message)
                 await delivery.ack()
 
         self._background.append(asyncio.create_task(route()))
