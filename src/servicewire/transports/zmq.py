@@ -212,6 +212,13 @@ class ZmqTransport(Transport):
                     self._outstanding.pop(send.tag, None)
                     send.attempt += 1
                     self._route(send)
+        # Inboxes no member lives at any more: stop dialling them (what they held was
+        # re-routed just above; a late reply from them no longer matters).
+        endpoints = {endpoint for _, endpoint in live}
+        for endpoint in [e for e in self._peers if e not in endpoints]:
+            peer = self._peers.pop(endpoint)
+            peer.task.cancel()
+            peer.socket.close(linger=0)
 
     # Publishing -----------------------------------------------------------------------
 
@@ -291,7 +298,10 @@ class ZmqTransport(Transport):
     async def _replies(self, socket: zmq.asyncio.Socket) -> None:
         """Receipts, acks and returns from one peer."""
         while True:
-            frames = await socket.recv_multipart()
+            try:
+                frames = await socket.recv_multipart()
+            except zmq.ZMQError:
+                return  # the socket was closed: the peer is gone from the view
             kind = frames[0]
             if kind == RECEIPT:
                 for tag in unpack_tags(frames[1]):
