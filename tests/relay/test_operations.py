@@ -73,9 +73,10 @@ async def test_listen_notify_wakes_a_slow_poller() -> None:
             await asyncio.sleep(0.1)  # past the first (empty) poll
             started = time.monotonic()
             async with engine.begin() as conn:
-                await write_messages(conn, make_messages(channel, 1))
-            await eventually(lambda: len(collector.unique_ids) == 1, 5, "the notified publish")
-            assert time.monotonic() - started < 2.0  # not the 30 s poll
+                # Keys on many shards: the notification must wake both batch loops.
+                await write_messages(conn, make_messages(channel, 16, keys=16))
+            await eventually(lambda: len(collector.unique_ids) == 16, 10, "notified publishes")
+            assert time.monotonic() - started < 10.0  # not the 30 s poll
         finally:
             await relay.stop()
             await collector.close()

@@ -67,6 +67,9 @@ class Relay(abc.ABC):
         """True while this relay owns what it publishes (shards, lease, slot, binlog stream)."""
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
+        # Extra events for relays that run several loops: a wake-up must reach each one,
+        # and one loop clearing a shared event would hide it from the others.
+        self._worker_wakeups: list[asyncio.Event] = []
         self._task: asyncio.Task[None] | None = None
 
     # Life cycle ------------------------------------------------------------------------
@@ -80,7 +83,7 @@ class Relay(abc.ABC):
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop after the batch in flight is published and recorded."""
         self._stopping.set()
-        self._wakeup.set()
+        self._wake_all()
         task, self._task = self._task, None
         if task is None:
             return
@@ -95,11 +98,16 @@ class Relay(abc.ABC):
     def request_stop(self) -> None:
         """Ask :meth:`run` to return after the batch in flight (safe in a signal handler)."""
         self._stopping.set()
-        self._wakeup.set()
+        self._wake_all()
 
     def wake(self) -> None:
         """Look for new rows now (call it right after a commit that wrote outbox rows)."""
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         self._wakeup.set()
+        for event in self._worker_wakeups:
+            event.set()
 
     @property
     def stopping(self) -> bool:
@@ -150,13 +158,14 @@ class Relay(abc.ABC):
     async def _release(self) -> None:  # noqa: B027 - optional hook
         """Give up ownership (leases, slots, locks) after :meth:`run` ends."""
 
-    async def _idle(self, seconds: float) -> None:
-        """Sleep ``seconds`` or until woken or stopped."""
+    async def _idle(self, seconds: float, event: asyncio.Event | None = None) -> None:
+        """Sleep ``seconds`` or until woken or stopped (``event``: a worker's own)."""
         if seconds <= 0:
             return
+        event = event or self._wakeup
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-        self._wakeup.clear()
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
 
     def _activate(self, detail: str) -> None:
         if not self.active:

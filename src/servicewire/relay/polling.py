@@ -117,11 +117,12 @@ class PollingRelay(Relay):
         # Batches of disjoint shard sets overlap: while one waits for broker confirms,
         # another claims and deletes. A shard still has one batch at a time.
         per_worker = -(-self.shards // workers)
+        self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
         async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(self._work(per_worker))
+            for event in self._worker_wakeups:
+                group.create_task(self._work(per_worker, event))
 
-    async def _work(self, max_shards: int) -> None:
+    async def _work(self, max_shards: int, event: asyncio.Event | None = None) -> None:
         while not self._stopping.is_set():
             count = await self._batch(max_shards)
             if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
@@ -129,7 +130,7 @@ class PollingRelay(Relay):
             if count >= self.batch_size:
                 continue  # more are waiting
             if count == 0:
-                await self._idle(self.poll_interval)
+                await self._idle(self.poll_interval, event)
 
     async def _release(self) -> None:
         if self._listener is not None:
