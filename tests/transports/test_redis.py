@@ -15,6 +15,7 @@ from servicewire.errors import ConnectionFailedError, MessageTooLargeError, Tran
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.redis import RedisTransport
+from servicewire.transports.redis_member import RedisSubscription
 from servicewire.transports.redis_server import PrivateRedis, free_port
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
@@ -118,21 +119,19 @@ async def test_oversized_message_is_refused_before_redis(shared: Transport) -> N
 async def test_shards_move_to_a_new_member_and_back(shared: Transport) -> None:
     channel, group = unique("moves"), unique("g")
     first = await shared.subscribe(channel, group)
-    assert isinstance(first, type(first)) and len(first.owned_shards) == 16  # type: ignore[attr-defined]
+    assert isinstance(first, RedisSubscription)
+    assert len(first.owned_shards) == 16  # alone: it leases every shard at once
     second = await shared.subscribe(channel, group)
+    assert isinstance(second, RedisSubscription)
     try:
         await eventually(
-            lambda: len(second.owned_shards) == 8 and len(first.owned_shards) == 8,  # type: ignore[attr-defined]
+            lambda: len(second.owned_shards) == 8 and len(first.owned_shards) == 8,
             10,
             "the shards to be split between two members",
         )
     finally:
         await second.close()
-    await eventually(
-        lambda: len(first.owned_shards) == 16,  # type: ignore[attr-defined]
-        10,
-        "the shards to come back",
-    )
+    await eventually(lambda: len(first.owned_shards) == 16, 10, "the shards to come back")
     await first.close()
 
 
