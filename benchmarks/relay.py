@@ -84,7 +84,11 @@ async def private_database(kind: str, tmp: Path) -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        if kind != "sqlite":
+        if kind == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (tmp / f"{name}.db{suffix}").unlink()
+        else:
             async with admin.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 force = " WITH (FORCE)" if kind == "postgres" else ""
