@@ -75,3 +75,18 @@ async def test_redis_tls_against_a_plaintext_server_fails(pki: Pki) -> None:
     with pytest.raises(TransportError):
         transport = await connect_transport(url)
         await transport.close()
+
+
+def test_kafka_url_tls_options(pki: Pki) -> None:
+    from servicewire.transports.kafka_client import client_kwargs
+    from servicewire.transports.kafka_options import parse_kafka_url
+
+    address = parse_kafka_url(
+        f"kafka://svc:pw@broker:9093?tls_ca={pki.ca}&tls_cert={pki.client_cert}"
+        f"&tls_key={pki.client_key}"
+    )
+    kwargs = client_kwargs(address)
+    assert kwargs["security_protocol"] == "SASL_SSL"
+    assert kwargs["ssl_context"].verify_mode is ssl.CERT_REQUIRED
+    with pytest.raises(TransportError):
+        parse_kafka_url("kafka://broker:9093?tls_verify=false")

@@ -23,7 +23,9 @@ def client_kwargs(address: KafkaAddress) -> dict[str, Any]:
         "request_timeout_ms": options.request_timeout_ms,
     }
     ssl_context = None
-    if address.ssl:
+    if address.tls is not None:
+        kwargs["ssl_context"] = address.tls.client_context()
+    elif address.ssl:
         from aiokafka.helpers import create_ssl_context
 
         ssl_context = create_ssl_context(cafile=options.cafile or None)

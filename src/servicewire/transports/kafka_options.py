@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from servicewire.channels import DEFAULT_SHARDS
 from servicewire.errors import TransportError
+from servicewire.tls import TLSConfig, TLSConfigError
 from servicewire.urls import redact
 
 
@@ -61,6 +62,8 @@ class KafkaAddress:
     username: str | None
     password: str | None
     options: KafkaOptions
+    tls: TLSConfig | None = None
+    """The shared ``tls_*`` options (servicewire.tls): TLS with client certs, verified."""
 
 
 def parse_kafka_url(url: str) -> KafkaAddress:
@@ -90,7 +93,14 @@ def parse_kafka_url(url: str) -> KafkaAddress:
             raise TransportError(f"kafka URL {redact(url)!r}: bad broker address {host!r}")
         bootstrap.append(f"{name}:{port}")
     values: dict[str, object] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    try:
+        tls = TLSConfig.from_query({k: v for k, v in query if k.startswith("tls")})
+    except TLSConfigError as exc:
+        raise TransportError(f"TLS options in kafka URL {redact(url)!r}: {exc}") from None
+    for key, value in query:
+        if key.startswith("tls"):
+            continue
         if key not in _KNOWN:
             known = ", ".join(sorted(_KNOWN))
             raise TransportError(f"kafka URL {redact(url)!r}: unknown option {key!r} ({known})")
@@ -108,4 +118,5 @@ def parse_kafka_url(url: str) -> KafkaAddress:
         raise TransportError(f"kafka URL {redact(url)!r}: idempotence is auto, true or false")
     if options.partitions < 1:
         raise TransportError(f"kafka URL {redact(url)!r}: partitions must be at least 1")
-    return KafkaAddress(bootstrap, scheme == "kafka+ssl", username, password, options)
+    secure = scheme == "kafka+ssl" or tls is not None
+    return KafkaAddress(bootstrap, secure, username, password, options, tls)
