@@ -21,6 +21,7 @@ from servicewire.message import Message
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
 from servicewire.transports.kafka import KafkaTransport
+from servicewire.transports.kafka_consumer import kafka_group_id
 from servicewire.transports.kafka_headers import from_kafka, to_kafka
 from servicewire.transports.kafka_offsets import OffsetTracker
 from servicewire.transports.kafka_options import parse_kafka_url
@@ -233,7 +234,9 @@ async def one_partition(tansu: Tansu) -> AsyncIterator[KafkaTransport]:
 
 
 async def _committed(broker: Tansu, group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, group_id=kafka_group_id(topic, group)
+    )
     await consumer.start()
     try:
         committed: int | None = await consumer.committed(TopicPartition(topic, 0))

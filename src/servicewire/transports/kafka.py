@@ -46,7 +46,7 @@ from servicewire.transports.base import (
     Transport,
 )
 from servicewire.transports.kafka_client import client_kwargs
-from servicewire.transports.kafka_consumer import KafkaSubscription
+from servicewire.transports.kafka_consumer import KafkaSubscription, kafka_group_id
 from servicewire.transports.kafka_headers import to_kafka
 from servicewire.transports.kafka_options import parse_kafka_url
 from servicewire.urls import redact, redact_text
@@ -254,7 +254,9 @@ class KafkaTransport(Transport):
         with committed offsets reads from them, whether or not a member is connected.
         """
         consumer = AIOKafkaConsumer(
-            **client_kwargs(self.address), group_id=group, enable_auto_commit=False
+            **client_kwargs(self.address),
+            group_id=kafka_group_id(topic, group),
+            enable_auto_commit=False,
         )
         try:
             await consumer.start()

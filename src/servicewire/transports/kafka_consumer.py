@@ -52,6 +52,16 @@ _FETCH_TIMEOUT_MS = 100
 _COMMIT_TIMEOUT = 10.0
 
 
+def kafka_group_id(topic: str, group: str) -> str:
+    """The Kafka consumer group of our ``group`` on ``topic``: ``<topic>.<group>``.
+
+    Kafka group ids are global, while ours belong to a channel. One Kafka group per
+    channel keeps a member joining ``orders`` from stopping every other channel that
+    uses the same group name for a rebalance.
+    """
+    return f"{topic}.{group}"
+
+
 class _Partition:
     """This member's state for one assigned partition."""
 
@@ -151,7 +161,7 @@ class KafkaSubscription(Subscription):
         self._commit_interval = options.commit_interval_ms / 1000
         self._consumer = AIOKafkaConsumer(
             **client_kwargs(transport.address),
-            group_id=group,
+            group_id=kafka_group_id(topic, group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=options.session_timeout_ms,
