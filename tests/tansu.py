@@ -209,7 +209,11 @@ class Tansu:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def __enter__(self) -> Tansu:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a half-started pair (S3 up, broker not) leaves nothing behind
+            raise
 
     def __exit__(
         self,

@@ -48,8 +48,9 @@ def _own_broker() -> str:
         sys.path.insert(0, root)  # the repository root, for tests.tansu
     from tests.tansu import Tansu
 
-    broker = Tansu().start()
-    atexit.register(broker.stop)
+    broker = Tansu()
+    atexit.register(broker.stop)  # registered first: a failed start cleans up too
+    broker.start()
     return broker.url
 
 
