@@ -281,7 +281,12 @@ class Service:
         private temporary file stands in for it and is removed at stop.
         """
         assert isinstance(self._db, str)
-        if self._db in ("sqlite://", "sqlite:///:memory:", "sqlite+aiosqlite://"):
+        if self._db in (
+            "sqlite://",
+            "sqlite:///:memory:",
+            "sqlite+aiosqlite://",
+            "sqlite+inline://",
+        ):
             handle, path = tempfile.mkstemp(prefix=f"servicewire-{self.name}-", suffix=".db")
             os.close(handle)
             self._temp_db = path
