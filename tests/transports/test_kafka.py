@@ -82,11 +82,11 @@ class TestKafkaContract(TransportContract, RestartContract):
     ) -> None:
         # tansu persists only through its S3 engine here (the wheel's build has no
         # postgres engine) and our S3 stand-in, moto, makes 10,000 messages from 100
-        # publishers take about 3 minutes (passed in 180 s with RESTART_TUNING): too
-        # much for the suite's budget. The full case runs on demand; the suite runs the same
-        # scenario at a smaller scale below (test_nothing_lost_across_two_restarts).
-        if not os.environ.get("SERVICEWIRE_KAFKA_FULL_RESTART"):
-            pytest.skip("10,000-message restart case: set SERVICEWIRE_KAFKA_FULL_RESTART=1")
+        # publishers take up to 3 minutes on a loaded machine. It runs by default (CI
+        # included); SERVICEWIRE_KAFKA_QUICK=1 leaves it out of a local run, and the same
+        # scenario also runs at a smaller scale below (test_nothing_lost_across_two_restarts).
+        if os.environ.get("SERVICEWIRE_KAFKA_QUICK"):
+            pytest.skip("10,000-message restart case skipped: SERVICEWIRE_KAFKA_QUICK is set")
         await super().test_reconnects_after_two_broker_restarts_mid_stream(transport, spec)
 
 
