@@ -23,7 +23,9 @@ PORTS: dict[str, tuple[str, int]] = {
 }
 
 URLS: dict[str, str] = {
-    "postgres": os.environ.get("SERVICEWIRE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
+    "postgres": os.environ.get(
+        "SERVICEWIRE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+    ),
     "mariadb": os.environ.get("SERVICEWIRE_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test"),
     "redis": os.environ.get("SERVICEWIRE_TEST_REDIS", "redis://127.0.0.1:6379/0"),
     "rabbitmq": os.environ.get("SERVICEWIRE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
