@@ -174,10 +174,10 @@ class Processes:
 
 
 async def distributed(n: int, rate: int, seconds: float) -> dict[str, Any]:
+    import grpc
     import httpx
     from sqlalchemy import text
 
-    import grpc
     from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
     from ftgo.web import free_port
     from servicewire.database import create_engine

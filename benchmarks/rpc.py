@@ -217,6 +217,7 @@ async def bench_libraries(port: int, seconds: float) -> list[Result]:
 
 async def bench_grpc(port: int, seconds: float, rounds: int) -> tuple[Result, Result]:
     import grpc
+
     from servicewire.grpc import GrpcClient
     from servicewire.grpc.generated.testing.v1 import echo_pb2
     from servicewire.grpc.generated.testing.v1.echo_pb2_grpc import EchoServiceStub

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
+
 from servicewire.telemetry_tracing import active, current_trace_headers, span
 
 

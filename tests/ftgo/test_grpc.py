@@ -8,9 +8,9 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import grpc
 import pytest
 
-import grpc
 from ftgo.consumer.service import create_consumer
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
-import grpc
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from ftgo.order.grpc import SERVICE as ORDER_SERVICE

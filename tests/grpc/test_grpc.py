@@ -8,11 +8,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-import grpc
 from servicewire.discovery import RedisRegistry
 from servicewire.grpc import GrpcClient, Server, call_context, client_interceptors, new_traceparent
 from servicewire.grpc.generated.testing.v1 import echo_pb2

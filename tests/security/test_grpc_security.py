@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 
-import grpc
 from servicewire.grpc import GrpcClient, Server
 from servicewire.grpc.auth import AuthInterceptor, caller
 from servicewire.grpc.generated.testing.v1 import echo_pb2, echo_pb2_grpc

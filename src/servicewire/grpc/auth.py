@@ -25,10 +25,10 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-import grpc
 from servicewire.grpc.status import DETAILS_KEY, DOMAIN
 from servicewire.identity import (
     AuthenticationError,

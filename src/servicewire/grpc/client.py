@@ -22,6 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
+
 from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
 from servicewire.grpc import context as call_context
 from servicewire.grpc.status import error_from_rpc

@@ -24,11 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-import grpc
 from servicewire.discovery import Instance
 from servicewire.grpc.interceptors import ServerContextInterceptor
 
