@@ -224,6 +224,15 @@ class KafkaTransport(Transport):
                 raise PublishError(
                     f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}"
                 ) from None
+            except AssertionError as exc:
+                # aiokafka asserts when its metadata no longer has the partition (a
+                # restarted broker that lost the topic). Forget the topic so the next
+                # publish declares it again, and report a clear, retryable error.
+                self._topics.pop(topic, None)
+                raise PublishError(
+                    f"kafka: publish to {topic!r} failed: the broker no longer knows its "
+                    f"partitions ({exc}); retry"
+                ) from None
         finally:
             self._inflight -= 1
             if self._inflight == 0:
