@@ -3,9 +3,21 @@ from __future__ import annotations
 import pytest
 
 from servicewire.transports.memory import MemoryBroker
+from tests.services import services_required
 
 
 @pytest.fixture(autouse=True)
 def _fresh_memory_brokers() -> None:
     """Each test starts with no in-memory brokers left by another."""
     MemoryBroker.reset()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under SERVICEWIRE_REQUIRE_SERVICES=1 (CI) any skip is a failure: every service and
+    optional library is installed there, so a skipped test would be a hidden gap."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and services_required() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under SERVICEWIRE_REQUIRE_SERVICES=1: {report.longrepr}"
