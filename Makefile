@@ -1,26 +1,40 @@
-# Servicewire: the commands a new user runs. Everything goes through .venv.
+# Servicewire: the commands a new user runs. Everything goes through .venv, which
+# `uv sync --locked` builds from uv.lock, so two machines on two days get the same
+# versions. uv itself is pinned and installed from PyPI into .tools/ on first use.
 PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV ?= $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.synced
 PYTEST_ARGS ?=
+# uv must use the machine's Python (it may not download one) and this venv.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export SERVICEWIRE_UV := $(abspath $(UV))
 
-.PHONY: help install demo test lint typecheck bench services protos clean
+.PHONY: help install demo test test-latest test-minimum lock lint typecheck bench services protos clean
 
 help:
-	@echo "make demo     run the FTGO demo on the embedded default (SQLite + in-memory transport)"
-	@echo "make test     install, prepare local services, run ruff, mypy and pytest"
-	@echo "make bench    run the benchmarks in benchmarks/ and print their ratios"
-	@echo "make lint     ruff and mypy only"
-	@echo "make protos   regenerate the checked-in protobuf/gRPC code"
+	@echo "make demo          run the FTGO demo on the embedded default (SQLite + in-memory transport)"
+	@echo "make test          install from uv.lock, prepare local services, run ruff, mypy and pytest"
+	@echo "make test-latest   the suite on the newest release of every dependency (.venv-latest)"
+	@echo "make test-minimum  the suite on the lowest declared version of every dependency (.venv-minimum)"
+	@echo "make lock          refresh uv.lock to the newest versions pyproject.toml allows"
+	@echo "make bench         run the benchmarks in benchmarks/ and print their ratios"
+	@echo "make lint          ruff and mypy only"
+	@echo "make protos        regenerate the checked-in protobuf/gRPC code"
 
-$(BIN)/python:
+$(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# --locked: fail, instead of silently re-resolving, when pyproject.toml changed
+# without `make lock`.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -28,12 +42,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ftgo demo
 
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
 services:
 	bash scripts/prepare_services.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
+	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
 
 typecheck: $(STAMP)
@@ -42,6 +59,14 @@ typecheck: $(STAMP)
 test: $(STAMP) services lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The same suite outside the lock: an upstream release that breaks us shows up here,
+# as its own signal, instead of turning main red.
+test-latest: $(UV) services
+	bash scripts/test_variant.sh latest $(PYTEST_ARGS)
+
+test-minimum: $(UV) services
+	bash scripts/test_variant.sh minimum $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	bash scripts/run_benchmarks.sh
 
@@ -49,4 +74,4 @@ protos: $(STAMP)
 	$(BIN)/python scripts/compile_protos.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(VENV)-latest $(VENV)-minimum $(TOOLS) .mypy_cache .ruff_cache .pytest_cache build *.egg-info src/*.egg-info

@@ -9,11 +9,18 @@ protoc names imports after the proto path (``from servicewire.testing.v1 import
 echo_pb2``); they are rewritten to the real package so the code imports without the
 compiler or extra sys.path entries. Descriptors keep the proto path, so reflection
 shows ``servicewire/testing/v1/echo.proto``.
+
+``--check`` compares what matters, not the generator's text: the file descriptor each
+``*_pb2.py`` embeds, the imports, the methods (path and streaming kind) of each
+``*_pb2_grpc.py`` and the classes and attributes of each ``*_pb2.pyi``. A newer
+grpcio-tools that only changes its version banner or its templates passes; a changed
+``.proto`` that was not recompiled fails. ``--exact`` compares the text as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 import tempfile
@@ -80,19 +87,116 @@ def generate() -> dict[Path, tuple[str, Path]]:
     return files
 
 
+_STUB_KINDS = {"unary_unary", "unary_stream", "stream_unary", "stream_stream"}
+
+
+def _imports(tree: ast.Module) -> frozenset[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.update(f"{node.module}:{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return frozenset(found)
+
+
+def _descriptor(tree: ast.Module) -> bytes:
+    """The FileDescriptorProto a *_pb2.py registers, re-serialised deterministically."""
+    from google.protobuf import descriptor_pb2
+
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "AddSerializedFile"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, bytes)
+        ):
+            proto = descriptor_pb2.FileDescriptorProto.FromString(node.args[0].value)
+            return proto.SerializeToString(deterministic=True)
+    return b""
+
+
+def _grpc_methods(tree: ast.Module) -> frozenset[str]:
+    """'kind /package.Service/Method' for every stub call, plus every class and function."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _STUB_KINDS
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            found.add(f"{node.func.attr} {node.args[0].value}")
+        elif isinstance(node, ast.ClassDef):
+            methods = sorted(n.name for n in node.body if isinstance(n, ast.FunctionDef))
+            found.add(f"class {node.name}({', '.join(methods)})")
+        elif isinstance(node, ast.FunctionDef) and node in tree.body:
+            found.add(f"def {node.name}")
+    return frozenset(found)
+
+
+def _stub_types(tree: ast.Module) -> frozenset[str]:
+    """'Class.attribute' for every class and annotated attribute a *_pb2.pyi declares."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                found.add(prefix + node.name)
+                visit(node.body, f"{prefix}{node.name}.")
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                found.add(prefix + node.target.id)
+            elif isinstance(node, ast.FunctionDef):
+                found.add(f"{prefix}{node.name}({', '.join(a.arg for a in node.args.args)})")
+
+    visit(tree.body, "")
+    return frozenset(found)
+
+
+def fingerprint(path: Path, text: str) -> object:
+    """What a generated file means, leaving out how the generator happened to spell it."""
+    if path.suffix == ".pyi":
+        return _stub_types(ast.parse(text))
+    if path.name.endswith("_pb2.py"):
+        tree = ast.parse(text)
+        return (_descriptor(tree), _imports(tree))
+    if path.name.endswith("_pb2_grpc.py"):
+        tree = ast.parse(text)
+        return (_grpc_methods(tree), _imports(tree))
+    return text
+
+
+def stale_files(files: dict[Path, tuple[str, Path]], *, exact: bool = False) -> list[Path]:
+    """Generated files whose checked-in copy is missing or differs from ``files``."""
+    stale = []
+    for path, (text, _) in files.items():
+        current = ROOT / path
+        if not current.exists():
+            stale.append(path)
+            continue
+        old = current.read_text()
+        if exact and old != text:
+            stale.append(path)
+        elif fingerprint(path, old) != fingerprint(path, text):
+            stale.append(path)
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compile protos/ into checked-in code.")
     parser.add_argument(
         "--check", action="store_true", help="only report generated files that are out of date"
     )
+    parser.add_argument(
+        "--exact", action="store_true", help="with --check: the generator's text must match too"
+    )
     args = parser.parse_args(argv)
     files = generate()
     if args.check:
-        stale = [
-            path
-            for path, (text, _) in files.items()
-            if not (ROOT / path).exists() or (ROOT / path).read_text() != text
-        ]
+        stale = stale_files(files, exact=args.exact)
         for path in stale:
             print(f"out of date: {path}")
         if stale:

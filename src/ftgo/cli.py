@@ -34,7 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What `ftgo serve` and `ftgo up` need beyond the core: REST, gRPC and a broker or two.
+_SERVE_EXTRAS = "servicewire[rest,grpc,postgres,amqp]"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"servicewire", "ftgo"}:
+            raise
+        print(
+            f"ftgo: this command needs {exc.name}, which an optional extra provides; "
+            f"install it with: pip install '{_SERVE_EXTRAS}' (or the extras your URLs name)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -178,7 +178,9 @@ async def run_demo(
     print("FTGO demo: Order, Consumer and Restaurant services, each with its own SQLite")
     print(f"database in {workdir}, talking through the in-memory transport.\n")
     async with system:
-        endpoints = Endpoints(system, port_base)
+        endpoints = _endpoints(system, port_base, needed=serve)
+        if endpoints is None:
+            return await _tour(system, journal, workdir, serve=False, svg=svg, endpoints=None)
         await endpoints.start()
         print("REST and gRPC on localhost:")
         print(endpoints.describe() + "\n")
@@ -188,6 +190,23 @@ async def run_demo(
             await endpoints.stop()
 
 
+def _endpoints(system: FtgoSystem, port_base: int, *, needed: bool) -> Endpoints | None:
+    """The REST and gRPC servers, or None on an install without the rest and grpc extras.
+
+    The order flow itself needs only the core; the servers are shown when they can be.
+    """
+    try:
+        return Endpoints(system, port_base)
+    except ModuleNotFoundError as exc:
+        if needed or (exc.name or "").split(".")[0] in {"ftgo", "servicewire"}:
+            raise
+        print(
+            f"(REST and gRPC endpoints left out: {exc.name} is not installed; "
+            "pip install 'servicewire[rest,grpc]' adds them)\n"
+        )
+        return None
+
+
 async def _tour(
     system: FtgoSystem,
     journal: MemoryJournal,
@@ -195,7 +214,7 @@ async def _tour(
     *,
     serve: bool,
     svg: Path | None,
-    endpoints: Endpoints,
+    endpoints: Endpoints | None,
 ) -> int:
     restaurant = await create_restaurant(
         system.restaurant, name="Ajanta", menu=sample_menu(), postcodes=["94619", "94611"]
@@ -261,7 +280,7 @@ async def _tour(
     target.with_suffix(".mmd").write_text(render_mermaid(steps) + "\n")
     print(f"\nSequence diagram written to {target} (Mermaid text: {target.with_suffix('.mmd')})")
 
-    if serve:
+    if serve and endpoints is not None:
         order_url = endpoints.http["order"].url
         print(f"\nServing until Ctrl-C. Try: curl {order_url}/v1/orders/{first}")
         with contextlib.suppress(asyncio.CancelledError):

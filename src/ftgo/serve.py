@@ -19,7 +19,6 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from ftgo.web import HttpServer
 from servicewire import Service
 
 log = logging.getLogger("ftgo.serve")
@@ -57,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(
     args: argparse.Namespace, ready: Callable[[dict[str, str]], None] | None = None
 ) -> int:
+    # REST and gRPC come with the rest and grpc extras; importing them here keeps
+    # `ftgo demo` working on a core-only install.
+    from ftgo.web import HttpServer
     from servicewire.grpc import Server
 
     options: dict[str, Any] = {"relay": not args.no_relay}

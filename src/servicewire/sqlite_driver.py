@@ -40,7 +40,12 @@ from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPICursor
-from sqlalchemy.util.concurrency import await_, in_greenlet
+from sqlalchemy.util.concurrency import in_greenlet
+
+try:  # SQLAlchemy 2.1 renamed await_only to await_; 2.0 (our floor) has only the old name
+    from sqlalchemy.util.concurrency import await_
+except ImportError:  # pragma: no cover - exercised by make test-minimum
+    from sqlalchemy.util.concurrency import await_only as await_
 
 DRIVER = "inline"
 """The driver name in URLs: ``sqlite+inline://``."""

@@ -57,6 +57,15 @@ _SCHEMES: dict[str, str] = {
     "zmq+ipc": "servicewire.transports.zmq:ZmqTransport",
 }
 
+# module -> the extra that installs its client library (pyproject.toml)
+_EXTRAS: dict[str, str] = {
+    "servicewire.transports.amqp": "amqp",
+    "servicewire.transports.kafka": "kafka",
+    "servicewire.transports.nats": "nats",
+    "servicewire.transports.redis": "redis",
+    "servicewire.transports.zmq": "zmq",
+}
+
 
 def register_scheme(scheme: str, target: str) -> None:
     """Map a URL scheme to ``"module:Class"`` (for third-party transports)."""
@@ -79,8 +88,10 @@ def transport_from_url(url: str, **options: Any) -> Transport:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        extra = _EXTRAS.get(module_name)
+        advice = f"pip install 'servicewire[{extra}]'" if extra else "install its extra"
         raise ConnectionFailedError(
-            scheme, url, f"its client library is not installed ({exc.name}); install the extra"
+            scheme, url, f"its client library is not installed ({exc.name}); {advice}"
         ) from None
     cls: type[Transport] = getattr(module, class_name)
     return cls(url, **options)
