@@ -45,7 +45,7 @@ from servicewire.codecs import default_codecs
 from servicewire.codecs._proto_schema import proto_schema
 from servicewire.codecs.avro import avro_schema
 from servicewire.codecs.protobuf import proto_source
-from servicewire.contracts import Event
+from servicewire.messaging.contracts import Event
 
 
 class LineItem(BaseModel):

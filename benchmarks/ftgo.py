@@ -47,11 +47,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def embedded(n: int, rate: int, seconds: float, driver: str = "inline") -> dict[str, Any]:
+    from ftgo.app.system import FtgoSystem
     from ftgo.consumer.service import create_consumer
     from ftgo.order.service import CreateOrderRequest
     from ftgo.restaurant.service import create_restaurant
-    from ftgo.system import FtgoSystem
-    from ftgo.types import Address, LineItem, MenuItem
+    from ftgo.values import Address, LineItem, MenuItem
 
     workdir = Path(tempfile.mkdtemp(prefix="ftgo-bench-"))
     system = FtgoSystem.create(
@@ -178,9 +178,9 @@ async def distributed(n: int, rate: int, seconds: float) -> dict[str, Any]:
     import httpx
     from sqlalchemy import text
 
+    from ftgo.app.web import free_port
     from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
-    from ftgo.web import free_port
-    from servicewire.database import create_engine
+    from servicewire.storage.database import create_engine
 
     suffix = uuid.uuid4().hex[:6]
     dbs = {s: f"sw_bench_{suffix}_{s}" for s in ("order", "consumer", "restaurant")}
@@ -196,7 +196,7 @@ async def distributed(n: int, rate: int, seconds: float) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "ftgo.cli",
+                    "ftgo.app.cli",
                     "serve",
                     s,
                     "--db",
@@ -217,7 +217,7 @@ async def distributed(n: int, rate: int, seconds: float) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-m",
-                    "servicewire.cli",
+                    "servicewire.cli.main",
                     "relay",
                     "--db",
                     f"{PG}/{dbs[s]}",

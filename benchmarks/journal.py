@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from servicewire import Message
-from servicewire.database import sync_url
-from servicewire.journal import SqlJournal, journal_table
-from servicewire.telemetry_journal import BufferedJournal
+from servicewire.storage.database import sync_url
+from servicewire.telemetry.journal import SqlJournal, journal_table
+from servicewire.telemetry.journal_buffer import BufferedJournal
 
 
 async def _ticker(stop: asyncio.Event, lateness: list[float]) -> None:

@@ -16,7 +16,7 @@ transport loop.
     .venv/bin/python benchmarks/pipeline.py --only sqlite --n 3000
     .venv/bin/python benchmarks/pipeline.py --only sqlite --sqlite-drivers inline
 
-SQLite runs with the inline driver (servicewire.sqlite_driver, the default) and with
+SQLite runs with the inline driver (servicewire.storage.sqlite, the default) and with
 aiosqlite (a thread hop per statement), so the run shows what the driver saves.
 """
 
@@ -44,10 +44,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from servicewire import Command, Context, Service, SuccessReply, to_message
-from servicewire.database import create_engine
-from servicewire.inbox import inbox
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.outbox.writer import write_messages
+from servicewire.pipeline.inbox import inbox
+from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
 from servicewire.transports import connect_transport
 

@@ -36,12 +36,12 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from servicewire.database import create_engine
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.outbox import write_messages
 from servicewire.relay import Relay, create_relay
 from servicewire.relay.postgres_wal import PostgresWalRelay
-from servicewire.schema import all_tables_metadata
+from servicewire.storage.database import create_engine
+from servicewire.storage.schema import all_tables_metadata
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Subscription, Transport
 
@@ -168,9 +168,9 @@ async def wait_published(relay: Relay, count: int, timeout: float) -> None:
 
 async def raw_publish(messages: list[Message], window: int) -> float:
     """Raw aio-pika, pipelined publisher confirms: the same bodies, headers and routes."""
-    from servicewire.channels import shard_for
-    from servicewire.transports.amqp_codec import encode
-    from servicewire.transports.amqp_topology import SHARD_KEYS, exchange_name
+    from servicewire.messaging.channels import shard_for
+    from servicewire.transports.amqp.headers import encode
+    from servicewire.transports.amqp.topology import SHARD_KEYS, exchange_name
 
     connection = await aio_pika.connect(AMQP)
     try:
@@ -203,9 +203,9 @@ async def raw_publish(messages: list[Message], window: int) -> float:
 
 async def raw_latency(rate: int, seconds: float) -> dict[str, object]:
     """The floor: raw aio-pika publishing each message at its "commit" tick, to confirm."""
-    from servicewire.channels import shard_for
-    from servicewire.transports.amqp_codec import encode
-    from servicewire.transports.amqp_topology import SHARD_KEYS, exchange_name
+    from servicewire.messaging.channels import shard_for
+    from servicewire.transports.amqp.headers import encode
+    from servicewire.transports.amqp.topology import SHARD_KEYS, exchange_name
 
     transport = await connect_transport(AMQP)
     channel_name = f"bench.relay.{uuid.uuid4().hex[:8]}"

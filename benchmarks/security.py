@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from servicewire.identity import MessageAuthenticity, TokenIssuer, TokenVerifier
-from servicewire.message import Message
-from servicewire.signing import Ed25519KeyRing, KeyRing, signed_bytes
+from servicewire.messaging.message import Message
+from servicewire.security.identity import MessageAuthenticity, TokenIssuer, TokenVerifier
+from servicewire.security.signing import Ed25519KeyRing, KeyRing, signed_bytes
 
 
 def _message() -> Message:

@@ -1,6 +1,6 @@
 """Telemetry overhead on the relay: drain throughput with and without observed publishes.
 
-Every relay wraps its transport (``servicewire.telemetry_relay``): spans per message
+Every relay wraps its transport (``servicewire.telemetry.relay``): spans per message
 when a tracer provider is set, publish counts and sampled commit-to-publish latency
 for Prometheus always. This drains ``--rows`` committed outbox rows (PostgreSQL, polling
 relay, in-memory transport so the broker does not hide the cost) three ways in one
@@ -28,13 +28,13 @@ from typing import Any
 from sqlalchemy import text
 
 from servicewire import Message, connect_transport
-from servicewire.database import create_engine
 from servicewire.outbox import write_messages
 from servicewire.relay import base as relay_base
 from servicewire.relay.polling import PollingRelay
-from servicewire.schema import all_tables_metadata
-from servicewire.telemetry_relay import observed_transport
-from servicewire.telemetry_tracing import use_tracer_provider
+from servicewire.storage.database import create_engine
+from servicewire.storage.schema import all_tables_metadata
+from servicewire.telemetry.relay import observed_transport
+from servicewire.telemetry.tracing import use_tracer_provider
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -86,8 +86,8 @@ async def drain_once(rows: int, wrap: Callable[..., Any], schema: str) -> float:
 
 def per_message_costs(provider: Any) -> dict[str, float]:
     """Microseconds per message of each hook alone, on batches of 500 (best of 5)."""
-    from servicewire.telemetry_metrics import record_published
-    from servicewire.telemetry_tracing import end_spans, start_publish_spans
+    from servicewire.telemetry.metrics import record_published
+    from servicewire.telemetry.tracing import end_spans, start_publish_spans
 
     batch = [
         Message.create(b"{}", destination=f"bench-{i % 8}", type="bench.Ping",

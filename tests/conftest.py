@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from servicewire.transports.memory import MemoryBroker
+from servicewire.transports.memory.transport import MemoryBroker
 from tests.services import services_required
 
 

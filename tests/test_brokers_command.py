@@ -13,7 +13,7 @@ def test_brokers_command_measures_memory_and_redis(tmp_path: Path) -> None:
     require("redis")
     out, chart = tmp_path / "brokers.md", tmp_path / "brokers.png"
     command = [
-        sys.executable, "-m", "servicewire.cli", "brokers", "memory://", URLS["redis"],
+        sys.executable, "-m", "servicewire.cli.main", "brokers", "memory://", URLS["redis"],
         "--messages", "100", "--out", str(out), "--chart", str(chart),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
@@ -39,7 +39,7 @@ def test_brokers_command_measures_memory_and_redis(tmp_path: Path) -> None:
 def test_unreachable_broker_is_reported_not_fatal(tmp_path: Path) -> None:
     out = tmp_path / "brokers.md"
     command = [
-        sys.executable, "-m", "servicewire.cli", "brokers", "memory://",
+        sys.executable, "-m", "servicewire.cli.main", "brokers", "memory://",
         "redis://:hunter2@127.0.0.1:1/0", "--messages", "50", "--out", str(out),
         "--chart", str(tmp_path / "c.png"),
     ]  # fmt: skip

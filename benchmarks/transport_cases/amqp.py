@@ -16,9 +16,9 @@ import uuid
 
 import aio_pika
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.amqp import AmqpTransport
+from servicewire.transports.amqp.transport import AmqpTransport
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 WINDOW = 1000

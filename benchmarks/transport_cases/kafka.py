@@ -31,9 +31,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.kafka import KafkaTransport
+from servicewire.transports.kafka.transport import KafkaTransport
 
 WINDOW = 1000
 PREFETCH = 64

@@ -27,9 +27,9 @@ if __name__ == "__main__":  # run alone, this file's directory would shadow the 
 import nats
 from nats.js import api
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.nats import NatsTransport
+from servicewire.transports.nats.transport import NatsTransport
 
 URL = "nats://127.0.0.1:4222"
 WINDOW = 1000

@@ -18,10 +18,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.redis import RedisTransport
-from servicewire.transports.redis_layout import encode_entry
+from servicewire.transports.redis.options import encode_entry
+from servicewire.transports.redis.transport import RedisTransport
 
 URL = "redis://127.0.0.1:6379/0"
 WINDOW = 1000

@@ -22,9 +22,9 @@ import uuid
 import zmq
 import zmq.asyncio
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.zmq import ZmqTransport
+from servicewire.transports.zmq.transport import ZmqTransport
 
 
 def _free_port() -> int:

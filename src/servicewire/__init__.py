@@ -5,23 +5,8 @@ The public API, re-exported here so users import from one place::
     from servicewire import Command, Message, connect_transport, to_message
 """
 
-from servicewire import headers
-from servicewire.channels import DEFAULT_SHARDS, dead_letter_channel, shard_for, validate_name
-from servicewire.cloudevents import from_binding, to_binding
 from servicewire.codecs import Codec, CodecRegistry, JsonCodec, default_codecs
 from servicewire.codecs.xml import XmlCodec
-from servicewire.context import Context
-from servicewire.contracts import (
-    Command,
-    Contract,
-    ContractRegistry,
-    Document,
-    Event,
-    FailureReply,
-    Reply,
-    SuccessReply,
-    default_registry,
-)
 from servicewire.discovery import (
     DiscoveryError,
     DnsResolver,
@@ -31,7 +16,6 @@ from servicewire.discovery import (
     Resolver,
     StaticResolver,
 )
-from servicewire.docs.model import ChannelUse
 from servicewire.errors import (
     ConnectionFailedError,
     ContractError,
@@ -50,18 +34,34 @@ from servicewire.errors import (
     UnsupportedContentTypeError,
     UnsupportedVersionError,
 )
-from servicewire.identity import (
-    AuthenticationError,
-    Identity,
-    PermissionDeniedError,
-    Policy,
-    TokenIssuer,
-    TokenVerifier,
+from servicewire.evolution.generate.model import ChannelUse
+from servicewire.messaging import headers
+from servicewire.messaging.channels import (
+    DEFAULT_SHARDS,
+    dead_letter_channel,
+    shard_for,
+    validate_name,
 )
-from servicewire.ids import new_id
-from servicewire.message import Headers, Message, MessageKind
+from servicewire.messaging.cloudevents import from_binding, to_binding
+from servicewire.messaging.contracts import (
+    Command,
+    Contract,
+    ContractRegistry,
+    Document,
+    Event,
+    FailureReply,
+    Reply,
+    SuccessReply,
+    default_registry,
+)
+from servicewire.messaging.ids import new_id
+from servicewire.messaging.message import Headers, Message, MessageKind
+from servicewire.messaging.serialization import from_message, to_message
+from servicewire.messaging.versioning import SemVer
 from servicewire.outbox import write_messages, write_messages_sync
-from servicewire.pipeline import Outcome
+from servicewire.pipeline.context import Context
+from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
+from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.relay import Relay, create_relay
 from servicewire.resilience import (
     BadRequestError,
@@ -81,11 +81,17 @@ from servicewire.resilience import (
     Resilience,
     ServiceUnavailableError,
 )
-from servicewire.retry import NO_RETRY, RetryPolicy
-from servicewire.serialization import from_message, to_message
-from servicewire.service import Service
+from servicewire.security.identity import (
+    AuthenticationError,
+    Identity,
+    PermissionDeniedError,
+    Policy,
+    TokenIssuer,
+    TokenVerifier,
+)
+from servicewire.security.tls import TLSConfig, TLSConfigError
+from servicewire.service.service import Service
 from servicewire.telemetry import BufferedJournal, configure_logging, mount_metrics, sql_journal
-from servicewire.tls import TLSConfig, TLSConfigError
 from servicewire.transports import (
     Capabilities,
     Delivery,
@@ -94,9 +100,8 @@ from servicewire.transports import (
     connect_transport,
     transport_from_url,
 )
-from servicewire.transports.memory import MemoryBroker, MemoryTransport
+from servicewire.transports.memory.transport import MemoryBroker, MemoryTransport
 from servicewire.urls import redact
-from servicewire.versioning import SemVer
 
 __version__ = "0.1.0"
 

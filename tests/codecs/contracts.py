@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from servicewire.contracts import Command, Document, Event, FailureReply, SuccessReply
+from servicewire.messaging.contracts import Command, Document, Event, FailureReply, SuccessReply
 
 
 class Status(enum.StrEnum):

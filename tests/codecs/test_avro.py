@@ -11,8 +11,8 @@ import pytest
 from fastavro.schema import to_parsing_canonical_form
 
 from servicewire.codecs.avro import MAGIC, AvroCodec, SchemaStore, avro_schema, fingerprint
-from servicewire.contracts import ContractRegistry
 from servicewire.errors import DecodeError, EncodeError
+from servicewire.messaging.contracts import ContractRegistry
 from tests.codecs.contracts import (
     Address,
     Everything,
@@ -127,7 +127,7 @@ def test_int_beyond_64_bits_is_an_encode_error() -> None:
 def test_list_of_fieldless_models_is_refused() -> None:
     from pydantic import BaseModel
 
-    from servicewire.contracts import Document
+    from servicewire.messaging.contracts import Document
 
     class Nothing(BaseModel):
         pass

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servicewire import headers as h
-from servicewire.cloudevents import BINDINGS, from_binding, to_binding
 from servicewire.errors import DecodeError, EncodeError
-from servicewire.message import Message, MessageKind
+from servicewire.messaging import headers as h
+from servicewire.messaging.cloudevents import BINDINGS, from_binding, to_binding
+from servicewire.messaging.message import Message, MessageKind
 from tests.codecs.strategies import SMALL
 
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 
 from servicewire.codecs import Codec
 from servicewire.codecs.avro import AvroCodec
-from servicewire.contracts import Document
 from servicewire.errors import DecodeError
+from servicewire.messaging.contracts import Document
 from tests.codecs.roundtrip import CODECS, assert_roundtrips
 from tests.codecs.strategies import SMALL, values_of
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from servicewire.codecs._proto_schema import derived_number, proto_schema
 from servicewire.codecs.protobuf import ProtobufCodec, message_class, proto_source
-from servicewire.contracts import Document
 from servicewire.errors import DecodeError, EncodeError
+from servicewire.messaging.contracts import Document
 from tests.codecs.contracts import (
     ALL,
     Address,

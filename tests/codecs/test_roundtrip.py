@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis.errors import Unsatisfiable
 
 from servicewire.codecs._types import model_info
-from servicewire.contracts import Contract, default_registry
+from servicewire.messaging.contracts import Contract, default_registry
 from tests.codecs.contracts import (
     ALL,
     Address,
@@ -121,7 +121,7 @@ def test_every_registered_contract_round_trips() -> None:
     import importlib
 
     # FTGO's contract modules, when they exist, so their contracts are covered here.
-    for name in ("ftgo.apis", "ftgo.order.api", "ftgo.consumer.api", "ftgo.restaurant.api"):
+    for name in ("ftgo.app.openapi", "ftgo.order.api", "ftgo.consumer.api", "ftgo.restaurant.api"):
         try:
             importlib.import_module(name)
         except ImportError:

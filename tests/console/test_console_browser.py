@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from ftgo.app.system import FtgoSystem
+from ftgo.app.web import HttpServer
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import create_order_service
 from ftgo.restaurant.service import create_restaurant_service
-from ftgo.system import FtgoSystem
-from ftgo.web import HttpServer
 from servicewire import Message
 from servicewire.console import ConsoleState, create_console_app
 from servicewire.telemetry import BufferedJournal, sql_journal
@@ -191,7 +191,7 @@ async def test_console_in_headless_chromium(ftgo: Running) -> None:
             await row.get_by_test_id("replay").click()
             await asyncio.sleep(0.5)
             assert dialogs and ftgo.dead_letter_id in dialogs[0]
-            assert ftgo.system.consumer.stats["dead-lettered"] == 1
+            assert ftgo.app.system.consumer.stats["dead-lettered"] == 1
             await expect(page.get_by_test_id("replay-result")).to_have_text("")
 
             async def accept(dialog: object) -> None:
@@ -205,7 +205,7 @@ async def test_console_in_headless_chromium(ftgo: Running) -> None:
             )
             # Back on its channel, the command was processed (and dead-lettered) again.
             deadline = time.monotonic() + 10
-            while ftgo.system.consumer.stats["dead-lettered"] < 2:
+            while ftgo.app.system.consumer.stats["dead-lettered"] < 2:
                 assert time.monotonic() < deadline, "the replayed message never came back"
                 await asyncio.sleep(0.05)
             await page.screenshot(path=str(SHOTS / "replayed.png"), full_page=True)

@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports.base import Delivery, Subscription, Transport
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports.base import Capabilities, Delivery, Transport
 from tests.contract.helpers import (
     Member,

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, exc, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from servicewire import sqlite_driver
-from servicewire.database import async_url, create_engine
+from servicewire.storage import sqlite as sqlite_driver
+from servicewire.storage.database import async_url, create_engine
 
 metadata = MetaData()
 items = Table(

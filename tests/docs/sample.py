@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from servicewire.contracts import Command, Event, FailureReply, SuccessReply
-from servicewire.docs.model import ChannelUse
-from servicewire.service import Service
+from servicewire.evolution.generate.model import ChannelUse
+from servicewire.messaging.contracts import Command, Event, FailureReply, SuccessReply
+from servicewire.service.service import Service
 
 
 class CreateTicket(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from servicewire.cli import main
+from servicewire.cli.main import main
 from servicewire.codecs.avro import avro_schema
-from servicewire.docs import ChannelUse, build_asyncapi, render_html
 from servicewire.evolution.asyncapi import compare_asyncapi
+from servicewire.evolution.generate import ChannelUse, build_asyncapi, render_html
 from servicewire.evolution.policy import Policy
 from servicewire.evolution.refs import lookup
 from tests.docs import sample

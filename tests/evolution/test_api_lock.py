@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from servicewire.cli import main
+from servicewire.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ message Ticket {{ string id = 1;{extra} }}
 """
 
 CONTRACTS = '''
-from servicewire.contracts import Event
+from servicewire.messaging.contracts import Event
 
 class TicketCreated(Event, name="kitchen.TicketCreated", version="{version}",
                     channel="kitchen.events", register=False):
@@ -107,7 +107,7 @@ class Project:
     def write_contracts(self, version: str, extra: str = "") -> None:
         # A fresh module name per revision: Python caches imported modules.
         self.revision += 1
-        body = "from servicewire.docs.model import ChannelUse\n" + CONTRACTS.format(
+        body = "from servicewire.evolution.generate.model import ChannelUse\n" + CONTRACTS.format(
             version=version, extra=extra
         )
         (self.root / "src" / f"{self.module}_{self.revision}.py").write_text(body)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from servicewire.cli import main
+from servicewire.cli.main import main
 
 CASES = Path(__file__).parent / "cases"
 

@@ -8,7 +8,7 @@ import pytest
 
 from servicewire.evolution import DEFAULT_BUMPS, PRESETS, Bump, Policy, judge
 from servicewire.evolution.policy import _OTHER_RULES, _SCHEMA_RULES
-from servicewire.versioning import SemVer
+from servicewire.messaging.versioning import SemVer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "evolution.md"
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import pytest
 
-from servicewire import headers as h
 from servicewire.codecs import Codec, default_codecs
-from servicewire.context import Context
-from servicewire.contracts import Command, ContractRegistry, Event
 from servicewire.errors import UnsupportedContentTypeError, UnsupportedVersionError
-from servicewire.pipeline import Outcome
-from servicewire.serialization import from_message, to_message
-from servicewire.service import Service
+from servicewire.messaging import headers as h
+from servicewire.messaging.contracts import Command, ContractRegistry, Event
+from servicewire.messaging.serialization import from_message, to_message
+from servicewire.pipeline.context import Context
+from servicewire.pipeline.unit_of_work import Outcome
+from servicewire.service.service import Service
 from servicewire.testing import ServiceHarness
 
 CODECS = default_codecs()

@@ -6,11 +6,11 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer
 from ftgo.order.service import CreateOrderRequest
 from ftgo.restaurant.service import create_restaurant
-from ftgo.system import FtgoSystem
-from ftgo.types import Address, LineItem, MenuItem
+from ftgo.values import Address, LineItem, MenuItem
 
 MENU = [
     MenuItem(menu_item_id="vindaloo", name="Chicken Vindaloo", price=Decimal("12.34")),

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from ftgo.app.system import FtgoSystem
+from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.consumer.service import create_consumer, create_consumer_service
 from ftgo.generated.restaurant.v1 import restaurant_pb2_grpc
@@ -23,9 +25,7 @@ from ftgo.order.sync_validation import SyncValidator
 from ftgo.restaurant.grpc import SERVICE as RESTAURANT_SERVICE
 from ftgo.restaurant.grpc import RestaurantServicer
 from ftgo.restaurant.service import create_restaurant, create_restaurant_service
-from ftgo.system import FtgoSystem
-from ftgo.types import MenuItem
-from ftgo.web import HttpServer
+from ftgo.values import MenuItem
 from servicewire import Service
 from servicewire.grpc import GrpcClient, Server
 from servicewire.resilience import Resilience

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftgo.demo import run_demo
+from ftgo.app.demo import run_demo
 
 
 async def test_the_demo_runs_and_draws_the_sequence(

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select, text
 
+from ftgo.app.system import FtgoSystem
 from ftgo.order.service import state_changes
-from ftgo.system import FtgoSystem
-from servicewire.database import create_engine
+from servicewire.storage.database import create_engine
 from tests import services
 from tests.ftgo.scenario import CASES, mix, order_for, prepare
 

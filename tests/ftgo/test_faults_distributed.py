@@ -24,10 +24,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from ftgo.app.web import free_port
 from ftgo.order.service import state_changes
-from ftgo.web import free_port
-from servicewire.database import create_engine
-from servicewire.transports.redis_server import PrivateRedis
+from servicewire.storage.database import create_engine
+from servicewire.testing.redis_server import PrivateRedis
 from tests import services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
                 [
                     python,
                     "-m",
-                    "ftgo.cli",
+                    "ftgo.app.cli",
                     "serve",
                     service,
                     "--db",
@@ -132,7 +132,7 @@ async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
                 [
                     python,
                     "-m",
-                    "servicewire.cli",
+                    "servicewire.cli.main",
                     "relay",
                     "--db",
                     databases[service],

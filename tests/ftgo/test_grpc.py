@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
@@ -19,8 +20,7 @@ from ftgo.order.grpc import OrderServicer
 from ftgo.restaurant.grpc import SERVICE as RESTAURANT_SERVICE
 from ftgo.restaurant.grpc import RestaurantServicer
 from ftgo.restaurant.service import create_restaurant
-from ftgo.system import FtgoSystem
-from ftgo.types import MenuItem
+from ftgo.values import MenuItem
 from servicewire.grpc import Server
 
 

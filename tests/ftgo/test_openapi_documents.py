@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ftgo.apis import documents
+from ftgo.app.openapi import documents
 
 
 def test_checked_in_openapi_documents_are_current() -> None:
     for path, text in documents().items():
-        assert path.exists(), f"missing {path}; run: python -m ftgo.apis"
+        assert path.exists(), f"missing {path}; run: python -m ftgo.app.openapi"
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path.name} is out of date with its app; regenerate: python -m ftgo.apis"
+            f"{path.name} is out of date with its app; regenerate: python -m ftgo.app.openapi"
         )

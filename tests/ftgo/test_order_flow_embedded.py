@@ -8,11 +8,11 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer
 from ftgo.order.service import CreateOrderRequest
 from ftgo.restaurant.service import create_restaurant, revise_menu
-from ftgo.system import FtgoSystem
-from ftgo.types import Address, LineItem, MenuItem
+from ftgo.values import Address, LineItem, MenuItem
 
 MENU = [
     MenuItem(menu_item_id="chicken-vindaloo", name="Chicken Vindaloo", price=Decimal("12.34")),

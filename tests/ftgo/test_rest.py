@@ -13,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ftgo.app.system import FtgoSystem
+from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.order.service import orders
 from ftgo.restaurant.rest import build_restaurant_app
-from ftgo.system import FtgoSystem
-from ftgo.web import HttpServer
 
 
 class Running:
@@ -123,7 +123,7 @@ async def test_a_client_cancels_by_following_the_link(ftgo: Running) -> None:
         restaurant_id, _ = await _setup(client, ftgo)
         # an unknown consumer keeps the order PENDING until Consumer Service answers;
         # stop that service first so the order stays PENDING
-        await ftgo.system.consumer.stop()
+        await ftgo.app.system.consumer.stop()
         r = await client.post(
             f"{ftgo.urls['order']}/v1/orders", json=order_body("nobody", restaurant_id)
         )
@@ -172,7 +172,7 @@ async def test_bad_orders_get_problem_details_and_change_nothing(
         assert r.status_code == status, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["status"] == status
-        order_service = ftgo.system.order
+        order_service = ftgo.app.system.order
         assert order_service.engine is not None
         async with order_service.engine.connect() as conn:
             count = (await conn.execute(select(func.count()).select_from(orders))).scalar_one()

@@ -15,13 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from servicewire import Context, Service
-from servicewire import headers as h
-from servicewire.cloudevents import BINDINGS, from_binding, to_binding
 from servicewire.errors import DecodeError, EncodeError, ServicewireError
-from servicewire.message import Message
-from servicewire.pipeline import Outcome
-from servicewire.retry import NO_RETRY
-from servicewire.serialization import to_message
+from servicewire.messaging import headers as h
+from servicewire.messaging.cloudevents import BINDINGS, from_binding, to_binding
+from servicewire.messaging.message import Message
+from servicewire.messaging.serialization import to_message
+from servicewire.pipeline.retry import NO_RETRY
+from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.testing import ServiceHarness
 from tests.fuzz.settings import FUZZ
 from tests.service.contracts import CreateTicket, TicketEvent

@@ -21,13 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ftgo.app.system import FtgoSystem
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from ftgo.order.grpc import SERVICE as ORDER_SERVICE
 from ftgo.order.grpc import OrderServicer
 from ftgo.restaurant.grpc import SERVICE as RESTAURANT_SERVICE
 from ftgo.restaurant.grpc import RestaurantServicer
-from ftgo.system import FtgoSystem
 from servicewire.grpc import Server
 from servicewire.grpc.generated.testing.v1 import echo_pb2
 from servicewire.grpc.testing import add_echo_service

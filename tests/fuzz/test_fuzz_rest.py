@@ -47,11 +47,11 @@ class FtgoInThread:
         self.urls: dict[str, str] = {}
 
     async def _start(self) -> None:
+        from ftgo.app.system import FtgoSystem
+        from ftgo.app.web import HttpServer
         from ftgo.consumer.rest import build_consumer_app
         from ftgo.order.rest import build_order_app
         from ftgo.restaurant.rest import build_restaurant_app
-        from ftgo.system import FtgoSystem
-        from ftgo.web import HttpServer
 
         self.system = FtgoSystem.embedded(
             Path(self.dir.name), transport=f"memory://{uuid.uuid4().hex}"

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from servicewire.channels import shard_for
-from servicewire.database import create_engine, dialect_of, sync_url
-from servicewire.message import Message
+from servicewire.messaging.channels import shard_for
+from servicewire.messaging.message import Message
 from servicewire.outbox import outbox, write_messages, write_messages_sync
+from servicewire.storage.database import create_engine, dialect_of, sync_url
 from tests.relay.dbs import KINDS, private_database
 
 

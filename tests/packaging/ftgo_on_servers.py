@@ -15,12 +15,12 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
+from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer
 from ftgo.order.service import CreateOrderRequest
 from ftgo.restaurant.service import create_restaurant
-from ftgo.system import FtgoSystem
-from ftgo.types import Address, LineItem, MenuItem
-from servicewire.database import create_engine
+from ftgo.values import Address, LineItem, MenuItem
+from servicewire.storage.database import create_engine
 
 
 async def main(pg_base: str, amqp: str) -> str:

@@ -139,7 +139,7 @@ def test_core_only_imports_and_runs_the_in_memory_tour(
     assert int(names) > 0
     failures = _import_failures(python, tmp_path)
     assert "servicewire" not in failures
-    assert "servicewire.transports.memory" not in failures
+    assert "servicewire.transports.memory.transport" not in failures
     _check_failures(failures, set())
     tour = _run(str(python), str(ROOT / "examples" / "request_response.py"), cwd=tmp_path)
     assert "CreditApproved" in tour

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicewire.database import create_engine
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.outbox import write_messages
 from servicewire.relay import Relay, create_relay
 from servicewire.relay.postgres_wal import PostgresWalRelay
+from servicewire.storage.database import create_engine
 from servicewire.transports.base import Transport
 from tests.relay.dbs import private_database
 from tests.relay.helpers import eventually, unique

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from servicewire.database import create_engine
-from servicewire.schema import all_tables_metadata
+from servicewire.storage.database import create_engine
+from servicewire.storage.schema import all_tables_metadata
 from tests.services import URLS, require
 
 KINDS = ("sqlite", "postgres", "mariadb")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from servicewire.errors import ConnectionFailedError
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports.base import Subscription, Transport
 
 

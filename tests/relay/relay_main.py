@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from servicewire.cli import main
+from servicewire.cli.main import main
 from tests.relay.sink import register
 
 if __name__ == "__main__":

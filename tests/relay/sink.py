@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from servicewire.errors import TransportError
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import register_scheme
 from servicewire.transports.base import Capabilities, Subscription, Transport
 

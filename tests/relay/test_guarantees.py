@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.outbox import outbox, outbox_dead, write_messages
 from servicewire.outbox.writer import outbox_rows
 from servicewire.transports import connect_transport

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from servicewire.database import create_engine
 from servicewire.outbox import outbox, write_messages
 from servicewire.relay.mysql_binlog import MysqlBinlogRelay
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests.relay.dbs import private_database
 from tests.relay.helpers import Collector, eventually, make_messages, unique

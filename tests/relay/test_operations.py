@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from servicewire.cli import main
-from servicewire.database import create_engine
+from servicewire.cli.main import main
 from servicewire.outbox import outbox, write_messages
 from servicewire.relay.mysql_binlog import MysqlBinlogRelay
 from servicewire.relay.polling import PollingRelay
 from servicewire.relay.postgres_wal import PostgresWalRelay
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests.relay.cases import CASES, Case, relay_env
 from tests.relay.dbs import private_database

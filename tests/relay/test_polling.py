@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from servicewire.database import create_engine
 from servicewire.outbox import outbox, write_messages
 from servicewire.relay.polling import PollingRelay
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests.relay.dbs import KINDS, private_database
 from tests.relay.helpers import Collector, eventually, make_messages, unique

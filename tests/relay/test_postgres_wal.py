@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from servicewire.database import create_engine
 from servicewire.outbox import outbox, write_messages
 from servicewire.relay.postgres_wal import PostgresWalRelay
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Transport
 from tests.relay.dbs import private_database

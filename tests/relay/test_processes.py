@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from servicewire.message import Message
-from servicewire.transports.memory import MemoryTransport
+from servicewire.messaging.message import Message
+from servicewire.transports.memory.transport import MemoryTransport
 from tests.relay.cases import CASES, Case, RelayEnv, relay_env
 from tests.relay.helpers import eventually, make_messages, unique
 from tests.relay.processes import RelayProcess

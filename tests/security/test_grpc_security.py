@@ -13,14 +13,14 @@ from servicewire.grpc.auth import AuthInterceptor, caller
 from servicewire.grpc.generated.testing.v1 import echo_pb2, echo_pb2_grpc
 from servicewire.grpc.generated.testing.v1.echo_pb2_grpc import EchoServiceStub
 from servicewire.grpc.testing import SERVICE, EchoServicer
-from servicewire.identity import Policy, TokenIssuer, TokenVerifier
 from servicewire.resilience import (
     BadRequestError,
     CallRetryPolicy,
     Resilience,
     ServiceUnavailableError,
 )
-from servicewire.tls import TLSConfig
+from servicewire.security.identity import Policy, TokenIssuer, TokenVerifier
+from servicewire.security.tls import TLSConfig
 from tests.security.certs import Pki
 
 KEYS = {"k1": os.urandom(32)}

@@ -20,17 +20,17 @@ import pytest
 from sqlalchemy import text
 
 from servicewire import Context, Service
-from servicewire.channels import validate_name
 from servicewire.codecs.xml import XmlCodec
-from servicewire.database import DatabaseError, create_engine
 from servicewire.errors import DecodeError, InvalidNameError, MessageTooLargeError
-from servicewire.message import Message
-from servicewire.pipeline import Outcome
-from servicewire.retry import NO_RETRY
-from servicewire.serialization import to_message
+from servicewire.messaging.channels import validate_name
+from servicewire.messaging.message import Message
+from servicewire.messaging.serialization import to_message
+from servicewire.pipeline.retry import NO_RETRY
+from servicewire.pipeline.unit_of_work import Outcome
+from servicewire.storage.database import DatabaseError, create_engine
 from servicewire.testing import ServiceHarness
 from servicewire.transports.base import MAX_HEADER_BYTES
-from servicewire.transports.memory import MemoryTransport
+from servicewire.transports.memory.transport import MemoryTransport
 from tests import services
 from tests.security.certs import Pki
 from tests.service.contracts import CreateTicket, TicketEvent
@@ -48,8 +48,8 @@ EXEC_ALLOWED = {"servicewire/codecs/_proto_codegen.py", "servicewire/codecs/_dum
 # SQL built by string interpolation, reviewed: what is interpolated and why it is safe.
 SQL_INTERPOLATION_ALLOWED = {
     "servicewire/relay/postgres_wal.py",  # publication name, checked against [a-z0-9_]{1,63}
-    "servicewire/database.py",  # PRAGMA busy_timeout=<int constant>
-    "ftgo/up.py",  # CREATE DATABASE ftgo_<name from a constant tuple>
+    "servicewire/storage/database.py",  # PRAGMA busy_timeout=<int constant>
+    "ftgo/app/up.py",  # CREATE DATABASE ftgo_<name from a constant tuple>
 }
 
 

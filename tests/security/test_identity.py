@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from servicewire.identity import (
+from servicewire.security.identity import (
     AuthenticationError,
     Identity,
     PermissionDeniedError,

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from servicewire import Context, Service, headers
-from servicewire.message import Message
-from servicewire.pipeline import Outcome
-from servicewire.retry import NO_RETRY
-from servicewire.serialization import to_message
-from servicewire.signing import SIGNATURE, Ed25519KeyRing, KeyRing
+from servicewire.messaging.message import Message
+from servicewire.messaging.serialization import to_message
+from servicewire.pipeline.retry import NO_RETRY
+from servicewire.pipeline.unit_of_work import Outcome
+from servicewire.security.signing import SIGNATURE, Ed25519KeyRing, KeyRing
 from servicewire.testing import ServiceHarness
 from tests.service.contracts import CreateTicket, TicketEvent
 

@@ -9,7 +9,6 @@ import time
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
-from servicewire.identity import Identity, Policy, TokenIssuer, TokenVerifier
 from servicewire.resilience import (
     BadRequestError,
     CallRetryPolicy,
@@ -19,7 +18,8 @@ from servicewire.resilience import (
 from servicewire.rest import create_app
 from servicewire.rest.auth import caller, install_auth
 from servicewire.rest.client import RestClient
-from servicewire.tls import TLSConfig
+from servicewire.security.identity import Identity, Policy, TokenIssuer, TokenVerifier
+from servicewire.security.tls import TLSConfig
 from tests.security.certs import Pki
 from tests.security.servers import serve_https
 

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 
 from servicewire import Service
-from servicewire.database import create_engine
-from servicewire.identity import TokenIssuer
 from servicewire.resilience import CallRetryPolicy, Resilience
 from servicewire.rest.client import RestClient
+from servicewire.security.identity import TokenIssuer
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests import services
 from tests.security.servers import free_port

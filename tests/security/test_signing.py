@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from servicewire.message import Message
-from servicewire.signing import SIGNATURE, Ed25519KeyRing, KeyRing, SignatureError
+from servicewire.messaging.message import Message
+from servicewire.security.signing import SIGNATURE, Ed25519KeyRing, KeyRing, SignatureError
 
 
 def message() -> Message:

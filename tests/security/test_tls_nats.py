@@ -81,7 +81,7 @@ async def test_tls_requested_but_server_plaintext_is_refused(pki: Pki) -> None:
 
 
 def test_bad_tls_options_are_one_clear_error(pki: Pki) -> None:
-    from servicewire.transports.nats_options import NatsOptions
+    from servicewire.transports.nats.options import NatsOptions
 
     for query in (
         "tls_ca=/nonexistent/ca.pem",

@@ -12,10 +12,10 @@ import ssl
 import pytest
 
 from servicewire.errors import ConnectionFailedError, TransportError
-from servicewire.tls import TLSConfig, TLSConfigError
+from servicewire.security.tls import TLSConfig, TLSConfigError
 from servicewire.transports import connect_transport
-from servicewire.transports.amqp_options import parse as parse_amqp
-from servicewire.transports.redis_layout import RedisOptions
+from servicewire.transports.amqp.options import parse as parse_amqp
+from servicewire.transports.redis.options import RedisOptions
 from tests import services
 from tests.security.certs import Pki
 
@@ -78,8 +78,8 @@ async def test_redis_tls_against_a_plaintext_server_fails(pki: Pki) -> None:
 
 
 def test_kafka_url_tls_options(pki: Pki) -> None:
-    from servicewire.transports.kafka_client import client_kwargs
-    from servicewire.transports.kafka_options import parse_kafka_url
+    from servicewire.transports.kafka.client import client_kwargs
+    from servicewire.transports.kafka.options import parse_kafka_url
 
     address = parse_kafka_url(
         f"kafka://svc:pw@broker:9093?tls_ca={pki.ca}&tls_cert={pki.client_cert}"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from servicewire.database import create_engine
+from servicewire.storage.database import create_engine
 from tests import services
 
 PG_BASE = services.URLS["postgres"].rsplit("/", 1)[0]

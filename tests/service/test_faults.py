@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from servicewire import Context, RetryPolicy, Service, to_message
-from servicewire.dlq import list_dead_letters, replay_dead_letters
-from servicewire.message import Message
+from servicewire.messaging.message import Message
+from servicewire.pipeline.deadletter_replay import list_dead_letters, replay_dead_letters
 from servicewire.transports import connect_transport
-from servicewire.transports.memory import MemoryTransport
+from servicewire.transports.memory.transport import MemoryTransport
 from tests.service.contracts import CreateTicket
 
 app = MetaData()

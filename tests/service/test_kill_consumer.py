@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from servicewire import to_message
-from servicewire.database import create_engine
+from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests import services
 from tests.service.kill_app import Increment, applied

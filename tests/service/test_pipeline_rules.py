@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from servicewire import Context, Service, headers
-from servicewire.inbox import inbox
-from servicewire.message import Message
-from servicewire.pipeline import Outcome
-from servicewire.retry import NO_RETRY, RetryPolicy
+from servicewire.messaging.message import Message
+from servicewire.pipeline.inbox import inbox
+from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
+from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.testing import ServiceHarness
 from tests.service.contracts import CreateTicket, OtherEvent, TicketCreated, TicketEvent
 

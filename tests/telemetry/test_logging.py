@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from servicewire import Message
 from servicewire.telemetry import configure_logging, message_context, span
-from servicewire.telemetry_logging import ContextFilter, TextFormatter
+from servicewire.telemetry.logs import ContextFilter, TextFormatter
 
 
 @pytest.fixture

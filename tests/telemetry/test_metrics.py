@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from ftgo.app.system import FtgoSystem
+from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.restaurant.rest import build_restaurant_app
-from ftgo.system import FtgoSystem
-from ftgo.web import HttpServer
 from servicewire import Command, Service
 from servicewire.resilience import CircuitState
 from servicewire.telemetry import breaker_listener, exposition
@@ -138,7 +138,7 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
             await service.send(Ping(n=n))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "servicewire.cli", "relay", "--db", db, "--transport",
+        sys.executable, "-m", "servicewire.cli.main", "relay", "--db", db, "--transport",
         f"memory://{uuid.uuid4().hex}", "--name", "metrics-test", "--metrics-port", "0",
         stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip

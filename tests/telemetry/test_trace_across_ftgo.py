@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ftgo.app.system import FtgoSystem
+from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.restaurant.rest import build_restaurant_app
-from ftgo.system import FtgoSystem
-from ftgo.web import HttpServer
 
 MENU = [{"menuItemId": "naan", "name": "Naan", "price": "2.50"}]
 ADDRESS = {"street": "1 Main St", "city": "Oakland", "postcode": "94619"}
@@ -102,7 +102,7 @@ async def test_one_order_is_one_trace_across_three_services_and_relays(
     ):
         assert expected in names, f"{expected} missing from {sorted(names)}"
 
-    services = {s.attributes.get("servicewire.service") for s in mine} - {None}
+    services = {s.attributes.get("servicewire.service.service") for s in mine} - {None}
     assert services == {"order-service", "consumer-service", "restaurant-service"}
     relays = {s.attributes.get("servicewire.relay") for s in mine} - {None}
     assert relays == {"order-service-relay", "consumer-service-relay", "restaurant-service-relay"}
@@ -137,8 +137,8 @@ async def test_without_a_provider_messages_carry_no_new_trace(tmp_path: Path) ->
     from decimal import Decimal
 
     from ftgo.consumer.service import create_consumer
-    from servicewire import telemetry_tracing
-    from servicewire.journal import MemoryJournal
+    from servicewire.telemetry import tracing as telemetry_tracing
+    from servicewire.telemetry.journal import MemoryJournal
 
     assert not telemetry_tracing.active()
     journal = MemoryJournal()

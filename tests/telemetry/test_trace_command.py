@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import create_order_service
 from ftgo.restaurant.service import create_restaurant_service
-from ftgo.system import FtgoSystem
-from servicewire.cli import main
+from servicewire.cli.main import main
 from servicewire.telemetry import BufferedJournal, sql_journal
 from tests.ftgo.scenario import order_for, prepare
 

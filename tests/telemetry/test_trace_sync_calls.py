@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.consumer.service import create_consumer, create_consumer_service
 from ftgo.generated.restaurant.v1 import restaurant_pb2_grpc
@@ -20,11 +21,10 @@ from ftgo.order.sync_validation import SyncValidator
 from ftgo.restaurant.grpc import SERVICE as RESTAURANT_SERVICE
 from ftgo.restaurant.grpc import RestaurantServicer
 from ftgo.restaurant.service import create_restaurant, create_restaurant_service
-from ftgo.types import MenuItem
-from ftgo.web import HttpServer
+from ftgo.values import MenuItem
 from servicewire.grpc import GrpcClient, Server
 from servicewire.rest import RestClient
-from servicewire.telemetry_grpc import TracingServerInterceptor
+from servicewire.telemetry.grpc_spans import TracingServerInterceptor
 
 MENU = [MenuItem(menu_item_id="naan", name="Naan", price=Decimal("2.50"))]
 

@@ -24,13 +24,13 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from servicewire.channels import shard_for
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
-from servicewire.message import Message
+from servicewire.messaging.channels import shard_for
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport
-from servicewire.transports.amqp import AmqpTransport
-from servicewire.transports.amqp_codec import decode, encode
-from servicewire.transports.amqp_members import assigned
+from servicewire.transports.amqp.headers import decode, encode
+from servicewire.transports.amqp.membership import assigned
+from servicewire.transports.amqp.transport import AmqpTransport
 from servicewire.transports.base import Delivery, Transport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique

@@ -17,14 +17,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from servicewire.errors import ConnectionFailedError, ServicewireError, TransportError
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
-from servicewire.transports.kafka import KafkaTransport
-from servicewire.transports.kafka_consumer import kafka_group_id
-from servicewire.transports.kafka_headers import from_kafka, to_kafka
-from servicewire.transports.kafka_offsets import OffsetTracker
-from servicewire.transports.kafka_options import parse_kafka_url
+from servicewire.transports.kafka.headers import from_kafka, to_kafka
+from servicewire.transports.kafka.offsets import OffsetTracker
+from servicewire.transports.kafka.options import parse_kafka_url
+from servicewire.transports.kafka.subscription import kafka_group_id
+from servicewire.transports.kafka.transport import KafkaTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.tansu import Tansu, free_port, require_tansu

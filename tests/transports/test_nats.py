@@ -27,11 +27,11 @@ from servicewire.errors import (
 )
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
-from servicewire.transports.nats import NatsTransport
-from servicewire.transports.nats_client import FastHeadersClient
-from servicewire.transports.nats_headers import from_nats, header_block, to_nats
-from servicewire.transports.nats_members import assign
-from servicewire.transports.nats_names import encode_name, shard_subject
+from servicewire.transports.nats.client import FastHeadersClient
+from servicewire.transports.nats.headers import from_nats, header_block, to_nats
+from servicewire.transports.nats.membership import assign
+from servicewire.transports.nats.names import encode_name, shard_subject
+from servicewire.transports.nats.transport import NatsTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.services import require

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
+from servicewire.testing.redis_server import free_port
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
-from servicewire.transports.redis_server import free_port
-from servicewire.transports.zmq import ZmqTransport
+from servicewire.transports.zmq.transport import ZmqTransport
 from tests.contract import TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
 

@@ -12,8 +12,8 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from ftgo.app.web import CamelModel
 from ftgo.consumer.service import Consumer, check_consumer, create_consumer, get_consumer
-from ftgo.web import CamelModel
 from servicewire import Service
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses

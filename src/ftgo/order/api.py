@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ftgo.types import LineItem
+from ftgo.values import LineItem
 from servicewire import Event
 
 EVENTS = "ftgo.order.events"

@@ -20,7 +20,7 @@ from ftgo.order.service import (
     Orders,
     UnknownRestaurantError,
 )
-from ftgo.types import Address, LineItem
+from ftgo.values import Address, LineItem
 from servicewire.resilience import InvalidArgumentError, NotFoundError
 
 SERVICE = order_pb2.DESCRIPTOR.services_by_name["OrderService"]

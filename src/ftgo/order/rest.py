@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from ftgo.app.web import CamelModel
 from ftgo.order.service import (
     PENDING,
     CreateOrderRequest,
@@ -29,8 +30,7 @@ from ftgo.order.service import (
 )
 from ftgo.order.sync_validation import ValidationUnavailableError
 from ftgo.restaurant.rest import MenuItemBody
-from ftgo.types import Address, LineItem
-from ftgo.web import CamelModel
+from ftgo.values import Address, LineItem
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses
 from servicewire.telemetry import mount_metrics

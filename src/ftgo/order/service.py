@@ -36,9 +36,9 @@ from ftgo.restaurant.api import (
     RestaurantMenuRevised,
     ValidateOrderDetails,
 )
-from ftgo.types import Address, LineItem, MenuItem
+from ftgo.values import Address, LineItem, MenuItem
 from servicewire import Context, Message, Outcome, Service, new_id
-from servicewire.handlers import HandlerSpec
+from servicewire.pipeline.handlers import HandlerSpec
 from servicewire.transports import Transport
 
 NAME = "order-service"

@@ -17,7 +17,7 @@ from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from servicewire.errors import ServicewireError
 from servicewire.grpc import GrpcClient
 from servicewire.rest import RestClient
-from servicewire.telemetry_grpc import client_span
+from servicewire.telemetry.grpc_spans import client_span
 
 CONSUMER = "consumer-service"
 RESTAURANT = "restaurant-service"

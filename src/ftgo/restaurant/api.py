@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ftgo.types import LineItem, MenuItem
+from ftgo.values import LineItem, MenuItem
 from servicewire import Command, Event, FailureReply, SuccessReply
 
 COMMANDS = "ftgo.restaurant.commands"

@@ -10,7 +10,7 @@ from typing import Any
 
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from ftgo.restaurant.service import load_restaurant, price_order
-from ftgo.types import LineItem
+from ftgo.values import LineItem
 from servicewire import Service
 
 SERVICE = restaurant_pb2.DESCRIPTOR.services_by_name["RestaurantService"]

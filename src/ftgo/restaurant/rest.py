@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from ftgo.app.web import CamelModel
 from ftgo.restaurant.service import Restaurant, create_restaurant, get_restaurant, revise_menu
-from ftgo.types import MenuItem
-from ftgo.web import CamelModel
+from ftgo.values import MenuItem
 from servicewire import Service
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses

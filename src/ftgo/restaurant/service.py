@@ -21,7 +21,7 @@ from ftgo.restaurant.api import (
     RestaurantMenuRevised,
     ValidateOrderDetails,
 )
-from ftgo.types import LineItem, MenuItem
+from ftgo.values import LineItem, MenuItem
 from servicewire import Context, Service, new_id
 from servicewire.transports import Transport
 

@@ -22,7 +22,7 @@ from fastavro.schema import to_parsing_canonical_form
 from pydantic import BaseModel
 
 from servicewire.codecs._avro_schema import avro_schema
-from servicewire.contracts import ContractRegistry, default_registry
+from servicewire.messaging.contracts import ContractRegistry, default_registry
 
 _CRC64_EMPTY = 0xC15D213AA4D7A795
 _MASK = 0xFFFFFFFFFFFFFFFF

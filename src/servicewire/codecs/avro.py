@@ -34,8 +34,8 @@ from servicewire.codecs._avro_store import SchemaStore, default_schema_store, fi
 from servicewire.codecs._dumper import build_dumper
 from servicewire.codecs._types import TypeNode
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
-from servicewire.contracts import Contract
 from servicewire.errors import DecodeError, EncodeError
+from servicewire.messaging.contracts import Contract
 
 __all__ = [
     "MAGIC",

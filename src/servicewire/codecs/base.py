@@ -15,8 +15,8 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
-from servicewire.contracts import Contract
 from servicewire.errors import DecodeError
+from servicewire.messaging.contracts import Contract
 
 C = TypeVar("C", bound=Contract)
 

@@ -13,8 +13,8 @@ import re
 from pydantic import ValidationError
 
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
-from servicewire.contracts import Contract
 from servicewire.errors import DecodeError
+from servicewire.messaging.contracts import Contract
 
 
 class JsonCodec:

@@ -33,8 +33,8 @@ from servicewire.codecs._proto_schema import (
     proto_schema,
 )
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
-from servicewire.contracts import Contract
 from servicewire.errors import DecodeError, EncodeError
+from servicewire.messaging.contracts import Contract
 
 __all__ = ["ProtobufCodec", "derived_number", "message_class", "proto_schema", "proto_source"]
 

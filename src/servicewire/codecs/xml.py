@@ -31,8 +31,8 @@ from pydantic import BaseModel, ValidationError
 
 from servicewire.codecs._types import MAX_DEPTH, TypeNode, model_info
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
-from servicewire.contracts import Contract
 from servicewire.errors import DecodeError, EncodeError
+from servicewire.messaging.contracts import Contract
 
 __all__ = ["XmlCodec", "root_element_name"]
 

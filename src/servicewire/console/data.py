@@ -8,7 +8,8 @@
     await state.stop()
 
 Everything is read-only except :meth:`ConsoleState.replay`. Dead letters are read by
-rotating their channel (:func:`servicewire.dlq.list_dead_letters`), which takes a
+rotating their channel
+(:func:`servicewire.pipeline.deadletter_replay.list_dead_letters`), which takes a
 moment per channel, so a background task refreshes them every few seconds and the
 page reads the cached list.
 """
@@ -22,14 +23,22 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from servicewire import headers as h
-from servicewire.database import create_engine, display_url, missing_tables
-from servicewire.dlq import dlq_channel_for, list_dead_letters, replay_dead_letters
-from servicewire.journal import journal_table
-from servicewire.message import Message
+from servicewire.messaging import headers as h
+from servicewire.messaging.message import Message
+from servicewire.pipeline.deadletter_replay import (
+    dlq_channel_for,
+    list_dead_letters,
+    replay_dead_letters,
+)
 from servicewire.relay.status import relay_status
-from servicewire.sequence import render_svg, render_text, sequence
-from servicewire.telemetry_journal import journal_services, read_conversation, recent_conversations
+from servicewire.storage.database import create_engine, display_url, missing_tables
+from servicewire.telemetry.journal import journal_table
+from servicewire.telemetry.journal_buffer import (
+    journal_services,
+    read_conversation,
+    recent_conversations,
+)
+from servicewire.telemetry.sequence import render_svg, render_text, sequence
 from servicewire.transports import Transport, connect_transport
 from servicewire.urls import redact, redact_text
 

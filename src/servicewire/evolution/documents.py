@@ -21,7 +21,7 @@ from typing import Any
 
 from servicewire.evolution.model import KINDS, Bump, DocumentError, DocumentKind, Report
 from servicewire.evolution.policy import Policy
-from servicewire.versioning import SemVer
+from servicewire.messaging.versioning import SemVer
 
 _VERSION_MARK = "api-version:"
 

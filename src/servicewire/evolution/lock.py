@@ -31,7 +31,7 @@ from servicewire.evolution.config import ApiConfig
 from servicewire.evolution.documents import ApiDocument, compare, judge, load_document
 from servicewire.evolution.model import Change, DocumentError, DocumentKind
 from servicewire.evolution.policy import Policy
-from servicewire.versioning import SemVer
+from servicewire.messaging.versioning import SemVer
 
 LOCK_FORMAT = 1
 
@@ -150,8 +150,8 @@ def _collect(config: ApiConfig) -> dict[str, Entry]:
         )
     entries.extend(_contract_entries(config))
     for target in config.asyncapi:
-        from servicewire.docs.asyncapi import build_asyncapi
-        from servicewire.docs.targets import TargetError, load_uses
+        from servicewire.evolution.generate.asyncapi import build_asyncapi
+        from servicewire.evolution.generate.targets import TargetError, load_uses
 
         try:
             uses, title, own_version = load_uses(target.target)
@@ -178,7 +178,7 @@ def _declared(doc: ApiDocument) -> str:
 
 
 def _contract_entries(config: ApiConfig) -> list[Entry]:
-    from servicewire.contracts import Contract
+    from servicewire.messaging.contracts import Contract
 
     try:
         from servicewire.codecs.avro import avro_schema

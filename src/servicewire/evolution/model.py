@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from servicewire.errors import ServicewireError
-from servicewire.versioning import SemVer
+from servicewire.messaging.versioning import SemVer
 
 DocumentKind = Literal["openapi", "proto", "avro", "jsonschema", "asyncapi"]
 KINDS: tuple[DocumentKind, ...] = ("openapi", "proto", "avro", "jsonschema", "asyncapi")

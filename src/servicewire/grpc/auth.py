@@ -30,7 +30,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from servicewire.grpc.status import DETAILS_KEY, DOMAIN
-from servicewire.identity import (
+from servicewire.security.identity import (
     AuthenticationError,
     Identity,
     PermissionDeniedError,
@@ -39,7 +39,7 @@ from servicewire.identity import (
     bearer_token,
     identity_from_common_name,
 )
-from servicewire.tls import TLSConfig, TLSConfigError
+from servicewire.security.tls import TLSConfig, TLSConfigError
 
 DEFAULT_PUBLIC: tuple[str, ...] = (
     "/grpc.health.v1.Health/*",

@@ -36,8 +36,8 @@ from servicewire.resilience import (
 )
 
 if TYPE_CHECKING:
-    from servicewire.identity import TokenIssuer
-    from servicewire.tls import TLSConfig
+    from servicewire.security.identity import TokenIssuer
+    from servicewire.security.tls import TLSConfig
 
 DEFAULT_RETRY = CallRetryPolicy(
     attempts=3, initial_backoff=0.05, max_backoff=1.0, retryable=is_transient

@@ -34,7 +34,7 @@ from servicewire.grpc.interceptors import ServerContextInterceptor
 
 if TYPE_CHECKING:
     from servicewire.discovery.redis import RedisRegistry, Registration
-    from servicewire.tls import TLSConfig
+    from servicewire.security.tls import TLSConfig
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 

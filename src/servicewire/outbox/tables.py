@@ -1,6 +1,6 @@
 """The outbox tables, defined once with SQLAlchemy Core for PostgreSQL, MariaDB and SQLite.
 
-They live on :data:`servicewire.schema.metadata`, so ``servicewire db init URL`` (or an
+They live on :data:`servicewire.storage.schema.metadata`, so ``servicewire db init URL`` (or an
 Alembic migration generated against that metadata) creates them with the inbox::
 
     from servicewire.outbox.tables import outbox
@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
-from servicewire.schema import metadata
+from servicewire.storage.schema import metadata
 
 OUTBOX_TABLE = "servicewire_outbox"
 NOTIFY_CHANNEL = "servicewire_outbox"

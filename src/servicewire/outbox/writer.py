@@ -27,8 +27,8 @@ from sqlalchemy import Connection, Insert, delete
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
-from servicewire.channels import DEFAULT_SHARDS, shard_for
-from servicewire.message import Message
+from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
+from servicewire.messaging.message import Message
 from servicewire.outbox.tables import outbox
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicewire.database import create_engine
 from servicewire.relay.base import Relay
+from servicewire.storage.database import create_engine
 from servicewire.transports.base import Transport
 
 MODES = ("polling", "postgres-wal", "mysql-binlog")

@@ -39,10 +39,10 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from servicewire.database import DatabaseError
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.storage.database import DatabaseError
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")

@@ -41,11 +41,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from servicewire.channels import DEFAULT_SHARDS
-from servicewire.database import dialect_of, plain_url
+from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.storage.database import dialect_of, plain_url
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")

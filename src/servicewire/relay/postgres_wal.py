@@ -40,7 +40,6 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicewire.database import DatabaseError, plain_url
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
 from servicewire.relay.pgoutput import (
@@ -52,6 +51,7 @@ from servicewire.relay.pgoutput import (
     lsn_to_int,
 )
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.storage.database import DatabaseError, plain_url
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from servicewire import headers as h
-from servicewire.channels import validate_name
 from servicewire.errors import InvalidNameError, MessageTooLargeError
-from servicewire.message import Headers, Message
+from servicewire.messaging import headers as h
+from servicewire.messaging.channels import validate_name
+from servicewire.messaging.message import Headers, Message
 from servicewire.outbox.tables import outbox, outbox_dead
 from servicewire.transports.base import Transport
 

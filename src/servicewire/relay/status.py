@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicewire.database import DatabaseError, dialect_of, display_url, missing_tables
 from servicewire.outbox.tables import ALL_TABLES, outbox, outbox_dead, relay_checkpoint, relay_shard
 from servicewire.relay.mysql_binlog import parse_position
+from servicewire.storage.database import DatabaseError, dialect_of, display_url, missing_tables
 
 
 @dataclass

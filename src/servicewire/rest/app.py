@@ -20,7 +20,7 @@ from servicewire.rest.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from servicewire.rest.openapi import install_openapi
 from servicewire.rest.problems import UnhandledErrorGuard, install_problem_handlers
 from servicewire.rest.routing import VENDOR_STATE_KEY, MediaTypeVersioning
-from servicewire.telemetry_http import TracingMiddleware
+from servicewire.telemetry.rest_spans import TracingMiddleware
 
 
 def create_app(

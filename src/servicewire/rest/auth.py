@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servicewire.identity import (
+from servicewire.rest.problems import problem_response
+from servicewire.security.identity import (
     AuthenticationError,
     Identity,
     PermissionDeniedError,
@@ -36,7 +37,6 @@ from servicewire.identity import (
     TokenVerifier,
     bearer_token,
 )
-from servicewire.rest.problems import problem_response
 
 CALLER_KEY = "servicewire_caller"
 """Where the authenticated :class:`Identity` is kept in ``request.state``."""

@@ -42,12 +42,12 @@ from servicewire.rest.hal import Link
 from servicewire.rest.http import HttpPool, HttpProtocolError
 from servicewire.rest.negotiation import is_json
 from servicewire.rest.problems import PROBLEM_JSON
-from servicewire.tls import TLSConfig
+from servicewire.security.tls import TLSConfig
 
 if TYPE_CHECKING:
     import ssl
 
-    from servicewire.identity import TokenIssuer
+    from servicewire.security.identity import TokenIssuer
 
 _ACCEPT = "application/hal+json, application/json;q=0.9, application/problem+json;q=0.5"
 

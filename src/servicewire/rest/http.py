@@ -104,7 +104,7 @@ class HttpPool:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.ssl_context = ssl_context
-        """HTTPS when set (see servicewire.tls): the server certificate is verified."""
+        """HTTPS when set (see servicewire.security.tls): the server certificate is verified."""
         self.idle_timeout = idle_timeout
         self.max_idle_per_host = max_idle_per_host
         self.max_body_bytes = max_body_bytes

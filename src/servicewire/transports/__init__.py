@@ -44,26 +44,26 @@ __all__ = [
 # scheme -> "module:Class"; modules are imported only when their scheme is used, so a
 # user installs only the client libraries of the brokers they run.
 _SCHEMES: dict[str, str] = {
-    "memory": "servicewire.transports.memory:MemoryTransport",
-    "amqp": "servicewire.transports.amqp:AmqpTransport",
-    "amqps": "servicewire.transports.amqp:AmqpTransport",
-    "kafka": "servicewire.transports.kafka:KafkaTransport",
-    "kafka+ssl": "servicewire.transports.kafka:KafkaTransport",
-    "nats": "servicewire.transports.nats:NatsTransport",
-    "tls": "servicewire.transports.nats:NatsTransport",
-    "redis": "servicewire.transports.redis:RedisTransport",
-    "rediss": "servicewire.transports.redis:RedisTransport",
-    "zmq+tcp": "servicewire.transports.zmq:ZmqTransport",
-    "zmq+ipc": "servicewire.transports.zmq:ZmqTransport",
+    "memory": "servicewire.transports.memory.transport:MemoryTransport",
+    "amqp": "servicewire.transports.amqp.transport:AmqpTransport",
+    "amqps": "servicewire.transports.amqp.transport:AmqpTransport",
+    "kafka": "servicewire.transports.kafka.transport:KafkaTransport",
+    "kafka+ssl": "servicewire.transports.kafka.transport:KafkaTransport",
+    "nats": "servicewire.transports.nats.transport:NatsTransport",
+    "tls": "servicewire.transports.nats.transport:NatsTransport",
+    "redis": "servicewire.transports.redis.transport:RedisTransport",
+    "rediss": "servicewire.transports.redis.transport:RedisTransport",
+    "zmq+tcp": "servicewire.transports.zmq.transport:ZmqTransport",
+    "zmq+ipc": "servicewire.transports.zmq.transport:ZmqTransport",
 }
 
 # module -> the extra that installs its client library (pyproject.toml)
 _EXTRAS: dict[str, str] = {
-    "servicewire.transports.amqp": "amqp",
-    "servicewire.transports.kafka": "kafka",
-    "servicewire.transports.nats": "nats",
-    "servicewire.transports.redis": "redis",
-    "servicewire.transports.zmq": "zmq",
+    "servicewire.transports.amqp.transport": "amqp",
+    "servicewire.transports.kafka.transport": "kafka",
+    "servicewire.transports.nats.transport": "nats",
+    "servicewire.transports.redis.transport": "redis",
+    "servicewire.transports.zmq.transport": "zmq",
 }
 
 

@@ -1,6 +1,6 @@
 """The transport contract: what every broker or brokerless transport provides.
 
-A transport publishes :class:`~servicewire.message.Message` objects to the channel named
+A transport publishes :class:`~servicewire.messaging.message.Message` objects to the channel named
 by their ``destination`` header and lets groups of members consume a channel::
 
     async with await connect_transport("memory://") as transport:
@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from servicewire.errors import MessageTooLargeError
-from servicewire.message import Message
+from servicewire.messaging.message import Message
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 """Largest message (payload plus headers) a transport accepts by default: 1 MiB."""

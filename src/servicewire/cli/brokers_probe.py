@@ -1,0 +1,393 @@
+"""Measure, rather than assert, what each reachable transport gives.
+
+The literature picks a broker (or none) by ordering, delivery guarantee, persistence,
+durability, competing consumers, throughput and latency. :func:`probe` measures each
+of them against a live transport, with small sizes so a full run takes a minute or
+two; ``servicewire brokers`` prints and records the results::
+
+    results = await probe_all(["memory://", "redis://127.0.0.1:6379/0"], messages=500)
+    for r in results:
+        print(r.name, r.ordering, r.publish_rate, r.latency_p50_ms)
+
+What each probe does (every wait is bounded):
+
+* **ordering / competing**: 3 members of one group, messages over 6 partition keys,
+  handlers that take a random 0-2 ms; counts keys whose first-seen order differs from
+  the publish order, and how many members received work.
+* **delivery**: every reception in every probe, counted against what was published:
+  lost messages and duplicates seen.
+* **durability**: a declared group with no member connected; messages published;
+  then a member joins — how many arrive.
+* **persistence**: only where the probe can restart a broker it started itself (a
+  private ``redis-server`` mirroring the target's ``appendonly``): publish, restart,
+  count. Shared brokers are never restarted; the cell says why it was not measured.
+* **throughput**: ``publish_batch`` of 500-byte messages, confirmed by the broker.
+* **latency**: one message at a time, publish to handler, p50 and p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from servicewire.errors import ServicewireError
+from servicewire.messaging.message import Message
+from servicewire.transports import connect_transport
+from servicewire.transports.base import Delivery, Subscription, Transport
+from servicewire.urls import redact
+
+Progress = Callable[[str], None]
+
+LOCAL_DEFAULTS: dict[str, str] = {
+    "memory": "memory://",
+    "amqp": "amqp://guest:guest@127.0.0.1:5672/",
+    "nats": "nats://127.0.0.1:4222",
+    "redis": "redis://127.0.0.1:6379/0",
+    "zmq": "zmq+tcp://127.0.0.1:{port}",
+}
+"""What ``servicewire brokers`` probes when given no URL (kafka only when a URL is given)."""
+
+KEYS = 6
+MEMBERS = 3
+PAYLOAD = 500
+
+
+@dataclass
+class ProbeResult:
+    """The measured selection factors of one transport (text cells, numbers for charts)."""
+
+    name: str
+    url: str
+    reachable: bool = True
+    error: str = ""
+    declared: dict[str, bool] = field(default_factory=dict)
+    ordering: str = "not measured"
+    delivery: str = "not measured"
+    persistence: str = "not measured"
+    durability: str = "not measured"
+    competing: str = "not measured"
+    publish_rate: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    notes: list[str] = field(default_factory=list)
+    received: int = 0
+    duplicates: int = 0
+    lost: int = 0
+
+
+def default_urls() -> list[str]:
+    from servicewire.testing.redis_server import free_port
+
+    return [u.format(port=free_port()) for u in LOCAL_DEFAULTS.values()]
+
+
+def transport_name(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    return {"amqps": "amqp", "rediss": "redis", "tls": "nats", "kafka+ssl": "kafka"}.get(
+        scheme, scheme.replace("zmq+tcp", "zmq").replace("zmq+ipc", "zmq")
+    )
+
+
+def _message(channel: str, n: int, key: str | None = None) -> Message:
+    body = f'{{"n":{n},"pad":"'.encode()
+    payload = body + b"x" * max(0, PAYLOAD - len(body) - 2) + b'"}'
+    return Message.create(
+        payload,
+        destination=channel,
+        kind="event",
+        type="servicewire.probe.Tick",
+        version="1.0.0",
+        partition_key=key,
+        extra={"seq": str(n), "sentns": str(time.perf_counter_ns())},
+    )
+
+
+def _name(what: str) -> str:
+    return f"probe.{what}.{uuid.uuid4().hex[:10]}"
+
+
+class _Consumer:
+    """A member in a background task that records what it got (and acks it)."""
+
+    def __init__(
+        self, sub: Subscription, on_message: Callable[[Delivery], Awaitable[None]] | None = None
+    ) -> None:
+        self.sub = sub
+        self.got: list[Message] = []
+        self.handled_ns: list[int] = []
+        self._on_message = on_message
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        with contextlib.suppress(ServicewireError, OSError):
+            async for delivery in self.sub:
+                if self._on_message is not None:
+                    await self._on_message(delivery)
+                self.got.append(delivery.message)
+                self.handled_ns.append(time.perf_counter_ns())
+                await delivery.ack()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ServicewireError, OSError, TimeoutError):
+            async with asyncio.timeout(10):
+                await self.sub.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ServicewireError, OSError):
+            await self._task
+
+
+async def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+# The probes -------------------------------------------------------------------------
+
+
+async def _probe_order(transport: Transport, result: ProbeResult, count: int) -> None:
+    channel, group = _name("order"), "probe"
+
+    async def jitter(_: Delivery) -> None:
+        await asyncio.sleep(random.random() * 0.002)
+
+    members = [_Consumer(await transport.subscribe(channel, group), jitter) for _ in range(MEMBERS)]
+    try:
+        await asyncio.sleep(0.5)  # let the group settle who owns which shard
+        sent = [_message(channel, i, key=f"key-{i % KEYS}") for i in range(count)]
+        await transport.publish_batch(sent)
+        expected = {m.id for m in sent}
+
+        def got_ids() -> set[str]:
+            return {m.id for c in members for m in c.got}
+
+        await _wait(lambda: got_ids() >= expected, 30)
+        # Order is judged on what the members handled, merged by handling time (one
+        # process, one monotonic clock), first reception of each message per key.
+        handled = sorted(
+            ((t, m) for c in members for t, m in zip(c.handled_ns, c.got, strict=True)),
+            key=lambda pair: pair[0],
+        )
+        first_seen: dict[str, list[int]] = defaultdict(list)
+        seen: set[str] = set()
+        for _, m in handled:
+            if m.id not in seen:
+                seen.add(m.id)
+                first_seen[m.partition_key or ""].append(int(m.headers["seq"]))
+        broken = sum(1 for seqs in first_seen.values() if seqs != sorted(seqs))
+        busy = sum(1 for c in members if c.got)
+        _tally(result, sent, [m for c in members for m in c.got])
+        result.ordering = (
+            f"kept on {KEYS - broken}/{KEYS} keys"
+            if broken == 0
+            else f"broken on {broken}/{KEYS} keys"
+        )
+        result.competing = (
+            f"yes ({busy}/{MEMBERS} members got work)"
+            if busy > 1
+            else (f"no (1/{MEMBERS} members got work)")
+        )
+    finally:
+        for consumer in members:
+            await consumer.stop()
+
+
+def _tally(result: ProbeResult, sent: Sequence[Message], got: Sequence[Message]) -> None:
+    ids = {m.id for m in sent}
+    received = [m for m in got if m.id in ids]
+    unique = {m.id for m in received}
+    result.received += len(received)
+    result.duplicates += len(received) - len(unique)
+    result.lost += len(ids - unique)
+
+
+async def _probe_durability(transport: Transport, result: ProbeResult, count: int) -> None:
+    channel, group = _name("away"), "probe"
+    await transport.declare(channel, group)
+    sent = [_message(channel, i) for i in range(count)]
+    await transport.publish_batch(sent)
+    consumer = _Consumer(await transport.subscribe(channel, group))
+    try:
+        await _wait(lambda: len({m.id for m in consumer.got}) >= count, 3)
+        kept = len({m.id for m in consumer.got} & {m.id for m in sent})
+        result.durability = (
+            f"kept {kept}/{count}" if kept else f"none kept (0/{count}): no member, no buffer"
+        )
+    finally:
+        await consumer.stop()
+
+
+async def _probe_throughput(transport: Transport, result: ProbeResult, count: int) -> None:
+    channel, group = _name("rate"), "probe"
+    consumer = _Consumer(await transport.subscribe(channel, group))
+    try:
+        sent = [_message(channel, i) for i in range(count)]
+        started = time.perf_counter()
+        for start in range(0, count, 500):
+            await transport.publish_batch(sent[start : start + 500])
+        result.publish_rate = count / (time.perf_counter() - started)
+        await _wait(lambda: len({m.id for m in consumer.got}) >= count, 30)
+        _tally(result, sent, consumer.got)
+    finally:
+        await consumer.stop()
+
+
+async def _probe_latency(transport: Transport, result: ProbeResult, count: int) -> None:
+    channel, group = _name("latency"), "probe"
+    arrived: dict[str, int] = {}
+
+    async def stamp(delivery: Delivery) -> None:
+        arrived.setdefault(delivery.message.id, time.perf_counter_ns())
+
+    consumer = _Consumer(await transport.subscribe(channel, group), stamp)
+    samples: list[float] = []
+    try:
+        for i in range(count):
+            message = _message(channel, i)
+            sent_ns = time.perf_counter_ns()
+            await transport.publish(message)
+            if not await _wait(_arrived(arrived, message.id), 5):
+                result.notes.append(f"latency: message {i} did not arrive within 5 s")
+                break
+            samples.append((arrived[message.id] - sent_ns) / 1e6)
+        if samples:
+            samples.sort()
+            result.latency_p50_ms = statistics.median(samples)
+            result.latency_p99_ms = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    finally:
+        await consumer.stop()
+
+
+def _arrived(arrived: dict[str, int], message_id: str) -> Callable[[], bool]:
+    return lambda: message_id in arrived
+
+
+async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
+    name = result.name
+    if name == "memory":
+        result.persistence = "not measured: no broker process (in-process; dies with it)"
+        return
+    if name == "zmq":
+        result.persistence = "not measured: brokerless, no broker to restart (nothing kept)"
+        return
+    if name != "redis":
+        result.persistence = "not measured: shared broker; only a private one is restarted"
+        return
+    from servicewire.testing.redis_server import PrivateRedis
+
+    appendonly = result.declared.get("persistent", False)
+    try:
+        server = PrivateRedis(appendonly=appendonly)
+    except ServicewireError as exc:
+        result.persistence = f"not measured: {exc}"
+        return
+    async with server:
+        transport = await connect_transport(server.url)
+        try:
+            channel, group = _name("restart"), "probe"
+            await transport.declare(channel, group)
+            sent = [_message(channel, i) for i in range(count)]
+            await transport.publish_batch(sent)
+            await server.restart()
+            consumer = await _resubscribe(transport, channel, group)
+            try:
+                await _wait(lambda: len({m.id for m in consumer.got}) >= count, 5)
+                kept = len({m.id for m in consumer.got} & {m.id for m in sent})
+            finally:
+                await consumer.stop()
+        finally:
+            await transport.close()
+    aof = "yes" if appendonly else "no"
+    result.persistence = (
+        f"kept {kept}/{count} (private redis-server, appendonly {aof} like the target)"
+    )
+
+
+async def _resubscribe(transport: Transport, channel: str, group: str) -> _Consumer:
+    # The first command after a restart may meet the dead connection; try a few times.
+    for attempt in range(50):
+        try:
+            return _Consumer(await transport.subscribe(channel, group))
+        except (ServicewireError, OSError):
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+# Running them -------------------------------------------------------------------------
+
+
+async def probe(url: str, *, messages: int = 2000, progress: Progress | None = None) -> ProbeResult:
+    """Measure one transport; an unreachable one comes back with ``reachable=False``."""
+    say = progress or (lambda _: None)
+    name = transport_name(url)
+    if name == "memory" and urlsplit(url).netloc in ("", "default"):
+        url = f"memory://probe-{uuid.uuid4().hex[:8]}"  # a broker of its own
+    result = ProbeResult(name=name, url=redact(url))
+    order_n = max(30, min(300, messages // 5))
+    latency_n = max(20, min(300, messages // 10))
+    away_n = max(10, min(50, messages // 20))
+    say(f"[{name}] connecting to {redact(url)}")
+    try:
+        async with asyncio.timeout(10):
+            transport = await connect_transport(url)
+    except (ServicewireError, OSError, TimeoutError) as exc:
+        result.reachable, result.error = False, str(exc) or type(exc).__name__
+        say(f"[{name}] unreachable: {result.error}")
+        return result
+    result.declared = transport.capabilities.describe()
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        (f"ordering with {MEMBERS} competing members, {order_n} messages",
+         lambda: _probe_order(transport, result, order_n)),
+        (f"durability: {away_n} messages while no member is connected",
+         lambda: _probe_durability(transport, result, away_n)),
+        (f"publish throughput, {messages} x {PAYLOAD} B",
+         lambda: _probe_throughput(transport, result, messages)),
+        (f"latency, {latency_n} messages one at a time",
+         lambda: _probe_latency(transport, result, latency_n)),
+        ("persistence across a broker restart",
+         lambda: _probe_persistence(url, result, away_n)),
+    ]  # fmt: skip
+    try:
+        for label, step in steps:
+            say(f"[{name}] {label}")
+            try:
+                async with asyncio.timeout(60):
+                    await step()
+            except (ServicewireError, OSError, TimeoutError) as exc:
+                result.notes.append(f"{label}: failed: {exc or type(exc).__name__}")
+                say(f"[{name}]   failed: {exc or type(exc).__name__}")
+    finally:
+        with contextlib.suppress(ServicewireError, OSError, TimeoutError):
+            async with asyncio.timeout(15):
+                await transport.close()
+    result.delivery = _delivery_cell(result)
+    return result
+
+
+def _delivery_cell(result: ProbeResult) -> str:
+    if not result.received:
+        return "not measured"
+    kind = "exactly once" if result.declared.get("exactly_once") else "at least once"
+    return (
+        f"{kind} declared; {result.received} receptions, "
+        f"{result.duplicates} duplicates, {result.lost} lost"
+    )
+
+
+async def probe_all(
+    urls: Sequence[str], *, messages: int = 2000, progress: Progress | None = None
+) -> list[ProbeResult]:
+    return [await probe(url, messages=messages, progress=progress) for url in urls]

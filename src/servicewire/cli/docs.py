@@ -1,0 +1,69 @@
+"""``servicewire docs asyncapi MODULE:ATTR``: an AsyncAPI 3.0 document from code.
+
+    servicewire docs asyncapi ftgo.order.docs:service --output order.asyncapi.json
+    servicewire docs asyncapi myapp.service:service --html docs/myapp.html --version 1.2.0
+
+``ATTR`` is a service (anything with ``channel_uses()``), a list of ``ChannelUse``, or a
+function without arguments returning one. Without ``--output`` or ``--html`` the JSON
+goes to standard output. Exit 3 when the target cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_TARGET = 3
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("docs", help="generate API documents from code")
+    sub = parser.add_subparsers(dest="docs_command", metavar="DOCUMENT", required=True)
+    asyncapi = sub.add_parser(
+        "asyncapi",
+        help="AsyncAPI 3.0 for a service's channels and messages",
+        description="Generate an AsyncAPI 3.0 document (JSON, or YAML for a .yaml "
+        "output) and optionally an HTML page from MODULE:ATTR.",
+    )
+    asyncapi.add_argument("target", metavar="MODULE:ATTR")
+    asyncapi.add_argument("--output", "-o", type=Path, help="write the document here")
+    asyncapi.add_argument("--html", type=Path, help="write a readable HTML page here")
+    asyncapi.add_argument("--title", help="document title (default: the service name)")
+    asyncapi.add_argument("--version", help="API version (default: the object's, or 1.0.0)")
+    asyncapi.add_argument("--description", default="", help="document description")
+
+
+def run(args: argparse.Namespace) -> int:
+    from servicewire.evolution.generate.asyncapi import build_asyncapi
+    from servicewire.evolution.generate.html import render_html
+    from servicewire.evolution.generate.targets import TargetError, load_uses
+
+    try:
+        uses, title, version = load_uses(args.target)
+    except TargetError as exc:
+        print(f"servicewire docs: {exc}", file=sys.stderr)
+        return EXIT_BAD_TARGET
+    doc = build_asyncapi(
+        args.title or title, args.version or version or "1.0.0", uses, description=args.description
+    )
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(dump(doc, args.output.suffix), encoding="utf-8")
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(render_html(doc), encoding="utf-8")
+    if args.output is None and args.html is None:
+        print(dump(doc, ".json"))
+    return 0
+
+
+def dump(doc: dict[str, Any], suffix: str) -> str:
+    """JSON, or YAML for ``.yaml``/``.yml``."""
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,149 @@
+"""``servicewire relay``: run a message relay as its own process, or show its status.
+
+    servicewire relay --db postgresql://postgres@127.0.0.1/orders \\
+        --transport amqp://guest:guest@127.0.0.1:5672/ --mode postgres-wal
+    servicewire relay status --db postgresql://postgres@127.0.0.1/orders
+
+SIGTERM (or Ctrl-C) stops the relay after the batch in flight is published and recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "relay",
+        help="publish outbox messages (polling, postgres-wal, mysql-binlog); 'status' reports",
+        description="Run a message relay, or with 'status' show backlog and lag.",
+    )
+    parser.add_argument("action", nargs="?", choices=["run", "status"], default="run")
+    parser.add_argument(
+        "--db", required=True, help="database URL (postgresql://, mysql://, sqlite:///)"
+    )
+    parser.add_argument("--transport", help="transport URL (amqp://, redis://, nats://, ...)")
+    parser.add_argument(
+        "--mode", choices=["polling", "postgres-wal", "mysql-binlog"], default="polling"
+    )
+    parser.add_argument("--name", default="relay", help="relay name: shard rows, slot, lock")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--poll-interval", type=float, default=0.01, help="polling: seconds")
+    parser.add_argument("--shards", type=int, default=None, help="polling: outbox shards")
+    parser.add_argument("--listen", action="store_true", help="polling on PostgreSQL: LISTEN")
+    parser.add_argument(
+        "--lease-ttl", type=float, default=5.0, help="polling on SQLite: lease seconds"
+    )
+    parser.add_argument("--cleanup", choices=["delete", "mark"], default="delete")
+    parser.add_argument("--retention", type=float, default=3600.0, help="mark: keep seconds")
+    parser.add_argument(
+        "--insert-then-delete",
+        action="store_true",
+        help="postgres-wal: writers delete their rows (write_messages(delete_after_insert=True))",
+    )
+    parser.add_argument("--json", action="store_true", help="status: print JSON")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port"
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    from servicewire.telemetry.logs import configure_logging
+
+    configure_logging(service=f"relay-{args.name}", level=args.log_level)  # JSON unless a TTY
+    from servicewire.errors import ServicewireError
+
+    try:
+        if args.action == "status":
+            return asyncio.run(_status(args))
+        if not args.transport:
+            print("servicewire relay: --transport is required", file=sys.stderr)
+            return 2
+        return asyncio.run(_relay(args))
+    except ServicewireError as exc:
+        print(f"servicewire relay: {exc}", file=sys.stderr)
+        return 1
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"name": args.name, "batch_size": args.batch_size}
+    if args.mode == "polling":
+        options.update(
+            poll_interval=args.poll_interval,
+            listen=args.listen,
+            cleanup=args.cleanup,
+            retention=args.retention,
+            lease_ttl=args.lease_ttl,
+        )
+        if args.shards:
+            options["shards"] = args.shards
+    if args.mode == "postgres-wal" and args.insert_then_delete:
+        options["delete_published"] = False
+    return options
+
+
+async def _relay(args: argparse.Namespace) -> int:
+    from servicewire.relay import create_relay
+    from servicewire.storage.database import create_engine, display_url
+    from servicewire.transports import connect_transport
+    from servicewire.urls import redact
+
+    engine = create_engine(args.db)
+    transport = await connect_transport(args.transport)
+    relay = create_relay(args.mode, engine, transport, **_options(args))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay.request_stop)
+    log = logging.getLogger("servicewire.relay")
+    metrics = None
+    if args.metrics_port is not None:
+        from servicewire.telemetry.metrics import refresh_database, serve_metrics
+
+        async def refresh() -> None:
+            await refresh_database(engine)
+
+        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, refresh=[refresh])
+        port = metrics.sockets[0].getsockname()[1]
+        log.info("relay %s: metrics on http://%s:%d/metrics", args.name, args.metrics_host, port)
+    log.info(
+        "relay %s (%s): %s -> %s",
+        args.name,
+        args.mode,
+        display_url(args.db),
+        redact(args.transport),
+    )
+    try:
+        await relay.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
+        await transport.close()
+        await engine.dispose()
+    log.info(
+        "relay %s stopped: published %d, moved aside %d",
+        args.name,
+        relay.published,
+        relay.moved_aside,
+    )
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from servicewire.relay.status import format_status, relay_status
+    from servicewire.storage.database import create_engine
+
+    engine = create_engine(args.db)
+    try:
+        status = await relay_status(engine)
+    finally:
+        await engine.dispose()
+    print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
+    return 0

@@ -1,0 +1,175 @@
+"""What a handler receives besides its message: the transaction and the ways to talk.
+
+Everything a handler sends goes to the outbox in the handler's own database
+transaction, so it leaves the service exactly when the transaction commits::
+
+    @service.handles(ValidateConsumer)
+    async def validate(cmd: ValidateConsumer, ctx: Context) -> None:
+        consumer = await ctx.session.get(ConsumerRow, cmd.consumer_id)
+        if consumer is None:
+            await ctx.reply(ConsumerValidationFailed(reason="unknown consumer"))
+        else:
+            await ctx.reply(ConsumerValidated(consumer_id=cmd.consumer_id))
+            await ctx.publish(ConsumerChecked(consumer_id=cmd.consumer_id))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicewire.codecs import Codec
+from servicewire.messaging import headers as h
+from servicewire.messaging.contracts import Command, Contract, Event, Reply
+from servicewire.messaging.message import Headers, Message
+from servicewire.messaging.serialization import to_message
+from servicewire.telemetry.tracing import current_trace_headers
+
+# Headers an outgoing message inherits from the one being handled: the conversation
+# (correlation) and the trace continue across the hop.
+_INHERITED = (h.CORRELATION_ID, h.TRACEPARENT, h.TRACESTATE)
+
+
+class Context:
+    """The handler's view of one delivery (or of a unit of work started by the service)."""
+
+    __slots__ = (
+        "_codec",
+        "_default_reply_to",
+        "_source",
+        "attempt",
+        "message",
+        "outgoing",
+        "session",
+    )
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        source: str,
+        codec: Codec,
+        message: Message | None = None,
+        attempt: int = 1,
+        default_reply_to: str | None = None,
+    ) -> None:
+        self.session = session
+        """The SQLAlchemy session of the current transaction."""
+        self.message = message
+        """The message being handled (``None`` in a unit of work started by the service)."""
+        self.attempt = attempt
+        """Delivery attempt number, from 1."""
+        self.outgoing: list[Message] = []
+        """Messages sent so far; written to the outbox when the transaction commits."""
+        self._source = source
+        self._codec = codec
+        self._default_reply_to = default_reply_to
+
+    @property
+    def headers(self) -> Headers:
+        """Headers of the message being handled (empty outside a handler)."""
+        return self.message.headers if self.message is not None else Headers()
+
+    def _derive(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        inherited: dict[str, str] = {}
+        if self.message is not None:
+            for name in _INHERITED:
+                value = self.message.headers.get(name)
+                if value is not None:
+                    inherited[name] = value
+            if h.CORRELATION_ID not in inherited:
+                inherited[h.CORRELATION_ID] = self.message.id
+        # With tracing on, the current span (handler or REST request) is the parent.
+        inherited.update(current_trace_headers())
+        if extra:
+            inherited.update(extra)
+        return inherited
+
+    def _emit(
+        self,
+        value: Contract,
+        *,
+        destination: str | None,
+        reply_to: str | None,
+        partition_key: str | None,
+        correlation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> Message:
+        extra = self._derive(headers)
+        if correlation_id is not None:
+            extra[h.CORRELATION_ID] = correlation_id
+        corr = extra.pop(h.CORRELATION_ID, None)
+        message = to_message(
+            value,
+            destination=destination,
+            codec=self._codec,
+            source=self._source,
+            correlation_id=corr,
+            causation_id=self.message.id if self.message is not None else None,
+            reply_to=reply_to,
+            partition_key=partition_key,
+            extra=extra,
+        )
+        self.outgoing.append(message)
+        return message
+
+    async def send(
+        self,
+        command: Command,
+        *,
+        destination: str | None = None,
+        reply_to: str | None = None,
+        partition_key: str | None = None,
+        correlation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Message:
+        """Send a command (point to point) to its channel; replies go to ``reply_to``.
+
+        ``reply_to`` defaults to the service's reply channel when it has reply handlers.
+        """
+        return self._emit(
+            command,
+            destination=destination,
+            reply_to=reply_to if reply_to is not None else self._default_reply_to,
+            partition_key=partition_key,
+            correlation_id=correlation_id,
+            headers=headers,
+        )
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        channel: str | None = None,
+        partition_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Message:
+        """Publish an event to its channel (every subscribing group receives it)."""
+        return self._emit(
+            event,
+            destination=channel,
+            reply_to=None,
+            partition_key=partition_key,
+            correlation_id=None,
+            headers=headers,
+        )
+
+    async def reply(self, reply: Reply, *, headers: Mapping[str, str] | None = None) -> Message:
+        """Answer the command being handled, on its reply-to channel.
+
+        As in Eventuate Tram, the reply carries the command's correlation id back, its
+        causation id is the command's id, and it keeps the command's partition key so
+        replies about one aggregate stay in order.
+        """
+        if self.message is None or not self.message.reply_to:
+            raise ValueError("reply() needs a command with a reply-to channel")
+        command = self.message
+        return self._emit(
+            reply,
+            destination=command.reply_to,
+            reply_to=None,
+            partition_key=command.partition_key,
+            correlation_id=command.correlation_id or command.id,
+            headers=headers,
+        )

@@ -1,0 +1,65 @@
+"""Seeing the messages: tracing, structured logs, metrics and the message journal.
+
+One import for everything observability; the pieces live in their own modules:
+
+* :mod:`servicewire.telemetry.tracing` - OpenTelemetry spans at every hop (REST request,
+  outbox write, relay publish, handler run), W3C trace context in message headers;
+* :mod:`servicewire.telemetry.rest_spans` - the REST request span (installed by ``create_app``);
+* :mod:`servicewire.telemetry.grpc_spans` - the gRPC server span per call;
+* :mod:`servicewire.telemetry.logs` - JSON (or terminal) log lines with service,
+  message id, correlation id and trace id;
+* :mod:`servicewire.telemetry.metrics` - Prometheus metrics and ``/metrics``;
+* :mod:`servicewire.telemetry.relay` - traced, counted relay publishes;
+* :mod:`servicewire.telemetry.journal_buffer` - a journal written off the event loop.
+
+A service process typically does::
+
+    from servicewire.telemetry import configure_logging, mount_metrics, sql_journal
+
+    configure_logging(service="order-service")
+    service = Service("order-service", db=url, transport=broker, journal=sql_journal(url))
+    app = create_app("Order Service", "1.0.0")
+    mount_metrics(app, service)                      # GET /metrics
+
+and, to record spans, sets an OpenTelemetry SDK tracer provider (the SDK is optional;
+without it tracing costs nothing). Nothing here imports OpenTelemetry or
+prometheus-client until it is used.
+"""
+
+from __future__ import annotations
+
+from servicewire.telemetry.journal_buffer import BufferedJournal, sql_journal
+from servicewire.telemetry.logs import configure_logging, message_context
+from servicewire.telemetry.metrics import (
+    breaker_listener,
+    exposition,
+    mount_metrics,
+    refresh_database,
+    refresh_service,
+    serve_metrics,
+)
+from servicewire.telemetry.tracing import (
+    active as tracing_active,
+)
+from servicewire.telemetry.tracing import (
+    current_trace_headers,
+    current_trace_id,
+    span,
+)
+
+__all__ = [
+    "BufferedJournal",
+    "breaker_listener",
+    "configure_logging",
+    "current_trace_headers",
+    "current_trace_id",
+    "exposition",
+    "message_context",
+    "mount_metrics",
+    "refresh_database",
+    "refresh_service",
+    "serve_metrics",
+    "span",
+    "sql_journal",
+    "tracing_active",
+]

@@ -1,0 +1,107 @@
+"""A server span per gRPC call, parented by the caller's ``traceparent`` metadata.
+
+Add the interceptor to a :class:`~servicewire.grpc.Server`; it runs inside
+Servicewire's own context interceptor, so the span sees the handler's exception
+before it becomes a status code::
+
+    server = Server(port=9081, interceptors=[TracingServerInterceptor()])
+
+A client continues the trace by sending the current span as metadata (last value
+wins over the generated one)::
+
+    with client_span("restaurant-service", "ValidateOrderDetails") as metadata:
+        await grpc_client.unary(..., metadata=metadata)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+
+from servicewire.telemetry.tracing import active, current_trace_headers, span
+
+
+@contextlib.contextmanager
+def client_span(service: str, method: str) -> Iterator[tuple[tuple[str, str], ...]]:
+    """A ``CLIENT`` span for one outgoing call; yields the metadata that carries it."""
+    attributes = {"rpc.system": "grpc", "rpc.method": method, "server.address": service}
+    with span(f"call {service}/{method}", kind="CLIENT", attributes=attributes):
+        yield tuple(current_trace_headers().items())
+
+
+def _carrier(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in (context.invocation_metadata() or ())
+        if k in ("traceparent", "tracestate") and isinstance(v, str)
+    }
+
+
+def _name(method: str) -> str:
+    return method.lstrip("/")  # "/ftgo.restaurant.v1.RestaurantService/ValidateOrderDetails"
+
+
+def _attributes(method: str) -> dict[str, str]:
+    service, _, name = _name(method).rpartition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def _unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        with span(_name(method), kind="SERVER", carrier=_carrier(context),
+                  attributes=_attributes(method)):  # fmt: skip
+            return await behavior(request, context)
+
+    return wrapped
+
+
+def _streaming(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behavior):
+        return _unary(behavior, method)
+
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        with span(_name(method), kind="SERVER", carrier=_carrier(context),
+                  attributes=_attributes(method)):  # fmt: skip
+            async for item in behavior(request, context):
+                yield item
+
+    return wrapped
+
+
+class TracingServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """One ``SERVER`` span per call of every style (no-op while tracing is off)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or not active():
+            return handler
+        method = handler_call_details.method
+        common = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method), **common
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, method), **common
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, method), **common
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _streaming(handler.stream_stream, method), **common
+            )
+        return handler

@@ -1,0 +1,333 @@
+"""Prometheus metrics of a service process (prometheus-client, an optional extra).
+
+What is counted, and where:
+
+======================================================  =================================
+``servicewire_messages_published_total``                relay, per channel and contract
+``servicewire_messages_consumed_total``                 pipeline (handled or duplicate)
+``servicewire_messages_retried_total``                  pipeline (redelivery scheduled)
+``servicewire_messages_dead_lettered_total``            pipeline
+``servicewire_handler_duration_seconds``                pipeline, histogram
+``servicewire_relay_publish_latency_seconds``           relay, commit (message time) to publish
+``servicewire_outbox_backlog`` / ``_oldest_age_seconds``  per database, refreshed at scrape
+``servicewire_inbox_size``                              per service, refreshed at scrape
+``servicewire_circuit_breaker_state``                   0 closed, 1 half open, 2 open
+======================================================  =================================
+
+Expose them on a REST app, refreshing the database gauges of ``services`` at each
+scrape::
+
+    mount_metrics(app, service)          # GET /metrics
+
+and in a process without a web app (``servicewire relay --metrics-port 9464``)::
+
+    server = await serve_metrics(9464, refresh=[lambda: refresh_database(engine)])
+
+Without prometheus-client every recording function is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from servicewire.messaging import headers as h
+from servicewire.messaging.message import Message
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from servicewire.resilience import CircuitState
+    from servicewire.service.service import Service
+
+log = logging.getLogger("servicewire.telemetry")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _Metrics:
+    """The metric objects, created once per process in the default registry."""
+
+    def __init__(self, prom: Any) -> None:
+        self.published = prom.Counter(
+            "servicewire_messages_published",
+            "Messages a relay published to the transport",
+            ["channel", "contract"],
+        )
+        self.consumed = prom.Counter(
+            "servicewire_messages_consumed",
+            "Messages a service consumed (handled, or skipped as duplicates)",
+            ["service", "channel", "contract"],
+        )
+        self.retried = prom.Counter(
+            "servicewire_messages_retried",
+            "Deliveries that failed and were scheduled for redelivery",
+            ["service", "channel", "contract"],
+        )
+        self.dead_lettered = prom.Counter(
+            "servicewire_messages_dead_lettered",
+            "Messages moved to a dead-letter channel",
+            ["service", "channel", "contract"],
+        )
+        self.handler_seconds = prom.Histogram(
+            "servicewire_handler_duration_seconds",
+            "Handler run time, transaction included",
+            ["service", "channel", "contract"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.relay_latency = prom.Histogram(
+            "servicewire_relay_publish_latency_seconds",
+            "From the message's creation in the committing transaction to its publish",
+            ["relay"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.backlog = prom.Gauge(
+            "servicewire_outbox_backlog", "Outbox rows not yet published", ["database"]
+        )
+        self.oldest_age = prom.Gauge(
+            "servicewire_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row (0 when empty)",
+            ["database"],
+        )
+        self.inbox = prom.Gauge(
+            "servicewire_inbox_size", "Message ids kept by the inbox", ["service"]
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self.breaker = prom.Gauge(
+            "servicewire_circuit_breaker_state",
+            "Circuit breaker state per remote service: 0 closed, 1 half open, 2 open",
+            ["service"],
+        )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: prometheus-client's lookup takes a lock."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+
+_metrics: _Metrics | bool | None = None
+
+
+def metrics() -> _Metrics | None:
+    """The process's metric objects; ``None`` without prometheus-client."""
+    global _metrics
+    if _metrics is None:
+        try:
+            import prometheus_client
+        except ImportError:
+            _metrics = False
+        else:
+            _metrics = _Metrics(prometheus_client)
+    return _metrics if isinstance(_metrics, _Metrics) else None
+
+
+def _contract(message: Message) -> str:
+    return message.type or "(untyped)"
+
+
+def record_outcome(service: str, message: Message, outcome: str) -> None:
+    """Count one delivery's outcome (the pipeline's :class:`~.unit_of_work.Outcome`)."""
+    m = metrics()
+    if m is None:
+        return
+    labels = (service, message.destination, _contract(message))
+    if outcome in ("handled", "duplicate"):
+        m.child(m.consumed, *labels).inc()
+    elif outcome == "retrying":
+        m.child(m.retried, *labels).inc()
+    elif outcome == "dead-lettered":
+        m.child(m.dead_lettered, *labels).inc()
+
+
+@contextlib.contextmanager
+def time_handler(service: str, message: Message) -> Iterator[None]:
+    """Observe the block's duration in the handler latency histogram."""
+    m = metrics()
+    if m is None:
+        yield
+        return
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram = m.child(m.handler_seconds, service, message.destination, _contract(message))
+        histogram.observe(time.perf_counter() - started)
+
+
+_LATENCY_SAMPLES = 50
+"""At most this many latency observations per published batch (evenly spread)."""
+
+
+def record_published(relay: str, messages: Sequence[Message]) -> None:
+    """Count published messages and observe their commit-to-publish latency.
+
+    A relay publishes batches of hundreds of messages at tens of thousands per second,
+    so counts are added per (channel, contract) once per batch and latency is sampled
+    (at most :data:`_LATENCY_SAMPLES` per batch, which keeps the distribution).
+    """
+    m = metrics()
+    if m is None or not messages:
+        return
+    counts: dict[tuple[str, str], int] = {}
+    for message in messages:
+        key = (message.destination, _contract(message))
+        counts[key] = counts.get(key, 0) + 1
+    for (channel, contract), n in counts.items():
+        m.child(m.published, channel, contract).inc(n)
+    now = time.time()
+    latency = m.child(m.relay_latency, relay)
+    step = -(-len(messages) // _LATENCY_SAMPLES)
+    for message in messages[::step]:
+        sent = message.headers.get(h.TIME)
+        if sent:
+            try:
+                latency.observe(max(0.0, now - datetime.fromisoformat(sent).timestamp()))
+            except ValueError:
+                pass  # a foreign producer's odd timestamp is not worth a failure
+
+
+def breaker_listener(service: str, _old: CircuitState, new: CircuitState) -> None:
+    """A :class:`~servicewire.resilience.CircuitBreaker` ``on_state_change`` listener."""
+    m = metrics()
+    if m is not None:
+        m.breaker.labels(service).set(_BREAKER_VALUE.get(str(new), -1))
+
+
+# Gauges refreshed at scrape time ----------------------------------------------------------
+
+
+async def refresh_database(engine: AsyncEngine) -> None:
+    """Set the outbox backlog and oldest-row age gauges of one database."""
+    m = metrics()
+    if m is None:
+        return
+    from servicewire.relay.status import relay_status
+    from servicewire.storage.database import display_url
+
+    status = await relay_status(engine)
+    name = display_url(engine)
+    m.backlog.labels(name).set(status.backlog)
+    m.oldest_age.labels(name).set(status.oldest_unpublished_age or 0.0)
+
+
+async def refresh_service(service: Service) -> None:
+    """Set a running service's inbox size and its database's outbox gauges."""
+    m = metrics()
+    if m is None or service.engine is None:
+        return
+    from sqlalchemy import func, select
+
+    from servicewire.pipeline.inbox import inbox as inbox_table
+
+    async with service.engine.connect() as conn:
+        size = (await conn.execute(select(func.count()).select_from(inbox_table))).scalar_one()
+    m.inbox.labels(service.name).set(int(size))
+    await refresh_database(service.engine)
+
+
+async def _refresh_all(refresh: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    for step in refresh:
+        try:
+            await step()
+        except Exception as exc:  # a scrape must still answer with what it has
+            log.warning("metrics refresh failed: %s", type(exc).__name__)
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric in the default registry."""
+    try:
+        from prometheus_client import generate_latest
+    except ImportError:
+        return b"# prometheus-client is not installed\n"
+    return bytes(generate_latest())
+
+
+def mount_metrics(app: FastAPI, *services: Service, path: str = "/metrics") -> None:
+    """Serve ``GET /metrics`` on a FastAPI app, refreshing ``services``' gauges per scrape.
+
+    Installed as the outermost ASGI middleware, so path rewriting (media-type
+    versioning), body limits and the OpenAPI document leave it alone.
+    """
+    app.add_middleware(MetricsEndpoint, path=path, refresh=tuple(_refresher(s) for s in services))
+
+
+class MetricsEndpoint:
+    """ASGI middleware answering ``GET <path>`` with the metrics exposition."""
+
+    def __init__(
+        self, app: Any, *, path: str, refresh: Sequence[Callable[[], Awaitable[None]]]
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.refresh = refresh
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            status, body, kind = 405, b"method not allowed\n", b"text/plain"
+        else:
+            await _refresh_all(self.refresh)
+            status, body, kind = 200, exposition(), CONTENT_TYPE.encode()
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""}
+        )
+
+
+def _refresher(service: Service) -> Callable[[], Awaitable[None]]:
+    async def refresh() -> None:
+        await refresh_service(service)
+
+    return refresh
+
+
+async def serve_metrics(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    refresh: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> asyncio.Server:
+    """A tiny HTTP server answering ``GET /metrics`` (for processes without a web app).
+
+    Runs in the event loop, so the refresh steps may query databases asynchronously.
+    ``port`` 0 picks a free port (``server.sockets[0].getsockname()[1]``).
+    """
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            first = request.split(b"\r\n", 1)[0].split()
+            if len(first) >= 2 and first[0] == b"GET" and first[1].split(b"?")[0] == b"/metrics":
+                await _refresh_all(refresh)
+                status, body, kind = b"200 OK", exposition(), CONTENT_TYPE.encode()
+            else:
+                status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
+                + b"\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n" + body
+            )  # fmt: skip
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(answer, host, port)

@@ -1,0 +1,389 @@
+"""``amqp://`` and ``amqps://`` — RabbitMQ through aio-pika.
+
+    transport = await connect_transport("amqp://guest:guest@127.0.0.1:5672/?shards=16")
+    await transport.declare("orders", "billing")      # exchange, 16 shard queues, DLX
+    await transport.publish(message)                  # persistent, publisher-confirmed
+    async with await transport.subscribe("orders", "billing") as sub:
+        async for delivery in sub:
+            ...
+            await delivery.ack()                      # or nack(delay=2.0), or reject()
+
+Topology (:mod:`.amqp_topology`): an exchange per channel, a durable quorum queue per
+group and shard with single-active-consumer, messages routed to shard
+``shard_for(partition key, shards, message id)``. Members of a group deal the shards
+among themselves (:mod:`.amqp_members`) and hand them over without letting a key's next
+message overtake its previous one (:mod:`.amqp_subscription`). The connection is
+aio-pika's robust connection: after a broker restart it reconnects, channels and
+consumers come back, and a publish caught by the outage is sent again once the broker
+is back (within ``publish_timeout``; otherwise it fails with :class:`PublishError`).
+URL options: :mod:`.amqp_options`. Full story: docs/transports/amqp.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from pamqp.commands import Basic
+
+from servicewire.errors import (
+    ConnectionFailedError,
+    MessageTooLargeError,
+    PublishError,
+    TransportError,
+)
+from servicewire.messaging.channels import shard_for
+from servicewire.messaging.message import Message
+from servicewire.transports.amqp.headers import encode, wire_size
+from servicewire.transports.amqp.options import AmqpOptions, parse
+from servicewire.transports.amqp.subscription import AmqpDelivery, AmqpSubscription
+from servicewire.transports.amqp.topology import (
+    SHARD_KEYS,
+    Topology,
+    check_channel,
+    exchange_name,
+    shards_of,
+)
+from servicewire.transports.base import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_HEADER_BYTES,
+    Capabilities,
+    Subscription,
+    Transport,
+)
+from servicewire.urls import redact, redact_text
+
+__all__ = ["AmqpDelivery", "AmqpOptions", "AmqpSubscription", "AmqpTransport"]
+
+log = logging.getLogger(__name__)
+
+# What a lost connection looks like to a publisher: retry once the broker is back.
+_RETRYABLE = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ChannelClosed,
+    ConnectionError,
+    OSError,
+    asyncio.CancelledError,
+)
+
+
+class AmqpTransport(Transport):
+    """A client of one RabbitMQ virtual host."""
+
+    scheme = "amqp"
+    capabilities = Capabilities(
+        durable=True,
+        persistent=True,
+        ordered_per_key=True,
+        competing_consumers=True,
+        exactly_once=False,
+        replays_history=False,
+    )
+
+    def __init__(self, url: str, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        super().__init__(url, max_message_size=max_message_size)
+        self._client_url, self.options = parse(url)
+        self.address = redact(url)
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._pub: aiormq.abc.AbstractChannel | None = None
+        self._admin: AbstractRobustChannel | None = None
+        self._topology = Topology(
+            self._admin_channel,
+            shards=self.options.shards,
+            queue_type=self.options.queue_type,
+            delivery_limit=self.options.delivery_limit,
+        )
+        self._subscriptions: set[AmqpSubscription] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closing = False
+
+    # Connection -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._connection is not None:
+            return
+        options = self.options
+        try:
+            connection = await asyncio.wait_for(
+                aio_pika.connect_robust(
+                    self._client_url,
+                    reconnect_interval=options.reconnect_delay,
+                    timeout=options.connect_timeout,
+                ),
+                options.connect_timeout + 1,
+            )
+        except TimeoutError:
+            raise ConnectionFailedError(
+                "amqp", self.url, f"no answer within {options.connect_timeout:g}s"
+            ) from None
+        except (aiormq.exceptions.AMQPError, OSError, ValueError) as exc:
+            raise ConnectionFailedError("amqp", self.url, _reason(exc)) from None
+        self._connection = connection
+        try:
+            self._publisher = await self._open_channel(confirms=True)
+            self._pub = await self._publisher.get_underlay_channel()
+            self._admin = await self._open_channel(confirms=False)
+            if options.queue_type == "quorum" and not _supports_quorum(connection):
+                self._topology.queue_type = "classic"  # RabbitMQ before 3.8
+        except BaseException:
+            await connection.close()
+            self._connection = None
+            raise
+
+    async def _open_channel(self, *, confirms: bool) -> AbstractRobustChannel:
+        if self._connection is None:
+            raise TransportError(f"amqp transport {self.address} is not connected")
+        channel = await self._connection.channel(publisher_confirms=confirms)
+        assert isinstance(channel, AbstractRobustChannel)
+        return channel
+
+    async def _admin_channel(self) -> aiormq.abc.AbstractChannel:
+        if self._admin is None:
+            raise TransportError(f"amqp transport {self.address} is not connected")
+        if self._admin.is_closed:
+            # A refused declaration closes the channel; open a fresh one for the next.
+            self._admin = await self._open_channel(confirms=False)
+        return await self._admin.get_underlay_channel()
+
+    # Publishing -------------------------------------------------------------------------
+
+    def check_size(self, message: Message) -> None:
+        """As :meth:`Transport.check_size`, with the size summed in C (hot path)."""
+        size = wire_size(message)
+        if size > self.max_message_size:
+            raise MessageTooLargeError(size, self.max_message_size, message.destination)
+        header_bytes = size - len(message.payload)
+        if header_bytes > MAX_HEADER_BYTES:
+            raise MessageTooLargeError(header_bytes, MAX_HEADER_BYTES, message.destination)
+
+    async def publish(self, message: Message) -> None:
+        self.check_size(message)
+        self._begin()
+        try:
+            await self._publish(message)
+        finally:
+            self._end()
+
+    async def publish_batch(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.check_size(message)
+        self._begin()
+        try:
+            await asyncio.gather(*(self._publish(m) for m in messages))
+        finally:
+            self._end()
+
+    def _begin(self) -> None:
+        if self._closing or self._connection is None:
+            raise TransportError(f"amqp transport {self.address} is closed")
+        self._in_flight += 1
+        self._drained.clear()
+
+    def _end(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._drained.set()
+
+    async def _publish(self, message: Message) -> None:
+        channel = message.destination
+        if not self._topology.known_exchange(channel):
+            check_channel(channel)
+            await self._retrying(channel, lambda: self._topology.ensure_exchange(channel))
+        key = SHARD_KEYS[
+            shard_for(message.partition_key, shards_of(channel, self.options.shards), message.id)
+        ]
+        body, props = encode(message)
+        exchange = exchange_name(channel)
+        pub = self._pub
+        if pub is not None and not pub.is_closed:
+            # The hot path: one frame set, one confirm, no retry machinery.
+            try:
+                confirm = await pub.basic_publish(
+                    body, exchange=exchange, routing_key=key, properties=props
+                )
+            except _RETRYABLE as exc:
+                _reraise_own_cancellation(exc)  # else: the channel died, retry below
+            else:
+                if not isinstance(confirm, Basic.Ack):
+                    raise PublishError(
+                        f"RabbitMQ at {self.address} refused message {message.id} "
+                        f"for channel {channel!r}"
+                    )
+                return
+
+        async def send() -> None:
+            pub = await self._publisher_channel()
+            confirm = await pub.basic_publish(
+                body, exchange=exchange, routing_key=key, properties=props
+            )
+            if not isinstance(confirm, Basic.Ack):
+                raise PublishError(
+                    f"RabbitMQ at {self.address} refused message {message.id} "
+                    f"for channel {channel!r}"
+                )
+
+        await self._retrying(channel, send)
+
+    async def _publisher_channel(self) -> aiormq.abc.AbstractChannel:
+        assert self._publisher is not None
+        await self._publisher.ready()
+        self._pub = await self._publisher.get_underlay_channel()
+        return self._pub
+
+    async def _retrying(self, channel: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` until it succeeds, waiting out reconnections, or time out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.publish_timeout
+        delay = 0.05
+        while True:
+            try:
+                remaining = max(0.1, deadline - loop.time())
+                await asyncio.wait_for(action(), remaining)
+                return
+            except PublishError:
+                raise
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                self._topology.forget(channel)  # deleted under us: declare again
+                await self._topology.ensure_exchange(channel)
+            except (*_RETRYABLE, TimeoutError) as exc:
+                _reraise_own_cancellation(exc)
+                if loop.time() >= deadline:
+                    raise PublishError(
+                        f"amqp transport could not publish to channel {channel!r} at "
+                        f"{self.address} within {self.options.publish_timeout:g}s: "
+                        f"{_reason(exc)}"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # Groups -----------------------------------------------------------------------------
+
+    async def declare(self, channel: str, group: str) -> None:
+        self._check_open()
+        check_channel(channel)
+        try:
+            await self._topology.ensure_group(channel, group)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise TransportError(
+                f"amqp transport: group {group!r} on channel {channel!r} exists with other "
+                f"settings (shards, queue_type or delivery_limit differ): {_reason(exc)}"
+            ) from None
+
+    async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
+        await self.declare(channel, group)
+        sub = AmqpSubscription(self, channel, group, prefetch)
+        self._subscriptions.add(sub)
+        try:
+            await sub.start()
+        except BaseException:
+            await sub.close()
+            raise
+        return sub
+
+    async def delete_group(self, channel: str, group: str) -> None:
+        """Delete ``group``'s queues on ``channel`` with their messages (admin, tests)."""
+        self._check_open()
+        await self._topology.delete_group(channel, group)
+
+    async def delete_channel(self, channel: str) -> None:
+        """Delete ``channel``'s exchanges and its ``.dlq`` channel with the
+        ``dead-letters`` group; delete the channel's own groups first (admin, tests)."""
+        self._check_open()
+        await self._topology.delete_channel(channel)
+
+    def _check_open(self) -> None:
+        if self._connection is None or self._closing:
+            raise TransportError(f"amqp transport {self.address} is not connected")
+
+    # Close ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        # Publishes already started finish (or fail) first: close never drops them.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self.options.publish_timeout + 5)
+        for sub in list(self._subscriptions):
+            await sub.close()
+        for task in list(self._background):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 1.0)
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._connection.close(), 5.0)
+        self._connection = None
+
+
+def _reraise_own_cancellation(exc: BaseException) -> None:
+    """Re-raise ``exc`` if it is our caller cancelling us rather than a channel dying.
+
+    aiormq fails a publish pending on a closed channel with ``CancelledError`` too.
+    """
+    current = asyncio.current_task()
+    if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+        raise exc
+
+
+def _supports_quorum(connection: AbstractRobustConnection) -> bool:
+    """Quorum queues arrived in RabbitMQ 3.8."""
+    try:
+        transport = connection.transport
+        assert transport is not None
+        props = transport.connection.server_properties
+        version = props.get("version", b"")
+        text = version.decode() if isinstance(version, bytes) else str(version)
+        major, minor = (int(p) for p in text.split(".")[:2])
+    except Exception:
+        return True
+    return (major, minor) >= (3, 8)
+
+
+def _close_frame(exc: BaseException) -> Any:
+    """The ``Connection.Close`` frame an aiormq error carries, if any."""
+    for arg in (*exc.args, getattr(exc, "frame", None)):
+        if hasattr(arg, "reply_code") and hasattr(arg, "reply_text"):
+            return arg
+    return None
+
+
+def _closed_with(exc: BaseException, code: int) -> bool:
+    close = _close_frame(exc)
+    return close is not None and close.reply_code == code
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, password-free description of a connection or channel error."""
+    refused = isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, aiormq.exceptions.AMQPConnectionError)
+        and bool(exc.args)
+        and exc.args[0] == errno.ECONNREFUSED
+    )
+    if refused:
+        text = "connection refused (is RabbitMQ running and listening there?)"
+    elif isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+        text = "authentication failed (check user and password)"
+    elif (
+        isinstance(exc, aiormq.exceptions.ConnectionNotAllowed)
+        or _closed_with(exc, 530)
+        # aiormq reports a refused Connection.Open as an unexpected Close frame
+        or ("Connection.OpenOk" in str(exc) and "Connection.Close" in str(exc))
+    ):
+        text = "access refused: check the virtual host exists and the user may use it"
+    elif (close := _close_frame(exc)) is not None:
+        text = f"the broker closed the connection: {close.reply_code} {close.reply_text}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact_text(text)

@@ -1,0 +1,380 @@
+"""One member of a Kafka consumer group: fetch, hand out in order, commit what is done.
+
+A :class:`KafkaSubscription` owns one ``AIOKafkaConsumer`` that joined the group. Kafka
+assigns it some partitions of the channel's topic; for each it keeps:
+
+* a buffer of fetched records not yet handed out;
+* an :class:`~servicewire.transports.kafka.offsets.OffsetTracker` of records handed
+  out, so the commit is the highest *contiguous* settled offset (auto-commit is off:
+  it would commit records whose handler has not finished);
+* at most one unsettled delivery when ``ordered`` (the default), which is how the next
+  record of a partition waits for the previous one to be settled;
+* the attempt count of records nacked here, and a "not before" time after
+  ``nack(delay)``: the record goes back to the head of the partition's buffer, so it is
+  redelivered before anything after it and order holds.
+
+A committer task coalesces watermarks into one OffsetCommit request at a time. On a
+rebalance the revoked partitions stop handing out, wait briefly (``revoke_grace_ms``)
+for deliveries in flight, commit what is contiguous and forget the rest: the next owner
+reads from the committed offset, so an unsettled record is redelivered, never lost::
+
+    sub = await transport.subscribe("orders", "billing", prefetch=64)
+    async for delivery in sub:
+        await delivery.ack()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.kafka.client import client_kwargs
+from servicewire.transports.kafka.headers import from_kafka
+from servicewire.transports.kafka.offsets import OffsetTracker
+from servicewire.urls import redact_text
+
+if TYPE_CHECKING:
+    from servicewire.transports.kafka.transport import KafkaTransport
+
+log = logging.getLogger("servicewire.transports.kafka.transport")
+
+_FETCH_TIMEOUT_MS = 100
+_COMMIT_TIMEOUT = 10.0
+
+
+def kafka_group_id(topic: str, group: str) -> str:
+    """The Kafka consumer group of our ``group`` on ``topic``: ``<topic>.<group>``.
+
+    Kafka group ids are global, while ours belong to a channel. One Kafka group per
+    channel keeps a member joining ``orders`` from stopping every other channel that
+    uses the same group name for a rebalance.
+    """
+    return f"{topic}.{group}"
+
+
+class _Partition:
+    """This member's state for one assigned partition."""
+
+    __slots__ = (
+        "attempts",
+        "buffer",
+        "draining",
+        "gone",
+        "inflight",
+        "not_before",
+        "tp",
+        "tracker",
+    )
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.buffer: deque[Any] = deque()  # aiokafka ConsumerRecord, oldest first
+        self.tracker = OffsetTracker()
+        self.inflight = 0
+        self.not_before = 0.0
+        self.attempts: dict[int, int] = {}
+        self.draining = False  # revoked: hand out nothing more, let in-flight settle
+        self.gone = False  # revoked and forgotten: settling its deliveries does nothing
+
+    def requeue(self, record: Any) -> None:
+        """Put ``record`` back in offset order (the head, when one is in flight)."""
+        offsets = [r.offset for r in self.buffer]
+        self.buffer.insert(bisect.bisect_left(offsets, record.offset), record)
+
+
+class KafkaDelivery(Delivery):
+    __slots__ = ("_part", "_record", "_settled", "_sub")
+
+    def __init__(self, sub: KafkaSubscription, part: _Partition, record: Any, attempt: int) -> None:
+        fallback = f"{record.topic}-{record.partition}-{record.offset}"
+        message = from_kafka(record.headers or (), record.value, fallback_id=fallback)
+        super().__init__(message, attempt, record.partition)
+        self._sub = sub
+        self._part = part
+        self._record = record
+        self._settled = False
+
+    async def ack(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._sub._settle(self, requeue=False, delay=0.0)
+
+    async def nack(self, delay: float = 0.0) -> None:
+        if not self._settled:
+            self._settled = True
+            self._sub._settle(self, requeue=True, delay=delay)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sub: KafkaSubscription) -> None:
+        self._sub = sub
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._sub._revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._sub._assign(assigned)
+
+
+class KafkaSubscription(Subscription):
+    """A member of ``group`` reading the topic of ``channel``."""
+
+    def __init__(
+        self,
+        transport: KafkaTransport,
+        channel: str,
+        group: str,
+        topic: str,
+        *,
+        prefetch: int,
+        ordered: bool = True,
+    ) -> None:
+        self.channel = channel
+        self.group = group
+        self.topic = topic
+        self.prefetch = max(1, prefetch)
+        self._transport = transport
+        self._per = 1 if ordered else self.prefetch  # unsettled per partition
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._outstanding = 0
+        self._buffered = 0
+        self._buffer_limit = max(256, self.prefetch * 8)  # fetched, not yet handed out
+        self._queue: asyncio.Queue[KafkaDelivery | None] = asyncio.Queue()
+        self._commit_wanted = asyncio.Event()
+        self._space = asyncio.Event()
+        self._committed: dict[TopicPartition, int] = {}
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        options = transport.address.options
+        self._revoke_grace = options.revoke_grace_ms / 1000
+        self._commit_interval = options.commit_interval_ms / 1000
+        self._consumer = AIOKafkaConsumer(
+            **client_kwargs(transport.address),
+            group_id=kafka_group_id(topic, group),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=options.session_timeout_ms,
+            heartbeat_interval_ms=options.heartbeat_interval_ms,
+            max_poll_interval_ms=options.max_poll_interval_ms,
+            rebalance_timeout_ms=options.rebalance_timeout_ms,
+            fetch_max_wait_ms=200,
+            max_partition_fetch_bytes=max(1024 * 1024, transport.max_message_size * 2),
+        )
+
+    async def start(self) -> None:
+        # Subscribing after start() means start() does not wait for the group to form
+        # (a join takes seconds while the coordinator waits for every member); records
+        # published meanwhile wait at the offsets ``declare`` committed for the group.
+        await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name=f"kafka-fetch-{self.topic}"),
+            asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self.topic}"),
+        ]
+
+    # Delivery ---------------------------------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while not self._closed:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if item._part.gone:
+                continue  # its partition moved to another member, which redelivers it
+            yield item
+
+    async def _fetch_loop(self) -> None:
+        while not self._closed:
+            if self._buffered >= self._buffer_limit:
+                # Enough is waiting locally; let handlers catch up before fetching more.
+                self._space.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._space.wait(), 0.5)
+                continue
+            try:
+                batches = await self._consumer.getmany(
+                    timeout_ms=_FETCH_TIMEOUT_MS, max_records=self._buffer_limit
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the client reconnects by itself; keep polling
+                log.warning("kafka fetch from %s failed: %s", self.topic, redact_text(repr(exc)))
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in batches.items():
+                part = self._parts.get(tp)
+                if part is None or part.draining:
+                    continue  # fetched for a partition that is no longer ours
+                part.buffer.extend(records)
+                self._buffered += len(records)
+            if batches:
+                self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand out what every partition may hand out now."""
+        now = time.monotonic()
+        wake: float | None = None
+        for part in list(self._parts.values()):
+            ready_at = self._dispatch_part(part, now)
+            if ready_at is not None:
+                wake = ready_at if wake is None else min(wake, ready_at)
+        if self._buffered < self._buffer_limit:
+            self._space.set()
+        if wake is not None:
+            self._schedule(wake - now)
+
+    def _dispatch_part(self, part: _Partition, now: float) -> float | None:
+        """Hand out records of ``part``; returns when to retry if it is held back."""
+        if part.draining:
+            return None
+        if part.not_before > now:
+            return part.not_before if part.buffer else None
+        while part.buffer and self._outstanding < self.prefetch and part.inflight < self._per:
+            record = part.buffer.popleft()
+            self._buffered -= 1
+            attempt = part.attempts.get(record.offset, 0) + 1
+            part.attempts[record.offset] = attempt
+            part.tracker.started(record.offset)
+            part.inflight += 1
+            self._outstanding += 1
+            self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
+        return None
+
+    def _schedule(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None and self._timer.when() <= loop.time() + delay:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(max(0.0, delay), self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._dispatch()
+
+    def _settle(self, delivery: KafkaDelivery, *, requeue: bool, delay: float) -> None:
+        part = delivery._part
+        if part.gone:
+            return  # revoked: the next owner redelivers from the committed offset
+        record = delivery._record
+        was_full = self._outstanding >= self.prefetch
+        part.inflight -= 1
+        self._outstanding -= 1
+        if requeue:
+            part.requeue(record)
+            self._buffered += 1
+            if delay > 0:
+                part.not_before = max(part.not_before, time.monotonic() + delay)
+        else:
+            part.attempts.pop(record.offset, None)
+            if part.tracker.done(record.offset) is not None:
+                self._commit_wanted.set()
+        if self._closed:
+            return
+        if was_full or requeue:
+            self._dispatch()  # other partitions may have waited on the prefetch cap
+        else:
+            self._dispatch_part(part, time.monotonic())
+            if self._buffered < self._buffer_limit:
+                self._space.set()
+
+    # Commits ----------------------------------------------------------------------------
+
+    def _pending_commits(self, parts: list[_Partition]) -> dict[TopicPartition, int]:
+        offsets: dict[TopicPartition, int] = {}
+        for part in parts:
+            mark = part.tracker.committable
+            if mark is not None and self._committed.get(part.tp) != mark:
+                offsets[part.tp] = mark
+        return offsets
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), _COMMIT_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except (KafkaError, TimeoutError) as exc:
+            # A rebalance or a broker restart refused the commit: those records will be
+            # redelivered (at least once), nothing is lost.
+            log.info("kafka commit on %s refused: %s", self.topic, redact_text(repr(exc)))
+            return
+        except Exception as exc:  # e.g. IllegalStateError: partition no longer assigned
+            log.info("kafka commit on %s skipped: %s", self.topic, redact_text(repr(exc)))
+            return
+        for tp, mark in offsets.items():
+            if self._committed.get(tp, -1) < mark:
+                self._committed[tp] = mark
+
+    async def _commit_loop(self) -> None:
+        while not self._closed:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit(self._pending_commits(list(self._parts.values())))
+            # Acks arriving meanwhile coalesce into the next request: one commit per
+            # interval at most, however fast handlers ack.
+            await asyncio.sleep(self._commit_interval)
+
+    # Rebalance --------------------------------------------------------------------------
+
+    def _assign(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            if tp not in self._parts:
+                self._parts[tp] = _Partition(tp)
+        self._dispatch()
+
+    async def _revoke(self, revoked: set[TopicPartition]) -> None:
+        parts = [self._parts[tp] for tp in revoked if tp in self._parts]
+        for part in parts:
+            part.draining = True
+            self._buffered -= len(part.buffer)
+            part.buffer.clear()
+        deadline = time.monotonic() + self._revoke_grace
+        while any(p.inflight for p in parts) and time.monotonic() < deadline and not self._closed:
+            await asyncio.sleep(0.005)
+        await self._commit(self._pending_commits(parts))
+        for part in parts:
+            part.gone = True
+            self._outstanding -= part.inflight
+            part.inflight = 0
+            self._parts.pop(part.tp, None)
+            self._committed.pop(part.tp, None)
+        self._dispatch()
+
+    # Shutdown ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        # Unsettled deliveries are simply not committed: the group gets them again.
+        parts = list(self._parts.values())
+        await self._commit(self._pending_commits(parts))
+        for part in parts:
+            part.gone = True
+        try:
+            await asyncio.wait_for(self._consumer.stop(), _COMMIT_TIMEOUT)
+        except Exception as exc:
+            log.info("kafka consumer on %s stopped uncleanly: %s", self.topic, exc)
+        self._queue.put_nowait(None)
+        self._transport._forget(self)

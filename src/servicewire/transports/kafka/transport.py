@@ -1,0 +1,324 @@
+"""``kafka://`` and ``kafka+ssl://`` — the Kafka protocol through aiokafka.
+
+A channel is a topic (``topic_prefix`` + channel name, ``:`` written as ``_``) created
+on first use with ``partitions`` partitions; partitions are the channel's shards. Our
+groups are Kafka consumer groups; each subscription is one group member::
+
+    transport = await connect_transport("kafka://127.0.0.1:9092/?partitions=16")
+    await transport.declare("orders", "billing")       # the group's offsets start here
+    await transport.publish(message)                   # acks=all; returns once confirmed
+    async with await transport.subscribe("orders", "billing") as sub:
+        async for delivery in sub:
+            await delivery.ack()                       # commits the contiguous prefix
+
+Partition choice: :func:`servicewire.messaging.channels.shard_for` of the partition key (CRC-32
+modulo the topic's partition count), the same shard number every Servicewire transport
+and the outbox use, and *not* Kafka's murmur2 default partitioner. The key is also the
+record key, and headers follow CloudEvents' Kafka binding
+(:mod:`~servicewire.transports.kafka.headers`). The producer uses ``acks=all`` and is
+idempotent where the broker grants a producer id (``idempotence=auto``); publishes are
+pipelined through the client's batching. See docs/transports/kafka.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from servicewire.errors import (
+    ConnectionFailedError,
+    MessageTooLargeError,
+    PublishError,
+    TransportError,
+)
+from servicewire.messaging.channels import shard_for, validate_name
+from servicewire.messaging.message import Message
+from servicewire.transports.base import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Capabilities,
+    Subscription,
+    Transport,
+)
+from servicewire.transports.kafka.client import client_kwargs
+from servicewire.transports.kafka.headers import to_kafka
+from servicewire.transports.kafka.options import parse_kafka_url
+from servicewire.transports.kafka.subscription import KafkaSubscription, kafka_group_id
+from servicewire.urls import redact, redact_text
+
+log = logging.getLogger("servicewire.transports.kafka.transport")
+
+_TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+# Room for the record framing and headers on top of our own size check, so a message
+# that passed check_size is never refused by the client's own limit.
+_FRAMING_ALLOWANCE = 64 * 1024
+
+
+class KafkaTransport(Transport):
+    """A client of a Kafka-protocol cluster (Apache Kafka, Redpanda, tansu, ...)."""
+
+    scheme = "kafka"
+    capabilities = Capabilities(
+        durable=True,
+        persistent=True,
+        ordered_per_key=True,
+        competing_consumers=True,
+        exactly_once=False,
+        replays_history=False,
+    )
+
+    def __init__(self, url: str, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        super().__init__(url, max_message_size=max_message_size)
+        self.address = parse_kafka_url(url)
+        self.idempotent = False
+        """Whether the producer runs idempotent (decided at connect)."""
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
+        self._topics: dict[str, asyncio.Future[int]] = {}
+        self._topic_names: dict[str, str] = {}
+        self._declared: set[tuple[str, str]] = set()
+        self._subscriptions: set[KafkaSubscription] = set()
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+
+    # Connection -------------------------------------------------------------------------
+
+    def _failed(self, exc: BaseException | str) -> ConnectionFailedError:
+        reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        return ConnectionFailedError("kafka", self.url, redact_text(reason))
+
+    def _producer_kwargs(self, idempotent: bool) -> dict[str, Any]:
+        options = self.address.options
+        return {
+            **client_kwargs(self.address),
+            "acks": "all",
+            "enable_idempotence": idempotent,
+            "linger_ms": options.linger_ms,
+            "max_batch_size": 64 * 1024,
+            "max_request_size": self.max_message_size + _FRAMING_ALLOWANCE,
+        }
+
+    async def _start_producer(self, idempotent: bool) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._producer_kwargs(idempotent))
+        timeout = self.address.options.connect_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(producer.start(), timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def connect(self) -> None:
+        mode = self.address.options.idempotence
+        try:
+            try:
+                self._producer = await self._start_producer(mode != "false")
+                self.idempotent = mode != "false"
+            except KafkaError as exc:
+                # A broker that cannot hand out producer ids (tansu 0.6 answers
+                # InitProducerId with UnknownError) still takes acks=all publishes.
+                if mode != "auto" or "bootstrap" in str(exc).lower():
+                    raise
+                log.info("kafka broker refused an idempotent producer (%r); using acks=all", exc)
+                self._producer = await self._start_producer(False)
+        except TimeoutError:
+            raise self._failed("no answer within connect_timeout_ms") from None
+        except (KafkaError, OSError) as exc:
+            raise self._failed(exc) from None
+        self._closing = False
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None or self._closing:
+            raise TransportError(f"kafka transport {redact(self.url)} is not connected")
+        return self._producer
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        async with self._admin_lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(**client_kwargs(self.address))
+                try:
+                    await admin.start()
+                except (KafkaError, OSError) as exc:
+                    with contextlib.suppress(Exception):
+                        await admin.close()
+                    raise self._failed(exc) from None
+                self._admin = admin
+            return self._admin
+
+    # Topics -----------------------------------------------------------------------------
+
+    def topic_for(self, channel: str) -> str:
+        """The topic of ``channel`` (Kafka topic names have no ``:``)."""
+        topic = self._topic_names.get(channel)
+        if topic is None:
+            validate_name(channel, "channel")
+            topic = self.address.options.topic_prefix + channel.replace(":", "_")
+            if len(self._topic_names) < 10_000:  # bounded: channel names come from callers
+                self._topic_names[channel] = topic
+        return topic
+
+    async def _partitions(self, topic: str) -> int:
+        """The partition count of ``topic``, creating the topic on first use."""
+        known = self._topics.get(topic)
+        if known is None:
+            known = self._topics[topic] = asyncio.get_running_loop().create_future()
+            try:
+                known.set_result(await self._create_topic(topic))
+            except BaseException as exc:
+                del self._topics[topic]
+                known.set_exception(exc)
+                known.exception()  # consumed here; awaiting callers still see it
+                raise
+        return await asyncio.shield(known)
+
+    async def _create_topic(self, topic: str) -> int:
+        options = self.address.options
+        admin = await self._admin_client()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(topic, options.partitions, options.replication)]
+            )
+        except KafkaError as exc:
+            raise TransportError(f"kafka: cannot create topic {topic!r}: {exc!r}") from None
+        for _name, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_EXISTS):
+                detail = rest[0] if rest else ""
+                raise TransportError(f"kafka: cannot create topic {topic!r}: error {code} {detail}")
+        producer = self._require_producer()
+        try:
+            partitions = await producer.partitions_for(topic)
+        except KafkaError as exc:
+            raise TransportError(f"kafka: no metadata for topic {topic!r}: {exc!r}") from None
+        return len(partitions) if partitions else options.partitions
+
+    # Publishing -------------------------------------------------------------------------
+
+    async def publish(self, message: Message) -> None:
+        # One pass over the headers gives both the record headers and the size check,
+        # which still happens before any I/O.
+        headers, key, size = to_kafka(message)
+        if size > self.max_message_size:
+            raise MessageTooLargeError(size, self.max_message_size, message.destination)
+        topic = self.topic_for(message.destination)
+        producer = self._require_producer()
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            partitions = self._known_partitions(topic) or await self._partitions(topic)
+            partition = shard_for(message.partition_key, partitions, message.id)
+            try:
+                sent = await producer.send(
+                    topic, message.payload, key=key, headers=headers, partition=partition
+                )
+                await sent
+            except (KafkaError, OSError, TimeoutError) as exc:
+                raise PublishError(
+                    f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}"
+                ) from None
+            except AssertionError as exc:
+                # aiokafka asserts when its metadata no longer has the partition (a
+                # restarted broker that lost the topic). Forget the topic so the next
+                # publish declares it again, and report a clear, retryable error.
+                self._topics.pop(topic, None)
+                raise PublishError(
+                    f"kafka: publish to {topic!r} failed: the broker no longer knows its "
+                    f"partitions ({exc}); retry"
+                ) from None
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    def _known_partitions(self, topic: str) -> int | None:
+        known = self._topics.get(topic)
+        if known is not None and known.done() and known.exception() is None:
+            return known.result()
+        return None
+
+    # Groups -----------------------------------------------------------------------------
+
+    async def declare(self, channel: str, group: str) -> None:
+        topic = self.topic_for(channel)
+        validate_name(group, "group")
+        self._require_producer()
+        partitions = await self._partitions(topic)
+        if (topic, group) in self._declared:
+            return
+        await self._start_group_at_end(topic, group, partitions)
+        self._declared.add((topic, group))
+
+    async def _start_group_at_end(self, topic: str, group: str, partitions: int) -> None:
+        """Commit the current end offsets for partitions where ``group`` has none.
+
+        That is what "the group keeps messages from now on" means on Kafka: a group
+        with committed offsets reads from them, whether or not a member is connected.
+        """
+        consumer = AIOKafkaConsumer(
+            **client_kwargs(self.address),
+            group_id=kafka_group_id(topic, group),
+            enable_auto_commit=False,
+        )
+        try:
+            await consumer.start()
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            missing = [tp for tp in tps if await consumer.committed(tp) is None]
+            if missing:
+                ends = await consumer.end_offsets(missing)
+                with contextlib.suppress(KafkaError):
+                    # Refused when live members already run the group: their positions
+                    # stand, which is what declare wants anyway.
+                    await consumer.commit({tp: ends[tp] for tp in missing})
+        except (KafkaError, OSError) as exc:
+            raise TransportError(
+                f"kafka: cannot declare group {group!r} on {topic!r}: {redact_text(repr(exc))}"
+            ) from None
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
+        await self.declare(channel, group)
+        sub = KafkaSubscription(self, channel, group, self.topic_for(channel), prefetch=prefetch)
+        try:
+            await sub.start()
+        except (KafkaError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                await sub.close()
+            raise self._failed(exc) from None
+        self._subscriptions.add(sub)
+        return sub
+
+    def _forget(self, sub: KafkaSubscription) -> None:
+        self._subscriptions.discard(sub)
+
+    # Shutdown ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        # Publishes already started finish (or fail) before the producer goes away.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._idle.wait(), self.address.options.request_timeout_ms / 1000 + 5
+            )
+        self._closing = True
+        for sub in list(self._subscriptions):
+            await sub.close()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+            self._admin = None

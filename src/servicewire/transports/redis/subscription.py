@@ -1,0 +1,468 @@
+"""One member of a consumer group on Redis Streams: membership, shard leases, delivery.
+
+How per-key order survives competing members (DESIGN section 3, "a lease table
+otherwise"): every member heartbeats into a sorted set and, in the same Lua call,
+renews the leases it holds and takes the free leases of the shards it should own
+(shard ``s`` belongs to the ``s % n``-th live member in name order). A member reads
+only the shard streams it holds a lease for, one worker task per shard, and hands the
+application one entry of a shard at a time: the next is handed out only after the
+previous was acked, or nacked and redelivered. A shard that must move (a member joined
+or left) is released only after its delivery in flight is settled; the new owner first
+XAUTOCLAIMs whatever is still pending on the stream (entries stuck with a dead or
+departed member) and only then reads new ones, so order holds across the move::
+
+    sub = await transport.subscribe("orders", "billing")
+    async for delivery in sub:
+        ...
+        await delivery.ack()            # XACK, confirmed before the shard moves on
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from servicewire.errors import TransportError
+from servicewire.messaging.message import Message
+from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.redis.options import decode_entry
+
+if TYPE_CHECKING:
+    from servicewire.transports.redis.transport import RedisTransport
+
+log = logging.getLogger("servicewire.transports.redis.transport")
+
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, TransportError)
+
+# KEYS[1] = members sorted set, KEYS[2..] = lease keys of shards 0..n-1.
+# ARGV = member name, lease TTL in ms. Returns {owned shards, desired shards, live members}.
+TICK_SCRIPT = """
+local member = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + ttl, member)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], ttl * 4)
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.sort(members)
+local n = #members
+local idx = 0
+for i, m in ipairs(members) do
+  if m == member then idx = i - 1 end
+end
+local owned, desired = {}, {}
+for s = 0, #KEYS - 2 do
+  local key = KEYS[s + 2]
+  local want = (s % n) == idx
+  if want then desired[#desired + 1] = s end
+  local holder = redis.call('GET', key)
+  if holder == member then
+    redis.call('PEXPIRE', key, ttl)
+    owned[#owned + 1] = s
+  elseif (not holder) and want then
+    redis.call('SET', key, member, 'PX', ttl)
+    owned[#owned + 1] = s
+  end
+end
+return {owned, desired, n}
+"""
+
+# KEYS[1] = lease key, KEYS[2] = shard stream. ARGV = member, group.
+# Drops the lease if we hold it, and our consumer entry if nothing is pending with it.
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[2], '-', '+', 1, ARGV[1])
+if ok and #pending == 0 then
+  pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+"""
+
+
+def member_name() -> str:
+    """A unique, readable consumer name: host, pid and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class RedisDelivery(Delivery):
+    """An entry of a shard stream handed to the application."""
+
+    __slots__ = ("_entry", "_settled", "_worker")
+
+    def __init__(self, worker: _ShardWorker, entry: _Entry, message: Message) -> None:
+        super().__init__(message, entry.attempt, worker.shard)
+        self._worker = worker
+        self._entry = entry
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    async def ack(self) -> None:
+        # No await in here: a caller cancelled mid-ack (a timeout around its loop) must
+        # not leave the message acked in Redis but unrecorded by the caller. The XACK
+        # is queued at once (pipelined with other acks) and confirmed in the background.
+        if not self._settled:
+            self._settled = True
+            self._worker.acked(self)
+
+    async def nack(self, delay: float = 0.0) -> None:
+        if not self._settled:
+            self._settled = True
+            self._worker.nacked(self, max(0.0, delay))
+
+
+class _Entry:
+    """A stream entry this member read (or claimed) and has not acked yet."""
+
+    __slots__ = ("attempt", "entry_id", "fields")
+
+    def __init__(self, entry_id: bytes, fields: Any, attempt: int) -> None:
+        self.entry_id = entry_id
+        self.fields = fields
+        self.attempt = attempt
+
+
+class _ShardWorker:
+    """Reads one shard stream for one member and hands its entries out one at a time.
+
+    Reading is a task (one blocking XREADGROUP at a time); handing out is synchronous:
+    settling a delivery hands out the shard's next buffered entry at once, which keeps
+    the per-message cost to the application's own awaits.
+    """
+
+    def __init__(self, sub: RedisSubscription, shard: int) -> None:
+        self.sub = sub
+        self.shard = shard
+        self.key = sub.transport.options.stream(sub.channel, shard)
+        self.draining = False
+        self.buffer: deque[_Entry] = deque()
+        self.current: RedisDelivery | None = None
+        self._delayed: tuple[_Entry, asyncio.TimerHandle] | None = None
+        self._need_more = asyncio.Event()
+        self._need_more.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._background: set[asyncio.Future[Any]] = set()
+        self.task = asyncio.create_task(self._run(), name=f"redis-shard-{self.key}")
+
+    # Reading --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        recovering, cursor = True, b"0-0"
+        backoff = 0.05
+        while not self.draining:
+            await self._need_more.wait()
+            try:
+                if recovering:
+                    batch, cursor = await self._claim(cursor)
+                    recovering = cursor != b"0-0"
+                else:
+                    batch = await self._read()
+                backoff = 0.05
+            except (*_RETRYABLE, RedisError) as exc:
+                # Redis went away (restart, network) or refused a read (e.g. the group
+                # vanished with a non-persistent restart): re-read our pending entries
+                # from the start once it is back, in case a reply was lost.
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    log.warning("shard %s: the consumer group is gone; creating it again", self.key)
+                    await self._recreate_group()
+                else:
+                    log.debug("shard %s: %s; retrying", self.key, exc)
+                recovering, cursor = True, b"0-0"
+                self.buffer.clear()  # all of it is pending with us; the claim reads it again
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            if batch:
+                self.buffer.extend(batch)
+                self._need_more.clear()
+                self.pump()
+
+    async def _recreate_group(self) -> None:
+        # The stream or group is gone: Redis restarted without persistence, or someone
+        # deleted the key. Start the group at the beginning of what exists now, so
+        # whatever was published since is still delivered.
+        with contextlib.suppress(*_RETRYABLE, RedisError):
+            await self.sub.transport.client.xgroup_create(
+                self.key, self.sub.group, id="0", mkstream=True
+            )
+
+    async def _claim(self, cursor: bytes) -> tuple[list[_Entry], bytes]:
+        """Take over every entry pending on this shard (ours or a previous owner's)."""
+        client = self.sub.transport.client
+        group, member = self.sub.group, self.sub.member
+        reply = await client.xautoclaim(
+            self.key, group, member, 0, cursor, count=self.sub.transport.options.batch
+        )
+        next_cursor: bytes = reply[0]
+        entries: list[tuple[bytes, Any]] = reply[1]
+        batch: list[_Entry] = []
+        if entries:
+            pending = await client.xpending_range(
+                self.key, group, entries[0][0], entries[-1][0], len(entries), member
+            )
+            counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+            batch = [_Entry(eid, fields, counts.get(eid, 1)) for eid, fields in entries]
+        batch.extend(_Entry(eid, None, 0) for eid in (reply[2] if len(reply) > 2 else []))
+        return batch, next_cursor
+
+    async def _read(self) -> list[_Entry]:
+        opts = self.sub.transport.options
+        reply: Any = await self.sub.transport.client.xreadgroup(
+            self.sub.group,
+            self.sub.member,
+            {self.key: ">"},
+            count=opts.batch,
+            block=int(opts.block * 1000),
+        )
+        if not reply:
+            return []
+        return [_Entry(eid, fields, 1) for eid, fields in reply[0][1]]
+
+    # Handing out ----------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Hand out the next buffered entry if the shard is free and the member has room."""
+        if self.draining or self.current is not None or self._delayed is not None:
+            return
+        sub = self.sub
+        while self.buffer:
+            if sub._outstanding >= sub.prefetch:
+                sub._starved.add(self)
+                return
+            entry = self.buffer.popleft()
+            if entry.fields is None:  # deleted (trimmed) while pending: just ack it
+                self._ack_entry(entry.entry_id)
+                continue
+            delivery = RedisDelivery(self, entry, decode_entry(entry.entry_id, entry.fields))
+            self.current = delivery
+            self._idle.clear()
+            sub._outstanding += 1
+            sub._queue.put_nowait(delivery)
+            return
+        self._need_more.set()
+
+    def _settled(self) -> None:
+        self.current = None
+        self._idle.set()
+        self.sub._outstanding -= 1
+        self.pump()
+        self.sub._wake_starved()
+
+    def acked(self, delivery: RedisDelivery) -> None:
+        if self.current is not delivery:
+            return  # abandoned when the shard left us; Redis redelivers it elsewhere
+        # The shard's next entry goes out before Redis confirms this XACK: if it never
+        # lands, this entry comes back later as a duplicate of one already handled, so
+        # the order in which entries are first handled still holds.
+        self._ack_entry(delivery._entry.entry_id)
+        self._settled()
+
+    def nacked(self, delivery: RedisDelivery, delay: float) -> None:
+        if self.current is not delivery:
+            return
+        entry = delivery._entry
+        entry.attempt += 1
+        # XCLAIM to ourselves bumps Redis's delivery counter, so a later owner sees the
+        # true attempt number.
+        sub = self.sub
+        with contextlib.suppress(TransportError):
+            client = sub.transport.client
+            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
+            self._track(asyncio.ensure_future(claim))
+        if delay > 0:
+            timer = asyncio.get_running_loop().call_later(delay, self._redeliver)
+            self._delayed = (entry, timer)
+        else:
+            self.buffer.appendleft(entry)
+        self._settled()
+
+    def _redeliver(self) -> None:
+        if self._delayed is not None:
+            entry, _ = self._delayed
+            self._delayed = None
+            self.buffer.appendleft(entry)
+            self.pump()
+
+    def _ack_entry(self, entry_id: bytes) -> None:
+        self.sub.transport._ack(self.key, self.sub.group, entry_id)
+
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        self._background.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled():
+            future.exception()  # retrieved: a failed XCLAIM only leaves the count low
+
+    # Stopping -------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Finish the delivery in flight, then stop reading and hand the shard over."""
+        self.draining = True
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self._idle.wait()
+        if self._delayed is not None:
+            self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
+            self._delayed = None
+        # Hand the shard over only once our acks landed, or the next owner would claim
+        # and redeliver entries we already handled.
+        await self.sub.transport._acks_landed()
+
+    async def kill(self) -> None:
+        """Stop at once: the delivery in flight is abandoned and Redis keeps it pending."""
+        self.draining = True
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        if self._delayed is not None:
+            self._delayed[1].cancel()
+            self._delayed = None
+        current, self.current = self.current, None
+        if current is not None and not current._settled:
+            current._settled = True
+            self.sub._outstanding -= 1
+        self._idle.set()
+
+
+class RedisSubscription(Subscription):
+    """A member of ``group`` on ``channel`` holding leases on some of its shards."""
+
+    def __init__(self, transport: RedisTransport, channel: str, group: str, prefetch: int) -> None:
+        self.transport = transport
+        self.channel = channel
+        self.group = group
+        self.member = member_name()
+        self._queue: asyncio.Queue[RedisDelivery | None] = asyncio.Queue()
+        self.prefetch = max(1, prefetch)
+        self._outstanding = 0
+        self._starved: set[_ShardWorker] = set()
+        self._workers: dict[int, _ShardWorker] = {}
+        self._moving: dict[int, asyncio.Task[None]] = {}
+        self._closed = False
+        self._ticker: asyncio.Task[None] | None = None
+        opts = transport.options
+        self._members_key = opts.members(channel, group)
+        self._lease_keys = [opts.lease(channel, group, s) for s in range(opts.shards)]
+
+    @property
+    def owned_shards(self) -> list[int]:
+        """The shards this member reads now (for tests and diagnostics)."""
+        return sorted(self._workers)
+
+    def _wake_starved(self) -> None:
+        # A delivery settled: shards that waited for room under the prefetch cap go on.
+        while self._starved and self._outstanding < self.prefetch:
+            self._starved.pop().pump()
+
+    async def start(self) -> None:
+        await self._tick()
+        self._ticker = asyncio.create_task(self._tick_loop(), name=f"redis-member-{self.member}")
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while not self._closed:
+            item = await self._queue.get()
+            if item is None:
+                return
+            if item.settled:
+                continue  # abandoned when its shard left us
+            yield item
+
+    async def _tick_loop(self) -> None:
+        interval = self.transport.options.heartbeat
+        while not self._closed:
+            await asyncio.sleep(interval)
+            try:
+                await self._tick()
+            except (*_RETRYABLE, RedisError) as exc:
+                log.debug("member %s heartbeat failed: %s", self.member, exc)
+
+    async def _tick(self) -> None:
+        ttl_ms = int(self.transport.options.lease_ttl * 1000)
+        reply = await self.transport._tick_script(
+            keys=[self._members_key, *self._lease_keys], args=[self.member, ttl_ms]
+        )
+        owned, desired = {int(s) for s in reply[0]}, {int(s) for s in reply[1]}
+        if self._closed:
+            return
+        for shard in owned:
+            if shard in self._moving:
+                continue
+            if shard in desired:
+                if shard not in self._workers:
+                    self._workers[shard] = _ShardWorker(self, shard)
+            else:
+                self._hand_over(shard)
+        for shard in list(self._workers):
+            if shard not in owned and shard not in self._moving:
+                # Our lease expired (Redis was away longer than the TTL): another member
+                # may own the shard now, so stop at once and let Redis redeliver.
+                worker = self._workers.pop(shard)
+                await worker.kill()
+
+    def _hand_over(self, shard: int) -> None:
+        self._moving[shard] = asyncio.create_task(self._move(shard))
+
+    async def _move(self, shard: int) -> None:
+        try:
+            worker = self._workers.get(shard)
+            if worker is not None:
+                await worker.stop()
+                self._workers.pop(shard, None)
+            await self._release(shard)
+        except (*_RETRYABLE, RedisError) as exc:
+            log.debug("releasing shard %s failed: %s (the lease will expire)", shard, exc)
+        finally:
+            self._moving.pop(shard, None)
+
+    async def _release(self, shard: int) -> None:
+        await self.transport._release_script(
+            keys=[self._lease_keys[shard], self.transport.options.stream(self.channel, shard)],
+            args=[self.member, self.group],
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for task in list(self._moving.values()):
+            task.cancel()
+        workers = list(self._workers.values())
+        self._workers.clear()
+        for worker in workers:
+            await worker.kill()
+        # Release every lease we may hold (the script only drops leases that are ours),
+        # so the next member takes the shards now rather than after the TTL.
+        with contextlib.suppress(*_RETRYABLE, RedisError, TimeoutError):
+            async with asyncio.timeout(5):
+                pipe = self.transport.client.pipeline(transaction=False)
+                for shard, lease in enumerate(self._lease_keys):
+                    stream = self.transport.options.stream(self.channel, shard)
+                    await self.transport._release_script(
+                        keys=[lease, stream], args=[self.member, self.group], client=pipe
+                    )
+                await pipe.execute(raise_on_error=False)
+                await self.transport.client.zrem(self._members_key, self.member)
+        self._queue.put_nowait(None)
+        self.transport._subscriptions.discard(self)
