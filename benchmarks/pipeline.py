@@ -43,7 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servicewire import Command, Context, Service, SuccessReply, to_message
+from servicewire import Command, Context, Service, SuccessReply
+from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.outbox.writer import write_messages
 from servicewire.pipeline.inbox import inbox

@@ -7,8 +7,8 @@ assert_roundtrips_all_codecs(CreateOrder(order_id="o-1", ...))
 from __future__ import annotations
 
 from servicewire.codecs import Codec, default_codecs
+from servicewire.codecs.serialization import from_message, to_message
 from servicewire.messaging.contracts import Contract, ContractRegistry
-from servicewire.messaging.serialization import from_message, to_message
 
 CODECS: list[Codec] = list(default_codecs())
 FORMATS = sorted(c.format_name for c in CODECS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servicewire.evolution.generate.model import ChannelUse
+from servicewire.messaging.channels import ChannelUse
 from servicewire.messaging.contracts import Command, Event, FailureReply, SuccessReply
 from servicewire.service.service import Service
 

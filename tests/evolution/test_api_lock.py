@@ -107,7 +107,7 @@ class Project:
     def write_contracts(self, version: str, extra: str = "") -> None:
         # A fresh module name per revision: Python caches imported modules.
         self.revision += 1
-        body = "from servicewire.evolution.generate.model import ChannelUse\n" + CONTRACTS.format(
+        body = "from servicewire.messaging.channels import ChannelUse\n" + CONTRACTS.format(
             version=version, extra=extra
         )
         (self.root / "src" / f"{self.module}_{self.revision}.py").write_text(body)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 
 from servicewire.codecs import Codec, default_codecs
+from servicewire.codecs.serialization import from_message, to_message
 from servicewire.errors import UnsupportedContentTypeError, UnsupportedVersionError
 from servicewire.messaging import headers as h
 from servicewire.messaging.contracts import Command, ContractRegistry, Event
-from servicewire.messaging.serialization import from_message, to_message
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.service.service import Service

@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from servicewire import Context, Service
+from servicewire.codecs.serialization import to_message
 from servicewire.errors import DecodeError, EncodeError, ServicewireError
 from servicewire.messaging import headers as h
 from servicewire.messaging.cloudevents import BINDINGS, from_binding, to_binding
 from servicewire.messaging.message import Message
-from servicewire.messaging.serialization import to_message
 from servicewire.pipeline.retry import NO_RETRY
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.testing import ServiceHarness

@@ -19,13 +19,14 @@ from servicewire.resilience import (
     Resilience,
     ServiceUnavailableError,
 )
-from servicewire.security.identity import Policy, TokenIssuer, TokenVerifier
+from servicewire.security.authorization import AccessPolicy
+from servicewire.security.identity import TokenIssuer, TokenVerifier
 from servicewire.security.tls import TLSConfig
 from tests.security.certs import Pki
 
 KEYS = {"k1": os.urandom(32)}
 ECHO = "/servicewire.testing.v1.EchoService/"
-POLICY = Policy({ECHO + "Echo": {"order-service"}, ECHO + "*": {"*"}})
+POLICY = AccessPolicy({ECHO + "Echo": {"order-service"}, ECHO + "*": {"*"}})
 
 
 class WhoAmI(EchoServicer):

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import text
 
 from servicewire import Context, Service
+from servicewire.codecs.serialization import to_message
 from servicewire.codecs.xml import XmlCodec
 from servicewire.errors import DecodeError, InvalidNameError, MessageTooLargeError
 from servicewire.messaging.channels import validate_name
 from servicewire.messaging.message import Message
-from servicewire.messaging.serialization import to_message
 from servicewire.pipeline.retry import NO_RETRY
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.storage.database import DatabaseError, create_engine

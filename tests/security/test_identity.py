@@ -16,11 +16,10 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from servicewire.security.authorization import AccessPolicy, PermissionDeniedError
 from servicewire.security.identity import (
     AuthenticationError,
     Identity,
-    PermissionDeniedError,
-    Policy,
     TokenIssuer,
     TokenVerifier,
     bearer_token,
@@ -114,7 +113,7 @@ def test_bearer_header_parsing() -> None:
 
 
 def test_policy_first_match_and_default_deny() -> None:
-    policy = Policy(
+    policy = AccessPolicy(
         [
             ("POST /v1/orders/*/cancel", {"api-gateway"}),
             ("POST /v1/orders*", {"api-gateway", "order-saga"}),

@@ -12,9 +12,10 @@ import os
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from servicewire import Context, Service, headers
+from servicewire import Context, Service
+from servicewire.codecs.serialization import to_message
+from servicewire.messaging import headers
 from servicewire.messaging.message import Message
-from servicewire.messaging.serialization import to_message
 from servicewire.pipeline.retry import NO_RETRY
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.security.signing import SIGNATURE, Ed25519KeyRing, KeyRing

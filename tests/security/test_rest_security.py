@@ -18,7 +18,8 @@ from servicewire.resilience import (
 from servicewire.rest import create_app
 from servicewire.rest.auth import caller, install_auth
 from servicewire.rest.client import RestClient
-from servicewire.security.identity import Identity, Policy, TokenIssuer, TokenVerifier
+from servicewire.security.authorization import AccessPolicy
+from servicewire.security.identity import Identity, TokenIssuer, TokenVerifier
 from servicewire.security.tls import TLSConfig
 from tests.security.certs import Pki
 from tests.security.servers import serve_https
@@ -47,7 +48,7 @@ def kitchen_app() -> FastAPI:
     install_auth(
         app,
         TokenVerifier("kitchen-service", hmac_keys=KEYS),
-        Policy({"POST /v1/tickets": {"order-service"}, "GET /v1/*": {"*"}}),
+        AccessPolicy({"POST /v1/tickets": {"order-service"}, "GET /v1/*": {"*"}}),
     )
     return app
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from servicewire import Context, RetryPolicy, Service, to_message
+from servicewire import Context, RetryPolicy, Service
+from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.pipeline.deadletter_replay import list_dead_letters, replay_dead_letters
 from servicewire.transports import connect_transport

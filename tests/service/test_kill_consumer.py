@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from servicewire import to_message
+from servicewire.codecs import to_message
 from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
 from tests import services

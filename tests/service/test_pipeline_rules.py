@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from servicewire import Context, Service, headers
+from servicewire import Context, Service
+from servicewire.messaging import headers
 from servicewire.messaging.message import Message
 from servicewire.pipeline.inbox import inbox
 from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
@@ -86,7 +87,7 @@ async def test_a_duplicate_is_acknowledged_and_skipped(db: str) -> None:
         await _with_app_tables(harness)
         message = harness.service.codecs  # noqa: F841 - keep the harness codecs warm
         cmd = CreateTicket(order_id="o-3")
-        from servicewire import to_message
+        from servicewire.codecs import to_message
 
         msg = to_message(cmd, reply_to="r")
         assert await harness.deliver(msg) is Outcome.HANDLED
@@ -106,7 +107,7 @@ async def test_retries_then_redelivery_then_dead_letter(db: str) -> None:
         raise ValueError("nope")
 
     async with ServiceHarness(service, db=db) as harness:
-        from servicewire import to_message
+        from servicewire.codecs import to_message
 
         msg = to_message(CreateTicket(order_id="o-4"))
         assert await harness.deliver(msg, attempt=1) is Outcome.RETRYING

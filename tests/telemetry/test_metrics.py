@@ -20,8 +20,9 @@ from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.restaurant.rest import build_restaurant_app
 from servicewire import Command, Service
+from servicewire.exposition import exposition
 from servicewire.resilience import CircuitState
-from servicewire.telemetry import breaker_listener, exposition
+from servicewire.telemetry import breaker_listener
 
 
 def value(text: str, name: str, **labels: str) -> float:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from servicewire import Message, telemetry_tracing
+from servicewire import Message
+from servicewire.telemetry import tracing as telemetry_tracing
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pydantic import Field
 from ftgo.app.web import CamelModel
 from ftgo.consumer.service import Consumer, check_consumer, create_consumer, get_consumer
 from servicewire import Service
+from servicewire.exposition import mount_metrics
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses
-from servicewire.telemetry import mount_metrics
 
 API_VERSION = "1.0.0"
 

@@ -31,9 +31,9 @@ from ftgo.order.service import (
 from ftgo.order.sync_validation import ValidationUnavailableError
 from ftgo.restaurant.rest import MenuItemBody
 from ftgo.values import Address, LineItem
+from servicewire.exposition import mount_metrics
 from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
 from servicewire.rest.openapi import problem_responses
-from servicewire.telemetry import mount_metrics
 
 API_VERSION = "1.0.0"
 

@@ -37,7 +37,8 @@ from ftgo.restaurant.api import (
     ValidateOrderDetails,
 )
 from ftgo.values import Address, LineItem, MenuItem
-from servicewire import Context, Message, Outcome, Service, new_id
+from servicewire import Context, Message, Service, new_id
+from servicewire.pipeline import Outcome
 from servicewire.pipeline.handlers import HandlerSpec
 from servicewire.transports import Transport
 

@@ -105,7 +105,7 @@ async def _relay(args: argparse.Namespace) -> int:
     log = logging.getLogger("servicewire.relay")
     metrics = None
     if args.metrics_port is not None:
-        from servicewire.telemetry.metrics import refresh_database, serve_metrics
+        from servicewire.exposition import refresh_database, serve_metrics
 
         async def refresh() -> None:
             await refresh_database(engine)

@@ -7,8 +7,10 @@ and applies the policy to the full method name; it answers ``UNAUTHENTICATED`` o
 
     server = Server(
         tls=TLSConfig(cert="srv.pem", key="srv.key", ca="ca.pem", require_client_cert=True),
-        interceptors=[AuthInterceptor(Policy({"/ftgo.kitchen.v1.Kitchen/*": {"order-service"}}),
-                                      trust_client_certs=True)],
+        interceptors=[AuthInterceptor(
+            AccessPolicy({"/ftgo.kitchen.v1.Kitchen/*": {"order-service"}}),
+            trust_client_certs=True,
+        )],
     )
     # in a handler: caller().service == "order-service"
 
@@ -30,11 +32,10 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from servicewire.grpc.status import DETAILS_KEY, DOMAIN
+from servicewire.security.authorization import AccessPolicy, PermissionDeniedError
 from servicewire.security.identity import (
     AuthenticationError,
     Identity,
-    PermissionDeniedError,
-    Policy,
     TokenVerifier,
     bearer_token,
     identity_from_common_name,
@@ -95,7 +96,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(
         self,
-        policy: Policy,
+        policy: AccessPolicy,
         *,
         verifier: TokenVerifier | None = None,
         trust_client_certs: bool = False,

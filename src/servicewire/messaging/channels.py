@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from servicewire.errors import InvalidNameError
+
+if TYPE_CHECKING:
+    from servicewire.messaging.contracts import Contract
 
 DEFAULT_SHARDS = 16
 """Shards per channel unless a transport or deployment says otherwise."""
@@ -58,3 +64,23 @@ def dead_letter_channel(channel: str) -> str:
 def reply_channel(service: str, instance: str) -> str:
     """A per-instance reply channel for request/response: ``<service>.replies.<instance>``."""
     return f"{service}.replies.{instance}"
+
+
+@dataclass(frozen=True)
+class ChannelUse:
+    """What a service does on one channel: it *sends* (or *receives*) these contracts.
+
+    The input of the AsyncAPI generator (:mod:`servicewire.evolution.generate`).
+    :meth:`servicewire.Service.channel_uses` derives them from a service's handlers and
+    declared sends; a plain list works as well::
+
+        uses = [
+            ChannelUse("order-service", "receive", [CreateOrder, ApproveOrder]),
+            ChannelUse("ftgo.order.events", "send", [OrderCreated], description="Order events"),
+        ]
+    """
+
+    channel: str
+    action: Literal["send", "receive"]
+    contracts: Sequence[type[Contract]]
+    description: str = ""

@@ -1,0 +1,31 @@
+"""The delivery pipeline: decode, inbox, handler, outbox, commit, acknowledge.
+
+The unit of work (:mod:`~.unit_of_work`) runs one delivery inside one database
+transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry policy
+(:mod:`~.retry`) and dead-lettering (:mod:`~.deadletter`, read back and replayed by
+:mod:`~.deadletter_replay`). Handlers are registered in :mod:`~.handlers` and receive a
+:class:`~.context.Context`::
+
+    from servicewire.pipeline import Context, RetryPolicy
+
+    policy = RetryPolicy(immediate=2, delayed=3, backoff=0.5)
+"""
+
+from servicewire.pipeline.context import Context
+from servicewire.pipeline.deadletter import dead_letter_message, replay_message
+from servicewire.pipeline.handlers import HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
+from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+
+__all__ = [
+    "NO_RETRY",
+    "Context",
+    "HandlerKind",
+    "HandlerRegistry",
+    "HandlerSpec",
+    "Outcome",
+    "Pipeline",
+    "RetryPolicy",
+    "dead_letter_message",
+    "replay_message",
+]

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicewire.codecs import Codec
+from servicewire.codecs.serialization import to_message
 from servicewire.messaging import headers as h
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.message import Headers, Message
-from servicewire.messaging.serialization import to_message
 from servicewire.telemetry.tracing import current_trace_headers
 
 # Headers an outgoing message inherits from the one being handled: the conversation

@@ -9,7 +9,7 @@ answered ``401`` with ``WWW-Authenticate: Bearer``, a caller the policy does not
     install_auth(
         app,
         TokenVerifier("kitchen-service", hmac_keys=keys),
-        Policy({"POST /v1/tickets": {"order-service"}, "GET /v1/*": {"*"}}),
+        AccessPolicy({"POST /v1/tickets": {"order-service"}, "GET /v1/*": {"*"}}),
     )
 
     @router.post("/v1/tickets")
@@ -29,14 +29,8 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicewire.rest.problems import problem_response
-from servicewire.security.identity import (
-    AuthenticationError,
-    Identity,
-    PermissionDeniedError,
-    Policy,
-    TokenVerifier,
-    bearer_token,
-)
+from servicewire.security.authorization import AccessPolicy, PermissionDeniedError
+from servicewire.security.identity import AuthenticationError, Identity, TokenVerifier, bearer_token
 
 CALLER_KEY = "servicewire_caller"
 """Where the authenticated :class:`Identity` is kept in ``request.state``."""
@@ -53,7 +47,7 @@ class ServiceAuth:
         app: ASGIApp,
         *,
         verifier: TokenVerifier,
-        policy: Policy,
+        policy: AccessPolicy,
         public: Sequence[str] = DEFAULT_PUBLIC,
     ) -> None:
         self.app = app
@@ -102,7 +96,7 @@ class ServiceAuth:
 def install_auth(
     app: FastAPI,
     verifier: TokenVerifier,
-    policy: Policy,
+    policy: AccessPolicy,
     *,
     public: Sequence[str] = DEFAULT_PUBLIC,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Service identity and authorization: who is calling, and may it call this operation.
+"""Service identity: who is calling (signed tokens or a client certificate).
 
 A calling service proves who it is with a short-lived signed bearer token (HMAC-SHA256
 with shared keys, or Ed25519 so that receivers hold only public keys), or with its
@@ -12,15 +12,7 @@ be replayed against another; it expires after ``ttl`` seconds (default 60)::
     verifier = TokenVerifier("kitchen-service", hmac_keys={"k1": secret})
     caller = verifier.verify(token)                  # Identity(service="order-service", ...)
 
-    policy = Policy({
-        "POST /v1/tickets": {"order-service"},        # REST: "METHOD path"
-        "GET /v1/tickets/*": {"order-service", "api-gateway"},
-        "/ftgo.kitchen.Kitchen/*": {"order-service"},  # gRPC: "/package.Service/Method"
-    })
-    policy.check(caller, "POST /v1/tickets")         # or raises PermissionDeniedError
-
-Patterns are shell-style (``fnmatch``); the first that matches an operation decides;
-an operation no pattern matches is refused unless ``default=`` names who may call it.
+Which caller may call which operation is :mod:`servicewire.security.authorization`.
 Tokens are compact JWS (``header.claims.signature``, alg HS256 or EdDSA), so other
 stacks can issue and read them. Enforcement on servers is in
 :mod:`servicewire.rest.auth` and :mod:`servicewire.grpc.auth`.
@@ -30,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import json
@@ -51,21 +42,9 @@ DEFAULT_TTL = 60.0
 MAX_TOKEN_BYTES = 4096
 """Longer tokens are refused before any parsing or cryptography."""
 
-ANY_SERVICE = "*"
-"""In a policy: any authenticated service."""
-
 
 class AuthenticationError(ServicewireError):
     """No identity, or one that does not hold (bad signature, expired, wrong audience)."""
-
-
-class PermissionDeniedError(ServicewireError):
-    """The caller is known but may not call this operation."""
-
-    def __init__(self, service: str, operation: str) -> None:
-        self.service = service
-        self.operation = operation
-        super().__init__(f"service {service!r} may not call {operation!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,31 +243,6 @@ def identity_from_common_name(common_name: str | bytes | None) -> Identity:
     return Identity(service=common_name, via="mtls")
 
 
-class Policy:
-    """Which services may call which operations (first matching pattern decides)."""
-
-    def __init__(
-        self,
-        rules: Mapping[str, Iterable[str]] | Iterable[tuple[str, Iterable[str]]],
-        *,
-        default: Iterable[str] = (),
-    ) -> None:
-        items = rules.items() if isinstance(rules, Mapping) else rules
-        self.rules = [(pattern, frozenset(services)) for pattern, services in items]
-        self.default = frozenset(default)
-
-    def allowed(self, operation: str) -> frozenset[str]:
-        for pattern, services in self.rules:
-            if fnmatch.fnmatchcase(operation, pattern):
-                return services
-        return self.default
-
-    def check(self, caller: Identity, operation: str) -> None:
-        services = self.allowed(operation)
-        if caller.service not in services and ANY_SERVICE not in services:
-            raise PermissionDeniedError(caller.service, operation)
-
-
 # Message authenticity ---------------------------------------------------------------------
 
 # Rewritten by every hop's tracing (the relay stamps its publish span): a signature over
@@ -341,12 +295,9 @@ class MessageAuthenticity:
 
 
 __all__ = [
-    "ANY_SERVICE",
     "AuthenticationError",
     "Identity",
     "MessageAuthenticity",
-    "PermissionDeniedError",
-    "Policy",
     "TokenIssuer",
     "TokenVerifier",
     "bearer_token",

@@ -46,12 +46,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicewire.codecs import CodecRegistry
+from servicewire.codecs.serialization import from_message, shared_codecs
 from servicewire.errors import RequestTimeoutError, ServiceStateError
 from servicewire.messaging.channels import reply_channel, validate_name
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
-from servicewire.messaging.serialization import from_message, shared_codecs
 from servicewire.pipeline import inbox
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
@@ -67,7 +67,7 @@ from servicewire.telemetry.tracing import traced_outbox_writer
 from servicewire.transports import Delivery, Subscription, Transport, transport_from_url
 
 if TYPE_CHECKING:
-    from servicewire.evolution.generate.model import ChannelUse
+    from servicewire.messaging.channels import ChannelUse
 
 log = logging.getLogger("servicewire.service.service")
 
@@ -546,7 +546,7 @@ class Service:
 
     def channel_uses(self) -> list[ChannelUse]:
         """What this service receives and sends, per channel (for AsyncAPI documents)."""
-        from servicewire.evolution.generate.model import ChannelUse
+        from servicewire.messaging.channels import ChannelUse
 
         receives: dict[str, list[type[Contract]]] = {}
         for spec in self.handlers.specs():

@@ -1,0 +1,33 @@
+"""Storage: database engines for every supported URL, and the tables Servicewire owns.
+
+    from servicewire.storage import create_engine, all_tables_metadata
+
+    engine = create_engine("postgresql://127.0.0.1/orders")   # asyncpg, TLS options, ...
+
+:mod:`~.database` (URLs to async engines, redaction), :mod:`~.schema` (the metadata the
+outbox, inbox, relay and journal tables share), :mod:`~.sqlite` (the inline SQLite
+driver).
+"""
+
+from servicewire.storage.database import (
+    DatabaseError,
+    async_url,
+    create_engine,
+    dialect_of,
+    display_url,
+    plain_url,
+    sync_url,
+)
+from servicewire.storage.schema import all_tables_metadata, metadata
+
+__all__ = [
+    "DatabaseError",
+    "all_tables_metadata",
+    "async_url",
+    "create_engine",
+    "dialect_of",
+    "display_url",
+    "metadata",
+    "plain_url",
+    "sync_url",
+]

@@ -8,13 +8,15 @@ One import for everything observability; the pieces live in their own modules:
 * :mod:`servicewire.telemetry.grpc_spans` - the gRPC server span per call;
 * :mod:`servicewire.telemetry.logs` - JSON (or terminal) log lines with service,
   message id, correlation id and trace id;
-* :mod:`servicewire.telemetry.metrics` - Prometheus metrics and ``/metrics``;
+* :mod:`servicewire.telemetry.metrics` - Prometheus metrics (served by
+  :mod:`servicewire.exposition`);
 * :mod:`servicewire.telemetry.relay` - traced, counted relay publishes;
 * :mod:`servicewire.telemetry.journal_buffer` - a journal written off the event loop.
 
 A service process typically does::
 
-    from servicewire.telemetry import configure_logging, mount_metrics, sql_journal
+    from servicewire.exposition import mount_metrics
+    from servicewire.telemetry import configure_logging, sql_journal
 
     configure_logging(service="order-service")
     service = Service("order-service", db=url, transport=broker, journal=sql_journal(url))
@@ -30,14 +32,7 @@ from __future__ import annotations
 
 from servicewire.telemetry.journal_buffer import BufferedJournal, sql_journal
 from servicewire.telemetry.logs import configure_logging, message_context
-from servicewire.telemetry.metrics import (
-    breaker_listener,
-    exposition,
-    mount_metrics,
-    refresh_database,
-    refresh_service,
-    serve_metrics,
-)
+from servicewire.telemetry.metrics import breaker_listener
 from servicewire.telemetry.tracing import (
     active as tracing_active,
 )
@@ -53,12 +48,7 @@ __all__ = [
     "configure_logging",
     "current_trace_headers",
     "current_trace_id",
-    "exposition",
     "message_context",
-    "mount_metrics",
-    "refresh_database",
-    "refresh_service",
-    "serve_metrics",
     "span",
     "sql_journal",
     "tracing_active",

@@ -14,25 +14,17 @@ What is counted, and where:
 ``servicewire_circuit_breaker_state``                   0 closed, 1 half open, 2 open
 ======================================================  =================================
 
-Expose them on a REST app, refreshing the database gauges of ``services`` at each
-scrape::
-
-    mount_metrics(app, service)          # GET /metrics
-
-and in a process without a web app (``servicewire relay --metrics-port 9464``)::
-
-    server = await serve_metrics(9464, refresh=[lambda: refresh_database(engine)])
-
-Without prometheus-client every recording function is a no-op.
+These are the recorders, called by the pipeline and the relay; serving them (``GET
+/metrics``) is :mod:`servicewire.exposition`. Without prometheus-client every recording
+function is a no-op.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +32,8 @@ from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
-    from servicewire.resilience import CircuitState
-    from servicewire.service.service import Service
 
 log = logging.getLogger("servicewire.telemetry")
 
@@ -198,136 +187,11 @@ def record_published(relay: str, messages: Sequence[Message]) -> None:
                 pass  # a foreign producer's odd timestamp is not worth a failure
 
 
-def breaker_listener(service: str, _old: CircuitState, new: CircuitState) -> None:
-    """A :class:`~servicewire.resilience.CircuitBreaker` ``on_state_change`` listener."""
+def breaker_listener(service: str, _old: str, new: str) -> None:
+    """A :class:`~servicewire.resilience.CircuitBreaker` ``on_state_change`` listener.
+
+    States are :class:`~servicewire.resilience.CircuitState` values (string enums).
+    """
     m = metrics()
     if m is not None:
         m.breaker.labels(service).set(_BREAKER_VALUE.get(str(new), -1))
-
-
-# Gauges refreshed at scrape time ----------------------------------------------------------
-
-
-async def refresh_database(engine: AsyncEngine) -> None:
-    """Set the outbox backlog and oldest-row age gauges of one database."""
-    m = metrics()
-    if m is None:
-        return
-    from servicewire.relay.status import relay_status
-    from servicewire.storage.database import display_url
-
-    status = await relay_status(engine)
-    name = display_url(engine)
-    m.backlog.labels(name).set(status.backlog)
-    m.oldest_age.labels(name).set(status.oldest_unpublished_age or 0.0)
-
-
-async def refresh_service(service: Service) -> None:
-    """Set a running service's inbox size and its database's outbox gauges."""
-    m = metrics()
-    if m is None or service.engine is None:
-        return
-    from sqlalchemy import func, select
-
-    from servicewire.pipeline.inbox import inbox as inbox_table
-
-    async with service.engine.connect() as conn:
-        size = (await conn.execute(select(func.count()).select_from(inbox_table))).scalar_one()
-    m.inbox.labels(service.name).set(int(size))
-    await refresh_database(service.engine)
-
-
-async def _refresh_all(refresh: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    for step in refresh:
-        try:
-            await step()
-        except Exception as exc:  # a scrape must still answer with what it has
-            log.warning("metrics refresh failed: %s", type(exc).__name__)
-
-
-def exposition() -> bytes:
-    """The text exposition of every metric in the default registry."""
-    try:
-        from prometheus_client import generate_latest
-    except ImportError:
-        return b"# prometheus-client is not installed\n"
-    return bytes(generate_latest())
-
-
-def mount_metrics(app: FastAPI, *services: Service, path: str = "/metrics") -> None:
-    """Serve ``GET /metrics`` on a FastAPI app, refreshing ``services``' gauges per scrape.
-
-    Installed as the outermost ASGI middleware, so path rewriting (media-type
-    versioning), body limits and the OpenAPI document leave it alone.
-    """
-    app.add_middleware(MetricsEndpoint, path=path, refresh=tuple(_refresher(s) for s in services))
-
-
-class MetricsEndpoint:
-    """ASGI middleware answering ``GET <path>`` with the metrics exposition."""
-
-    def __init__(
-        self, app: Any, *, path: str, refresh: Sequence[Callable[[], Awaitable[None]]]
-    ) -> None:
-        self.app = app
-        self.path = path
-        self.refresh = refresh
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] not in ("GET", "HEAD"):
-            status, body, kind = 405, b"method not allowed\n", b"text/plain"
-        else:
-            await _refresh_all(self.refresh)
-            status, body, kind = 200, exposition(), CONTENT_TYPE.encode()
-        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""}
-        )
-
-
-def _refresher(service: Service) -> Callable[[], Awaitable[None]]:
-    async def refresh() -> None:
-        await refresh_service(service)
-
-    return refresh
-
-
-async def serve_metrics(
-    port: int,
-    *,
-    host: str = "127.0.0.1",
-    refresh: Sequence[Callable[[], Awaitable[None]]] = (),
-) -> asyncio.Server:
-    """A tiny HTTP server answering ``GET /metrics`` (for processes without a web app).
-
-    Runs in the event loop, so the refresh steps may query databases asynchronously.
-    ``port`` 0 picks a free port (``server.sockets[0].getsockname()[1]``).
-    """
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            first = request.split(b"\r\n", 1)[0].split()
-            if len(first) >= 2 and first[0] == b"GET" and first[1].split(b"?")[0] == b"/metrics":
-                await _refresh_all(refresh)
-                status, body, kind = b"200 OK", exposition(), CONTENT_TYPE.encode()
-            else:
-                status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
-                + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return await asyncio.start_server(answer, host, port)

@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicewire.codecs.serialization import from_message, to_message
 from servicewire.messaging import headers
 from servicewire.messaging.contracts import Contract
 from servicewire.messaging.message import Message
-from servicewire.messaging.serialization import from_message, to_message
 from servicewire.pipeline.deadletter import DLQ_GROUP
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.service.service import Service

@@ -10,6 +10,6 @@ The command line is ``servicewire docs asyncapi MODULE:ATTR --html out.html``.
 
 from servicewire.evolution.generate.asyncapi import build_asyncapi
 from servicewire.evolution.generate.html import render_html
-from servicewire.evolution.generate.model import ChannelUse
+from servicewire.messaging.channels import ChannelUse
 
 __all__ = ["ChannelUse", "build_asyncapi", "render_html"]

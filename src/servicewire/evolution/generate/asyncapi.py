@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from pydantic.json_schema import models_json_schema
 
-from servicewire.evolution.generate.model import ChannelUse
 from servicewire.messaging import headers as h
+from servicewire.messaging.channels import ChannelUse
 from servicewire.messaging.contracts import Contract, Reply
 
 ASYNCAPI_VERSION = "3.0.0"

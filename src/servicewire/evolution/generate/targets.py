@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from servicewire.evolution.generate.model import ChannelUse
+from servicewire.messaging.channels import ChannelUse
 
 
 class TargetError(ValueError):

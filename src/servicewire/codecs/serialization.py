@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from servicewire.codecs import Codec, CodecRegistry, default_codecs
+from servicewire.codecs.base import Codec
+from servicewire.codecs.registry import CodecRegistry, default_codecs
 from servicewire.messaging import headers as h
 from servicewire.messaging.contracts import Contract, ContractRegistry, Reply, default_registry
 from servicewire.messaging.message import Message
