@@ -23,7 +23,7 @@ help:
 	@echo "make test-minimum  the suite on the lowest declared version of every dependency (.venv-minimum)"
 	@echo "make lock          refresh uv.lock to the newest versions pyproject.toml allows"
 	@echo "make bench         run the benchmarks in benchmarks/ and print their ratios"
-	@echo "make lint          ruff and mypy only"
+	@echo "make lint          ruff, mypy and the import layers (lint-imports)"
 	@echo "make protos        regenerate the checked-in protobuf/gRPC code"
 
 $(UV):
@@ -52,6 +52,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/ruff format --check src tests benchmarks examples scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

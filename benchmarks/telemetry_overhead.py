@@ -1,6 +1,6 @@
 """Telemetry overhead on the relay: drain throughput with and without observed publishes.
 
-Every relay wraps its transport (``servicewire.telemetry.relay``): spans per message
+Every relay wraps its transport (``servicewire.relay.observed``): spans per message
 when a tracer provider is set, publish counts and sampled commit-to-publish latency
 for Prometheus always. This drains ``--rows`` committed outbox rows (PostgreSQL, polling
 relay, in-memory transport so the broker does not hide the cost) three ways in one
@@ -30,10 +30,10 @@ from sqlalchemy import text
 from servicewire import Message, connect_transport
 from servicewire.outbox import write_messages
 from servicewire.relay import base as relay_base
+from servicewire.relay.observed import observed_transport
 from servicewire.relay.polling import PollingRelay
 from servicewire.storage.database import create_engine
 from servicewire.storage.schema import all_tables_metadata
-from servicewire.telemetry.relay import observed_transport
 from servicewire.telemetry.tracing import use_tracer_provider
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.outbox.tables import ALL_TABLES, outbox
+from servicewire.relay.observed import observed_transport
 from servicewire.storage.database import DatabaseError, display_url, missing_tables
-from servicewire.telemetry.relay import observed_transport
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 

@@ -10,7 +10,7 @@ One import for everything observability; the pieces live in their own modules:
   message id, correlation id and trace id;
 * :mod:`servicewire.telemetry.metrics` - Prometheus metrics (served by
   :mod:`servicewire.exposition`);
-* :mod:`servicewire.telemetry.relay` - traced, counted relay publishes;
+* the relay records its publishes through these (:mod:`servicewire.relay.observed`);
 * :mod:`servicewire.telemetry.journal_buffer` - a journal written off the event loop.
 
 A service process typically does::
