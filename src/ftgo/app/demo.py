@@ -21,8 +21,13 @@ from ftgo.consumer.service import Consumer, create_consumer
 from ftgo.order.service import CreateOrderRequest, Order
 from ftgo.restaurant.service import Restaurant, create_restaurant
 from ftgo.values import Address, LineItem, MenuItem
-from servicewire.telemetry.journal import MemoryJournal
-from servicewire.telemetry.sequence import render_mermaid, render_svg, render_text, sequence
+from servicewire.telemetry import (
+    MemoryJournal,
+    render_mermaid,
+    render_svg,
+    render_text,
+    sequence_steps,
+)
 
 
 @dataclass(frozen=True)
@@ -271,7 +276,7 @@ async def _tour(
         print(f"  [{mark}] {demo.label:<28} {final.state:<10} {detail}")
 
     first = placed[0][1].order_id
-    steps = sequence(journal.conversation(first))
+    steps = sequence_steps(journal.conversation(first))
     print(f"\nMessage sequence of order {first} ({placed[0][0].label}):")
     print(render_text(steps))
     target = svg or workdir / "order-sequence.svg"

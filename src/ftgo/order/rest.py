@@ -19,7 +19,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ftgo.app.web import CamelModel
 from ftgo.order.service import (
     PENDING,
     CreateOrderRequest,
@@ -29,11 +28,19 @@ from ftgo.order.service import (
     UnknownRestaurantError,
 )
 from ftgo.order.sync_validation import ValidationUnavailableError
+from ftgo.rest_models import CamelModel
 from ftgo.restaurant.rest import MenuItemBody
 from ftgo.values import Address, LineItem
 from servicewire.exposition import mount_metrics
-from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
-from servicewire.rest.openapi import problem_responses
+from servicewire.rest import (
+    HalResource,
+    Links,
+    Problem,
+    create_app,
+    created,
+    problem_responses,
+    versioned_router,
+)
 
 API_VERSION = "1.0.0"
 

@@ -38,8 +38,7 @@ from ftgo.restaurant.api import (
 )
 from ftgo.values import Address, LineItem, MenuItem
 from servicewire import Context, Message, Service, new_id
-from servicewire.pipeline import Outcome
-from servicewire.pipeline.handlers import HandlerSpec
+from servicewire.pipeline import HandlerSpec, Outcome
 from servicewire.transports import Transport
 
 NAME = "order-service"
