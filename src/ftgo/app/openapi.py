@@ -31,8 +31,8 @@ def apps() -> dict[str, FastAPI]:
     )
     return {
         "ftgo-order": build_order_app(system.orders),
-        "ftgo-consumer": build_consumer_app(system.consumer),
-        "ftgo-restaurant": build_restaurant_app(system.restaurant),
+        "ftgo-consumer": build_consumer_app(system.consumer_service),
+        "ftgo-restaurant": build_restaurant_app(system.restaurant_service),
     }
 
 
