@@ -44,6 +44,9 @@ from servicewire.transports import Transport
 
 NAME = "order-service"
 
+OutcomeHook = Callable[[Message, Outcome, HandlerSpec | None], None]
+"""What ``Service(on_outcome=...)`` calls once a delivery is finished (and committed)."""
+
 metadata = MetaData()
 orders = Table(
     "ftgo_orders",
@@ -349,10 +352,11 @@ def create_order_service(
 ) -> tuple[Service, Orders]:
     """The Order Service with its handlers registered (not yet started), and its operations."""
     watch = OrderWatch()
-    user_hook: Callable[[Message, Outcome, HandlerSpec | None], None] | None = options.pop(
-        "on_outcome", None
-    )
+    user_hook: OutcomeHook | None = options.pop("on_outcome", None)
 
+    # Watchers are told from the service's outcome hook, not from the reply handlers:
+    # a handler runs inside the delivery's transaction, and a watcher told then could
+    # read the order before the change is committed. The hook runs after the commit.
     def on_outcome(message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
         # Replies are keyed by order id: a handled one may have changed the order.
         if outcome is Outcome.HANDLED and message.kind == "reply" and message.partition_key:
