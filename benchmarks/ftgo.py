@@ -65,12 +65,14 @@ async def embedded(n: int, rate: int, seconds: float, driver: str = "inline") ->
 
     async with system:
         restaurant = await create_restaurant(
-            system.restaurant,
+            system.restaurant_service,
             name="Bench",
             postcodes=["94619"],
             menu=[MenuItem(menu_item_id="naan", name="Naan", price=Decimal("2.50"))],
         )
-        consumer = await create_consumer(system.consumer, name="B", order_limit=Decimal("1e6"))
+        consumer = await create_consumer(
+            system.consumer_service, name="B", order_limit=Decimal("1e6")
+        )
         while await system.orders.restaurant(restaurant.restaurant_id) is None:
             await asyncio.sleep(0.02)
 

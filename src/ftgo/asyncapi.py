@@ -15,7 +15,7 @@ from ftgo.order.service import create_order_service
 from ftgo.restaurant.service import create_restaurant_service
 
 if TYPE_CHECKING:
-    from servicewire.messaging.channels import ChannelUse
+    from servicewire.messaging import ChannelUse
 
 _UNUSED_DB = "sqlite://"
 _UNUSED_TRANSPORT = "memory://ftgo-asyncapi"

@@ -84,10 +84,12 @@ async def ftgo(tmp_path: Path) -> AsyncIterator[Running]:
     transport = f"memory://{uuid.uuid4().hex}"
     order, orders = create_order_service(urls["order"], transport, journal=journals[0])
     system = FtgoSystem(
-        order=order,
+        order_service=order,
         orders=orders,
-        consumer=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
-        restaurant=create_restaurant_service(urls["restaurant"], transport, journal=journals[2]),
+        consumer_service=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
+        restaurant_service=create_restaurant_service(
+            urls["restaurant"], transport, journal=journals[2]
+        ),
     )
     async with system:
         scenario = await prepare(system)
@@ -117,7 +119,7 @@ async def ftgo(tmp_path: Path) -> AsyncIterator[Running]:
         await client.close()
 
         async def dead_lettered() -> bool:
-            return system.consumer.stats["dead-lettered"] >= 1
+            return system.consumer_service.stats["dead-lettered"] >= 1
 
         await _until(dead_lettered)
         for journal in journals:
@@ -191,7 +193,7 @@ async def test_console_in_headless_chromium(ftgo: Running) -> None:
             await row.get_by_test_id("replay").click()
             await asyncio.sleep(0.5)
             assert dialogs and ftgo.dead_letter_id in dialogs[0]
-            assert ftgo.app.system.consumer.stats["dead-lettered"] == 1
+            assert ftgo.system.consumer_service.stats["dead-lettered"] == 1
             await expect(page.get_by_test_id("replay-result")).to_have_text("")
 
             async def accept(dialog: object) -> None:
@@ -205,7 +207,7 @@ async def test_console_in_headless_chromium(ftgo: Running) -> None:
             )
             # Back on its channel, the command was processed (and dead-lettered) again.
             deadline = time.monotonic() + 10
-            while ftgo.app.system.consumer.stats["dead-lettered"] < 2:
+            while ftgo.system.consumer_service.stats["dead-lettered"] < 2:
                 assert time.monotonic() < deadline, "the replayed message never came back"
                 await asyncio.sleep(0.05)
             await page.screenshot(path=str(SHOTS / "replayed.png"), full_page=True)

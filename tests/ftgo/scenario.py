@@ -40,11 +40,11 @@ class Scenario:
 
 async def prepare(system: FtgoSystem) -> Scenario:
     restaurant = await create_restaurant(
-        system.restaurant, name="Ajanta", menu=MENU, postcodes=["94619"]
+        system.restaurant_service, name="Ajanta", menu=MENU, postcodes=["94619"]
     )
-    active = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("100"))
+    active = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("100"))
     inactive = await create_consumer(
-        system.consumer, name="Idle", order_limit=Decimal("100"), active=False
+        system.consumer_service, name="Idle", order_limit=Decimal("100"), active=False
     )
     return Scenario(restaurant.restaurant_id, active.consumer_id, inactive.consumer_id)
 

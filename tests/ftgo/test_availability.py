@@ -71,14 +71,14 @@ async def test_async_style_accepts_orders_while_consumer_service_is_down(tmp_pat
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     async with system:
         restaurant = await create_restaurant(
-            system.restaurant, name="Ajanta", menu=MENU, postcodes=["94619"]
+            system.restaurant_service, name="Ajanta", menu=MENU, postcodes=["94619"]
         )
-        ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("50"))
+        ada = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("50"))
         await wait_replica(system, restaurant.restaurant_id)
         server = HttpServer(build_order_app(system.orders))
         await server.start()
         try:
-            await system.consumer.stop()
+            await system.consumer_service.stop()
             async with httpx.AsyncClient(base_url=server.url) as client:
                 ids = []
                 for _ in range(5):
@@ -90,7 +90,7 @@ async def test_async_style_accepts_orders_while_consumer_service_is_down(tmp_pat
                 await asyncio.sleep(0.5)
                 for order_id in ids:
                     assert (await client.get(f"/v1/orders/{order_id}")).json()["state"] == "PENDING"
-                await system.consumer.start()
+                await system.consumer_service.start()
                 deadline = time.monotonic() + 15
                 for order_id in ids:
                     while (

@@ -78,8 +78,8 @@ async def test_two_hundred_orders_reach_the_state_their_data_dictates(
             assert current.state == state, (case, current.rejection_reason)
             if words:
                 assert current.rejection_reason and words in current.rejection_reason
-        assert system.order.engine is not None
-        async with system.order.engine.connect() as conn:
+        assert system.order_service.engine is not None
+        async with system.order_service.engine.connect() as conn:
             per_order = (
                 await conn.execute(
                     select(state_changes.c.order_id, func.count()).group_by(

@@ -28,12 +28,12 @@ async def test_create_get_and_watch_an_order_over_grpc(tmp_path: Path) -> None:
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     async with system:
         restaurant = await create_restaurant(
-            system.restaurant,
+            system.restaurant_service,
             name="Ajanta",
             menu=[MenuItem(menu_item_id="naan", name="Naan", price=Decimal("2.50"))],
             postcodes=["94619"],
         )
-        ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("50"))
+        ada = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("50"))
         deadline = time.monotonic() + 10
         while await system.orders.restaurant(restaurant.restaurant_id) is None:
             assert time.monotonic() < deadline
@@ -46,7 +46,7 @@ async def test_create_get_and_watch_an_order_over_grpc(tmp_path: Path) -> None:
         )
         server.add_service(
             restaurant_pb2_grpc.add_RestaurantServiceServicer_to_server,
-            RestaurantServicer(system.restaurant),
+            RestaurantServicer(system.restaurant_service),
             RESTAURANT_SERVICE,
         )
         port = await server.start()

@@ -35,11 +35,11 @@ async def test_orders_are_validated_or_rejected_with_the_reason(tmp_path: Path) 
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     async with system:
         restaurant = await create_restaurant(
-            system.restaurant, name="Ajanta", menu=MENU, postcodes=["94619"]
+            system.restaurant_service, name="Ajanta", menu=MENU, postcodes=["94619"]
         )
-        ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("100"))
+        ada = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("100"))
         idle = await create_consumer(
-            system.consumer, name="Idle", order_limit=Decimal("100"), active=False
+            system.consumer_service, name="Idle", order_limit=Decimal("100"), active=False
         )
         # the order service learns the restaurant through its replica
         deadline = time.monotonic() + 10
@@ -91,7 +91,7 @@ async def test_orders_are_validated_or_rejected_with_the_reason(tmp_path: Path) 
         assert [h.state for h in history] == ["PENDING", "VALIDATED"]
 
         # the replica follows menu revisions
-        await revise_menu(system.restaurant, restaurant.restaurant_id, MENU[:1])
+        await revise_menu(system.restaurant_service, restaurant.restaurant_id, MENU[:1])
         deadline = time.monotonic() + 10
         while True:
             replica = await system.orders.restaurant(restaurant.restaurant_id)

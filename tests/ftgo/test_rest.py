@@ -32,8 +32,8 @@ async def ftgo(tmp_path: Path) -> AsyncIterator[Running]:
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     servers = {
         "order": HttpServer(build_order_app(system.orders)),
-        "consumer": HttpServer(build_consumer_app(system.consumer)),
-        "restaurant": HttpServer(build_restaurant_app(system.restaurant)),
+        "consumer": HttpServer(build_consumer_app(system.consumer_service)),
+        "restaurant": HttpServer(build_restaurant_app(system.restaurant_service)),
     }
     async with system:
         for server in servers.values():
@@ -123,7 +123,7 @@ async def test_a_client_cancels_by_following_the_link(ftgo: Running) -> None:
         restaurant_id, _ = await _setup(client, ftgo)
         # an unknown consumer keeps the order PENDING until Consumer Service answers;
         # stop that service first so the order stays PENDING
-        await ftgo.app.system.consumer.stop()
+        await ftgo.system.consumer_service.stop()
         r = await client.post(
             f"{ftgo.urls['order']}/v1/orders", json=order_body("nobody", restaurant_id)
         )
@@ -172,7 +172,7 @@ async def test_bad_orders_get_problem_details_and_change_nothing(
         assert r.status_code == status, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["status"] == status
-        order_service = ftgo.app.system.order
+        order_service = ftgo.system.order_service
         assert order_service.engine is not None
         async with order_service.engine.connect() as conn:
             count = (await conn.execute(select(func.count()).select_from(orders))).scalar_one()

@@ -135,7 +135,7 @@ async def _run(cases: list[tuple[str, bytes]], directory: Path) -> None:
         )
         server.add_service(
             restaurant_pb2_grpc.add_RestaurantServiceServicer_to_server,
-            RestaurantServicer(system.restaurant),
+            RestaurantServicer(system.restaurant_service),
             RESTAURANT_SERVICE,
         )
         add_echo_service(server)

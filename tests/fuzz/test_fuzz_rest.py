@@ -59,8 +59,8 @@ class FtgoInThread:
         await self.system.start()
         self.servers = {
             "order": HttpServer(build_order_app(self.system.orders)),
-            "consumer": HttpServer(build_consumer_app(self.system.consumer)),
-            "restaurant": HttpServer(build_restaurant_app(self.system.restaurant)),
+            "consumer": HttpServer(build_consumer_app(self.system.consumer_service)),
+            "restaurant": HttpServer(build_restaurant_app(self.system.restaurant_service)),
         }
         for name, server in self.servers.items():
             await server.start()

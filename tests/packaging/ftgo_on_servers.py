@@ -39,13 +39,13 @@ async def main(pg_base: str, amqp: str) -> str:
         )
         async with system:
             restaurant = await create_restaurant(
-                system.restaurant,
+                system.restaurant_service,
                 name="Ajanta",
                 menu=[MenuItem(menu_item_id="naan", name="Naan", price=Decimal("2.50"))],
                 postcodes=["94619"],
             )
             consumer = await create_consumer(
-                system.consumer, name="Ada", order_limit=Decimal("100")
+                system.consumer_service, name="Ada", order_limit=Decimal("100")
             )
             deadline = time.monotonic() + 60
             while await system.orders.restaurant(restaurant.restaurant_id) is None:

@@ -39,8 +39,8 @@ async def test_ftgo_apps_serve_message_metrics(tmp_path: Path) -> None:
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     servers = {
         "order": HttpServer(build_order_app(system.orders)),
-        "consumer": HttpServer(build_consumer_app(system.consumer)),
-        "restaurant": HttpServer(build_restaurant_app(system.restaurant)),
+        "consumer": HttpServer(build_consumer_app(system.consumer_service)),
+        "restaurant": HttpServer(build_restaurant_app(system.restaurant_service)),
     }
     async with system, httpx.AsyncClient(timeout=10) as client:
         for server in servers.values():
@@ -77,7 +77,7 @@ async def test_ftgo_apps_serve_message_metrics(tmp_path: Path) -> None:
             while (await client.get(order_url)).json()["state"] == "PENDING":
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.02)
-            await system.order.wait_idle()
+            await system.order_service.wait_idle()
 
             r = await client.get(f"{urls['order']}/metrics")
             assert r.status_code == 200

@@ -39,8 +39,8 @@ async def test_one_order_is_one_trace_across_three_services_and_relays(
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     servers = {
         "order": HttpServer(build_order_app(system.orders)),
-        "consumer": HttpServer(build_consumer_app(system.consumer)),
-        "restaurant": HttpServer(build_restaurant_app(system.restaurant)),
+        "consumer": HttpServer(build_consumer_app(system.consumer_service)),
+        "restaurant": HttpServer(build_restaurant_app(system.restaurant_service)),
     }
     async with system, httpx.AsyncClient(timeout=10) as client:
         for server in servers.values():
@@ -72,7 +72,7 @@ async def test_one_order_is_one_trace_across_three_services_and_relays(
             order_id = r.json()["orderId"]
             view = await _until(client, f"{urls['order']}/v1/orders/{order_id}", "PENDING")
             assert view["state"] == "VALIDATED"
-            await system.order.wait_idle()
+            await system.order_service.wait_idle()
         finally:
             for server in servers.values():
                 await server.stop()
@@ -146,6 +146,6 @@ async def test_without_a_provider_messages_carry_no_new_trace(tmp_path: Path) ->
         tmp_path, transport=f"memory://{uuid.uuid4().hex}", journal=journal
     )
     async with system:
-        await create_consumer(system.consumer, name="Ada", order_limit=Decimal("1"))
+        await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("1"))
     assert telemetry_tracing.current_trace_headers() == {}
     assert any(e.type.endswith("ConsumerCreated") for e in journal.entries)

@@ -26,10 +26,12 @@ async def _place_order(directory: Path) -> tuple[str, list[str]]:
     transport = f"memory://{uuid.uuid4().hex}"
     order, orders = create_order_service(urls["order"], transport, journal=journals[0])
     system = FtgoSystem(
-        order=order,
+        order_service=order,
         orders=orders,
-        consumer=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
-        restaurant=create_restaurant_service(urls["restaurant"], transport, journal=journals[2]),
+        consumer_service=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
+        restaurant_service=create_restaurant_service(
+            urls["restaurant"], transport, journal=journals[2]
+        ),
     )
     import random
 

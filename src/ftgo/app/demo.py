@@ -19,17 +19,23 @@ from pathlib import Path
 from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import Consumer, create_consumer
 from ftgo.order.service import CreateOrderRequest, Order
+from ftgo.order.state import OrderState
 from ftgo.restaurant.service import Restaurant, create_restaurant
 from ftgo.values import Address, LineItem, MenuItem
-from servicewire.telemetry.journal import MemoryJournal
-from servicewire.telemetry.sequence import render_mermaid, render_svg, render_text, sequence
+from servicewire.telemetry import (
+    MemoryJournal,
+    render_mermaid,
+    render_svg,
+    render_text,
+    sequence_steps,
+)
 
 
 @dataclass(frozen=True)
 class DemoOrder:
     label: str
     request: CreateOrderRequest
-    expect: str
+    expect: OrderState
 
 
 def sample_menu() -> list[MenuItem]:
@@ -59,14 +65,16 @@ def sample_orders(
         DemoOrder(
             "Ada: vindaloo x2, naan",
             order(ada.consumer_id, {"vindaloo": 2, "naan": 1}),
-            "VALIDATED",
+            OrderState.VALIDATED,
         ),
-        DemoOrder("Bob: lassi x3", order(bob.consumer_id, {"lassi": 3}), "VALIDATED"),
-        DemoOrder("unknown consumer", order("c-nobody", {"naan": 1}), "REJECTED"),
-        DemoOrder("inactive consumer", order(idle.consumer_id, {"naan": 1}), "REJECTED"),
-        DemoOrder("over Bob's limit", order(bob.consumer_id, {"vindaloo": 5}), "REJECTED"),
-        DemoOrder("not on the menu", order(ada.consumer_id, {"sushi": 1}), "REJECTED"),
-        DemoOrder("outside delivery area", order(ada.consumer_id, {"naan": 2}, away), "REJECTED"),
+        DemoOrder("Bob: lassi x3", order(bob.consumer_id, {"lassi": 3}), OrderState.VALIDATED),
+        DemoOrder("unknown consumer", order("c-nobody", {"naan": 1}), OrderState.REJECTED),
+        DemoOrder("inactive consumer", order(idle.consumer_id, {"naan": 1}), OrderState.REJECTED),
+        DemoOrder("over Bob's limit", order(bob.consumer_id, {"vindaloo": 5}), OrderState.REJECTED),
+        DemoOrder("not on the menu", order(ada.consumer_id, {"sushi": 1}), OrderState.REJECTED),
+        DemoOrder(
+            "outside delivery area", order(ada.consumer_id, {"naan": 2}, away), OrderState.REJECTED
+        ),
     ]
 
 
@@ -76,7 +84,7 @@ class StatePrinter:
     def __init__(self, system: FtgoSystem, labels: dict[str, str]) -> None:
         self.system = system
         self.labels = labels
-        self.last: dict[str, str] = {}
+        self.last: dict[str, OrderState] = {}
         self.start = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -126,8 +134,8 @@ class Endpoints:
 
         self.http = {
             "order": HttpServer(build_order_app(system.orders), port=port(1)),
-            "consumer": HttpServer(build_consumer_app(system.consumer), port=port(2)),
-            "restaurant": HttpServer(build_restaurant_app(system.restaurant), port=port(3)),
+            "consumer": HttpServer(build_consumer_app(system.consumer_service), port=port(2)),
+            "restaurant": HttpServer(build_restaurant_app(system.restaurant_service), port=port(3)),
         }
         self.grpc = Server(port=port(1001))
         self.grpc.add_service(
@@ -137,7 +145,7 @@ class Endpoints:
         )
         self.grpc.add_service(
             restaurant_pb2_grpc.add_RestaurantServiceServicer_to_server,
-            RestaurantServicer(system.restaurant),
+            RestaurantServicer(system.restaurant_service),
             RESTAURANT_SERVICE,
         )
         self.grpc_port = 0
@@ -217,12 +225,12 @@ async def _tour(
     endpoints: Endpoints | None,
 ) -> int:
     restaurant = await create_restaurant(
-        system.restaurant, name="Ajanta", menu=sample_menu(), postcodes=["94619", "94611"]
+        system.restaurant_service, name="Ajanta", menu=sample_menu(), postcodes=["94619", "94611"]
     )
-    ada = await create_consumer(system.consumer, name="Ada", order_limit=Decimal("100"))
-    bob = await create_consumer(system.consumer, name="Bob", order_limit=Decimal("40"))
+    ada = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("100"))
+    bob = await create_consumer(system.consumer_service, name="Bob", order_limit=Decimal("40"))
     idle = await create_consumer(
-        system.consumer, name="Idle", order_limit=Decimal("100"), active=False
+        system.consumer_service, name="Idle", order_limit=Decimal("100"), active=False
     )
     print(f"Restaurant {restaurant.name} ({restaurant.restaurant_id}) delivers to 94619, 94611")
     print("Consumers: Ada (limit 100), Bob (limit 40), Idle (inactive)\n")
@@ -249,7 +257,7 @@ async def _tour(
     async def all_final() -> bool:
         for _demo, order in placed:
             current = await system.orders.get(order.order_id)
-            if current is None or current.state == "PENDING":
+            if current is None or current.state is OrderState.PENDING:
                 return False
         return True
 
@@ -260,18 +268,18 @@ async def _tour(
     for demo, order in placed:
         final = await system.orders.get(order.order_id)
         assert final is not None
-        ok = final.state == demo.expect
+        ok = final.state is demo.expect
         failures += not ok
         mark = "ok " if ok else "BAD"
         detail = (
             f"total {final.order_total}"
-            if final.state == "VALIDATED"
+            if final.state is OrderState.VALIDATED
             else final.rejection_reason or ""
         )
         print(f"  [{mark}] {demo.label:<28} {final.state:<10} {detail}")
 
     first = placed[0][1].order_id
-    steps = sequence(journal.conversation(first))
+    steps = sequence_steps(journal.conversation(first))
     print(f"\nMessage sequence of order {first} ({placed[0][0].label}):")
     print(render_text(steps))
     target = svg or workdir / "order-sequence.svg"

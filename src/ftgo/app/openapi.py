@@ -16,7 +16,7 @@ from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from servicewire.rest import render_openapi
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "api"  # src/ftgo/app/ -> repository
 
 
 def apps() -> dict[str, FastAPI]:
@@ -31,24 +31,22 @@ def apps() -> dict[str, FastAPI]:
     )
     return {
         "ftgo-order": build_order_app(system.orders),
-        "ftgo-consumer": build_consumer_app(system.consumer),
-        "ftgo-restaurant": build_restaurant_app(system.restaurant),
+        "ftgo-consumer": build_consumer_app(system.consumer_service),
+        "ftgo-restaurant": build_restaurant_app(system.restaurant_service),
     }
 
 
 def documents() -> dict[Path, str]:
     """OpenAPI documents of the REST apps and AsyncAPI documents (JSON and HTML) of the
     message APIs, by the path they are checked in at."""
-    from servicewire.cli.docs import dump
-    from servicewire.evolution.generate.asyncapi import build_asyncapi
-    from servicewire.evolution.generate.html import render_html
-    from servicewire.evolution.generate.targets import load_uses
+    from servicewire.evolution import build_asyncapi, document_text, load_uses, render_html
 
     found = {DOCS / f"{name}.json": render_openapi(app) for name, app in apps().items()}
     for service in ("order", "consumer", "restaurant"):
+        # the target `servicewire docs asyncapi` and the API lock read: the same document
         uses, title, version = load_uses(f"ftgo.asyncapi:{service}_service")
         doc = build_asyncapi(title, version or "1.0.0", uses)
-        found[DOCS / f"ftgo-{service}-asyncapi.json"] = dump(doc, ".json")
+        found[DOCS / f"ftgo-{service}-asyncapi.json"] = document_text(doc, ".json")
         found[DOCS / f"ftgo-{service}-asyncapi.html"] = render_html(doc)
     return found
 

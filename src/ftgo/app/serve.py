@@ -137,7 +137,7 @@ async def serve(
 
 
 def _interceptors() -> list[Any]:
-    from servicewire.telemetry.grpc_spans import TracingServerInterceptor
+    from servicewire.grpc import TracingServerInterceptor
 
     return [TracingServerInterceptor()]  # a span per call while tracing is on
 

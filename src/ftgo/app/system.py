@@ -1,7 +1,7 @@
 """The three FTGO services wired together in one process (the embedded default).
 
     async with FtgoSystem.embedded(Path("/tmp/ftgo")) as ftgo:
-        restaurant = await create_restaurant(ftgo.restaurant, ...)
+        restaurant = await create_restaurant(ftgo.restaurant_service, ...)
         order = await ftgo.orders.create(CreateOrderRequest(...))
 
 Each service keeps its own database (a SQLite file each, or a URL each) and they
@@ -22,10 +22,12 @@ from servicewire import Service
 
 @dataclass
 class FtgoSystem:
-    order: Service
+    """The three services, and the Order Service's operations (what its adapters call)."""
+
+    order_service: Service
     orders: Orders
-    consumer: Service
-    restaurant: Service
+    consumer_service: Service
+    restaurant_service: Service
 
     @classmethod
     def create(
@@ -37,10 +39,13 @@ class FtgoSystem:
         transport: str,
         **options: Any,
     ) -> FtgoSystem:
-        order, orders = create_order_service(order_db, transport, **options)
-        consumer = create_consumer_service(consumer_db, transport, **options)
-        restaurant = create_restaurant_service(restaurant_db, transport, **options)
-        return cls(order=order, orders=orders, consumer=consumer, restaurant=restaurant)
+        order_service, orders = create_order_service(order_db, transport, **options)
+        return cls(
+            order_service=order_service,
+            orders=orders,
+            consumer_service=create_consumer_service(consumer_db, transport, **options),
+            restaurant_service=create_restaurant_service(restaurant_db, transport, **options),
+        )
 
     @classmethod
     def embedded(
@@ -58,7 +63,8 @@ class FtgoSystem:
 
     @property
     def services(self) -> list[Service]:
-        return [self.restaurant, self.consumer, self.order]
+        """In the order they start (they stop in reverse): the Order Service last."""
+        return [self.restaurant_service, self.consumer_service, self.order_service]
 
     async def start(self) -> None:
         for service in self.services:

@@ -52,7 +52,7 @@ def ensure_databases(base: str) -> None:
     """Create the three databases if missing (PostgreSQL or MariaDB)."""
     from sqlalchemy import create_engine, text
 
-    from servicewire.storage.database import sync_url
+    from servicewire.storage import sync_url
 
     scheme = base.split(":", 1)[0]
     admin_db = "postgres" if scheme.startswith("postgres") else ""

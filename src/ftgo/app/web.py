@@ -1,7 +1,11 @@
-"""Shared pieces of FTGO's REST adapters: camelCase bodies and an in-process server.
+"""An in-process HTTP server for FTGO's REST apps (the demo and ``ftgo serve``).
 
-FTGO's public JSON uses camelCase (``consumerId``), Python uses snake_case; the models
-here translate, and accept either on input.
+    server = HttpServer(build_order_app(system.orders), port=0)   # 0: a free port
+    await server.start()
+    print(server.url)
+    await server.stop()
+
+The camelCase body models the REST adapters share are in :mod:`ftgo.rest_models`.
 """
 
 from __future__ import annotations
@@ -13,14 +17,6 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
-
-class CamelModel(BaseModel):
-    """A request or response body with camelCase JSON names."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 def free_port() -> int:

@@ -12,12 +12,19 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ftgo.app.web import CamelModel
 from ftgo.consumer.service import Consumer, check_consumer, create_consumer, get_consumer
+from ftgo.rest_models import CamelModel
 from servicewire import Service
 from servicewire.exposition import mount_metrics
-from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
-from servicewire.rest.openapi import problem_responses
+from servicewire.rest import (
+    HalResource,
+    Links,
+    Problem,
+    create_app,
+    created,
+    problem_responses,
+    versioned_router,
+)
 
 API_VERSION = "1.0.0"
 

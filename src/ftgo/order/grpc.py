@@ -12,25 +12,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
-from ftgo.order.service import (
-    CANCELLED,
-    PENDING,
-    CreateOrderRequest,
-    Order,
-    Orders,
-    UnknownRestaurantError,
-)
+from ftgo.order.service import CreateOrderRequest, Order, Orders, UnknownRestaurantError
 from ftgo.values import Address, LineItem
 from servicewire.resilience import InvalidArgumentError, NotFoundError
 
 SERVICE = order_pb2.DESCRIPTOR.services_by_name["OrderService"]
-FINAL = {"VALIDATED", "REJECTED", CANCELLED}
 
 
 def order_message(order: Order) -> order_pb2.Order:
     return order_pb2.Order(
         order_id=order.order_id,
-        state=order.state,
+        state=order.state.value,
         rejection_reason=order.rejection_reason or "",
         order_total=str(order.order_total),
         consumer_id=order.consumer_id,
@@ -96,12 +88,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                 for change in history[sent:]:
                     yield order_pb2.OrderStateChange(
                         order_id=order_id,
-                        state=change.state,
+                        state=change.state.value,
                         reason=change.reason or "",
                         at=change.at,
                     )
                 sent = len(history)
-                if history and history[-1].state != PENDING and history[-1].state in FINAL:
+                if history and history[-1].state.is_final:
                     return
                 await queue.get()
         finally:

@@ -19,21 +19,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ftgo.app.web import CamelModel
 from ftgo.order.service import (
-    PENDING,
     CreateOrderRequest,
     Order,
     Orders,
     OrderStateError,
     UnknownRestaurantError,
 )
+from ftgo.order.state import OrderState
 from ftgo.order.sync_validation import ValidationUnavailableError
+from ftgo.rest_models import CamelModel
 from ftgo.restaurant.rest import MenuItemBody
 from ftgo.values import Address, LineItem
 from servicewire.exposition import mount_metrics
-from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
-from servicewire.rest.openapi import problem_responses
+from servicewire.rest import (
+    HalResource,
+    Links,
+    Problem,
+    create_app,
+    created,
+    problem_responses,
+    versioned_router,
+)
 
 API_VERSION = "1.0.0"
 
@@ -91,12 +98,16 @@ def order_view(request: Request, order: Order) -> OrderView:
         .add("self", "get_order", order_id=order.order_id)
         .add("restaurant", "get_restaurant_replica", restaurant_id=order.restaurant_id)
         .when(
-            order.state == PENDING, "cancel", "cancel_order", method="POST", order_id=order.order_id
+            order.state is OrderState.PENDING,
+            "cancel",
+            "cancel_order",
+            method="POST",
+            order_id=order.order_id,
         )
     )
     return OrderView(
         order_id=order.order_id,
-        state=order.state,
+        state=order.state.value,
         rejection_reason=order.rejection_reason,
         order_total=order.order_total,
         consumer_id=order.consumer_id,

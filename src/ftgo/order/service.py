@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 from ftgo.consumer.api import ConsumerValidated, ConsumerValidationFailed, ValidateConsumerInfo
 from ftgo.order.api import OrderCancelled, OrderCreated, OrderRejected, OrderValidated
+from ftgo.order.state import OrderState
 from ftgo.order.watch import OrderWatch
 from ftgo.restaurant.api import (
     OrderDetailsRejected,
@@ -38,13 +39,13 @@ from ftgo.restaurant.api import (
 )
 from ftgo.values import Address, LineItem, MenuItem
 from servicewire import Context, Message, Service, new_id
-from servicewire.pipeline import Outcome
-from servicewire.pipeline.handlers import HandlerSpec
+from servicewire.pipeline import HandlerSpec, Outcome
 from servicewire.transports import Transport
 
 NAME = "order-service"
 
-PENDING, VALIDATED, REJECTED, CANCELLED = "PENDING", "VALIDATED", "REJECTED", "CANCELLED"
+OutcomeHook = Callable[[Message, Outcome, HandlerSpec | None], None]
+"""What ``Service(on_outcome=...)`` calls once a delivery is finished (and committed)."""
 
 metadata = MetaData()
 orders = Table(
@@ -97,7 +98,7 @@ class Order(BaseModel):
     order_id: str
     consumer_id: str
     restaurant_id: str
-    state: str
+    state: OrderState
     rejection_reason: str | None
     order_total: Decimal
     line_items: list[LineItem]
@@ -109,7 +110,7 @@ class Order(BaseModel):
 
 class StateChange(BaseModel):
     order_id: str
-    state: str
+    state: OrderState
     reason: str | None
     at: float
 
@@ -142,7 +143,7 @@ async def _load(session: Any, order_id: str, *, lock: bool = False) -> dict[str,
 
 
 async def _set_state(
-    ctx: Context, order_id: str, state: str, reason: str | None = None, **values: Any
+    ctx: Context, order_id: str, state: OrderState, reason: str | None = None, **values: Any
 ) -> None:
     now = time.time()
     await ctx.session.execute(
@@ -198,7 +199,7 @@ class Orders:
                     order_id=order_id,
                     consumer_id=request.consumer_id,
                     restaurant_id=request.restaurant_id,
-                    state=PENDING,
+                    state=OrderState.PENDING,
                     order_total=total,
                     line_items=[li.model_dump() for li in request.line_items],
                     delivery_address=request.delivery_address.model_dump(),
@@ -210,7 +211,7 @@ class Orders:
                 )
             )
             await ctx.session.execute(
-                state_changes.insert().values(order_id=order_id, state=PENDING, at=now)
+                state_changes.insert().values(order_id=order_id, state=OrderState.PENDING, at=now)
             )
             await ctx.send(
                 ValidateConsumerInfo(
@@ -244,7 +245,7 @@ class Orders:
             order_id=order_id,
             consumer_id=request.consumer_id,
             restaurant_id=request.restaurant_id,
-            state=PENDING,
+            state=OrderState.PENDING,
             rejection_reason=None,
             order_total=total,
             line_items=request.line_items,
@@ -267,7 +268,7 @@ class Orders:
             postcode=request.delivery_address.postcode,
             estimated_total=estimate,
         )
-        state = VALIDATED if reason is None else REJECTED
+        state = OrderState.VALIDATED if reason is None else OrderState.REJECTED
         now = time.time()
         async with self.service.transaction() as ctx:
             await ctx.session.execute(
@@ -332,9 +333,9 @@ class Orders:
             row = await _load(ctx.session, order_id, lock=True)
             if row is None:
                 raise LookupError(f"order {order_id} does not exist")
-            if row["state"] != PENDING:
+            if row["state"] != OrderState.PENDING:
                 raise OrderStateError(f"order {order_id} is {row['state']}, not PENDING")
-            await _set_state(ctx, order_id, CANCELLED)
+            await _set_state(ctx, order_id, OrderState.CANCELLED)
             await ctx.publish(OrderCancelled(order_id=order_id))
         self.watch.changed(order_id)
         order = await self.get(order_id)
@@ -351,10 +352,11 @@ def create_order_service(
 ) -> tuple[Service, Orders]:
     """The Order Service with its handlers registered (not yet started), and its operations."""
     watch = OrderWatch()
-    user_hook: Callable[[Message, Outcome, HandlerSpec | None], None] | None = options.pop(
-        "on_outcome", None
-    )
+    user_hook: OutcomeHook | None = options.pop("on_outcome", None)
 
+    # Watchers are told from the service's outcome hook, not from the reply handlers:
+    # a handler runs inside the delivery's transaction, and a watcher told then could
+    # read the order before the change is committed. The hook runs after the commit.
     def on_outcome(message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
         # Replies are keyed by order id: a handled one may have changed the order.
         if outcome is Outcome.HANDLED and message.kind == "reply" and message.partition_key:
@@ -377,18 +379,18 @@ def create_order_service(
 
     async def reject(ctx: Context, order_id: str, reason: str) -> None:
         row = await _load(ctx.session, order_id, lock=True)
-        if row is None or row["state"] != PENDING:
+        if row is None or row["state"] != OrderState.PENDING:
             return  # already decided (or cancelled): a later reply changes nothing
-        await _set_state(ctx, order_id, REJECTED, reason)
+        await _set_state(ctx, order_id, OrderState.REJECTED, reason)
         await ctx.publish(OrderRejected(order_id=order_id, reason=reason))
 
     async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
         row = await _load(ctx.session, order_id, lock=True)
-        if row is None or row["state"] != PENDING:
+        if row is None or row["state"] != OrderState.PENDING:
             return
         row.update(flags)
         if row["consumer_ok"] and row["restaurant_ok"]:
-            await _set_state(ctx, order_id, VALIDATED, **flags)
+            await _set_state(ctx, order_id, OrderState.VALIDATED, **flags)
             await ctx.publish(OrderValidated(order_id=order_id, order_total=row["order_total"]))
         else:
             await ctx.session.execute(

@@ -14,10 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
-from servicewire.errors import ServicewireError
-from servicewire.grpc import GrpcClient
+from servicewire import ServicewireError
+from servicewire.grpc import GrpcClient, client_span
 from servicewire.rest import RestClient
-from servicewire.telemetry.grpc_spans import client_span
 
 CONSUMER = "consumer-service"
 RESTAURANT = "restaurant-service"

@@ -13,13 +13,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ftgo.app.web import CamelModel
+from ftgo.rest_models import CamelModel
 from ftgo.restaurant.service import Restaurant, create_restaurant, get_restaurant, revise_menu
 from ftgo.values import MenuItem
 from servicewire import Service
 from servicewire.exposition import mount_metrics
-from servicewire.rest import HalResource, Links, Problem, create_app, created, versioned_router
-from servicewire.rest.openapi import problem_responses
+from servicewire.rest import (
+    HalResource,
+    Links,
+    Problem,
+    create_app,
+    created,
+    problem_responses,
+    versioned_router,
+)
 
 API_VERSION = "1.0.0"
 

@@ -11,7 +11,6 @@ goes to standard output. Exit 3 when the target cannot be loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servicewire.evolution.generate.asyncapi import build_asyncapi
-    from servicewire.evolution.generate.html import render_html
-    from servicewire.evolution.generate.targets import TargetError, load_uses
+    from servicewire.evolution import (
+        TargetError,
+        build_asyncapi,
+        document_text,
+        load_uses,
+        render_html,
+    )
 
     try:
         uses, title, version = load_uses(args.target)
@@ -51,19 +54,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(dump(doc, args.output.suffix), encoding="utf-8")
+        args.output.write_text(document_text(doc, args.output.suffix), encoding="utf-8")
     if args.html is not None:
         args.html.parent.mkdir(parents=True, exist_ok=True)
         args.html.write_text(render_html(doc), encoding="utf-8")
     if args.output is None and args.html is None:
-        print(dump(doc, ".json"))
+        print(document_text(doc))
     return 0
-
-
-def dump(doc: dict[str, Any], suffix: str) -> str:
-    """JSON, or YAML for ``.yaml``/``.yml``."""
-    if suffix in (".yaml", ".yml"):
-        import yaml
-
-        return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

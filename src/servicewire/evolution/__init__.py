@@ -17,9 +17,25 @@ none), then check the versions the documents declare::
 The rules live in one table (:data:`~servicewire.evolution.policy.DEFAULT_BUMPS`); a
 :class:`Policy` overrides the cases the literature leaves open. The command line is
 ``servicewire compat OLD NEW``; the API lock file is :mod:`servicewire.evolution.lock`.
+
+The documents generated from code (:mod:`servicewire.evolution.generate`) are here too::
+
+    from servicewire.evolution import build_asyncapi, document_text, load_uses, render_html
+
+    uses, title, version = load_uses("ftgo.asyncapi:order_service")
+    doc = build_asyncapi(title, version or "1.0.0", uses)
+    Path("order-asyncapi.json").write_text(document_text(doc, ".json"))
+    Path("order-asyncapi.html").write_text(render_html(doc))
 """
 
 from servicewire.evolution.documents import ApiDocument, Verdict, compare, judge, load_document
+from servicewire.evolution.generate import (
+    TargetError,
+    build_asyncapi,
+    document_text,
+    load_uses,
+    render_html,
+)
 from servicewire.evolution.model import Bump, Change, DocumentError, DocumentKind, Report
 from servicewire.evolution.policy import DEFAULT_BUMPS, PRESETS, Policy
 
@@ -33,8 +49,13 @@ __all__ = [
     "DocumentKind",
     "Policy",
     "Report",
+    "TargetError",
     "Verdict",
+    "build_asyncapi",
     "compare",
+    "document_text",
     "judge",
     "load_document",
+    "load_uses",
+    "render_html",
 ]

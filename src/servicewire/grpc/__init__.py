@@ -12,6 +12,12 @@
         order = await client.unary("order-service", OrderServiceStub, "GetOrder", request,
                                    timeout=1.0, idempotent=True)
 
+A span per call, on both sides, while tracing is on::
+
+    server = Server(port=50051, interceptors=[TracingServerInterceptor()])
+    with client_span("restaurant-service", "ValidateOrderDetails") as metadata:
+        await client.unary(..., metadata=metadata)
+
 Services are defined in protos/ and compiled by ``make protos`` into checked-in code.
 Needs ``servicewire[grpc]``.
 """
@@ -29,6 +35,7 @@ from servicewire.grpc.context import (
 from servicewire.grpc.interceptors import ServerContextInterceptor, client_interceptors
 from servicewire.grpc.server import Server
 from servicewire.grpc.status import code_for, error_from_rpc, status_for
+from servicewire.telemetry.grpc_spans import TracingServerInterceptor, client_span
 
 __all__ = [
     "CORRELATION_ID",
@@ -36,9 +43,11 @@ __all__ = [
     "GrpcClient",
     "Server",
     "ServerContextInterceptor",
+    "TracingServerInterceptor",
     "call_context",
     "child_traceparent",
     "client_interceptors",
+    "client_span",
     "code_for",
     "current_correlation_id",
     "current_traceparent",
