@@ -47,7 +47,7 @@ EXEC_ALLOWED = {"servicewire/codecs/_proto_codegen.py", "servicewire/codecs/_dum
 
 # SQL built by string interpolation, reviewed: what is interpolated and why it is safe.
 SQL_INTERPOLATION_ALLOWED = {
-    "servicewire/relay/postgres_wal.py",  # publication name, checked against [a-z0-9_]{1,63}
+    "servicewire/relay/replication_slot.py",  # publication name, checked: [a-z0-9_]{1,63}
     "servicewire/storage/database.py",  # PRAGMA busy_timeout=<int constant>
     "ftgo/app/up.py",  # CREATE DATABASE ftgo_<name from a constant tuple>
 }

@@ -1,12 +1,13 @@
 """Compare two ``.proto`` files as gRPC APIs, through the protobuf toolchain.
 
 Files are compiled by ``grpc_tools.protoc`` into a ``FileDescriptorSet`` (never parsed
-with regular expressions), then messages, fields, enums, services and methods are
-compared by name and field number. A change is judged by whether existing clients
-keep working: new fields, messages and methods are MINOR; removing or renaming
-anything, changing a type or label, and reusing or changing a field number are MAJOR;
-switching a method between unary and streaming is MAJOR. An enum value added to an
-enum that responses carry follows the policy (``response-enum-value-added``)::
+with regular expressions; see :mod:`~.proto_document`), then messages, fields, enums,
+services and methods are compared by name and field number. A change is judged by
+whether existing clients keep working: new fields, messages and methods are MINOR;
+removing or renaming anything, changing a type or label, and reusing or changing a
+field number are MAJOR; switching a method between unary and streaming is MAJOR. An
+enum value added to an enum that responses carry follows the policy
+(``response-enum-value-added``)::
 
     old = load_proto(Path("v1/order.proto"))
     new = load_proto(Path("v2/order.proto"))
@@ -17,20 +18,15 @@ Requires ``grpcio-tools`` (the ``evolution`` extra).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import sys
-import tempfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 from google.protobuf import descriptor_pb2 as d
 
-from servicewire.evolution.model import DocumentError, Report
+from servicewire.evolution.model import Report
 from servicewire.evolution.policy import Collector, Policy
+from servicewire.evolution.proto_document import ProtoDocument, load_proto, text_digest
+
+__all__ = ["ProtoDocument", "compare_proto", "load_proto", "text_digest"]
 
 _STREAMING = {
     (False, False): "unary",
@@ -38,96 +34,6 @@ _STREAMING = {
     (True, False): "client streaming",
     (True, True): "bidirectional streaming",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ProtoDocument:
-    """A compiled ``.proto``: its descriptor set (imports included, target last) and text digest."""
-
-    descriptor_set: bytes
-    digest: str
-    source: str = "api.proto"
-
-    def file(self) -> d.FileDescriptorProto:
-        """The descriptor of the file itself (protoc writes it after its imports)."""
-        fds = d.FileDescriptorSet.FromString(self.descriptor_set)
-        if not fds.file:
-            raise DocumentError(self.source, "empty descriptor set")
-        return fds.file[-1]
-
-    def all_files(self) -> list[d.FileDescriptorProto]:
-        return list(d.FileDescriptorSet.FromString(self.descriptor_set).file)
-
-
-def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
-    """Compile ``path`` with protoc; the file's directory and ``include`` are import roots."""
-    if not path.is_file():
-        raise DocumentError(str(path), "no such file")
-    roots = [p.resolve() for p in include if p.is_dir()]
-    # protoc names a file relative to the first root that contains it; prefer the
-    # configured roots so imports like "ftgo/common/v1/money.proto" resolve.
-    owner = next((r for r in roots if path.resolve().is_relative_to(r)), None)
-    if owner is None:
-        owner = path.resolve().parent
-        roots.insert(0, owner)
-    relative = path.resolve().relative_to(owner)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "set.pb"
-        args = [
-            *(f"-I{r}" for r in roots),
-            "--include_imports",
-            f"--descriptor_set_out={out}",
-            str(owner / relative),
-        ]
-        code, errors = _protoc(args)
-        if code != 0:
-            # Drop abseil's logging preamble and warnings; keep protoc's own errors.
-            skip = ("WARNING: All log", "W0000", "I0000")
-            kept = [ln for ln in errors.strip().splitlines() if not ln.startswith(skip)]
-            raise DocumentError(str(path), "\n".join(kept) or f"protoc exited {code}")
-        data = out.read_bytes()
-    digest = text_digest(path.read_text(encoding="utf-8", errors="replace"))
-    return ProtoDocument(data, digest, str(path))
-
-
-_PROTOC_LOCK = threading.Lock()
-
-
-def _protoc(args: list[str]) -> tuple[int, str]:
-    """Run protoc in this process; return its exit code and what it wrote to stderr.
-
-    The compiler is a C++ extension that writes errors to file descriptor 2, so the
-    descriptor is pointed at a temp file for the call (in-process is ~20x faster than a
-    subprocess per file). The lock keeps concurrent callers from mixing their errors.
-    """
-    try:
-        from grpc_tools import protoc  # type: ignore[import-untyped]
-    except ImportError:
-        return 1, "grpcio-tools is not installed (pip install 'servicewire[evolution]')"
-    well_known = resources.files("grpc_tools") / "_proto"
-    argv = ["protoc", *args, f"-I{well_known}"]
-    with _PROTOC_LOCK, tempfile.TemporaryFile() as err:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(err.fileno(), 2)
-        try:
-            code = int(protoc.main(argv))
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        err.seek(0)
-        return code, err.read().decode("utf-8", "replace")
-
-
-def text_digest(text: str) -> str:
-    """SHA-256 of a ``.proto`` text without its ``// api-version:`` line (not content)."""
-    kept = [
-        line
-        for line in text.splitlines()
-        if not line.strip().removeprefix("//").strip().startswith("api-version:")
-        or not line.strip().startswith("//")
-    ]
-    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
 
 
 def compare_proto(old: ProtoDocument, new: ProtoDocument, policy: Policy) -> Report:

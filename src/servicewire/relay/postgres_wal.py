@@ -25,6 +25,8 @@ Guarantees and mechanics:
   ``write_messages(..., delete_after_insert=True)`` the table stays empty: pass
   ``delete_published=False`` and a batch costs no database write at all.
 * It warns when the slot retains more than ``retained_wal_warning`` bytes of WAL.
+
+The slot and publication themselves are managed in :mod:`~.replication_slot`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -50,18 +51,14 @@ from servicewire.relay.pgoutput import (
     int_to_lsn,
     lsn_to_int,
 )
+from servicewire.relay.replication_slot import ReplicationSlot, slot_name_for
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
-from servicewire.storage.database import DatabaseError, plain_url
+from servicewire.storage.database import plain_url
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")
 
-_IDENT = re.compile(r"[^a-z0-9_]")
-
-
-def slot_name_for(name: str) -> str:
-    """The slot (and publication) name of relay ``name``: ``servicewire_<name>``, sanitised."""
-    return ("servicewire_" + _IDENT.sub("_", name.lower()))[:63]
+__all__ = ["PostgresWalRelay", "row_from_text", "slot_name_for"]
 
 
 def row_from_text(values: dict[str, str | None]) -> OutboxRow:
@@ -103,11 +100,10 @@ class PostgresWalRelay(Relay):
         super().__init__(
             engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
         )
-        self.slot = slot or slot_name_for(name)
-        self.publication = publication or self.slot
-        for what, value in (("slot", self.slot), ("publication", self.publication)):
-            if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
-                raise ValueError(f"invalid {what} name {value!r}: use 1-63 of a-z 0-9 _")
+        self.replication = ReplicationSlot(engine, slot or slot_name_for(name), publication)
+        """The slot this relay streams, and its publication."""
+        self.slot = self.replication.slot
+        self.publication = self.replication.publication
         self.status_interval = status_interval
         self.takeover_interval = takeover_interval
         self.retained_wal_warning = retained_wal_warning
@@ -123,63 +119,8 @@ class PostgresWalRelay(Relay):
 
     async def ensure_slot(self) -> None:
         """Create the publication and the slot if missing; check them if present."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            level = (await conn.execute(text("SHOW wal_level"))).scalar_one()
-            if level != "logical":
-                raise DatabaseError(
-                    f"wal_level is {level!r}; the postgres-wal relay needs wal_level=logical"
-                )
-            tables = (
-                (
-                    await conn.execute(
-                        text("SELECT tablename FROM pg_publication_tables WHERE pubname = :p"),
-                        {"p": self.publication},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            exists = (
-                await conn.execute(
-                    text("SELECT count(*) FROM pg_publication WHERE pubname = :p"),
-                    {"p": self.publication},
-                )
-            ).scalar_one()
-            if not exists:
-                with contextlib.suppress(Exception):  # another relay may race us to it
-                    await conn.execute(
-                        text(
-                            f"CREATE PUBLICATION {self.publication} FOR TABLE {OUTBOX_TABLE} "
-                            "WITH (publish = 'insert')"
-                        )
-                    )
-            elif OUTBOX_TABLE not in tables:
-                raise DatabaseError(
-                    f"publication {self.publication} exists but does not include {OUTBOX_TABLE}"
-                )
-            slot = (
-                await conn.execute(
-                    text("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = :s"),
-                    {"s": self.slot},
-                )
-            ).first()
-            database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
-            if slot is None:
-                try:
-                    await conn.execute(
-                        text("SELECT pg_create_logical_replication_slot(:s, 'pgoutput')"),
-                        {"s": self.slot},
-                    )
-                    log.info("relay %s: created replication slot %s", self.name, self.slot)
-                except Exception as exc:
-                    if "already exists" not in str(exc):
-                        raise
-            elif slot.plugin != "pgoutput" or slot.database != database:
-                raise DatabaseError(
-                    f"replication slot {self.slot} belongs to plugin {slot.plugin!r} on "
-                    f"database {slot.database!r}; expected pgoutput on {database!r}"
-                )
+        await self.replication.ensure(owner=self.name)
+        async with self.engine.begin() as conn:
             await conn.execute(
                 pg_insert(relay_checkpoint)
                 .values(relay=self.name, published=0, updated_at=time.time())
@@ -188,23 +129,7 @@ class PostgresWalRelay(Relay):
 
     async def drop_slot(self) -> None:
         """Drop the slot and publication (a slot nobody reads retains WAL forever)."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for _ in range(50):  # the walsender may take a moment to let go
-                try:
-                    await conn.execute(
-                        text(
-                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                            " WHERE slot_name = :s"
-                        ),
-                        {"s": self.slot},
-                    )
-                    break
-                except Exception as exc:
-                    if "is active" not in str(exc):
-                        raise
-                    await asyncio.sleep(0.1)
-            await conn.execute(text(f"DROP PUBLICATION IF EXISTS {self.publication}"))
+        await self.replication.drop()
 
     # The loop ------------------------------------------------------------------------------
 
@@ -377,47 +302,18 @@ class PostgresWalRelay(Relay):
 
     async def retained_wal(self) -> int | None:
         """Bytes of WAL the slot keeps on the server (``None`` if the slot is missing)."""
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    text(
-                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)"
-                        " FROM pg_replication_slots WHERE slot_name = :s"
-                    ),
-                    {"s": self.slot},
-                )
-            ).scalar()
-        return None if value is None else int(value)
+        return await self.replication.retained_wal()
 
     async def backlog(self) -> int:
         """Bytes of WAL between the server's position and the slot's confirmed position."""
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    text(
-                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)"
-                        " FROM pg_replication_slots WHERE slot_name = :s"
-                    ),
-                    {"s": self.slot},
-                )
-            ).scalar()
-        return 0 if value is None else max(0, int(value))
+        return await self.replication.backlog()
 
     async def drain(self, timeout: float) -> None:
         async with self.engine.connect() as conn:
             target = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
 
         async def done() -> bool:
-            async with self.engine.connect() as conn:
-                confirmed = (
-                    await conn.execute(
-                        text(
-                            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
-                            " WHERE slot_name = :s"
-                        ),
-                        {"s": self.slot},
-                    )
-                ).scalar()
+            confirmed = await self.replication.confirmed_flush_lsn()
             return confirmed is not None and lsn_to_int(confirmed) >= lsn_to_int(target)
 
         await self._wait_for(done, timeout, "drain")

@@ -2,9 +2,13 @@
 
     from servicewire.service import Service
 
-:mod:`~.service` (the :class:`Service`: handlers, request/reply, publish/subscribe,
-scatter-gather, its relay and its lifecycle), :mod:`~.requests` (matching replies to
-waiting callers by correlation id).
+:mod:`~.service` (the :class:`Service`: handlers, units of work, lifecycle), and what it
+is built from: :mod:`~.resources` (its database, temporary SQLite file, transport and
+relay from URLs), :mod:`~.consumers` (a task per subscription, inbox upkeep),
+:mod:`~.outbox_writing` (signed, traced writes to the outbox), :mod:`~.request_reply`
+(request/reply and scatter-gather over the instance's reply channel), :mod:`~.requests`
+(matching replies to waiting callers by correlation id) and :mod:`~.description` (the
+channels it receives and sends on, for AsyncAPI).
 """
 
 from servicewire.service.service import Service

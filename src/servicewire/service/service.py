@@ -33,9 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -46,8 +44,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicewire.codecs import CodecRegistry
-from servicewire.codecs.serialization import from_message, shared_codecs
-from servicewire.errors import RequestTimeoutError, ServiceStateError
+from servicewire.codecs.serialization import shared_codecs
+from servicewire.errors import ServiceStateError
 from servicewire.messaging.channels import reply_channel, validate_name
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
@@ -57,14 +55,23 @@ from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
 from servicewire.pipeline.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
 from servicewire.pipeline.retry import RetryPolicy
-from servicewire.pipeline.unit_of_work import OutboxWriter, Outcome, Pipeline
+from servicewire.pipeline.unit_of_work import Outcome, Pipeline
 from servicewire.security.identity import MessageAuthenticity
-from servicewire.security.signing import SignatureError, Signer, Verifier
-from servicewire.service.requests import PendingReplies
+from servicewire.security.signing import Signer, Verifier
+from servicewire.service.consumers import Consumers, clean_inbox_forever
+from servicewire.service.description import channel_uses
+from servicewire.service.outbox_writing import outbox_writer
+from servicewire.service.request_reply import InstanceRequests
+from servicewire.service.resources import (
+    connect,
+    create_tables,
+    open_engine,
+    remove_sqlite_files,
+    start_relay,
+)
 from servicewire.telemetry.journal import Journal
 from servicewire.telemetry.metrics import record_outcome
-from servicewire.telemetry.tracing import traced_outbox_writer
-from servicewire.transports import Delivery, Subscription, Transport, transport_from_url
+from servicewire.transports import Delivery, Transport
 
 if TYPE_CHECKING:
     from servicewire.messaging.channels import ChannelUse
@@ -140,15 +147,18 @@ class Service:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._relay: Any = None
         self._write_lock: asyncio.Lock | None = None
-        self._subscriptions: list[Subscription] = []
         self.pipelines: dict[tuple[str, str], Pipeline] = {}
         """The pipeline of each (channel, group) consumed, once started."""
         self._subscribe = True
-        self._consumers: list[asyncio.Task[None]] = []
-        self._inflight: set[asyncio.Task[Outcome]] = set()
+        self._consumers = Consumers()
         self._background: list[asyncio.Task[None]] = []
-        self._pending = PendingReplies()
-        self._instance_replies: Subscription | None = None
+        self._requests = InstanceRequests(
+            self.instance_reply_channel,
+            self.instance_id,
+            authenticity=self.authenticity,
+            codecs=self.codecs,
+            transaction=self.transaction,
+        )
         self._started = False
         self._stopping = False
 
@@ -208,41 +218,23 @@ class Service:
         """Connect, create tables if asked, start the relay and the consumers."""
         if self._started:
             return
-        from servicewire.storage.database import create_engine, dialect_of
+        from servicewire.storage.database import dialect_of
 
-        if isinstance(self._db, AsyncEngine):
-            self.engine = self._db
-        else:
-            url = self._db_url()
-            # SQLite has one writer at a time: with one connection, the relay and the
-            # handlers queue for it in asyncio instead of sleeping in SQLite's busy
-            # handler (which backs off in steps of up to 100 ms).
-            single = {"pool_size": 1, "max_overflow": 0} if dialect_of(url) == "sqlite" else {}
-            self.engine = create_engine(url, **single)
+        self.engine, self._temp_db = open_engine(self._db, self.name)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
         if self._create_tables:
-            from servicewire.storage.schema import all_tables_metadata
-
-            async with self.engine.begin() as conn:
-                await conn.run_sync(all_tables_metadata().create_all)
-                for app_metadata in self._app_tables:
-                    await conn.run_sync(app_metadata.create_all)
-        transport = self._transport_spec
-        self.transport = transport_from_url(transport) if isinstance(transport, str) else transport
-        await self.transport.connect()
+            await create_tables(self.engine, self._app_tables)
+        self.transport = await connect(self._transport_spec)
         dead_letters = DeadLetterPublisher(self.transport)
         if self._relay_enabled:
-            from servicewire.relay.polling import PollingRelay
-
-            self._relay = PollingRelay(
+            self._relay = await start_relay(
                 self.engine,
                 self.transport,
                 poll_interval=self._relay_poll_interval,
                 name=f"{self.name}-relay",
             )
-            await self._relay.start()
         default_reply_to = self.reply_channel if self._has_reply_handlers() else None
         for channel, group in self.handlers.subscriptions():
             pipeline = Pipeline(
@@ -253,7 +245,7 @@ class Service:
                 sessions=self._sessions,
                 codecs=self.codecs,
                 default_codec=self.content_type,
-                outbox_writer=self._outbox_writer(),
+                outbox_writer=outbox_writer(self.authenticity, self.name),
                 dead_letters=dead_letters,
                 retry=self.retry,
                 default_reply_to=default_reply_to,
@@ -265,50 +257,29 @@ class Service:
             self.pipelines[(channel, group)] = pipeline
             if not self._subscribe:
                 continue  # a test harness drives the pipelines directly
-            sub = await self.transport.subscribe(channel, group, prefetch=self.prefetch)
-            self._subscriptions.append(sub)
-            self._consumers.append(asyncio.create_task(self._consume(sub, pipeline)))
-        self._background.append(asyncio.create_task(self._clean_inbox()))
+            await self._consumers.add(
+                self.transport,
+                channel,
+                group,
+                pipeline,
+                prefetch=self.prefetch,
+                concurrency=self.concurrency,
+            )
+        cleaner = clean_inbox_forever(
+            self.engine, self.inbox_retention, self._cleanup_every, self.name
+        )
+        self._background.append(asyncio.create_task(cleaner))
         self._started = True
         self._stopping = False
-        log.info("%s started (%d subscriptions)", self.name, len(self._subscriptions))
-
-    def _db_url(self) -> str:
-        """The database URL to open; an in-memory SQLite becomes a temporary file.
-
-        An in-memory SQLite database lives in one connection, but the relay and the
-        handlers need connections of their own (each with its own transaction), so a
-        private temporary file stands in for it and is removed at stop.
-        """
-        assert isinstance(self._db, str)
-        if self._db in (
-            "sqlite://",
-            "sqlite:///:memory:",
-            "sqlite+aiosqlite://",
-            "sqlite+inline://",
-        ):
-            handle, path = tempfile.mkstemp(prefix=f"servicewire-{self.name}-", suffix=".db")
-            os.close(handle)
-            self._temp_db = path
-            return f"sqlite:///{path}"
-        return self._db
+        log.info("%s started (%d subscriptions)", self.name, len(self._consumers.subscriptions))
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, finish those in flight, flush the outbox, close."""
         if not self._started:
             return
         self._stopping = True
-        for task in self._consumers:
-            task.cancel()
-        for task in self._consumers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=timeout)
-        for sub in self._subscriptions:
-            await sub.close()
-        if self._instance_replies is not None:
-            await self._instance_replies.close()
+        await self._consumers.stop(timeout)
+        await self._requests.close()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -322,15 +293,11 @@ class Service:
         if self.engine is not None and not isinstance(self._db, AsyncEngine):
             await self.engine.dispose()
         if self._temp_db is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    os.unlink(self._temp_db + suffix)
+            remove_sqlite_files(self._temp_db)
             self._temp_db = None
-        self._subscriptions.clear()
         self.pipelines.clear()
         self._consumers.clear()
         self._background.clear()
-        self._instance_replies = None
         self._relay = None
         self._started = False
         log.info("%s stopped", self.name)
@@ -357,22 +324,6 @@ class Service:
 
     # Consuming ----------------------------------------------------------------------------
 
-    async def _consume(self, sub: Subscription, pipeline: Pipeline) -> None:
-        # Per-key order is the transport's job (one unsettled delivery per shard), so
-        # deliveries can be processed concurrently here up to `concurrency`.
-        slots = asyncio.Semaphore(self.concurrency)
-        try:
-            async for delivery in sub:
-                await slots.acquire()
-                task = asyncio.create_task(pipeline.process(delivery))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-                task.add_done_callback(lambda _t: slots.release())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("consumer of %s/%s stopped", sub.channel, sub.group)
-
     def _record(self, message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
         self.stats[outcome.value] += 1
         record_outcome(self.name, message, outcome.value)
@@ -388,17 +339,6 @@ class Service:
         if self.journal is not None:
             for message in sent:
                 self.journal.record_send(self.name, message)
-
-    async def _clean_inbox(self) -> None:
-        while True:
-            await asyncio.sleep(self._cleanup_every)
-            try:
-                assert self.engine is not None
-                removed = await inbox.purge_expired(self.engine, self.inbox_retention)
-                if removed:
-                    log.info("%s: removed %d expired inbox ids", self.name, removed)
-            except Exception:
-                log.exception("inbox cleanup failed; will try again")
 
     # Units of work and requests --------------------------------------------------------------
 
@@ -427,23 +367,9 @@ class Service:
                 )
                 yield ctx
                 if ctx.outgoing:
-                    await self._outbox_writer()(session, ctx.outgoing)
+                    await outbox_writer(self.authenticity, self.name)(session, ctx.outgoing)
         if ctx.outgoing:
             self._committed(ctx.outgoing)
-
-    def _outbox_writer(self) -> OutboxWriter:
-        """Writes outgoing messages to the outbox: signed (if configured), in a span."""
-        from servicewire.outbox.writer import write_messages
-
-        if self.authenticity.signer is None:
-            return traced_outbox_writer(write_messages, self.name)
-        sign_all = self.authenticity.sign_all
-
-        async def write_signed(session: AsyncSession, messages: Sequence[Message]) -> None:
-            # Signed last, just before the write: nothing may change a header after.
-            await write_messages(session, sign_all(messages))
-
-        return traced_outbox_writer(write_signed, self.name)
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""
@@ -455,26 +381,6 @@ class Service:
         async with self.transaction() as ctx:
             return await ctx.publish(event, **options)
 
-    async def _ensure_instance_replies(self) -> None:
-        if self._instance_replies is not None:
-            return
-        assert self.transport is not None
-        sub = await self.transport.subscribe(self.instance_reply_channel, self.instance_id)
-        self._instance_replies = sub
-
-        async def route() -> None:
-            async for delivery in sub:
-                try:
-                    self.authenticity.check(delivery.message)
-                except SignatureError as exc:
-                    # A forged reply must not complete a request; nobody else reads it.
-                    log.warning("dropped reply %s: signature: %s", delivery.message.id, exc)
-                else:
-                    self._pending.deliver(delivery.message)
-                await delivery.ack()
-
-        self._background.append(asyncio.create_task(route()))
-
     async def request(
         self, command: Command, *, timeout: float = 10.0, destination: str | None = None
     ) -> Reply:
@@ -483,19 +389,10 @@ class Service:
         Raises :class:`~servicewire.errors.RequestTimeoutError` when none comes.
         """
         self._require_started()
-        await self._ensure_instance_replies()
-        correlation_id = new_id()
-        waiter = self._pending.expect(correlation_id)
-        await self.send(
-            command,
-            destination=destination,
-            reply_to=self.instance_reply_channel,
-            correlation_id=correlation_id,
+        assert self.transport is not None
+        return await self._requests.request(
+            self.transport, command, timeout=timeout, destination=destination
         )
-        message = await waiter.one(timeout)
-        if message is None:
-            raise RequestTimeoutError(command.contract_name(), correlation_id, timeout)
-        return self._decode_reply(message)
 
     async def scatter(
         self,
@@ -512,52 +409,20 @@ class Service:
         arrived before ``timeout`` (or as soon as ``expected`` have).
         """
         self._require_started()
-        await self._ensure_instance_replies()
-        correlation_id = new_id()
-        waiter = self._pending.expect(correlation_id)
-        deadline = time.monotonic() + timeout
-        async with self.transaction() as ctx:
-            if isinstance(request, Event):
-                await ctx.publish(
-                    request,
-                    headers={
-                        "replyto": self.instance_reply_channel,
-                        "correlationid": correlation_id,
-                    },
-                )
-            else:
-                for destination in destinations or [None]:  # type: ignore[list-item]
-                    await ctx.send(
-                        request,
-                        destination=destination,
-                        reply_to=self.instance_reply_channel,
-                        correlation_id=correlation_id,
-                    )
-        messages = await waiter.until(deadline, expected)
-        return [self._decode_reply(m) for m in messages]
-
-    def _decode_reply(self, message: Message) -> Reply:
-        value = from_message(message, codecs=self.codecs)
-        if not isinstance(value, Reply):
-            raise TypeError(f"expected a reply, got {message.type}")
-        return value
+        assert self.transport is not None
+        return await self._requests.scatter(
+            self.transport,
+            request,
+            timeout=timeout,
+            destinations=destinations,
+            expected=expected,
+        )
 
     # Introspection --------------------------------------------------------------------
 
     def channel_uses(self) -> list[ChannelUse]:
         """What this service receives and sends, per channel (for AsyncAPI documents)."""
-        from servicewire.messaging.channels import ChannelUse
-
-        receives: dict[str, list[type[Contract]]] = {}
-        for spec in self.handlers.specs():
-            receives.setdefault(spec.channel, []).append(spec.contract)
-        uses = [ChannelUse(ch, "receive", cs) for ch, cs in receives.items()]
-        sends: dict[str, list[type[Contract]]] = {}
-        for contract in self._declared_sends:
-            channel = contract.default_channel() or "(reply-to)"
-            sends.setdefault(channel, []).append(contract)
-        uses.extend(ChannelUse(ch, "send", cs) for ch, cs in sends.items())
-        return uses
+        return channel_uses(self.handlers.specs(), self._declared_sends)
 
     @property
     def relay(self) -> Any:
@@ -567,7 +432,7 @@ class Service:
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until no delivery is being processed (for tests and demos)."""
         deadline = time.monotonic() + timeout
-        while self._inflight and time.monotonic() < deadline:
+        while self._consumers.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
 
 
