@@ -44,13 +44,13 @@ from servicewire.transports.base import (
     Transport,
 )
 from servicewire.transports.zmq.membership import DirectoryClient, DirectoryHost, NodeState, View
+from servicewire.transports.zmq.options import ZmqOptions
 from servicewire.transports.zmq.subscription import Incoming, ZmqSubscription
 from servicewire.transports.zmq.wire import (
     ACK,
     MSG,
     RECEIPT,
     RETURN,
-    ZmqOptions,
     decode_message,
     encode_message,
     pack_returns,
