@@ -14,7 +14,7 @@ import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
 from servicewire.messaging.message import Message
-from servicewire.transports.base import Capabilities, Delivery, Transport
+from servicewire.transports.base import MAX_HEADER_BYTES, Capabilities, Delivery, Transport
 from tests.contract.helpers import (
     Member,
     duplicates,
@@ -156,12 +156,24 @@ class TransportContract:
         self, transport: Transport, spec: TransportSpec
     ) -> None:
         channel, group = unique("big"), unique("g")
-        await transport.declare(channel, group)
-        big = make_message(channel, 0, size=transport.max_message_size + 10)
-        with pytest.raises(MessageTooLargeError):
-            await transport.publish(big)
-        with pytest.raises(MessageTooLargeError):
-            await transport.publish_batch([make_message(channel, 1), big])
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            big_payload = make_message(channel, 0, size=transport.max_message_size + 10)
+            big_headers = make_message(channel, 1).with_headers(big="h" * MAX_HEADER_BYTES)
+            assert big_headers.size < transport.max_message_size  # refused for its headers
+            for big in (big_payload, big_headers):
+                with pytest.raises(MessageTooLargeError):
+                    await transport.publish(big)
+                # One message over a limit refuses the whole batch, before any is sent.
+                with pytest.raises(MessageTooLargeError):
+                    await transport.publish_batch([make_message(channel, 2), big])
+            within = make_message(channel, 3)
+            await transport.publish(within)
+            await eventually(lambda: len(member.acked) >= 1, spec.timeout, "the message")
+            await asyncio.sleep(spec.settle_time)
+            assert ids(member.acked) == [within.id], "a refused message reached the broker"
+        finally:
+            await member.stop()
 
     # Competition and isolation ----------------------------------------------------------
 

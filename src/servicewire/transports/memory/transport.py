@@ -269,9 +269,8 @@ class MemoryTransport(Transport):
         if not self._connected:
             raise TransportError(f"memory transport {self.url!r} is not connected")
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         self._check_open()
-        self.check_size(message)
         validate_name(message.destination, "channel")
         self.broker.publish(message)
 

@@ -222,13 +222,10 @@ class ZmqTransport(Transport):
 
     # Publishing -----------------------------------------------------------------------
 
-    async def publish(self, message: Message) -> None:
-        self.check_size(message)
+    async def _send(self, message: Message) -> None:
         await self._confirmed(self._start(message), f"message {message.id}")
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            self.check_size(message)
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         receipts: list[asyncio.Future[None]] = []
         for message in messages:
             receipts.extend(self._start(message))
