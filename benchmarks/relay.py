@@ -110,11 +110,11 @@ class ConfirmClock(Transport):
     async def connect(self) -> None:
         await self.inner.connect()
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         await self.inner.publish(message)
         self.confirmed.setdefault(message.id, time.perf_counter())
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         await self.inner.publish_batch(messages)
         now = time.perf_counter()
         for m in messages:

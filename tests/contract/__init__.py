@@ -1,19 +1,11 @@
-"""The transport contract suite: one set of tests every transport passes.
+"""Our transports run the contract suite shipped in :mod:`servicewire.testing.contract`.
 
-A transport's test module subclasses :class:`TransportContract` (and
-:class:`RestartContract` when its broker can be restarted by the tests) and provides a
-``spec`` fixture returning a :class:`TransportSpec`::
-
-    class TestMemory(TransportContract):
-        @pytest.fixture
-        def spec(self) -> TransportSpec:
-            name = f"memory://{uuid4().hex}"
-            return TransportSpec(make=lambda: connect_transport(name))
-
-Capabilities are checked both ways: a transport that declares per-key order must
-keep it under competition; one that declares no history replay must not replay.
+The suite itself lives in the package (third-party transports run it too); this
+package keeps the names our tests import. The memory transport's run is
+``tests/contract/test_memory.py``; the brokers' runs sit next to the private brokers
+they restart, in ``tests/transports/test_<broker>.py`` (``-k Contract``).
 """
 
-from tests.contract.suite import RestartContract, TransportContract, TransportSpec
+from servicewire.testing.contract import RestartContract, TransportContract, TransportSpec
 
 __all__ = ["RestartContract", "TransportContract", "TransportSpec"]

@@ -79,6 +79,6 @@ def test_all_names_every_runtime_extra() -> None:
 def test_the_checks_see_a_missing_declaration() -> None:
     # The checks above must be able to fail: a library imported but not declared.
     assert extras_providing("yaml") == {"evolution"}
-    assert not extras_providing("pytest")  # installed (dev tool), but no runtime extra
+    assert not extras_providing("mypy")  # installed (dev tool), but no runtime extra
     assert extras_providing("google.rpc") == {"grpc"}  # a namespace package, one level deeper
     assert "protobuf" in distributions_of("google.protobuf")

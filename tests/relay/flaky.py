@@ -38,11 +38,11 @@ class FlakyTransport(Transport):
             self.refused += 1
             raise ConnectionFailedError("flaky", "flaky://broker", "broker is down (test)")
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         self._check()
         await self.inner.publish(message)
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         self._check()
         await self.inner.publish_batch(messages)
         if self.crashes_after_publish > 0:

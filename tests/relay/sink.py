@@ -45,12 +45,10 @@ class ListSinkTransport(Transport):
     def encode(message: Message) -> str:
         return json.dumps({"id": message.id, "headers": message.headers.to_dict()})
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         await self.client.rpush(self.key, self.encode(message))
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            self.check_size(message)
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for message in messages:
             pipe.rpush(self.key, self.encode(message))

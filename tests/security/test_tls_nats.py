@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from servicewire.errors import ConnectionFailedError, TransportError
+from servicewire.testing.contract.helpers import make_message, unique
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Delivery
-from tests.contract.helpers import make_message, unique
 from tests.security.certs import Pki
 from tests.security.servers import TlsNats
 from tests.services import require

@@ -27,13 +27,13 @@ import pytest
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
+from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import decode, encode
 from servicewire.transports.amqp.membership import assigned
 from servicewire.transports.amqp.transport import AmqpTransport
 from servicewire.transports.base import Delivery, Transport
 from tests.contract import RestartContract, TransportContract, TransportSpec
-from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.services import URLS, require, services_required
 
 SERVER = os.environ.get("RABBITMQ_SERVER_BIN", "/usr/lib/rabbitmq/bin/rabbitmq-server")

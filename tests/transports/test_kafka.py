@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from servicewire.errors import ConnectionFailedError, ServicewireError, TransportError
 from servicewire.messaging.message import Message
+from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
 from servicewire.transports.kafka.headers import from_kafka, to_kafka
@@ -26,7 +27,6 @@ from servicewire.transports.kafka.options import parse_kafka_url
 from servicewire.transports.kafka.subscription import kafka_group_id
 from servicewire.transports.kafka.transport import KafkaTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
-from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.tansu import Tansu, free_port, require_tansu
 
 # Test timings: a member notices a rebalance within 100 ms; a dead one is dropped in 6 s.

@@ -25,6 +25,7 @@ from servicewire.errors import (
     MessageTooLargeError,
     TransportError,
 )
+from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.nats.client import FastHeadersClient
@@ -33,7 +34,6 @@ from servicewire.transports.nats.membership import assign
 from servicewire.transports.nats.names import encode_name, shard_subject
 from servicewire.transports.nats.transport import NatsTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
-from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.services import require
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
+from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.testing.redis_server import PrivateRedis, free_port
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.redis.subscription import RedisSubscription
 from servicewire.transports.redis.transport import RedisTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
-from tests.contract.helpers import Member, eventually, make_message, unique
 from tests.services import URLS, require
 
 

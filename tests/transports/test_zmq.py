@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
+from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.testing.redis_server import free_port
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.zmq.transport import ZmqTransport
 from tests.contract import TransportContract, TransportSpec
-from tests.contract.helpers import Member, eventually, make_message, unique
 
 
 def tcp_url() -> str:

@@ -37,11 +37,12 @@ class ObservedTransport(Transport):
     async def connect(self) -> None:
         await self.inner.connect()
 
-    async def publish(self, message: Message) -> None:
+    # The inner transport checks the limits again after stamping (trace headers add bytes).
+    async def _send(self, message: Message) -> None:
         stamped, spans = start_publish_spans(self.relay, [message])
         await self._settle(self.inner.publish(stamped[0]), spans, [message])
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         stamped, spans = start_publish_spans(self.relay, messages)
         await self._settle(self.inner.publish_batch(stamped), spans, messages)
 

@@ -11,7 +11,7 @@ by their ``destination`` header and lets groups of members consume a channel::
                 handle(delivery.message)
                 await delivery.ack()                          # or: await delivery.nack(delay=1.0)
 
-Semantics every transport keeps (checked by ``tests/contract``):
+Semantics every transport keeps (checked by :mod:`servicewire.testing.contract`):
 
 * ``publish`` returns only after the broker accepted the message (confirm / ack).
 * A declared group receives every message published after it was declared.
@@ -20,7 +20,14 @@ Semantics every transport keeps (checked by ``tests/contract``):
   group in publish order, and the next message of a shard is not delivered before the
   previous one is settled.
 * A delivery not acked (nacked, or its subscription closed) is delivered again.
-* Oversized messages raise :class:`~servicewire.errors.MessageTooLargeError` before any I/O.
+* Oversized messages (payload plus headers over ``max_message_size``, or headers over
+  :data:`MAX_HEADER_BYTES`) raise :class:`~servicewire.errors.MessageTooLargeError`
+  before any I/O: :meth:`Transport.publish` checks them, then calls the transport's own
+  :meth:`Transport._send` (and ``publish_batch`` its ``_send_batch``)::
+
+      class PigeonTransport(Transport):
+          async def _send(self, message: Message) -> None:
+              await self._client.post(message.destination, message.payload)
 """
 
 from __future__ import annotations
@@ -134,19 +141,36 @@ class Transport(abc.ABC):
     async def connect(self) -> None:
         """Open the connection; raises :class:`~servicewire.errors.ConnectionFailedError`."""
 
-    @abc.abstractmethod
     async def publish(self, message: Message) -> None:
-        """Send ``message`` to ``message.destination``; return once the broker confirmed."""
+        """Send ``message`` to ``message.destination``; return once the broker confirmed.
+
+        Refuses a message over :attr:`max_message_size` or with more than
+        :data:`MAX_HEADER_BYTES` of headers (:class:`~servicewire.errors.MessageTooLargeError`)
+        before the broker sees it, then hands it to :meth:`_send`.
+        """
+        self.check_size(message)
+        await self._send(message)
 
     async def publish_batch(self, messages: Sequence[Message]) -> None:
         """Send several messages, pipelined; return once all are confirmed.
 
-        The default runs the publishes concurrently; transports override it where the
-        broker has a cheaper batch path.
+        Every message is checked first: one over a limit refuses the whole batch before
+        any is sent. Then :meth:`_send_batch` sends them.
         """
         for message in messages:
             self.check_size(message)
-        await asyncio.gather(*(self.publish(m) for m in messages))
+        await self._send_batch(messages)
+
+    @abc.abstractmethod
+    async def _send(self, message: Message) -> None:
+        """The broker's own publish of one message whose limits :meth:`publish` checked."""
+
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
+        """The broker's own publish of checked messages; the default sends them concurrently.
+
+        Transports override it where the broker has a cheaper batch path.
+        """
+        await asyncio.gather(*(self._send(m) for m in messages))
 
     @abc.abstractmethod
     async def declare(self, channel: str, group: str) -> None:
@@ -166,14 +190,16 @@ class Transport(abc.ABC):
     # Shared helpers ---------------------------------------------------------------------
 
     def check_size(self, message: Message) -> None:
-        """Refuse a message larger than ``max_message_size`` before any I/O."""
-        size = message.size
+        """Refuse a message over ``max_message_size``, or with over :data:`MAX_HEADER_BYTES`
+        of headers, before any I/O (:meth:`publish` calls it for every transport)."""
+        # message.size, with the sums done in C: this runs once per publish.
+        headers = message.headers.view()
+        header_bytes = sum(map(len, headers)) + sum(map(len, headers.values()))
+        size = header_bytes + len(message.payload)
         if size > self.max_message_size:
             raise MessageTooLargeError(size, self.max_message_size, message.destination)
-        if size - len(message.payload) > MAX_HEADER_BYTES:
-            raise MessageTooLargeError(
-                size - len(message.payload), MAX_HEADER_BYTES, message.destination
-            )
+        if header_bytes > MAX_HEADER_BYTES:
+            raise MessageTooLargeError(header_bytes, MAX_HEADER_BYTES, message.destination)
 
     async def __aenter__(self) -> Self:
         return self

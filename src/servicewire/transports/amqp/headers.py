@@ -63,13 +63,6 @@ def encode(message: Message) -> tuple[bytes, Basic.Properties]:
     return message.payload, props
 
 
-def wire_size(message: Message) -> int:
-    """``message.size`` (payload plus header names and values), computed without a
-    Python-level loop: it runs once per publish."""
-    headers = message.headers.view()
-    return len(message.payload) + sum(map(len, headers)) + sum(map(len, headers.values()))
-
-
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value

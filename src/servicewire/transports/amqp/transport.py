@@ -35,13 +35,12 @@ from pamqp.commands import Basic
 
 from servicewire.errors import (
     ConnectionFailedError,
-    MessageTooLargeError,
     PublishError,
     TransportError,
 )
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
-from servicewire.transports.amqp.headers import encode, wire_size
+from servicewire.transports.amqp.headers import encode
 from servicewire.transports.amqp.options import AmqpOptions, parse
 from servicewire.transports.amqp.subscription import AmqpDelivery, AmqpSubscription
 from servicewire.transports.amqp.topology import (
@@ -53,7 +52,6 @@ from servicewire.transports.amqp.topology import (
 )
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
-    MAX_HEADER_BYTES,
     Capabilities,
     Subscription,
     Transport,
@@ -159,26 +157,14 @@ class AmqpTransport(Transport):
 
     # Publishing -------------------------------------------------------------------------
 
-    def check_size(self, message: Message) -> None:
-        """As :meth:`Transport.check_size`, with the size summed in C (hot path)."""
-        size = wire_size(message)
-        if size > self.max_message_size:
-            raise MessageTooLargeError(size, self.max_message_size, message.destination)
-        header_bytes = size - len(message.payload)
-        if header_bytes > MAX_HEADER_BYTES:
-            raise MessageTooLargeError(header_bytes, MAX_HEADER_BYTES, message.destination)
-
-    async def publish(self, message: Message) -> None:
-        self.check_size(message)
+    async def _send(self, message: Message) -> None:
         self._begin()
         try:
             await self._publish(message)
         finally:
             self._end()
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            self.check_size(message)
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         self._begin()
         try:
             await asyncio.gather(*(self._publish(m) for m in messages))

@@ -33,7 +33,6 @@ from aiokafka.errors import KafkaError
 
 from servicewire.errors import (
     ConnectionFailedError,
-    MessageTooLargeError,
     PublishError,
     TransportError,
 )
@@ -202,12 +201,8 @@ class KafkaTransport(Transport):
 
     # Publishing -------------------------------------------------------------------------
 
-    async def publish(self, message: Message) -> None:
-        # One pass over the headers gives both the record headers and the size check,
-        # which still happens before any I/O.
-        headers, key, size = to_kafka(message)
-        if size > self.max_message_size:
-            raise MessageTooLargeError(size, self.max_message_size, message.destination)
+    async def _send(self, message: Message) -> None:
+        headers, key, _ = to_kafka(message)
         topic = self.topic_for(message.destination)
         producer = self._require_producer()
         self._inflight += 1

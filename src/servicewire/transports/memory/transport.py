@@ -19,7 +19,6 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from servicewire.errors import TransportError
 from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for, validate_name
@@ -31,6 +30,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
+from servicewire.transports.memory.options import MemoryOptions
 
 
 class _Entry:
@@ -256,8 +256,8 @@ class MemoryTransport(Transport):
         self, url: str = "memory://", *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> None:
         super().__init__(url, max_message_size=max_message_size)
-        parts = urlsplit(url)
-        self.broker_name = (parts.netloc + parts.path).strip("/") or "default"
+        self.options = MemoryOptions.from_url(url)
+        self.broker_name = self.options.broker_name
         self.broker = MemoryBroker.named(self.broker_name)
         self._subscriptions: set[MemorySubscription] = set()
         self._connected = False
@@ -269,9 +269,8 @@ class MemoryTransport(Transport):
         if not self._connected:
             raise TransportError(f"memory transport {self.url!r} is not connected")
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         self._check_open()
-        self.check_size(message)
         validate_name(message.destination, "channel")
         self.broker.publish(message)
 

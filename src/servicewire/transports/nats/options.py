@@ -26,81 +26,43 @@ option             default    meaning
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from servicewire.errors import TransportError
 from servicewire.messaging.channels import DEFAULT_SHARDS
-from servicewire.security.tls import TLS_OPTIONS, TLSConfig, TLSConfigError, split_tls_options
+from servicewire.security.tls import TLSConfig
+from servicewire.transports.options import INTERNAL, TransportOptions, option
 from servicewire.urls import redact
 
 
 @dataclass(frozen=True, slots=True)
-class NatsOptions:
-    servers: list[str] = field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    shards: int = DEFAULT_SHARDS
-    history: str = "new"
-    ack_wait: float = 30.0
-    max_age: float = 7 * 24 * 3600.0
-    replicas: int = 1
-    storage: str = "file"
-    lease_ttl: float = 6.0
-    timeout: float = 10.0
-    connect_timeout: float = 5.0
+class NatsOptions(TransportOptions):
+    broker: ClassVar[str] = "NATS"
+
+    servers: list[str] = field(default_factory=lambda: ["nats://127.0.0.1:4222"], metadata=INTERNAL)
+    shards: int = option(DEFAULT_SHARDS, at_least=1, at_most=1024)
+    history: Literal["new", "all"] = "new"
+    ack_wait: float = option(30.0, above=0)
+    max_age: float = option(7 * 24 * 3600.0, at_least=0)
+    replicas: int = option(1, at_least=1)
+    storage: Literal["file", "memory"] = "file"
+    lease_ttl: float = option(6.0, above=0)
+    timeout: float = option(10.0, above=0)
+    connect_timeout: float = option(5.0, above=0)
     name: str | None = None
-    tls: TLSConfig | None = None
+    tls: TLSConfig | None = field(default=None, metadata=INTERNAL)
 
     @classmethod
     def from_url(cls, url: str) -> NatsOptions:
         try:
             parts = urlsplit(url)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
         except ValueError as exc:
             raise TransportError(f"invalid NATS URL {redact(url)!r}: {exc}") from None
         servers = _servers(parts.scheme, parts.netloc, url)
-        known = (set(cls.__dataclass_fields__) - {"servers"}) | TLS_OPTIONS
-        unknown = set(query) - known
-        if unknown:
-            raise TransportError(
-                f"unknown option(s) {', '.join(sorted(unknown))} in NATS URL {redact(url)!r}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        try:
-            opts = cls(
-                servers=servers,
-                shards=int(query.get("shards", DEFAULT_SHARDS)),
-                history=query.get("history", "new"),
-                ack_wait=float(query.get("ack_wait", 30.0)),
-                max_age=float(query.get("max_age", 7 * 24 * 3600.0)),
-                replicas=int(query.get("replicas", 1)),
-                storage=query.get("storage", "file"),
-                lease_ttl=float(query.get("lease_ttl", 6.0)),
-                timeout=float(query.get("timeout", 10.0)),
-                connect_timeout=float(query.get("connect_timeout", 5.0)),
-                name=query.get("name") or None,
-                tls=TLSConfig.from_query(
-                    split_tls_options(query)[0], secure_scheme=parts.scheme == "tls"
-                ),
-            )
-        except TLSConfigError as exc:
-            raise TransportError(f"TLS options in NATS URL {redact(url)!r}: {exc}") from None
-        except ValueError as exc:
-            raise TransportError(f"bad option value in NATS URL {redact(url)!r}: {exc}") from None
-        opts._check(url)
-        return opts
-
-    def _check(self, url: str) -> None:
-        problems = []
-        if not 1 <= self.shards <= 1024:
-            problems.append("shards must be 1..1024")
-        if self.history not in ("new", "all"):
-            problems.append("history must be 'new' or 'all'")
-        if self.storage not in ("file", "memory"):
-            problems.append("storage must be 'file' or 'memory'")
-        if self.ack_wait <= 0 or self.lease_ttl <= 0 or self.timeout <= 0:
-            problems.append("ack_wait, lease_ttl and timeout must be positive")
-        if problems:
-            raise TransportError(f"NATS URL {redact(url)!r}: {'; '.join(problems)}")
+        parsed = cls.parse(url, secure_scheme=parts.scheme == "tls", servers=servers)
+        return replace(parsed.options, tls=parsed.tls)
 
 
 def _servers(scheme: str, netloc: str, url: str) -> list[str]:

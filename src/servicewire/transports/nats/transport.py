@@ -230,7 +230,6 @@ class NatsTransport(Transport):
     # Publishing -------------------------------------------------------------------------
 
     def _prepare(self, message: Message) -> tuple[str, bytes]:
-        self.check_size(message)
         channel = message.destination
         prefix = self._prefixes.get(channel)
         if prefix is None:
@@ -242,7 +241,7 @@ class NatsTransport(Transport):
         shard = shard_for(message.partition_key, self.options.shards, message.id)
         return f"{prefix}{shard}", header
 
-    async def publish(self, message: Message) -> None:
+    async def _send(self, message: Message) -> None:
         subject, headers = self._prepare(message)
         self._check_open()
         self._enter()
@@ -254,8 +253,8 @@ class NatsTransport(Transport):
         finally:
             self._leave()
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        prepared = [self._prepare(m) for m in messages]  # every size checked before I/O
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
+        prepared = [self._prepare(m) for m in messages]  # every server limit checked before I/O
         self._check_open()
         self._enter()
         try:

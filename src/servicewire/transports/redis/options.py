@@ -20,102 +20,94 @@ another language reads our messages with a plain ``XREADGROUP``::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+from urllib.parse import urlencode, urlunsplit
 
-from servicewire.errors import TransportError
 from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.messaging.message import Headers, Message
-from servicewire.security.tls import TLSConfig, TLSConfigError, driver_options
-from servicewire.urls import redact
+from servicewire.security.tls import driver_options
+from servicewire.transports.options import INTERNAL, TransportOptions, option
 
 DATA_FIELD = b"data"
 HEADER_PREFIX = "ce_"
 _HEADER_PREFIX_B = HEADER_PREFIX.encode()
 
-_TRUE = {"1", "yes", "true", "on"}
-_FALSE = {"0", "no", "false", "off"}
+DRIVER_KEYS = frozenset(
+    {
+        "client_name",
+        "db",
+        "health_check_interval",
+        "max_connections",
+        "protocol",
+        "retry_on_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "socket_read_size",
+        "socket_timeout",
+        "ssl_ca_certs",
+        "ssl_cert_reqs",
+        "ssl_certfile",
+        "ssl_check_hostname",
+        "ssl_keyfile",
+        "ssl_min_version",
+        "timeout",
+    }
+)
+"""Query keys redis-py reads from the URL itself (passed on in ``client_url``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class RedisOptions:
-    """Transport options read from the URL's query string (the rest goes to redis-py)."""
+class RedisOptions(TransportOptions):
+    """Transport options read from the URL's query string (redis-py's own keys go to it)."""
 
-    client_url: str
+    broker: ClassVar[str] = "redis"
+    driver_keys: ClassVar[frozenset[str]] = DRIVER_KEYS
+
+    client_url: str = field(default="redis://127.0.0.1:6379/0", metadata=INTERNAL)
+    """The URL for redis-py: our options removed, the ``tls_*`` ones translated."""
     prefix: str = "sw"
-    shards: int = DEFAULT_SHARDS
-    lease_ttl: float = 5.0
+    shards: int = option(DEFAULT_SHARDS, at_least=1)
+    lease_ttl: float = option(5.0, above=0)
     """Seconds a shard lease (and a member's heartbeat) lives without renewal."""
-    heartbeat: float = 0.25
+    heartbeat: float = option(0.25, above=0)
     """Seconds between membership/lease renewals; also how fast shards move."""
-    batch: int = 64
+    batch: int = option(64, at_least=1)
     """Entries a shard worker reads per round trip (kept locally, handed out one by one)."""
-    block: float = 2.0
+    block: float = option(2.0, above=0)
     """Seconds one blocking read waits for new entries before looping."""
-    maxlen: int = 0
+    maxlen: int = option(0, at_least=0)
     """Approximate cap on each shard stream (0 = no trimming; trimming can drop unread entries)."""
     persistent: bool | None = None
-    """Declared persistence; ``None`` = ask the server (``appendonly``) at connect."""
+    """Declared persistence; ``None`` (``auto``) = ask the server (``appendonly``) at connect."""
 
     @classmethod
     def from_url(cls, url: str) -> RedisOptions:
+        parsed = cls.parse(url)
+        parts = parsed.parts
         try:
-            parts = urlsplit(url)
-            query = parse_qsl(parts.query, keep_blank_values=True)
             if parts.port is not None and not 0 < parts.port < 65536:
                 raise ValueError("port out of range")
         except ValueError as exc:
-            raise TransportError(f"invalid redis URL {redact(url)!r}: {exc}") from None
+            raise cls.error(url, str(exc)) from None
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise TransportError(
-                f"invalid redis URL {redact(url)!r}: scheme must be redis or rediss"
-            )
-        ours: dict[str, str] = {}
-        theirs: list[tuple[str, str]] = []
+            raise cls.error(url, "scheme must be redis or rediss")
         scheme = parts.scheme
-        try:
-            tls = TLSConfig.from_query({k: v for k, v in query if k.startswith("tls")})
-        except TLSConfigError as exc:
-            raise TransportError(f"TLS options in redis URL {redact(url)!r}: {exc}") from None
-        if tls is not None:  # rediss: redis-py requires and checks the certificate
+        theirs = list(parsed.driver)
+        if parsed.tls is not None:  # rediss: redis-py requires and checks the certificate
             scheme = "rediss"
             names = {"ca": "ssl_ca_certs", "cert": "ssl_certfile", "key": "ssl_keyfile"}
             insecure = [("ssl_cert_reqs", "none"), ("ssl_check_hostname", "false")]
-            theirs.extend(driver_options(tls, names, insecure))
-        query = [(k, v) for k, v in query if not k.startswith("tls")]
-        for name, value in query:
-            if name in _OPTION_NAMES:
-                ours[name] = value
-            else:
-                theirs.append((name, value))
+            theirs.extend(driver_options(parsed.tls, names, insecure))
         client_url = urlunsplit(
             (scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment)
         )
-        try:
-            opts = cls(
-                client_url=client_url,
-                prefix=ours.get("prefix", "sw"),
-                shards=int(ours.get("shards", DEFAULT_SHARDS)),
-                lease_ttl=float(ours.get("lease_ttl", 5.0)),
-                heartbeat=float(ours.get("heartbeat", 0.25)),
-                batch=int(ours.get("batch", 64)),
-                block=float(ours.get("block", 2.0)),
-                maxlen=int(ours.get("maxlen", 0)),
-                persistent=_tristate(ours.get("persistent", "auto")),
-            )
-        except ValueError as exc:
-            raise TransportError(f"invalid option in redis URL {redact(url)!r}: {exc}") from None
-        if opts.shards < 1 or opts.batch < 1 or opts.lease_ttl <= 0 or opts.block <= 0:
-            raise TransportError(
-                f"invalid option in redis URL {redact(url)!r}: "
-                "shards, batch, lease_ttl and block must be positive"
-            )
-        if not 0 < opts.heartbeat <= opts.lease_ttl / 3:
-            raise TransportError(
-                f"invalid option in redis URL {redact(url)!r}: "
-                "heartbeat must be at most lease_ttl/3"
-            )
-        return opts
+        return replace(parsed.options, client_url=client_url)
+
+    def problems(self) -> list[str]:
+        if self.heartbeat > self.lease_ttl / 3:
+            return ["heartbeat must be at most lease_ttl/3"]
+        return []
 
     # Keys ---------------------------------------------------------------------------------
 
@@ -127,22 +119,6 @@ class RedisOptions:
 
     def lease(self, channel: str, group: str, shard: int) -> str:
         return f"{self.prefix}:{{{channel}}}:g:{group}:lease:{shard}"
-
-
-_OPTION_NAMES = frozenset(
-    {"prefix", "shards", "lease_ttl", "heartbeat", "batch", "block", "maxlen", "persistent"}
-)
-
-
-def _tristate(value: str) -> bool | None:
-    lowered = value.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    if lowered in ("", "auto"):
-        return None
-    raise ValueError(f"persistent must be yes, no or auto, not {value!r}")
 
 
 def encode_entry(message: Message) -> dict[bytes | str, bytes | str]:

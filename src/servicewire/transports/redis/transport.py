@@ -142,18 +142,15 @@ class RedisTransport(Transport):
             raise TransportError(f"redis transport {redact(self.url)} is not connected")
         return self._adds
 
-    async def publish(self, message: Message) -> None:
-        self.check_size(message)
+    async def _send(self, message: Message) -> None:
         key, fields = self._entry(message)
         maxlen = self.options.maxlen or None
         await self._adder().submit(
             lambda pipe: pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
         )
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        # Sizes and names first: one bad message refuses the whole batch before any I/O.
-        for message in messages:
-            self.check_size(message)
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
+        # Names first: one bad message refuses the whole batch before any I/O.
         entries = [self._entry(m) for m in messages]
         if not entries:
             return

@@ -44,13 +44,13 @@ from servicewire.transports.base import (
     Transport,
 )
 from servicewire.transports.zmq.membership import DirectoryClient, DirectoryHost, NodeState, View
+from servicewire.transports.zmq.options import ZmqOptions
 from servicewire.transports.zmq.subscription import Incoming, ZmqSubscription
 from servicewire.transports.zmq.wire import (
     ACK,
     MSG,
     RECEIPT,
     RETURN,
-    ZmqOptions,
     decode_message,
     encode_message,
     pack_returns,
@@ -222,13 +222,10 @@ class ZmqTransport(Transport):
 
     # Publishing -----------------------------------------------------------------------
 
-    async def publish(self, message: Message) -> None:
-        self.check_size(message)
+    async def _send(self, message: Message) -> None:
         await self._confirmed(self._start(message), f"message {message.id}")
 
-    async def publish_batch(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            self.check_size(message)
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
         receipts: list[asyncio.Future[None]] = []
         for message in messages:
             receipts.extend(self._start(message))

@@ -1,4 +1,4 @@
-"""The tests every transport passes. See :mod:`tests.contract` for how to run them."""
+"""The tests every transport passes. See :mod:`servicewire.testing.contract` for how to run them."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
 from servicewire.messaging.message import Message
-from servicewire.transports.base import Capabilities, Delivery, Transport
-from tests.contract.helpers import (
+from servicewire.testing.contract.helpers import (
     Member,
     duplicates,
     eventually,
@@ -24,6 +25,8 @@ from tests.contract.helpers import (
     publish_all,
     unique,
 )
+from servicewire.transports import connect_transport
+from servicewire.transports.base import MAX_HEADER_BYTES, Capabilities, Delivery, Transport
 
 
 @dataclass
@@ -38,6 +41,32 @@ class TransportSpec:
     """How long to wait before concluding that nothing more will arrive."""
     timeout: float = 60.0
     """Upper bound for any single wait in the suite."""
+
+    @classmethod
+    def for_url(cls, url: str, **settings: Any) -> TransportSpec:
+        """A spec whose clients connect to ``url`` (any registered scheme)."""
+
+        async def make() -> Transport:
+            return await connect_transport(url)
+
+        return cls(make=make, **settings)
+
+    @classmethod
+    def fixture(cls, url: str, **settings: Any) -> Any:
+        """A ``spec`` fixture for a contract class: ``spec = TransportSpec.fixture(url)``."""
+
+        def spec(self: object) -> TransportSpec:
+            return cls.for_url(url, **settings)
+
+        return pytest.fixture(spec, name="spec")
+
+
+def _at_least(count: Callable[[str], set[str]], key: str, wanted: int) -> bool:
+    return len(count(key)) >= wanted
+
+
+def _acked_at_least(member: Member, wanted: int) -> bool:
+    return len(set(ids(member.acked))) >= wanted
 
 
 def _report(label: str, received: list[Message], caps: Capabilities) -> None:
@@ -156,12 +185,24 @@ class TransportContract:
         self, transport: Transport, spec: TransportSpec
     ) -> None:
         channel, group = unique("big"), unique("g")
-        await transport.declare(channel, group)
-        big = make_message(channel, 0, size=transport.max_message_size + 10)
-        with pytest.raises(MessageTooLargeError):
-            await transport.publish(big)
-        with pytest.raises(MessageTooLargeError):
-            await transport.publish_batch([make_message(channel, 1), big])
+        member = Member(await transport.subscribe(channel, group))
+        try:
+            big_payload = make_message(channel, 0, size=transport.max_message_size + 10)
+            big_headers = make_message(channel, 1).with_headers(big="h" * MAX_HEADER_BYTES)
+            assert big_headers.size < transport.max_message_size  # refused for its headers
+            for big in (big_payload, big_headers):
+                with pytest.raises(MessageTooLargeError):
+                    await transport.publish(big)
+                # One message over a limit refuses the whole batch, before any is sent.
+                with pytest.raises(MessageTooLargeError):
+                    await transport.publish_batch([make_message(channel, 2), big])
+            within = make_message(channel, 3)
+            await transport.publish(within)
+            await eventually(lambda: len(member.acked) >= 1, spec.timeout, "the message")
+            await asyncio.sleep(spec.settle_time)
+            assert ids(member.acked) == [within.id], "a refused message reached the broker"
+        finally:
+            await member.stop()
 
     # Competition and isolation ----------------------------------------------------------
 
@@ -201,9 +242,7 @@ class TransportContract:
             sent = {c: [make_message(c, i) for i in range(25)] for c in channels}
             await asyncio.gather(*(publish_all(transport, msgs) for msgs in sent.values()))
             for c in channels:
-                await eventually(
-                    lambda c=c: len(set(ids(members[c].acked))) >= 25, spec.timeout, f"{c}"
-                )
+                await eventually(partial(_acked_at_least, members[c], 25), spec.timeout, c)
             await asyncio.sleep(spec.settle_time)
             for c in channels:
                 assert set(ids(members[c].acked)) == set(ids(sent[c]))
@@ -228,7 +267,7 @@ class TransportContract:
                 return {m.id for mem in members[g] for m in mem.acked}
 
             for g in groups:
-                await eventually(lambda g=g: len(got(g)) >= 300, spec.timeout, f"group {g}")
+                await eventually(partial(_at_least, got, g, 300), spec.timeout, f"group {g}")
                 assert got(g) == set(ids(sent))
         finally:
             for mems in members.values():
