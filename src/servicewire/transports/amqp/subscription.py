@@ -34,9 +34,10 @@ from pamqp.commands import Basic
 
 from servicewire.messaging.ids import new_id
 from servicewire.transports.amqp.headers import HANDOVER, decode
-from servicewire.transports.amqp.membership import Membership, assigned
+from servicewire.transports.amqp.membership import Membership
 from servicewire.transports.amqp.topology import queue_name, shards_of
 from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.sharding import deal
 
 if TYPE_CHECKING:
     from servicewire.transports.amqp.transport import AmqpTransport
@@ -156,7 +157,7 @@ class AmqpSubscription(Subscription):
     # Membership and shard assignment --------------------------------------------------
 
     def _on_members(self, members: list[str]) -> None:
-        self._owned = assigned(members, self.member_id, self._shards)
+        self._owned = deal(members, self._shards, self.member_id)
         self._dirty.set()
 
     async def _reconcile_loop(self) -> None:
