@@ -21,9 +21,9 @@ from servicewire.messaging.message import Message
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
 from servicewire.transports.kafka.headers import from_kafka, to_kafka
+from servicewire.transports.kafka.membership import kafka_group_id
 from servicewire.transports.kafka.offsets import OffsetTracker
 from servicewire.transports.kafka.options import parse_kafka_url
-from servicewire.transports.kafka.subscription import kafka_group_id
 from servicewire.transports.kafka.transport import KafkaTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.contract.helpers import Member, eventually, make_message, unique
