@@ -30,7 +30,6 @@ from servicewire.messaging.message import Message
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import decode, encode
-from servicewire.transports.amqp.membership import assigned
 from servicewire.transports.amqp.transport import AmqpTransport
 from servicewire.transports.base import Delivery, Transport
 from tests.contract import RestartContract, TransportContract, TransportSpec
@@ -358,14 +357,6 @@ async def test_delivery_limit_dead_letters_after_too_many_attempts() -> None:
         await transport.delete_group(channel, group)
         await transport.delete_channel(channel)
         await transport.close()
-
-
-def test_shards_are_dealt_round_robin() -> None:
-    members = sorted(["b", "a", "c"])
-    deals = [assigned(members, m, 16) for m in members]
-    assert set().union(*deals) == set(range(16))
-    assert sum(len(d) for d in deals) == 16 and min(len(d) for d in deals) == 5
-    assert assigned(members, "zz", 16) == set()
 
 
 async def test_shards_spread_across_members_and_move_when_one_leaves(shared: Shared) -> None:

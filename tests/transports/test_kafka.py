@@ -22,9 +22,9 @@ from servicewire.testing.contract.helpers import Member, eventually, make_messag
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
 from servicewire.transports.kafka.headers import from_kafka, to_kafka
+from servicewire.transports.kafka.membership import kafka_group_id
 from servicewire.transports.kafka.offsets import OffsetTracker
 from servicewire.transports.kafka.options import parse_kafka_url
-from servicewire.transports.kafka.subscription import kafka_group_id
 from servicewire.transports.kafka.transport import KafkaTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.tansu import Tansu, free_port, require_tansu

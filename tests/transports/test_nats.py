@@ -30,7 +30,6 @@ from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
 from servicewire.transports.nats.client import FastHeadersClient
 from servicewire.transports.nats.headers import from_nats, header_block, to_nats
-from servicewire.transports.nats.membership import assign
 from servicewire.transports.nats.names import encode_name, shard_subject
 from servicewire.transports.nats.transport import NatsTransport
 from tests.contract import RestartContract, TransportContract, TransportSpec
@@ -317,14 +316,6 @@ def test_fast_header_parser_keeps_nats_py_rules() -> None:
     parsed = FastHeadersClient._parse_header_lines(raw)
     assert parsed == Client._parse_header_lines(raw)
     assert parsed == {"ce-id": "1", "": "empty", "plain": "no-space", "v": "ü"}
-
-
-def test_shards_are_dealt_round_robin() -> None:
-    members = ["a", "b", "c"]
-    owned = [assign(members, m, 16) for m in members]
-    assert set().union(*owned) == set(range(16))
-    assert sum(len(o) for o in owned) == 16 and max(len(o) for o in owned) == 6
-    assert assign([], "solo", 4) == {0, 1, 2, 3}
 
 
 async def test_works_against_the_shared_server() -> None:

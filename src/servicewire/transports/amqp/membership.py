@@ -4,12 +4,12 @@ RabbitMQ 3.10's single-active-consumer makes the *first* registered consumer act
 every queue, so left alone one member would own all shards. Members therefore agree on
 an assignment: each announces itself on ``<channel>/<group>/members`` (``hello`` on
 join, ``beat`` every ``interval``, ``bye`` on leave; a ``hello`` is answered at once so
-a newcomer learns the group quickly) and everyone deals the shards round-robin over the
-sorted member ids. Ids are time-ordered, so older members come first::
+a newcomer learns the group quickly) and everyone deals the shards over the live
+member ids with :func:`~servicewire.transports.sharding.deal`::
 
     view = Membership(channel, "orders", "billing", member_id, on_change, 1.0, 3.5)
     await view.start()          # on_change(members) whenever the set changes
-    assigned(view.members(), member_id, 16)   # -> {shards this member should own}
+    deal(view.members(), 16, member_id)   # -> {shards this member should own}
 
 Views may disagree for a moment; the single-active-consumer queues keep that safe
 (never two active consumers on one shard). A member that dies without ``bye`` is
@@ -36,14 +36,6 @@ _MEMBER = "x-sw-member"
 _EVENT = "x-sw-event"
 _TARGET = "x-sw-target"
 _SHARD = "x-sw-shard"
-
-
-def assigned(members: list[str], me: str, shards: int) -> set[int]:
-    """The shards ``me`` owns when ``members`` (sorted) deal ``shards`` round-robin."""
-    if me not in members:
-        return set()
-    index, count = members.index(me), len(members)
-    return {shard for shard in range(shards) if shard % count == index}
 
 
 class Membership:

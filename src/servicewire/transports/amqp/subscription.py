@@ -3,7 +3,7 @@
 Each shard queue is single-active-consumer with a prefetch of one, so the broker
 never hands out a shard's next message before the previous one is settled, and never
 to two members at once. The member registers a consumer only on the shards the
-membership deal gives it (:mod:`.amqp_members`). Handing a shard to another member
+membership deal gives it (:mod:`.membership`). Handing a shard to another member
 must not let the next message overtake the one being handled, so a member gives a
 shard up only while it holds a message of it (nothing else can be in flight then):
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, cast
 
 import aio_pika
 import aiormq
@@ -34,12 +34,11 @@ from pamqp.commands import Basic
 
 from servicewire.messaging.ids import new_id
 from servicewire.transports.amqp.headers import HANDOVER, decode
-from servicewire.transports.amqp.membership import Membership, assigned
+from servicewire.transports.amqp.membership import Membership
+from servicewire.transports.amqp.options import AmqpOptions
 from servicewire.transports.amqp.topology import queue_name, shards_of
 from servicewire.transports.base import Delivery, Subscription
-
-if TYPE_CHECKING:
-    from servicewire.transports.amqp.transport import AmqpTransport
+from servicewire.transports.sharding import deal
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +103,43 @@ class AmqpDelivery(Delivery):
             await self._sub._settle(self, "reject")
 
 
-class AmqpSubscription(Subscription):
-    """A member of ``group`` reading ``channel`` through its own AMQP channel."""
+class OpenChannel(Protocol):
+    """Opens a robust AMQP channel on the transport's connection."""
 
-    def __init__(self, transport: AmqpTransport, channel: str, group: str, prefetch: int) -> None:
+    def __call__(self, *, confirms: bool) -> Awaitable[aio_pika.abc.AbstractRobustChannel]: ...
+
+
+class AmqpSubscription(Subscription):
+    """A member of ``group`` reading ``channel`` through its own AMQP channel.
+
+    Its transport gives it what it needs and nothing more::
+
+        AmqpSubscription(channel, group, prefetch, options=options,
+                         open_channel=open_channel, background=tasks, on_close=forget)
+
+    ``background`` holds the settle tasks the transport waits for on close.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        group: str,
+        prefetch: int,
+        *,
+        options: AmqpOptions,
+        open_channel: OpenChannel,
+        background: set[asyncio.Task[None]],
+        on_close: Callable[[AmqpSubscription], None],
+    ) -> None:
         self.channel = channel
         self.group = group
         self.prefetch = max(1, prefetch)
         self.member_id = new_id()
-        self._transport = transport
-        self._shards = shards_of(channel, transport.options.shards)
+        self._options = options
+        self._open_channel = open_channel
+        self._background = background
+        self._on_close = on_close
+        self._shards = shards_of(channel, options.shards)
         self._queues = [queue_name(channel, group, s) for s in range(self._shards)]
         self._inbox: asyncio.Queue[AmqpDelivery | None] = asyncio.Queue()
         self._robust: aio_pika.abc.AbstractRobustChannel | None = None
@@ -133,8 +159,8 @@ class AmqpSubscription(Subscription):
         self._room = asyncio.Event()
 
     async def start(self) -> None:
-        options = self._transport.options
-        robust = await self._transport._open_channel(confirms=False)
+        options = self._options
+        robust = await self._open_channel(confirms=False)
         self._robust = robust
         await robust.set_qos(prefetch_count=1)  # per consumer: one message per shard
         self._channel = await robust.get_underlay_channel()
@@ -156,11 +182,11 @@ class AmqpSubscription(Subscription):
     # Membership and shard assignment --------------------------------------------------
 
     def _on_members(self, members: list[str]) -> None:
-        self._owned = assigned(members, self.member_id, self._shards)
+        self._owned = deal(members, self._shards, self.member_id)
         self._dirty.set()
 
     async def _reconcile_loop(self) -> None:
-        interval = self._transport.options.member_interval
+        interval = self._options.member_interval
         # A newcomer's hello is answered at once: wait for the answers before taking
         # shards, so it does not queue up as a stand-by on shards it will not own.
         await asyncio.sleep(min(0.15, interval))
@@ -189,7 +215,7 @@ class AmqpSubscription(Subscription):
                 if shard not in self._consumers:
                     await self._consume(channel, shard)
             now = asyncio.get_running_loop().time()
-            resend = self._transport.options.member_timeout
+            resend = self._options.member_timeout
             for shard in sorted(set(self._consumers) - self._owned):
                 if self._closed:
                     return
@@ -267,8 +293,8 @@ class AmqpSubscription(Subscription):
         """Our consumer on ``shard`` waits behind the active one: cancel it, nothing to hand."""
         if shard in self._yielding and shard in self._consumers and shard not in self._inflight:
             task = asyncio.get_running_loop().create_task(self._cancel_standby(shard))
-            self._transport._background.add(task)
-            task.add_done_callback(self._transport._background.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _cancel_standby(self, shard: int) -> None:
         channel = self._channel
@@ -283,8 +309,8 @@ class AmqpSubscription(Subscription):
 
     def _settle_later(self, delivery: AmqpDelivery) -> None:
         task = asyncio.get_running_loop().create_task(self._settle(delivery, "nack"))
-        self._transport._background.add(task)
-        task.add_done_callback(self._transport._background.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _settle(self, delivery: AmqpDelivery, how: str) -> None:
         channel = delivery._channel
@@ -332,8 +358,8 @@ class AmqpSubscription(Subscription):
 
     def _on_reopen(self, robust: object) -> None:
         task = asyncio.get_running_loop().create_task(self._after_reopen())
-        self._transport._background.add(task)
-        task.add_done_callback(self._transport._background.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _after_reopen(self) -> None:
         if self._closed or self._robust is None:
@@ -373,4 +399,4 @@ class AmqpSubscription(Subscription):
         self._channel = None
         self._room.set()
         self._inbox.put_nowait(None)
-        self._transport._subscriptions.discard(self)
+        self._on_close(self)

@@ -269,7 +269,15 @@ class AmqpTransport(Transport):
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
-        sub = AmqpSubscription(self, channel, group, prefetch)
+        sub = AmqpSubscription(
+            channel,
+            group,
+            prefetch,
+            options=self.options,
+            open_channel=self._open_channel,
+            background=self._background,
+            on_close=self._subscriptions.discard,
+        )
         self._subscriptions.add(sub)
         try:
             await sub.start()

@@ -31,35 +31,22 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from servicewire.transports.base import Delivery, Subscription
-from servicewire.transports.kafka.client import client_kwargs
 from servicewire.transports.kafka.headers import from_kafka
+from servicewire.transports.kafka.membership import Rebalance
 from servicewire.transports.kafka.offsets import OffsetTracker
 from servicewire.urls import redact_text
-
-if TYPE_CHECKING:
-    from servicewire.transports.kafka.transport import KafkaTransport
 
 log = logging.getLogger("servicewire.transports.kafka.transport")
 
 _FETCH_TIMEOUT_MS = 100
 _COMMIT_TIMEOUT = 10.0
-
-
-def kafka_group_id(topic: str, group: str) -> str:
-    """The Kafka consumer group of our ``group`` on ``topic``: ``<topic>.<group>``.
-
-    Kafka group ids are global, while ours belong to a channel. One Kafka group per
-    channel keeps a member joining ``orders`` from stopping every other channel that
-    uses the same group name for a rebalance.
-    """
-    return f"{topic}.{group}"
 
 
 class _Partition:
@@ -115,35 +102,28 @@ class KafkaDelivery(Delivery):
             self._sub._settle(self, requeue=True, delay=delay)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, sub: KafkaSubscription) -> None:
-        self._sub = sub
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._sub._revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._sub._assign(assigned)
-
-
 class KafkaSubscription(Subscription):
     """A member of ``group`` reading the topic of ``channel``."""
 
     def __init__(
         self,
-        transport: KafkaTransport,
+        consumer: AIOKafkaConsumer,
         channel: str,
         group: str,
         topic: str,
         *,
         prefetch: int,
+        revoke_grace_ms: int,
+        commit_interval_ms: int,
+        on_close: Callable[[KafkaSubscription], None],
         ordered: bool = True,
     ) -> None:
         self.channel = channel
         self.group = group
         self.topic = topic
         self.prefetch = max(1, prefetch)
-        self._transport = transport
+        self._consumer = consumer
+        self._on_close = on_close
         self._per = 1 if ordered else self.prefetch  # unsettled per partition
         self._parts: dict[TopicPartition, _Partition] = {}
         self._outstanding = 0
@@ -156,28 +136,15 @@ class KafkaSubscription(Subscription):
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None
-        options = transport.address.options
-        self._revoke_grace = options.revoke_grace_ms / 1000
-        self._commit_interval = options.commit_interval_ms / 1000
-        self._consumer = AIOKafkaConsumer(
-            **client_kwargs(transport.address),
-            group_id=kafka_group_id(topic, group),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=options.session_timeout_ms,
-            heartbeat_interval_ms=options.heartbeat_interval_ms,
-            max_poll_interval_ms=options.max_poll_interval_ms,
-            rebalance_timeout_ms=options.rebalance_timeout_ms,
-            fetch_max_wait_ms=200,
-            max_partition_fetch_bytes=max(1024 * 1024, transport.max_message_size * 2),
-        )
+        self._revoke_grace = revoke_grace_ms / 1000
+        self._commit_interval = commit_interval_ms / 1000
 
     async def start(self) -> None:
         # Subscribing after start() means start() does not wait for the group to form
         # (a join takes seconds while the coordinator waits for every member); records
         # published meanwhile wait at the offsets ``declare`` committed for the group.
         await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._consumer.subscribe([self.topic], listener=Rebalance(self._assign, self._revoke))
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"kafka-fetch-{self.topic}"),
             asyncio.create_task(self._commit_loop(), name=f"kafka-commit-{self.topic}"),
@@ -377,4 +344,4 @@ class KafkaSubscription(Subscription):
         except Exception as exc:
             log.info("kafka consumer on %s stopped uncleanly: %s", self.topic, exc)
         self._queue.put_nowait(None)
-        self._transport._forget(self)
+        self._on_close(self)

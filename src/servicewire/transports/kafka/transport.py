@@ -46,8 +46,9 @@ from servicewire.transports.base import (
 )
 from servicewire.transports.kafka.client import client_kwargs
 from servicewire.transports.kafka.headers import to_kafka
+from servicewire.transports.kafka.membership import group_consumer, kafka_group_id
 from servicewire.transports.kafka.options import parse_kafka_url
-from servicewire.transports.kafka.subscription import KafkaSubscription, kafka_group_id
+from servicewire.transports.kafka.subscription import KafkaSubscription
 from servicewire.urls import redact, redact_text
 
 log = logging.getLogger("servicewire.transports.kafka.transport")
@@ -283,7 +284,18 @@ class KafkaTransport(Transport):
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
-        sub = KafkaSubscription(self, channel, group, self.topic_for(channel), prefetch=prefetch)
+        topic = self.topic_for(channel)
+        options = self.address.options
+        sub = KafkaSubscription(
+            group_consumer(self.address, topic, group, self.max_message_size),
+            channel,
+            group,
+            topic,
+            prefetch=prefetch,
+            revoke_grace_ms=options.revoke_grace_ms,
+            commit_interval_ms=options.commit_interval_ms,
+            on_close=self._subscriptions.discard,
+        )
         try:
             await sub.start()
         except (KafkaError, OSError) as exc:
@@ -292,9 +304,6 @@ class KafkaTransport(Transport):
             raise self._failed(exc) from None
         self._subscriptions.add(sub)
         return sub
-
-    def _forget(self, sub: KafkaSubscription) -> None:
-        self._subscriptions.discard(sub)
 
     # Shutdown ---------------------------------------------------------------------------
 

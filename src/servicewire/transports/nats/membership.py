@@ -7,8 +7,8 @@ its key ages away. A member that leaves cleanly purges its key at once and tells
 others on a plain NATS subject, so shards move without waiting for the TTL.
 
 Every member reads the live set the same way (one STREAM.INFO with a subject filter,
-no consumer) and deals the shards round-robin over the sorted member ids, so every
-member that sees the same set computes the same owners::
+no consumer) and deals the shards with :func:`~servicewire.transports.sharding.deal`, so
+every member that sees the same set computes the same owners::
 
     members = Membership(nc, js, channel="orders", group="billing", ttl=6.0,
                          on_change=lambda owned: print(sorted(owned)), shards=16)
@@ -32,17 +32,11 @@ from typing import Any
 from nats.js.errors import NotFoundError
 
 from servicewire.transports.nats.names import MEMBERS_BUCKET, members_prefix
+from servicewire.transports.sharding import deal
 
 log = logging.getLogger(__name__)
 
 _KV_STREAM = f"KV_{MEMBERS_BUCKET}"
-
-
-def assign(members: list[str], me: str, shards: int) -> set[int]:
-    """The shards ``me`` owns when ``members`` are live: round-robin over sorted ids."""
-    ordered = sorted(set(members) | {me})
-    index = ordered.index(me)
-    return {s for s in range(shards) if s % len(ordered) == index}
 
 
 async def ensure_bucket(js: Any, ttl: float) -> float:
@@ -124,7 +118,7 @@ class Membership:
         members = sorted({s.rsplit(".", 1)[1] for s in subjects} | {self.member_id})
         if members != self.members or self._task is None:
             self.members = members
-            self._on_change(assign(members, self.member_id, self._shards))
+            self._on_change(deal(members, self._shards, self.member_id))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

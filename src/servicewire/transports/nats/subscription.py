@@ -7,7 +7,8 @@ after the previous one was acked, so a shard's next message never overtakes the 
 being handled. All of a member's pull requests answer on one wildcard inbox
 ``<inbox>.<shard>``; the last token says which shard a message or status belongs to::
 
-    sub = NatsSubscription(transport, "orders", "billing")
+    sub = NatsSubscription("orders", "billing", 64, nc=nc, js=js, options=options,
+                           on_close=forget)
     await sub.start()
     async for delivery in sub:
         await delivery.ack()          # or nack(delay=...): NAK with a delay
@@ -19,17 +20,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from servicewire.errors import TransportError
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.nats.headers import from_nats
 from servicewire.transports.nats.membership import Membership, stop_task
 from servicewire.transports.nats.names import consumer_name, stream_name
-
-if TYPE_CHECKING:
-    from servicewire.transports.nats.transport import NatsTransport
+from servicewire.transports.nats.options import NatsOptions
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +78,26 @@ class _Shard:
 
 
 class NatsSubscription(Subscription):
-    """A member of ``group`` on ``channel``."""
+    """A member of ``group`` on ``channel``, given the connection (``nc``), its JetStream
+    context (``js``) and the transport's options; ``on_close`` tells the transport it left.
+    """
 
-    def __init__(self, transport: NatsTransport, channel: str, group: str, prefetch: int) -> None:
+    def __init__(
+        self,
+        channel: str,
+        group: str,
+        prefetch: int,
+        *,
+        nc: Any,
+        js: Any,
+        options: NatsOptions,
+        on_close: Callable[[NatsSubscription], None],
+    ) -> None:
         self.channel = channel
         self.group = group
         self.prefetch = prefetch
-        self._transport = transport
-        self._nc = transport.nc
+        self._on_close = on_close
+        self._nc = nc
         self._stream = stream_name(channel)
         self._queue: asyncio.Queue[NatsDelivery | None] = asyncio.Queue()
         self._unsettled: set[NatsDelivery] = set()
@@ -94,7 +105,7 @@ class NatsSubscription(Subscription):
         self._requests: dict[int, _Shard] = {}  # shards with a pull request outstanding
         self._next_subjects = [
             f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{consumer_name(group, s)}"
-            for s in range(transport.options.shards)
+            for s in range(options.shards)
         ]
         self._inbox = self._nc.new_inbox()
         self._sub: Any = None
@@ -103,12 +114,12 @@ class NatsSubscription(Subscription):
         self._closed = False
         self._membership = Membership(
             self._nc,
-            transport.js,
+            js,
             channel=channel,
             group=group,
             member_id=self._inbox.rsplit(".", 1)[1],
-            shards=transport.options.shards,
-            ttl=transport.options.lease_ttl,
+            shards=options.shards,
+            ttl=options.lease_ttl,
             on_change=self._assign,
         )
 
@@ -257,4 +268,4 @@ class NatsSubscription(Subscription):
                 await self._nc.publish(delivery._reply, _NAK)
         self._unsettled.clear()
         self._queue.put_nowait(None)
-        self._transport._forget(self)
+        self._on_close(self)

@@ -282,7 +282,15 @@ class NatsTransport(Transport):
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
-        sub = NatsSubscription(self, channel, group, prefetch)
+        sub = NatsSubscription(
+            channel,
+            group,
+            prefetch,
+            nc=self.nc,
+            js=self.js,
+            options=self.options,
+            on_close=self._subscriptions.discard,
+        )
         self._subscriptions.add(sub)
         try:
             await sub.start()
@@ -293,9 +301,6 @@ class NatsTransport(Transport):
                 f"{redact_text(str(exc))}"
             ) from None
         return sub
-
-    def _forget(self, sub: NatsSubscription) -> None:
-        self._subscriptions.discard(sub)
 
     # Administration ---------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
-"""One member of a consumer group on Redis Streams: membership, shard leases, delivery.
+"""One member of a consumer group on Redis Streams: its shard workers and deliveries.
 
 How per-key order survives competing members (DESIGN section 3, "a lease table
-otherwise"): every member heartbeats into a sorted set and, in the same Lua call,
-renews the leases it holds and takes the free leases of the shards it should own
-(shard ``s`` belongs to the ``s % n``-th live member in name order). A member reads
+otherwise"): every member heartbeats and holds leases on the shards dealt to it
+(:mod:`.membership`). A member reads
 only the shard streams it holds a lease for, one worker task per shard, and hands the
 application one entry of a shard at a time: the next is handed out only after the
 previous was acked, or nacked and redelivered. A shard that must move (a member joined
@@ -22,78 +21,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from servicewire.errors import TransportError
 from servicewire.messaging.message import Message
 from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.redis.membership import RETRYABLE as _RETRYABLE
+from servicewire.transports.redis.membership import Membership, RedisLink
 from servicewire.transports.redis.options import decode_entry
-
-if TYPE_CHECKING:
-    from servicewire.transports.redis.transport import RedisTransport
 
 log = logging.getLogger("servicewire.transports.redis.transport")
 
-_RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, TransportError)
 
-# KEYS[1] = members sorted set, KEYS[2..] = lease keys of shards 0..n-1.
-# ARGV = member name, lease TTL in ms. Returns {owned shards, desired shards, live members}.
-TICK_SCRIPT = """
-local member = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + ttl, member)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], ttl * 4)
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-table.sort(members)
-local n = #members
-local idx = 0
-for i, m in ipairs(members) do
-  if m == member then idx = i - 1 end
-end
-local owned, desired = {}, {}
-for s = 0, #KEYS - 2 do
-  local key = KEYS[s + 2]
-  local want = (s % n) == idx
-  if want then desired[#desired + 1] = s end
-  local holder = redis.call('GET', key)
-  if holder == member then
-    redis.call('PEXPIRE', key, ttl)
-    owned[#owned + 1] = s
-  elseif (not holder) and want then
-    redis.call('SET', key, member, 'PX', ttl)
-    owned[#owned + 1] = s
-  end
-end
-return {owned, desired, n}
-"""
+class ShardLink(RedisLink, Protocol):
+    """What a member needs from its transport: the client, options, and batched acks."""
 
-# KEYS[1] = lease key, KEYS[2] = shard stream. ARGV = member, group.
-# Drops the lease if we hold it, and our consumer entry if nothing is pending with it.
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[2], '-', '+', 1, ARGV[1])
-if ok and #pending == 0 then
-  pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], ARGV[1])
-end
-return 1
-"""
+    def queue_ack(self, key: str, group: str, entry_id: bytes) -> None:
+        """Queue an XACK (no await); it is sent with the next batch."""
 
-
-def member_name() -> str:
-    """A unique, readable consumer name: host, pid and a random part."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    async def acks_landed(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until queued XACKs were answered."""
 
 
 class RedisDelivery(Delivery):
@@ -147,7 +98,7 @@ class _ShardWorker:
     def __init__(self, sub: RedisSubscription, shard: int) -> None:
         self.sub = sub
         self.shard = shard
-        self.key = sub.transport.options.stream(sub.channel, shard)
+        self.key = sub.link.options.stream(sub.channel, shard)
         self.draining = False
         self.buffer: deque[_Entry] = deque()
         self.current: RedisDelivery | None = None
@@ -197,16 +148,16 @@ class _ShardWorker:
         # deleted the key. Start the group at the beginning of what exists now, so
         # whatever was published since is still delivered.
         with contextlib.suppress(*_RETRYABLE, RedisError):
-            await self.sub.transport.client.xgroup_create(
+            await self.sub.link.client.xgroup_create(
                 self.key, self.sub.group, id="0", mkstream=True
             )
 
     async def _claim(self, cursor: bytes) -> tuple[list[_Entry], bytes]:
         """Take over every entry pending on this shard (ours or a previous owner's)."""
-        client = self.sub.transport.client
+        client = self.sub.link.client
         group, member = self.sub.group, self.sub.member
         reply = await client.xautoclaim(
-            self.key, group, member, 0, cursor, count=self.sub.transport.options.batch
+            self.key, group, member, 0, cursor, count=self.sub.link.options.batch
         )
         next_cursor: bytes = reply[0]
         entries: list[tuple[bytes, Any]] = reply[1]
@@ -221,8 +172,8 @@ class _ShardWorker:
         return batch, next_cursor
 
     async def _read(self) -> list[_Entry]:
-        opts = self.sub.transport.options
-        reply: Any = await self.sub.transport.client.xreadgroup(
+        opts = self.sub.link.options
+        reply: Any = await self.sub.link.client.xreadgroup(
             self.sub.group,
             self.sub.member,
             {self.key: ">"},
@@ -281,7 +232,7 @@ class _ShardWorker:
         # true attempt number.
         sub = self.sub
         with contextlib.suppress(TransportError):
-            client = sub.transport.client
+            client = sub.link.client
             claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
             self._track(asyncio.ensure_future(claim))
         if delay > 0:
@@ -299,7 +250,7 @@ class _ShardWorker:
             self.pump()
 
     def _ack_entry(self, entry_id: bytes) -> None:
-        self.sub.transport._ack(self.key, self.sub.group, entry_id)
+        self.sub.link.queue_ack(self.key, self.sub.group, entry_id)
 
     def _track(self, future: asyncio.Future[Any]) -> None:
         self._background.add(future)
@@ -324,7 +275,7 @@ class _ShardWorker:
             self._delayed = None
         # Hand the shard over only once our acks landed, or the next owner would claim
         # and redeliver entries we already handled.
-        await self.sub.transport._acks_landed()
+        await self.sub.link.acks_landed()
 
     async def kill(self) -> None:
         """Stop at once: the delivery in flight is abandoned and Redis keeps it pending."""
@@ -345,11 +296,20 @@ class _ShardWorker:
 class RedisSubscription(Subscription):
     """A member of ``group`` on ``channel`` holding leases on some of its shards."""
 
-    def __init__(self, transport: RedisTransport, channel: str, group: str, prefetch: int) -> None:
-        self.transport = transport
+    def __init__(
+        self,
+        link: ShardLink,
+        channel: str,
+        group: str,
+        prefetch: int,
+        on_close: Callable[[RedisSubscription], None],
+    ) -> None:
+        self.link = link
         self.channel = channel
         self.group = group
-        self.member = member_name()
+        self._membership = Membership(link, channel, group)
+        self.member = self._membership.member
+        self._on_close = on_close
         self._queue: asyncio.Queue[RedisDelivery | None] = asyncio.Queue()
         self.prefetch = max(1, prefetch)
         self._outstanding = 0
@@ -358,9 +318,6 @@ class RedisSubscription(Subscription):
         self._moving: dict[int, asyncio.Task[None]] = {}
         self._closed = False
         self._ticker: asyncio.Task[None] | None = None
-        opts = transport.options
-        self._members_key = opts.members(channel, group)
-        self._lease_keys = [opts.lease(channel, group, s) for s in range(opts.shards)]
 
     @property
     def owned_shards(self) -> list[int]:
@@ -386,7 +343,7 @@ class RedisSubscription(Subscription):
             yield item
 
     async def _tick_loop(self) -> None:
-        interval = self.transport.options.heartbeat
+        interval = self.link.options.heartbeat
         while not self._closed:
             await asyncio.sleep(interval)
             try:
@@ -395,11 +352,7 @@ class RedisSubscription(Subscription):
                 log.debug("member %s heartbeat failed: %s", self.member, exc)
 
     async def _tick(self) -> None:
-        ttl_ms = int(self.transport.options.lease_ttl * 1000)
-        reply = await self.transport._tick_script(
-            keys=[self._members_key, *self._lease_keys], args=[self.member, ttl_ms]
-        )
-        owned, desired = {int(s) for s in reply[0]}, {int(s) for s in reply[1]}
+        owned, desired = await self._membership.tick()
         if self._closed:
             return
         for shard in owned:
@@ -426,17 +379,11 @@ class RedisSubscription(Subscription):
             if worker is not None:
                 await worker.stop()
                 self._workers.pop(shard, None)
-            await self._release(shard)
+            await self._membership.release(shard)
         except (*_RETRYABLE, RedisError) as exc:
             log.debug("releasing shard %s failed: %s (the lease will expire)", shard, exc)
         finally:
             self._moving.pop(shard, None)
-
-    async def _release(self, shard: int) -> None:
-        await self.transport._release_script(
-            keys=[self._lease_keys[shard], self.transport.options.stream(self.channel, shard)],
-            args=[self.member, self.group],
-        )
 
     async def close(self) -> None:
         if self._closed:
@@ -452,17 +399,6 @@ class RedisSubscription(Subscription):
         self._workers.clear()
         for worker in workers:
             await worker.kill()
-        # Release every lease we may hold (the script only drops leases that are ours),
-        # so the next member takes the shards now rather than after the TTL.
-        with contextlib.suppress(*_RETRYABLE, RedisError, TimeoutError):
-            async with asyncio.timeout(5):
-                pipe = self.transport.client.pipeline(transaction=False)
-                for shard, lease in enumerate(self._lease_keys):
-                    stream = self.transport.options.stream(self.channel, shard)
-                    await self.transport._release_script(
-                        keys=[lease, stream], args=[self.member, self.group], client=pipe
-                    )
-                await pipe.execute(raise_on_error=False)
-                await self.transport.client.zrem(self._members_key, self.member)
+        await self._membership.leave()
         self._queue.put_nowait(None)
-        self.transport._subscriptions.discard(self)
+        self._on_close(self)

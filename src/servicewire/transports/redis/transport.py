@@ -47,7 +47,7 @@ from servicewire.transports.base import (
 )
 from servicewire.transports.redis.batch import AckBatcher, Pipeliner
 from servicewire.transports.redis.options import RedisOptions, encode_entry
-from servicewire.transports.redis.subscription import RELEASE_SCRIPT, TICK_SCRIPT, RedisSubscription
+from servicewire.transports.redis.subscription import RedisSubscription
 from servicewire.urls import redact, redact_text
 
 
@@ -114,8 +114,6 @@ class RedisTransport(Transport):
         # server actually does (AOF on or off), as the contract suite checks.
         setattr(self, "capabilities", dataclasses.replace(self.capabilities, persistent=persistent))  # noqa: B010
         self._client = client
-        self._tick_script = client.register_script(TICK_SCRIPT)
-        self._release_script = client.register_script(RELEASE_SCRIPT)
         self._adds = Pipeliner(client, on_error=self._wrap_error)
         self._acks = AckBatcher(client)
         self._closing = False
@@ -163,12 +161,12 @@ class RedisTransport(Transport):
         # One queue entry and one future for the batch; still one reply per message.
         await self._adder().submit(add_all, commands=len(entries))
 
-    def _ack(self, key: str, group: str, entry_id: bytes) -> None:
+    def queue_ack(self, key: str, group: str, entry_id: bytes) -> None:
         """Queue an XACK (no await); the batcher sends it with the next round."""
         if self._acks is not None:
             self._acks.add(key, group, entry_id)
 
-    async def _acks_landed(self, timeout: float = 5.0) -> None:
+    async def acks_landed(self, timeout: float = 5.0) -> None:
         """Wait (bounded) until queued XACKs were answered."""
         if self._acks is not None:
             with contextlib.suppress(TimeoutError):
@@ -197,7 +195,7 @@ class RedisTransport(Transport):
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
-        sub = RedisSubscription(self, channel, group, prefetch)
+        sub = RedisSubscription(self, channel, group, prefetch, self._subscriptions.discard)
         self._subscriptions.add(sub)
         try:
             await sub.start()

@@ -1,7 +1,7 @@
 """The receiving side of brokerless ZeroMQ: one group member inside a node.
 
 Senders route each message of a shard to the shard's owner among the group's members
-(see :mod:`servicewire.transports.zmq.transport`); the member keeps a queue per shard and hands
+(see :mod:`servicewire.transports.zmq.routing`); the member keeps a queue per shard and hands
 the application one message of a shard at a time, the next only after the previous
 was acked — or nacked and, after its delay, handed out again. That is per-key order
 with competing members, kept without a broker. Acks travel back to the sending

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ import zmq
 import zmq.asyncio
 
 from servicewire.errors import ConnectionFailedError, PublishError, TransportError
-from servicewire.messaging.channels import shard_for, validate_name
+from servicewire.messaging.channels import validate_name
 from servicewire.messaging.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -45,6 +44,7 @@ from servicewire.transports.base import (
 )
 from servicewire.transports.zmq.membership import DirectoryClient, DirectoryHost, NodeState, View
 from servicewire.transports.zmq.options import ZmqOptions
+from servicewire.transports.zmq.routing import Router
 from servicewire.transports.zmq.subscription import Incoming, ZmqSubscription
 from servicewire.transports.zmq.wire import (
     ACK,
@@ -52,56 +52,12 @@ from servicewire.transports.zmq.wire import (
     RECEIPT,
     RETURN,
     decode_message,
-    encode_message,
     pack_returns,
     pack_tags,
-    unpack_returns,
-    unpack_tags,
 )
 from servicewire.urls import redact
 
 log = logging.getLogger("servicewire.transports.zmq.transport")
-
-Target = tuple[str, str]
-"""(member id, inbox endpoint) of one group member."""
-
-
-class _Send:
-    """One message on its way to one group, kept by the sender until a member acks it."""
-
-    __slots__ = ("attempt", "channel", "group", "message", "receipt", "shard", "tag")
-
-    def __init__(self, message: Message, channel: str, group: str, shard: int) -> None:
-        self.message = message
-        self.channel = channel
-        self.group = group
-        self.shard = shard
-        self.attempt = 1
-        self.tag = 0
-        self.receipt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-
-class _Route:
-    """Where one shard of one group goes from this sender, and what it has not settled."""
-
-    __slots__ = ("target", "unacked")
-
-    def __init__(self) -> None:
-        self.target: Target | None = None
-        self.unacked: OrderedDict[int, _Send] = OrderedDict()
-
-
-class _Peer:
-    """A DEALER connected to another node's inbox; it also receives that node's replies."""
-
-    def __init__(self, transport: ZmqTransport, endpoint: str) -> None:
-        assert transport._ctx is not None
-        self.socket = transport._ctx.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.SNDHWM, 0)
-        self.socket.setsockopt(zmq.RCVHWM, 0)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-        self.task = asyncio.create_task(transport._replies(self.socket))
 
 
 class ZmqTransport(Transport):
@@ -128,13 +84,8 @@ class ZmqTransport(Transport):
         self._inbox_task: asyncio.Task[None] | None = None
         self._host: DirectoryHost | None = None
         self._directory: DirectoryClient | None = None
-        self._members: dict[str, dict[str, list[Target]]] = {}
-        self._live: set[Target] = set()
+        self._router: Router | None = None
         self._subs: dict[str, ZmqSubscription] = {}
-        self._peers: dict[str, _Peer] = {}
-        self._routes: dict[tuple[str, str, int], _Route] = {}
-        self._outstanding: dict[int, _Send] = {}
-        self._next_tag = 0
         self._publishing: set[asyncio.Future[Any]] = set()
         self._replies_out: dict[bytes, tuple[list[int], list[tuple[int, int]]]] = {}
         self._flush_scheduled = False
@@ -156,6 +107,7 @@ class ZmqTransport(Transport):
             reason = f"cannot bind this node's inbox: {exc}"
             raise ConnectionFailedError("zmq", self.url, reason) from None
         self._ctx, self._inbox = ctx, inbox
+        self._router = Router(ctx, self.options.shards)
         self.endpoint = self.options.advertised(inbox.getsockopt_string(zmq.LAST_ENDPOINT))
         self._inbox_task = asyncio.create_task(self._receive())
         try:
@@ -193,32 +145,8 @@ class ZmqTransport(Transport):
         }
 
     def _apply_view(self, view: View) -> None:
-        members: dict[str, dict[str, list[Target]]] = {}
-        live: set[Target] = set()
-        for channel, groups in view["members"].items():
-            for group, entries in groups.items():
-                targets = [(str(m), str(e)) for m, e in entries]
-                members.setdefault(channel, {})[group] = targets
-                live.update(targets)
-        self._members, self._live = members, live
-        # A member that left or died: what it held unacked goes to the shard's new owner,
-        # in the order it was sent.
-        for route in list(self._routes.values()):
-            if route.target is not None and route.target not in live:
-                pending = list(route.unacked.values())
-                route.unacked.clear()
-                route.target = None
-                for send in pending:
-                    self._outstanding.pop(send.tag, None)
-                    send.attempt += 1
-                    self._route(send)
-        # Inboxes no member lives at any more: stop dialling them (what they held was
-        # re-routed just above; a late reply from them no longer matters).
-        endpoints = {endpoint for _, endpoint in live}
-        for endpoint in [e for e in self._peers if e not in endpoints]:
-            peer = self._peers.pop(endpoint)
-            peer.task.cancel()
-            peer.socket.close(linger=0)
+        if self._router is not None:
+            self._router.apply(view)
 
     # Publishing -----------------------------------------------------------------------
 
@@ -234,17 +162,9 @@ class ZmqTransport(Transport):
     def _start(self, message: Message) -> list[asyncio.Future[None]]:
         """Send ``message`` to one member of every group of its channel (no await)."""
         channel = validate_name(message.destination, "channel")
-        if self._inbox is None or self._closing:
+        if self._inbox is None or self._router is None or self._closing:
             raise TransportError(f"zmq transport {redact(self.url)} is not connected")
-        receipts = []
-        for group, members in self._members.get(channel, {}).items():
-            if members:
-                shard = shard_for(message.partition_key, self.options.shards, message.id)
-                send = _Send(message, channel, group, shard)
-                self._route(send)
-                receipts.append(send.receipt)
-        # No live member in any group: brokerless keeps nothing for later.
-        return receipts
+        return self._router.start(message, channel)
 
     async def _confirmed(self, receipts: list[asyncio.Future[None]], what: str) -> None:
         if not receipts:
@@ -261,71 +181,6 @@ class ZmqTransport(Transport):
             ) from None
         finally:
             self._publishing.discard(waiting)
-
-    def _route(self, send: _Send) -> None:
-        members = self._members.get(send.channel, {}).get(send.group, [])
-        if not members:
-            # The group's last member is gone: brokerless cannot keep it for later.
-            if not send.receipt.done():
-                send.receipt.set_result(None)
-            return
-        route = self._routes.get((send.channel, send.group, send.shard))
-        if route is None:
-            route = self._routes[(send.channel, send.group, send.shard)] = _Route()
-        owner = members[send.shard % len(members)]
-        # Sticky: the shard moves to its new owner only once the old owner has settled
-        # everything of it we sent, so per-key order holds across the move.
-        if route.target != owner and (route.target not in self._live or not route.unacked):
-            route.target = owner
-        assert route.target is not None
-        self._next_tag += 1
-        send.tag = self._next_tag
-        self._outstanding[send.tag] = send
-        route.unacked[send.tag] = send
-        member, endpoint = route.target
-        frames = encode_message(member.encode(), send.tag, send.attempt, send.message)
-        self._peer(endpoint).socket.send_multipart(frames)
-
-    def _peer(self, endpoint: str) -> _Peer:
-        peer = self._peers.get(endpoint)
-        if peer is None:
-            peer = self._peers[endpoint] = _Peer(self, endpoint)
-        return peer
-
-    async def _replies(self, socket: zmq.asyncio.Socket) -> None:
-        """Receipts, acks and returns from one peer."""
-        while True:
-            try:
-                frames = await socket.recv_multipart()
-            except zmq.ZMQError:
-                return  # the socket was closed: the peer is gone from the view
-            kind = frames[0]
-            if kind == RECEIPT:
-                for tag in unpack_tags(frames[1]):
-                    send = self._outstanding.get(tag)
-                    if send is not None and not send.receipt.done():
-                        send.receipt.set_result(None)
-            elif kind == ACK:
-                for tag in unpack_tags(frames[1]):
-                    send = self._outstanding.pop(tag, None)
-                    if send is not None:
-                        self._forget(send)
-            elif kind == RETURN:
-                for tag, attempt in unpack_returns(frames[1]):
-                    send = self._outstanding.pop(tag, None)
-                    if send is not None:
-                        route = self._routes.get((send.channel, send.group, send.shard))
-                        if route is not None:
-                            route.unacked.pop(tag, None)
-                        send.attempt = attempt
-                        self._route(send)
-
-    def _forget(self, send: _Send) -> None:
-        if not send.receipt.done():
-            send.receipt.set_result(None)
-        route = self._routes.get((send.channel, send.group, send.shard))
-        if route is not None:
-            route.unacked.pop(send.tag, None)
 
     # Receiving ------------------------------------------------------------------------
 
@@ -435,17 +290,13 @@ class ZmqTransport(Transport):
         if self._host is not None:
             await self._host.close()
             self._host = None
-        tasks = [p.task for p in self._peers.values()]
+        if self._router is not None:
+            await self._router.close()
+            self._router = None
         if self._inbox_task is not None:
-            tasks.append(self._inbox_task)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+            self._inbox_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for peer in self._peers.values():
-            peer.socket.close(linger=0)
-        self._peers.clear()
+                await self._inbox_task
         if self._inbox is not None:
             self._inbox.close()
             self._inbox = None
