@@ -197,7 +197,7 @@ def test_the_wheel_ships_the_code_and_declares_each_extra(built: tuple[Path, Pat
     assert "servicewire/py.typed" in names
     assert not any(n.startswith("tests/") for n in names)
     provided = {
-        normalise(line.split(":", 1)[1])
+        normalise(line.split(":", 1)[1].strip())
         for line in text.splitlines()
         if line.startswith("Provides-Extra:")
     }
