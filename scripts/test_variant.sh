@@ -58,7 +58,12 @@ if [ "$variant" = latest ]; then
   step "ruff check" "$venv/bin/ruff" check src tests benchmarks examples scripts
   step "mypy" "$venv/bin/mypy"
 fi
-step "pytest" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+if [ "$variant" = minimum ]; then
+  # Byte-for-byte checks of generated documents hold only for the locked generators.
+  step "pytest" "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not generated_text" "$@"
+else
+  step "pytest" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+fi
 
 echo "== $variant: summary"
 printf '%s\n' "${verdicts[@]}"

@@ -17,6 +17,9 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "api" / "example.json"
 REGENERATE = "python -m servicewire.rest servicewire.rest.example:app docs/api/example.json"
 
 
+# FastAPI and Pydantic word the document a little differently across releases (titles,
+# ordering); what the document means is the API lock's business (tests/evolution).
+@pytest.mark.generated_text
 def test_checked_in_document_matches_the_app() -> None:
     current = render_openapi(build_app())
     assert DOCUMENT.exists(), f"missing {DOCUMENT}; run: {REGENERATE}"
