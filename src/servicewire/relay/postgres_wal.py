@@ -231,7 +231,11 @@ class PostgresWalRelay(Relay):
         super().wake()
 
     async def _publish(self, rows: list[OutboxRow], lsn: int | None) -> None:
-        published, bad = await publish_rows(self.transport, rows)
+        outcome = await publish_rows(self.transport, rows)
+        # The slot's position moves only past a fully published transaction: after a
+        # failure the whole transaction comes again (what went out, twice; in key order).
+        outcome.raise_failure()
+        published, bad = outcome.published, outcome.bad
         now = time.time()
         self._unrecorded += len(published)
         ids = [r.id for r in published] if self.delete_published else []
