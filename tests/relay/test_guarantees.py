@@ -18,7 +18,7 @@ from servicewire.outbox import outbox, outbox_dead, write_messages
 from servicewire.outbox.writer import outbox_rows
 from servicewire.transports import connect_transport
 from tests.relay.cases import CASES, Case, relay_env
-from tests.relay.flaky import FlakyTransport
+from tests.relay.flaky import FailOnceTransport, FlakyTransport
 from tests.relay.helpers import Collector, eventually, make_messages, unique
 
 
@@ -111,6 +111,38 @@ async def test_broker_down_then_drains_in_key_order(case: Case, tmp_path: Path) 
         relay.wake()
         await eventually(lambda: len(collector.unique_ids) == 200, 30, "the backlog to drain")
         assert collector.seqs_by_key() == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
+        await collector.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_partial_batch_failure_keeps_key_order(case: Case, tmp_path: Path) -> None:
+    """Message 3 of key order-42 fails once while the rest of its batch succeeds."""
+    async with relay_env(case, tmp_path) as env:
+        inner = await connect_transport(f"memory://{unique('b')}")
+        channel = unique("partial")
+        order_42 = [
+            Message.create(
+                f'{{"n": {n}}}'.encode(),
+                destination=channel,
+                kind="event",
+                type="test.Relayed",
+                partition_key="order-42",
+                extra={"seq": str(n)},
+            )
+            for n in range(10)
+        ]
+        others = make_messages(channel, 10, keys=2, start=100)
+        transport = FailOnceTransport(inner, {order_42[3].id})
+        collector = await Collector.open(inner, channel)
+        await env.started(transport)
+        await env.write([*order_42, *others], per_tx=20)  # one transaction, one batch
+        everything = {m.id for m in [*order_42, *others]}
+        await eventually(lambda: collector.unique_ids == everything, 20, "all 20 messages")
+        assert transport.failed == [order_42[3].id]
+        seqs = collector.seqs_by_key()
+        assert seqs["order-42"] == list(range(10))
+        assert seqs["k0"] == list(range(100, 110, 2))
+        assert seqs["k1"] == list(range(101, 110, 2))
         await collector.close()
 
 

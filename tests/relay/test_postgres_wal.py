@@ -52,3 +52,31 @@ async def test_streams_inserts(delete_after_insert: bool) -> None:
             assert left == 0
         await collector.close()
         await transport.close()
+
+
+async def test_insert_then_delete_first_start_publishes_existing_rows_once() -> None:
+    """``servicewire relay --mode postgres-wal --insert-then-delete`` on a table that
+    already holds rows: the first start sweeps them once, then streams."""
+    async with private_database("postgres") as url:
+        transport = await connect_transport(f"memory://{unique('b')}")
+        channel = unique("orders")
+        collector = await Collector.open(transport, channel)
+        engine = create_engine(url)
+        try:
+            existing = make_messages(channel, 10)
+            async with engine.begin() as conn:
+                await write_messages(conn, existing)  # before the slot exists
+        finally:
+            await engine.dispose()
+        async with wal_relay(url, transport, delete_published=False) as relay:
+            await relay.start()
+            await eventually(lambda: relay.active, 10, "streaming to start")
+            await eventually(lambda: len(collector.unique_ids) == 10, 10, "the 10 existing")
+            new = make_messages(channel, 1, start=10)
+            async with relay.engine.begin() as conn:
+                await write_messages(conn, new, delete_after_insert=True)
+            await eventually(lambda: new[0].id in collector.counts, 10, "the new row")
+            assert all(collector.counts[m.id] == 1 for m in existing), collector.counts
+            assert relay.published == 11
+        await collector.close()
+        await transport.close()

@@ -56,6 +56,11 @@ DLQ_CHANNEL: Final = "dlqchannel"
 DLQ_GROUP: Final = "dlqgroup"
 DLQ_ATTEMPTS: Final = "dlqattempts"
 DLQ_TIME: Final = "dlqtime"
+# ... and when the dead letter would exceed the transport's size limit, which it sends
+# with its payload replaced by a short note (``dlqpayload`` = ``removed``).
+DLQ_PAYLOAD: Final = "dlqpayload"
+DLQ_PAYLOAD_SIZE: Final = "dlqpayloadsize"
+DLQ_PAYLOAD_REASON: Final = "dlqpayloadreason"
 
 # Delivery attempt carried across re-publication by transports that redeliver by
 # republishing (brokers without a native delivery counter).

@@ -14,12 +14,15 @@ their dead-letter headers) and rotates the rest::
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from servicewire.messaging.channels import dead_letter_channel
 from servicewire.messaging.message import Message
-from servicewire.pipeline.deadletter import DLQ_GROUP, replay_message
+from servicewire.pipeline.deadletter import DLQ_GROUP, payload_removed, replay_message
 from servicewire.transports.base import Delivery, Transport
+
+log = logging.getLogger("servicewire.pipeline.deadletter")
 
 
 def dlq_channel_for(channel: str) -> str:
@@ -55,7 +58,12 @@ async def _rotate(
                 await delivery.nack()  # came round again: the walk is complete
                 break
             seen.add(message.id)
-            if take(message):
+            if take(message) and payload_removed(message):
+                # Its payload was too large to keep: nothing to replay, so it stays.
+                log.warning("dead letter %s has no payload (too large): not replayed", message.id)
+                await transport.publish(message)
+                kept.append(message)
+            elif take(message):
                 await transport.publish(replay_message(message))
                 taken.append(message)
             else:

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from servicewire.codecs import CodecRegistry
 from servicewire.errors import (
     DecodeError,
+    InvalidNameError,
+    MessageTooLargeError,
     PermanentError,
     UnknownContractError,
     UnsupportedContentTypeError,
@@ -56,6 +58,8 @@ class Outcome(enum.StrEnum):
     IGNORED = "ignored"
     RETRYING = "retrying"
     DEAD_LETTERED = "dead-lettered"
+    DROPPED = "dropped"
+    """Could not even be dead-lettered (a dead letter no transport setting accepts)."""
 
 
 class Pipeline:
@@ -212,7 +216,22 @@ class Pipeline:
             attempts=delivery.attempt,
         )
         try:
-            await self._dead_letters.send(dead)
+            sent = await self._dead_letters.send(dead)
+        except (MessageTooLargeError, InvalidNameError) as refused:
+            # No retry can make this dead letter acceptable (even without its payload and
+            # extension headers): retrying would hold the message, and every later one of
+            # its key, forever. Say so loudly, with what identifies it, and move on.
+            log.error(
+                "cannot dead-letter %s %s from %s (%s), dropped after: %s; refused: %s",
+                message.type,
+                message.id,
+                self.channel,
+                message.partition_key,
+                reason,
+                refused,
+            )
+            await delivery.ack()
+            return self._done(message, Outcome.DROPPED, spec)
         except Exception as publish_error:
             # Never lose it: if the dead-letter channel is unreachable, leave the message
             # with the transport and try again later.
@@ -222,6 +241,8 @@ class Pipeline:
         log.warning(
             "dead-lettered %s %s from %s: %s", message.type, message.id, self.channel, reason
         )
+        if sent is not dead:
+            log.warning("dead letter %s was over the size limit: sent without its payload", sent.id)
         await delivery.ack()
         return self._done(message, Outcome.DEAD_LETTERED, spec)
 

@@ -339,7 +339,11 @@ class MysqlBinlogRelay(Relay):
             await reader.close()
 
     async def _publish(self, rows: list[OutboxRow], position: Position) -> None:
-        published, bad = await publish_rows(self.transport, rows) if rows else ([], [])
+        outcome = await publish_rows(self.transport, rows)
+        # The position moves only past a fully published transaction: after a failure
+        # the whole transaction comes again (what went out, twice; in key order).
+        outcome.raise_failure()
+        published, bad = outcome.published, outcome.bad
         now = time.time()
         async with self.engine.begin() as conn:
             ids = [r.id for r in published]

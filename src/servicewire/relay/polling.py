@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
-from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
+from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
 from servicewire.storage.database import dialect_of, plain_url
 from servicewire.transports.base import Transport
 
@@ -168,7 +168,9 @@ class PollingRelay(Relay):
                 rows = await self._claim(conn, shards, lock=True)
                 if not rows:
                     return 0
-                await self._publish_and_settle(conn, rows)
+                outcome = await self._publish_and_settle(conn, rows)
+        # Only now, with what did go out deleted and committed: back off and retry the rest.
+        outcome.raise_failure()
         return len(rows)
 
     async def _lock_shards(self, conn: AsyncConnection, limit: int) -> list[int]:
@@ -199,8 +201,11 @@ class PollingRelay(Relay):
         result = await conn.execute(stmt)
         return [OutboxRow.from_mapping(r) for r in result.mappings()]
 
-    async def _publish_and_settle(self, conn: AsyncConnection, rows: list[OutboxRow]) -> None:
-        published, bad = await publish_rows(self.transport, rows)
+    async def _publish_and_settle(
+        self, conn: AsyncConnection, rows: list[OutboxRow]
+    ) -> PublishOutcome:
+        outcome = await publish_rows(self.transport, rows)
+        published, bad = outcome.published, outcome.bad
         now = time.time()
         if published:
             ids = [r.id for r in published]
@@ -213,6 +218,7 @@ class PollingRelay(Relay):
         await move_aside(conn, bad, self.name)
         await self._record(conn, published, now)
         self._count(len(published), len(bad))
+        return outcome
 
     async def _record(self, conn: AsyncConnection, published: list[OutboxRow], now: float) -> None:
         # Progress per shard row (already locked by this transaction: no extra contention).
@@ -268,7 +274,8 @@ class PollingRelay(Relay):
             rows = await self._claim(conn, list(range(self.shards)), lock=False)
         if not rows:
             return 0
-        published, bad = await publish_rows(self.transport, rows)
+        outcome = await publish_rows(self.transport, rows)
+        published, bad = outcome.published, outcome.bad
         async with self.engine.begin() as conn:
             # Fencing: delete only while still the leaseholder. A relay that lost its
             # lease (stalled past the TTL) leaves the rows to the new holder.
@@ -288,6 +295,7 @@ class PollingRelay(Relay):
             await move_aside(conn, bad, self.name)
             await self._record(conn, published, now)
         self._count(len(published), len(bad))
+        outcome.raise_failure()
         return len(rows)
 
     # Setup, wake-up and cleanup ---------------------------------------------------------

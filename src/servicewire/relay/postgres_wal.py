@@ -20,7 +20,8 @@ Guarantees and mechanics:
   Other relays with the same name retry every ``takeover_interval`` seconds and take
   over as soon as the owner's connection is gone.
 * The first time it streams a slot it publishes the rows already in the table (written
-  before the slot existed); afterwards the slot replays whatever was not confirmed.
+  before the slot existed) and deletes them, even with ``delete_published=False``;
+  afterwards the slot replays whatever was not confirmed.
 * Published rows are deleted by id before the position is confirmed. With
   ``write_messages(..., delete_after_insert=True)`` the table stays empty: pass
   ``delete_published=False`` and a batch costs no database write at all.
@@ -230,11 +231,19 @@ class PostgresWalRelay(Relay):
         self._reply_requested = True
         super().wake()
 
-    async def _publish(self, rows: list[OutboxRow], lsn: int | None) -> None:
-        published, bad = await publish_rows(self.transport, rows)
+    async def _publish(
+        self, rows: list[OutboxRow], lsn: int | None, *, delete_published: bool | None = None
+    ) -> None:
+        outcome = await publish_rows(self.transport, rows)
+        # The slot's position moves only past a fully published transaction: after a
+        # failure the whole transaction comes again (what went out, twice; in key order).
+        outcome.raise_failure()
+        published, bad = outcome.published, outcome.bad
         now = time.time()
         self._unrecorded += len(published)
-        ids = [r.id for r in published] if self.delete_published else []
+        if delete_published is None:
+            delete_published = self.delete_published
+        ids = [r.id for r in published] if delete_published else []
         # The slot holds the real position; the checkpoint row only feeds `relay status`,
         # so it is written at most once per `record_interval` unless there is other work.
         record = lsn is None or now - self._recorded_at >= self.record_interval
@@ -270,16 +279,29 @@ class PostgresWalRelay(Relay):
         return position is None
 
     async def _sweep(self) -> None:
-        """Publish rows written before the slot existed (the slot only sees later ones)."""
+        """Publish rows written before the slot existed (the slot only sees later ones).
+
+        It walks the table by id, and deletes what it published even when
+        ``delete_published`` is off (``--insert-then-delete``): those rows were never
+        going to be deleted by their writer, and rereading from the start would find
+        them again and again. An id cursor is safe here, unlike in the polling relay:
+        every row committed before the slot existed is visible at the first read, and a
+        row that commits later (whatever its id) is streamed by the slot.
+        """
+        after = 0
         while not self._stopping.is_set():
             async with self.engine.connect() as conn:
                 result = await conn.execute(
-                    select(outbox).order_by(outbox.c.id).limit(self.batch_size)
+                    select(outbox)
+                    .where(outbox.c.id > after)
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
                 )
                 rows = [OutboxRow.from_mapping(r) for r in result.mappings()]
             if not rows:
                 break
-            await self._publish(rows, None)
+            await self._publish(rows, None, delete_published=True)
+            after = rows[-1].id
         if not self._stopping.is_set():
             async with self.engine.begin() as conn:
                 await conn.execute(

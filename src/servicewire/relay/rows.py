@@ -4,9 +4,10 @@ A row is *bad* when no retry can fix it: its headers are not a JSON object of st
 its destination is a name no transport accepts, or the message exceeds the transport's
 size limit. Relays move bad rows aside (``servicewire_outbox_dead``) with the reason, so
 they never block the rows behind them. Anything else (broker down, timeout) is *transient*:
-the relay keeps the rows and tries again::
+the relay settles what went out, keeps the rest and tries again, without ever letting a
+later row of a partition key out before an earlier one::
 
-    published, bad = await publish_rows(transport, rows)
+    outcome = await publish_rows(transport, rows)   # .published, .bad, .failure
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert
@@ -99,15 +100,58 @@ def to_message(row: OutboxRow) -> Message:
     return Message(row.message_id, Headers(data), row.payload)
 
 
-async def publish_rows(
-    transport: Transport, rows: Sequence[OutboxRow]
-) -> tuple[list[OutboxRow], list[tuple[OutboxRow, str]]]:
-    """Publish ``rows`` in order; return (published rows, [(bad row, reason)]).
+@dataclass(slots=True)
+class PublishOutcome:
+    """What :func:`publish_rows` did with a batch.
 
-    Transient failures raise: the caller keeps the rows for the next attempt.
+    Rows in neither ``published`` nor ``bad`` were not (known to be) published: they wait
+    for the next attempt, and ``failure`` says why it stopped.
     """
+
+    published: list[OutboxRow] = field(default_factory=list)
+    bad: list[tuple[OutboxRow, str]] = field(default_factory=list)
+    failure: Exception | None = None
+    """The transient error (broker down, no confirm) that stopped publishing, if any."""
+
+    def raise_failure(self) -> None:
+        """Raise ``failure`` (after the caller settled what did go out)."""
+        if self.failure is not None:
+            raise self.failure
+
+
+async def publish_rows(transport: Transport, rows: Sequence[OutboxRow]) -> PublishOutcome:
+    """Publish ``rows`` keeping each partition key's order; report what went out.
+
+    ::
+
+        outcome = await publish_rows(transport, rows)
+        ...                          # delete outcome.published, move outcome.bad aside
+        outcome.raise_failure()      # then back off if a transient error stopped it
+
+    Rows go out in *waves*: the first row of every key, then the second of every key,
+    and so on; a wave is one pipelined ``publish_batch``. A key's next row is sent only
+    after its previous one is confirmed, so when a publish fails (the rest of its wave may
+    still reach the broker) nothing later of that key has gone out before it, and the
+    retry keeps every key's first-seen order. A transient failure ends the round: rows of
+    the failed wave count as not published (the retry may publish some twice; delivery is
+    at least once anyway).
+    """
+    outcome = PublishOutcome()
+    good = _checked(transport, rows, outcome.bad)
+    for wave in _waves(good):
+        try:
+            await _publish_wave(transport, wave, outcome)
+        except Exception as exc:  # a bad moment, not a bad row: the caller retries
+            outcome.failure = exc
+            break
+    return outcome
+
+
+def _checked(
+    transport: Transport, rows: Sequence[OutboxRow], bad: list[tuple[OutboxRow, str]]
+) -> list[tuple[OutboxRow, Message]]:
+    """The rows' messages; rows that can never be published go to ``bad``."""
     good: list[tuple[OutboxRow, Message]] = []
-    bad: list[tuple[OutboxRow, str]] = []
     for row in rows:
         try:
             message = to_message(row)
@@ -122,24 +166,49 @@ async def publish_rows(
             bad.append((row, str(exc)))
             continue
         good.append((row, message))
-    if not good:
-        return [], bad
+    return good
+
+
+def _waves(
+    good: Sequence[tuple[OutboxRow, Message]],
+) -> list[list[tuple[OutboxRow, Message]]]:
+    """Wave ``i`` holds the ``i``-th row of every partition key (rows in id order).
+
+    A row without a key has no order to keep and goes out in the first wave.
+    """
+    depth: dict[str, int] = {}
+    waves: list[list[tuple[OutboxRow, Message]]] = []
+    for row, message in good:
+        level = 0
+        if row.partition_key is not None:
+            level = depth.get(row.partition_key, 0)
+            depth[row.partition_key] = level + 1
+        if level == len(waves):
+            waves.append([])
+        waves[level].append((row, message))
+    return waves
+
+
+async def _publish_wave(
+    transport: Transport, wave: Sequence[tuple[OutboxRow, Message]], outcome: PublishOutcome
+) -> None:
+    """Publish one wave; transient errors raise (after recording what went out)."""
     try:
-        await transport.publish_batch([m for _, m in good])
-        return [r for r, _ in good], bad
+        await transport.publish_batch([m for _, m in wave])
     except PERMANENT_ERRORS:
         pass
+    else:
+        outcome.published.extend(row for row, _ in wave)
+        return
     # Some message was refused for what it is: find it by publishing one at a time
     # (the ones before it go out twice; delivery is at least once anyway).
-    published: list[OutboxRow] = []
-    for row, message in good:
+    for row, message in wave:
         try:
             await transport.publish(message)
         except PERMANENT_ERRORS as exc:
-            bad.append((row, f"refused by the {transport.scheme} transport: {exc}"))
+            outcome.bad.append((row, f"refused by the {transport.scheme} transport: {exc}"))
             continue
-        published.append(row)
-    return published, bad
+        outcome.published.append(row)
 
 
 async def move_aside(

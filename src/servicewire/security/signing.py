@@ -43,6 +43,9 @@ _UNSIGNED = frozenset({SIGNATURE, h.ATTEMPT}) | {
     h.DLQ_GROUP,
     h.DLQ_ATTEMPTS,
     h.DLQ_TIME,
+    h.DLQ_PAYLOAD,
+    h.DLQ_PAYLOAD_SIZE,
+    h.DLQ_PAYLOAD_REASON,
 }
 
 
