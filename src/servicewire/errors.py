@@ -149,3 +149,23 @@ class RequestTimeoutError(ServicewireError, TimeoutError):
 
 class ServiceStateError(ServicewireError):
     """A service operation was called in the wrong state (e.g. request before start)."""
+
+
+class RequestNotSentError(ServicewireError):
+    """A request (or scatter) never went out: writing it, or reading its replies, failed.
+
+    Nothing is left waiting for its reply; the cause is chained (``__cause__``)::
+
+        try:
+            reply = await service.request(CheckCredit(consumer_id="c-1"), timeout=5)
+        except RequestNotSentError as exc:
+            log.warning("not sent: %s", exc)   # names contract, correlation id and cause
+    """
+
+    def __init__(self, contract: str, correlation_id: str, cause: BaseException) -> None:
+        self.contract = contract
+        self.correlation_id = correlation_id
+        super().__init__(
+            f"request {contract} (correlation id {correlation_id}) was not sent: "
+            f"{type(cause).__name__}: {cause}"
+        )

@@ -78,8 +78,15 @@ class Consumers:
                 await task
         if self.inflight:
             await asyncio.wait(list(self.inflight), timeout=timeout)
+        first: Exception | None = None
         for sub in self.subscriptions:
-            await sub.close()
+            try:  # one subscription failing to close must not keep the others open
+                await sub.close()
+            except Exception as exc:
+                log.exception("closing the subscription to %s/%s failed", sub.channel, sub.group)
+                first = first or exc
+        if first is not None:
+            raise first
 
     def clear(self) -> None:
         """Forget the stopped subscriptions and tasks (the last step of stopping)."""

@@ -3,7 +3,9 @@
 A request goes out in a transaction of its own with ``replyto`` set to the instance's
 reply channel and a fresh correlation id; the instance subscribes to that channel on
 the first request and hands each reply to the caller waiting for its correlation id
-(:mod:`~.requests`)::
+(:mod:`~.requests`, :mod:`~.reply_router`). A request that cannot be sent (its outbox
+write fails, or its reply channel cannot be read) raises
+:class:`~servicewire.errors.RequestNotSentError` and leaves nothing waiting::
 
     calls = InstanceRequests("order-service.replies.3f2a", "3f2a", authenticity=authenticity,
                              codecs=codecs, transaction=service.transaction)
@@ -15,27 +17,21 @@ the first request and hands each reply to the caller waiting for its correlation
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from servicewire.codecs import CodecRegistry
 from servicewire.codecs.serialization import from_message
-from servicewire.errors import RequestTimeoutError
+from servicewire.errors import RequestNotSentError, RequestTimeoutError
 from servicewire.messaging.contracts import Command, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
 from servicewire.pipeline.context import Context
 from servicewire.security.identity import MessageAuthenticity
-from servicewire.security.signing import SignatureError
+from servicewire.service.reply_router import ReplyRouter
 from servicewire.service.requests import PendingReplies
-from servicewire.transports import Subscription, Transport
-
-# The name the service module logged under before this code moved here.
-log = logging.getLogger("servicewire.service.service")
+from servicewire.transports import Transport
 
 
 class InstanceRequests:
@@ -51,43 +47,35 @@ class InstanceRequests:
         transaction: Callable[[], AbstractAsyncContextManager[Context]],
     ) -> None:
         self.channel = channel
-        self._group = group
-        self._authenticity = authenticity
         self._codecs = codecs
         self._transaction = transaction
         self._pending = PendingReplies()
-        self._subscription: Subscription | None = None
-        self._router: asyncio.Task[None] | None = None
+        self._router = ReplyRouter(channel, group, self._pending, authenticity)
 
-    async def _ensure_subscribed(self, transport: Transport) -> None:
-        if self._subscription is not None:
-            return
-        sub = await transport.subscribe(self.channel, self._group)
-        self._subscription = sub
-
-        async def route() -> None:
-            async for delivery in sub:
-                try:
-                    self._authenticity.check(delivery.message)
-                except SignatureError as exc:
-                    # A forged reply must not complete a request; nobody else reads it.
-                    log.warning("dropped reply %s: signature: %s", delivery.message.id, exc)
-                else:
-                    self._pending.deliver(delivery.message)
-                await delivery.ack()
-
-        self._router = asyncio.create_task(route())
+    @property
+    def pending(self) -> int:
+        """How many requests are waiting for replies right now."""
+        return len(self._pending)
 
     async def close(self) -> None:
         """Stop reading replies; a later request subscribes again."""
-        if self._subscription is not None:
-            await self._subscription.close()
-        if self._router is not None:
-            self._router.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._router
-        self._subscription = None
-        self._router = None
+        await self._router.close()
+
+    @asynccontextmanager
+    async def _sending(
+        self, transport: Transport, contract: str, correlation_id: str
+    ) -> AsyncIterator[Context]:
+        """The transaction that sends a request, once its replies can be read.
+
+        Raises :class:`RequestNotSentError`, the cause chained, when the reply channel
+        cannot be read or the transaction fails (its outbox write, say).
+        """
+        try:
+            await self._router.ensure_running(transport)
+            async with self._transaction() as ctx:
+                yield ctx
+        except Exception as exc:
+            raise RequestNotSentError(contract, correlation_id, exc) from exc
 
     async def request(
         self,
@@ -98,19 +86,19 @@ class InstanceRequests:
         destination: str | None,
     ) -> Reply:
         """Send ``command`` and wait for its reply up to ``timeout``; see ``Service.request``."""
-        await self._ensure_subscribed(transport)
+        contract = command.contract_name()
         correlation_id = new_id()
-        waiter = self._pending.expect(correlation_id)
-        async with self._transaction() as ctx:
-            await ctx.send(
-                command,
-                destination=destination,
-                reply_to=self.channel,
-                correlation_id=correlation_id,
-            )
-        message = await waiter.one(timeout)
+        with self._pending.expect(correlation_id) as waiter:
+            async with self._sending(transport, contract, correlation_id) as ctx:
+                await ctx.send(
+                    command,
+                    destination=destination,
+                    reply_to=self.channel,
+                    correlation_id=correlation_id,
+                )
+            message = await waiter.one(timeout)
         if message is None:
-            raise RequestTimeoutError(command.contract_name(), correlation_id, timeout)
+            raise RequestTimeoutError(contract, correlation_id, timeout)
         return self._decode_reply(message)
 
     async def scatter(
@@ -123,28 +111,24 @@ class InstanceRequests:
         expected: int | None,
     ) -> list[Reply]:
         """Send ``request``, gather replies until ``timeout``; see ``Service.scatter``."""
-        await self._ensure_subscribed(transport)
         correlation_id = new_id()
-        waiter = self._pending.expect(correlation_id)
         deadline = time.monotonic() + timeout
-        async with self._transaction() as ctx:
-            if isinstance(request, Event):
-                await ctx.publish(
-                    request,
-                    headers={
-                        "replyto": self.channel,
-                        "correlationid": correlation_id,
-                    },
-                )
-            else:
-                for destination in destinations or [None]:  # type: ignore[list-item]
-                    await ctx.send(
+        with self._pending.expect(correlation_id) as waiter:
+            async with self._sending(transport, request.contract_name(), correlation_id) as ctx:
+                if isinstance(request, Event):
+                    await ctx.publish(
                         request,
-                        destination=destination,
-                        reply_to=self.channel,
-                        correlation_id=correlation_id,
+                        headers={"replyto": self.channel, "correlationid": correlation_id},
                     )
-        messages = await waiter.until(deadline, expected)
+                else:
+                    for destination in destinations or [None]:  # type: ignore[list-item]
+                        await ctx.send(
+                            request,
+                            destination=destination,
+                            reply_to=self.channel,
+                            correlation_id=correlation_id,
+                        )
+            messages = await waiter.until(deadline, expected)
         return [self._decode_reply(m) for m in messages]
 
     def _decode_reply(self, message: Message) -> Reply:

@@ -6,9 +6,9 @@ module matches replies to the waiting callers. A reply nobody waits for any more
 or a duplicate) is dropped with a log line::
 
     pending = PendingReplies()
-    waiter = pending.expect(correlation_id)
-    ...                                   # send the command
-    reply_message = await waiter.one(timeout=5)
+    with pending.expect(correlation_id) as waiter:   # forgotten on leaving, however
+        ...                                          # send the command
+        reply_message = await waiter.one(timeout=5)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import TracebackType
 
 from servicewire.messaging.message import Message
 
@@ -31,6 +32,19 @@ class ReplyWaiter:
         self._replies: list[Message] = []
         self._seen: set[str] = set()
         self._arrived = asyncio.Event()
+
+    def __enter__(self) -> ReplyWaiter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Whatever ended the request (a reply, a timeout, a failed send, a cancelled
+        # caller), nothing may stay waiting for it.
+        self._owner.forget(self.correlation_id)
 
     def _add(self, message: Message) -> None:
         if message.id in self._seen:

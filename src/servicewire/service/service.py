@@ -69,6 +69,7 @@ from servicewire.service.resources import (
     remove_sqlite_files,
     start_relay,
 )
+from servicewire.service.stopping import run_steps
 from servicewire.telemetry.journal import Journal
 from servicewire.telemetry.metrics import record_outcome
 from servicewire.transports import Delivery, Transport
@@ -274,33 +275,64 @@ class Service:
         log.info("%s started (%d subscriptions)", self.name, len(self._consumers.subscriptions))
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking messages, finish those in flight, flush the outbox, close."""
+        """Stop taking messages, finish those in flight, flush the outbox, close.
+
+        Every step runs even when an earlier one fails (each failure is logged); the
+        service is stopped afterwards, and then the first failure is raised, so that a
+        caller knows the shutdown was not clean (messages may be left in the outbox).
+        """
         if not self._started:
             return
         self._stopping = True
-        await self._consumers.stop(timeout)
-        await self._requests.close()
-        for task in self._background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._relay is not None:
-            with contextlib.suppress(Exception):
-                await self._relay.drain(timeout=min(timeout, 10.0))
-            await self._relay.stop()
-        if self.transport is not None:
-            await self.transport.close()
-        if self.engine is not None and not isinstance(self._db, AsyncEngine):
-            await self.engine.dispose()
-        if self._temp_db is not None:
-            remove_sqlite_files(self._temp_db)
-            self._temp_db = None
+        first = await run_steps(
+            self.name,
+            [
+                ("consumers", lambda: self._consumers.stop(timeout)),
+                ("reply router", self._requests.close),
+                ("background tasks", self._cancel_background),
+                ("relay", lambda: self._stop_relay(timeout)),
+                ("transport", self._close_transport),
+                ("engine", self._dispose_engine),
+                ("temporary database", self._remove_temp_db),
+            ],
+        )
         self.pipelines.clear()
         self._consumers.clear()
         self._background.clear()
         self._relay = None
         self._started = False
-        log.info("%s stopped", self.name)
+        log.info("%s stopped%s", self.name, "" if first is None else " (with errors)")
+        if first is not None:
+            raise first
+
+    async def _cancel_background(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _stop_relay(self, timeout: float) -> None:
+        if self._relay is None:
+            return
+        try:
+            await self._relay.drain(timeout=min(timeout, 10.0))
+        except Exception as exc:
+            # Not a failure of stopping: the rows stay in the outbox for the next start.
+            log.warning("%s: outbox not drained before stopping: %s", self.name, exc)
+        await self._relay.stop()
+
+    async def _close_transport(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+
+    async def _dispose_engine(self) -> None:
+        if self.engine is not None and not isinstance(self._db, AsyncEngine):
+            await self.engine.dispose()
+
+    async def _remove_temp_db(self) -> None:
+        if self._temp_db is not None:
+            remove_sqlite_files(self._temp_db)
+            self._temp_db = None
 
     async def run(self) -> None:
         """Start, then run until SIGTERM or SIGINT, then stop gracefully."""
@@ -320,7 +352,12 @@ class Service:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        if exc[0] is None:
+            await self.stop()
+            return
+        # The body's own error is the one to see; a failure to stop is logged by stop().
+        with contextlib.suppress(Exception):
+            await self.stop()
 
     # Consuming ----------------------------------------------------------------------------
 

@@ -1,0 +1,113 @@
+"""Reading one instance's reply channel and handing each reply to the request waiting for it.
+
+A reply that cannot be settled (a forged signature, an ack the broker connection drops)
+is logged and routing goes on: one bad delivery must not leave every later request
+waiting for a timeout. When the subscription itself breaks, the router stops with a
+log line, and the next :meth:`ReplyRouter.ensure_running` notices and subscribes again;
+if that fails, the caller gets the cause at once::
+
+    router = ReplyRouter("order-service.replies.3f2a", "3f2a", pending, authenticity)
+    await router.ensure_running(transport)    # before each request is sent
+    ...
+    await router.close()                      # when the service stops
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from servicewire.security.identity import MessageAuthenticity
+from servicewire.security.signing import SignatureError
+from servicewire.service.requests import PendingReplies
+from servicewire.transports import Delivery, Subscription, Transport
+
+# The name the service module logged under before this code moved here.
+log = logging.getLogger("servicewire.service.service")
+
+
+class ReplyRouter:
+    """The task that reads one reply channel as one group and routes what arrives."""
+
+    def __init__(
+        self,
+        channel: str,
+        group: str,
+        pending: PendingReplies,
+        authenticity: MessageAuthenticity,
+    ) -> None:
+        self.channel = channel
+        self._group = group
+        self._pending = pending
+        self._authenticity = authenticity
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def ensure_running(self, transport: Transport) -> None:
+        """Subscribe and start routing, unless already doing so; raises when it cannot."""
+        if self.running:
+            return
+        if self._task is not None:
+            log.warning("reply router of %s had stopped; subscribing again", self.channel)
+            await self._leave()
+        sub = await transport.subscribe(self.channel, self._group)
+        self._subscription = sub
+        name = f"servicewire-replies-{self._group}"
+        self._task = asyncio.create_task(self._route(sub), name=name)
+
+    async def _route(self, sub: Subscription) -> None:
+        try:
+            async for delivery in sub:
+                await self._settle(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Logged here, not re-raised: nobody awaits this task but close(), and the
+            # next request subscribes again (ensure_running).
+            log.exception("reply router of %s stopped: its subscription failed", self.channel)
+
+    async def _settle(self, delivery: Delivery) -> None:
+        """Route one reply and ack it; a failure is logged and routing goes on."""
+        message = delivery.message
+        try:
+            self._authenticity.check(message)
+        except SignatureError as exc:
+            # A forged reply must not complete a request; nobody else reads it.
+            log.warning("dropped reply %s: signature: %s", message.id, exc)
+        else:
+            self._pending.deliver(message)
+        try:
+            await delivery.ack()
+        except Exception:
+            # The waiter has its reply already; an unacked reply comes back at worst,
+            # and is then dropped as late or duplicate.
+            log.exception("ack of reply %s on %s failed; routing goes on", message.id, self.channel)
+
+    async def _leave(self) -> None:
+        """Close the subscription of a router that stopped by itself (best effort)."""
+        sub, self._subscription, self._task = self._subscription, None, None
+        if sub is not None:
+            try:
+                await sub.close()
+            except Exception:
+                log.warning(
+                    "closing the old reply subscription of %s failed",
+                    self.channel,
+                    exc_info=True,
+                )
+
+    async def close(self) -> None:
+        """Stop routing and leave the reply channel; raises if leaving fails."""
+        task, sub = self._task, self._subscription
+        self._task, self._subscription = None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if sub is not None:
+            await sub.close()
