@@ -4,7 +4,8 @@ The unit of work (:mod:`~.unit_of_work`) runs one delivery inside one database
 transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry policy
 (:mod:`~.retry`) and dead-lettering (:mod:`~.deadletter`, read back and replayed by
 :mod:`~.deadletter_replay`). Handlers are registered in :mod:`~.handlers` and receive a
-:class:`~.context.Context`::
+:class:`~.context.Context` (whose ``after_commit`` callbacks run once the transaction
+has committed).::
 
     from servicewire.pipeline import Context, RetryPolicy
 
@@ -14,8 +15,9 @@ transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry 
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import dead_letter_message, replay_message
 from servicewire.pipeline.handlers import HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
-from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+from servicewire.pipeline.unit_of_work import Pipeline
 
 __all__ = [
     "NO_RETRY",

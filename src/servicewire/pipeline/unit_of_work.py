@@ -2,7 +2,8 @@
 
     receive -> decode (fails: dead-letter at once, with the reason)
             -> open transaction -> inbox check (duplicate: ack and skip)
-            -> handler (its sends and replies collected) -> outbox insert -> commit -> ack
+            -> handler (its sends and replies collected) -> outbox insert -> commit
+            -> after-commit callbacks (Context.after_commit) -> ack
 
 A handler error rolls the whole transaction back (its business rows, its outgoing
 messages and its inbox row), then the message is re-run a few times at once, then
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -32,9 +32,11 @@ from servicewire.errors import (
 )
 from servicewire.messaging.message import Message
 from servicewire.pipeline import inbox
+from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher, dead_letter_message
 from servicewire.pipeline.handlers import HandlerRegistry, HandlerSpec
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
@@ -46,16 +48,6 @@ from servicewire.transports.base import Delivery
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
 
 OutboxWriter = Callable[[AsyncSession, Sequence[Message]], Awaitable[None]]
-
-
-class Outcome(enum.StrEnum):
-    """What became of one delivery."""
-
-    HANDLED = "handled"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead-lettered"
 
 
 class Pipeline:
@@ -183,6 +175,8 @@ class Pipeline:
                     await self._write_outbox(session, ctx.outgoing)
         if ctx.outgoing and self._on_commit is not None:
             self._on_commit(ctx.outgoing)
+        # Committed, and out of the write lock: a callback may start a transaction.
+        await run_after_commit(ctx.committed_callbacks)
         return Outcome.HANDLED
 
     @contextlib.asynccontextmanager
@@ -229,3 +223,7 @@ class Pipeline:
         if self._on_outcome is not None:
             self._on_outcome(message, outcome, spec)
         return outcome
+
+
+# Outcome lived here before it had a module of its own; code importing it from here works.
+__all__ = ["OutboxWriter", "Outcome", "Pipeline"]

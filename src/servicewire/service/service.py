@@ -51,11 +51,13 @@ from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
 from servicewire.pipeline import inbox
+from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
 from servicewire.pipeline.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
-from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+from servicewire.pipeline.unit_of_work import Pipeline
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import Signer, Verifier
 from servicewire.service.consumers import Consumers, clean_inbox_forever
@@ -135,6 +137,8 @@ class Service:
         self._relay_poll_interval = relay_poll_interval
         self._create_tables = create_tables
         self._cleanup_every = inbox_cleanup_every
+        # Told of every settled delivery (benchmarks measure latency with it); a handler
+        # that must act only once its work is committed uses ctx.after_commit instead.
         self._on_outcome_hook = on_outcome
         self._declared_sends: list[type[Contract]] = []
         self._app_tables = list(tables)
@@ -353,6 +357,7 @@ class Service:
         async with service.transaction() as ctx:
             ctx.session.add(order)
             await ctx.send(ValidateConsumer(...))
+            ctx.after_commit(lambda: print("committed"))  # runs after the block commits
         """
         self._require_started()
         assert self._sessions is not None
@@ -370,6 +375,7 @@ class Service:
                     await outbox_writer(self.authenticity, self.name)(session, ctx.outgoing)
         if ctx.outgoing:
             self._committed(ctx.outgoing)
+        await run_after_commit(ctx.committed_callbacks)
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""
