@@ -5,6 +5,9 @@
             -> handler (its sends and replies collected) -> outbox insert -> commit
             -> after-commit callbacks (Context.after_commit) -> ack
 
+Each handler run passes through the middleware the pipeline is given (tracing, metrics,
+log context: :mod:`~.middleware`) before it reaches the transactional unit.
+
 A handler error rolls the whole transaction back (its business rows, its outgoing
 messages and its inbox row), then the message is re-run a few times at once, then
 redelivered with backoff by the transport, then dead-lettered with headers that say
@@ -36,13 +39,11 @@ from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher, dead_letter_message
 from servicewire.pipeline.handlers import HandlerRegistry, HandlerSpec
+from servicewire.pipeline.middleware.base import Middleware, Run, chain
 from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
-from servicewire.telemetry.logs import message_context
-from servicewire.telemetry.metrics import time_handler
-from servicewire.telemetry.tracing import handler_span
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
@@ -71,6 +72,7 @@ class Pipeline:
         on_commit: Callable[[list[Message]], None] | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
         authenticity: MessageAuthenticity | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.service = service
         self.channel = channel
@@ -88,6 +90,8 @@ class Pipeline:
         self._on_outcome = on_outcome
         self._ignore_unknown = handlers.ignores_unknown(channel, group)
         self._authenticity = authenticity
+        # Each handler run goes through the middleware (first outermost) to the unit.
+        self._handle = chain(middleware, self._run_in_transaction)
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and settle it (ack, nack or dead-letter). Never raises."""
@@ -115,9 +119,10 @@ class Pipeline:
             return await self._dead_letter(delivery, f"undecodable: {exc}", exc, spec)
 
         last_error: BaseException | None = None
-        for _run in range(1 + self._retry.immediate):
+        run = Run(self.service, self.channel, self.group, spec, value, delivery)
+        for _attempt in range(1 + self._retry.immediate):
             try:
-                outcome = await self._run_handler(spec, value, delivery)
+                outcome = await self._handle(run)
             except PermanentError as exc:
                 return await self._dead_letter(delivery, f"handler refused: {exc}", exc, spec)
             except Exception as exc:  # a handler's failure is data here, not a crash
@@ -144,19 +149,8 @@ class Pipeline:
         reason = f"handler failed {delivery.attempt} deliveries x {1 + self._retry.immediate} runs"
         return await self._dead_letter(delivery, reason, last_error, spec)
 
-    async def _run_handler(self, spec: HandlerSpec, value: object, delivery: Delivery) -> Outcome:
-        message = delivery.message
-        with (
-            message_context(message),
-            handler_span(self.service, message),
-            time_handler(self.service, message),
-        ):
-            return await self._run_in_transaction(spec, value, delivery)
-
-    async def _run_in_transaction(
-        self, spec: HandlerSpec, value: object, delivery: Delivery
-    ) -> Outcome:
-        message = delivery.message
+    async def _run_in_transaction(self, run: Run) -> Outcome:
+        message, delivery, spec = run.message, run.delivery, run.spec
         async with self._locked(), self._sessions() as session:
             async with session.begin():
                 if not await inbox.claim(session, self.group, message.id):
@@ -170,7 +164,7 @@ class Pipeline:
                     attempt=delivery.attempt,
                     default_reply_to=self._reply_to,
                 )
-                await spec.func(value, ctx)
+                await spec.func(run.value, ctx)
                 if ctx.outgoing:
                     await self._write_outbox(session, ctx.outgoing)
         if ctx.outgoing and self._on_commit is not None:

@@ -55,6 +55,10 @@ from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
 from servicewire.pipeline.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.middleware import Middleware
+from servicewire.pipeline.middleware.logging import log_context
+from servicewire.pipeline.middleware.metrics import handler_timing
+from servicewire.pipeline.middleware.tracing import handler_tracing
 from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.pipeline.unit_of_work import Pipeline
@@ -82,6 +86,9 @@ log = logging.getLogger("servicewire.service.service")
 
 F = TypeVar("F", bound=HandlerFunc)
 
+TELEMETRY: tuple[Middleware, ...] = (log_context, handler_tracing, handler_timing)
+"""Around every handler run, outermost first: the span and the timing see log context."""
+
 
 class Service:
     """One microservice: its handlers, database, transport, relay and consumers."""
@@ -106,6 +113,7 @@ class Service:
         tables: Sequence[MetaData] = (),
         journal: Journal | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
+        middleware: Sequence[Middleware] = (),
         signer: Signer | None = None,
         verifier: Verifier | None = None,
         require_signatures: bool = False,
@@ -140,6 +148,7 @@ class Service:
         # Told of every settled delivery (benchmarks measure latency with it); a handler
         # that must act only once its work is committed uses ctx.after_commit instead.
         self._on_outcome_hook = on_outcome
+        self._middleware = (*TELEMETRY, *middleware)
         self._declared_sends: list[type[Contract]] = []
         self._app_tables = list(tables)
         self.journal = journal
@@ -257,6 +266,7 @@ class Service:
                 on_commit=self._committed,
                 on_outcome=self._record,
                 authenticity=self.authenticity,
+                middleware=self._middleware,
             )
             self.pipelines[(channel, group)] = pipeline
             if not self._subscribe:
