@@ -15,7 +15,6 @@ Service's events, to price orders and to refuse unknown restaurants up front::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +37,10 @@ from ftgo.restaurant.api import (
     ValidateOrderDetails,
 )
 from ftgo.values import Address, LineItem, MenuItem
-from servicewire import Context, Message, Service, new_id
-from servicewire.pipeline import HandlerSpec, Outcome
+from servicewire import Context, Service, new_id
 from servicewire.transports import Transport
 
 NAME = "order-service"
-
-OutcomeHook = Callable[[Message, Outcome, HandlerSpec | None], None]
-"""What ``Service(on_outcome=...)`` calls once a delivery is finished (and committed)."""
 
 metadata = MetaData()
 orders = Table(
@@ -352,21 +347,7 @@ def create_order_service(
 ) -> tuple[Service, Orders]:
     """The Order Service with its handlers registered (not yet started), and its operations."""
     watch = OrderWatch()
-    user_hook: OutcomeHook | None = options.pop("on_outcome", None)
-
-    # Watchers are told from the service's outcome hook, not from the reply handlers:
-    # a handler runs inside the delivery's transaction, and a watcher told then could
-    # read the order before the change is committed. The hook runs after the commit.
-    def on_outcome(message: Message, outcome: Outcome, spec: HandlerSpec | None) -> None:
-        # Replies are keyed by order id: a handled one may have changed the order.
-        if outcome is Outcome.HANDLED and message.kind == "reply" and message.partition_key:
-            watch.changed(message.partition_key)
-        if user_hook is not None:
-            user_hook(message, outcome, spec)
-
-    service = Service(
-        NAME, db=db, transport=transport, tables=[metadata], on_outcome=on_outcome, **options
-    )
+    service = Service(NAME, db=db, transport=transport, tables=[metadata], **options)
     service.sends(
         ValidateConsumerInfo,
         ValidateOrderDetails,
@@ -377,12 +358,18 @@ def create_order_service(
     )
     operations = Orders(service, watch, validator)
 
+    def notify_after_commit(ctx: Context, order_id: str) -> None:
+        # Not now: a reply handler runs inside the delivery's transaction, and a watcher
+        # told now could read the order before the change is committed (or rolled back).
+        ctx.after_commit(lambda: watch.changed(order_id))
+
     async def reject(ctx: Context, order_id: str, reason: str) -> None:
         row = await _load(ctx.session, order_id, lock=True)
         if row is None or row["state"] != OrderState.PENDING:
             return  # already decided (or cancelled): a later reply changes nothing
         await _set_state(ctx, order_id, OrderState.REJECTED, reason)
         await ctx.publish(OrderRejected(order_id=order_id, reason=reason))
+        notify_after_commit(ctx, order_id)
 
     async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
         row = await _load(ctx.session, order_id, lock=True)
@@ -396,6 +383,7 @@ def create_order_service(
             await ctx.session.execute(
                 orders.update().where(orders.c.order_id == order_id).values(**flags)
             )
+        notify_after_commit(ctx, order_id)
 
     @service.on_reply(ConsumerValidated)
     async def consumer_validated(reply: ConsumerValidated, ctx: Context) -> None:

@@ -4,7 +4,9 @@ The unit of work (:mod:`~.unit_of_work`) runs one delivery inside one database
 transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry policy
 (:mod:`~.retry`) and dead-lettering (:mod:`~.deadletter`, read back and replayed by
 :mod:`~.deadletter_replay`). Handlers are registered in :mod:`~.handlers` and receive a
-:class:`~.context.Context`::
+:class:`~.context.Context` (whose ``after_commit`` callbacks run once the transaction
+has committed). Middleware (:mod:`~.middleware`) wraps each handler run in one concern
+each: log context, tracing, metrics::
 
     from servicewire.pipeline import Context, RetryPolicy
 
@@ -14,8 +16,10 @@ transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry 
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import dead_letter_message, replay_message
 from servicewire.pipeline.handlers import HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.middleware import Middleware, Run, Step, chain
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import NO_RETRY, RetryPolicy
-from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+from servicewire.pipeline.unit_of_work import Pipeline
 
 __all__ = [
     "NO_RETRY",
@@ -23,9 +27,13 @@ __all__ = [
     "HandlerKind",
     "HandlerRegistry",
     "HandlerSpec",
+    "Middleware",
     "Outcome",
     "Pipeline",
     "RetryPolicy",
+    "Run",
+    "Step",
+    "chain",
     "dead_letter_message",
     "replay_message",
 ]

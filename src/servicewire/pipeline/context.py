@@ -24,6 +24,7 @@ from servicewire.codecs.serialization import to_message
 from servicewire.messaging import headers as h
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.message import Headers, Message
+from servicewire.pipeline.after_commit import AfterCommit
 from servicewire.telemetry.tracing import current_trace_headers
 
 # Headers an outgoing message inherits from the one being handled: the conversation
@@ -36,6 +37,7 @@ class Context:
 
     __slots__ = (
         "_codec",
+        "_committed_callbacks",
         "_default_reply_to",
         "_source",
         "attempt",
@@ -65,11 +67,29 @@ class Context:
         self._source = source
         self._codec = codec
         self._default_reply_to = default_reply_to
+        self._committed_callbacks: list[AfterCommit] = []
 
     @property
     def headers(self) -> Headers:
         """Headers of the message being handled (empty outside a handler)."""
         return self.message.headers if self.message is not None else Headers()
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run ``callback`` (sync or async, no arguments) once this transaction commits.
+
+        Never on rollback, never for a run that failed and is retried: each run has its
+        own context. Callbacks run in registration order; one that raises is logged and
+        does not undo or retry the delivery. For telling the world what is now true::
+
+            await _set_state(ctx, order_id, OrderState.REJECTED)
+            ctx.after_commit(lambda: watch.changed(order_id))
+        """
+        self._committed_callbacks.append(callback)
+
+    @property
+    def committed_callbacks(self) -> list[AfterCommit]:
+        """What :meth:`after_commit` registered, in order (run by whoever commits)."""
+        return list(self._committed_callbacks)
 
     def _derive(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         inherited: dict[str, str] = {}

@@ -2,7 +2,11 @@
 
     receive -> decode (fails: dead-letter at once, with the reason)
             -> open transaction -> inbox check (duplicate: ack and skip)
-            -> handler (its sends and replies collected) -> outbox insert -> commit -> ack
+            -> handler (its sends and replies collected) -> outbox insert -> commit
+            -> after-commit callbacks (Context.after_commit) -> ack
+
+Each handler run passes through the middleware the pipeline is given (tracing, metrics,
+log context: :mod:`~.middleware`) before it reaches the transactional unit.
 
 A handler error rolls the whole transaction back (its business rows, its outgoing
 messages and its inbox row), then the message is re-run a few times at once, then
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -34,32 +37,20 @@ from servicewire.errors import (
 )
 from servicewire.messaging.message import Message
 from servicewire.pipeline import inbox
+from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher, dead_letter_message
 from servicewire.pipeline.handlers import HandlerRegistry, HandlerSpec
+from servicewire.pipeline.middleware.base import Middleware, Run, chain
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
-from servicewire.telemetry.logs import message_context
-from servicewire.telemetry.metrics import time_handler
-from servicewire.telemetry.tracing import handler_span
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
 
 OutboxWriter = Callable[[AsyncSession, Sequence[Message]], Awaitable[None]]
-
-
-class Outcome(enum.StrEnum):
-    """What became of one delivery."""
-
-    HANDLED = "handled"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead-lettered"
-    DROPPED = "dropped"
-    """Could not even be dead-lettered (a dead letter no transport setting accepts)."""
 
 
 class Pipeline:
@@ -83,6 +74,7 @@ class Pipeline:
         on_commit: Callable[[list[Message]], None] | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
         authenticity: MessageAuthenticity | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.service = service
         self.channel = channel
@@ -100,6 +92,8 @@ class Pipeline:
         self._on_outcome = on_outcome
         self._ignore_unknown = handlers.ignores_unknown(channel, group)
         self._authenticity = authenticity
+        # Each handler run goes through the middleware (first outermost) to the unit.
+        self._handle = chain(middleware, self._run_in_transaction)
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and settle it (ack, nack or dead-letter). Never raises."""
@@ -127,9 +121,10 @@ class Pipeline:
             return await self._dead_letter(delivery, f"undecodable: {exc}", exc, spec)
 
         last_error: BaseException | None = None
-        for _run in range(1 + self._retry.immediate):
+        run = Run(self.service, self.channel, self.group, spec, value, delivery)
+        for _attempt in range(1 + self._retry.immediate):
             try:
-                outcome = await self._run_handler(spec, value, delivery)
+                outcome = await self._handle(run)
             except PermanentError as exc:
                 return await self._dead_letter(delivery, f"handler refused: {exc}", exc, spec)
             except Exception as exc:  # a handler's failure is data here, not a crash
@@ -156,19 +151,8 @@ class Pipeline:
         reason = f"handler failed {delivery.attempt} deliveries x {1 + self._retry.immediate} runs"
         return await self._dead_letter(delivery, reason, last_error, spec)
 
-    async def _run_handler(self, spec: HandlerSpec, value: object, delivery: Delivery) -> Outcome:
-        message = delivery.message
-        with (
-            message_context(message),
-            handler_span(self.service, message),
-            time_handler(self.service, message),
-        ):
-            return await self._run_in_transaction(spec, value, delivery)
-
-    async def _run_in_transaction(
-        self, spec: HandlerSpec, value: object, delivery: Delivery
-    ) -> Outcome:
-        message = delivery.message
+    async def _run_in_transaction(self, run: Run) -> Outcome:
+        message, delivery, spec = run.message, run.delivery, run.spec
         async with self._locked(), self._sessions() as session:
             async with session.begin():
                 if not await inbox.claim(session, self.group, message.id):
@@ -182,11 +166,13 @@ class Pipeline:
                     attempt=delivery.attempt,
                     default_reply_to=self._reply_to,
                 )
-                await spec.func(value, ctx)
+                await spec.func(run.value, ctx)
                 if ctx.outgoing:
                     await self._write_outbox(session, ctx.outgoing)
         if ctx.outgoing and self._on_commit is not None:
             self._on_commit(ctx.outgoing)
+        # Committed, and out of the write lock: a callback may start a transaction.
+        await run_after_commit(ctx.committed_callbacks)
         return Outcome.HANDLED
 
     @contextlib.asynccontextmanager
@@ -250,3 +236,7 @@ class Pipeline:
         if self._on_outcome is not None:
             self._on_outcome(message, outcome, spec)
         return outcome
+
+
+# Outcome lived here before it had a module of its own; code importing it from here works.
+__all__ = ["OutboxWriter", "Outcome", "Pipeline"]

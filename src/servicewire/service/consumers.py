@@ -22,7 +22,8 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.pipeline import inbox
-from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+from servicewire.pipeline.outcome import Outcome
+from servicewire.pipeline.unit_of_work import Pipeline
 from servicewire.transports import Subscription, Transport
 
 # The name the service module logged under before this code moved here.

@@ -51,11 +51,17 @@ from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
 from servicewire.pipeline import inbox
+from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
 from servicewire.pipeline.handlers import HandlerFunc, HandlerKind, HandlerRegistry, HandlerSpec
+from servicewire.pipeline.middleware import Middleware
+from servicewire.pipeline.middleware.logging import log_context
+from servicewire.pipeline.middleware.metrics import handler_timing
+from servicewire.pipeline.middleware.tracing import handler_tracing
+from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
-from servicewire.pipeline.unit_of_work import Outcome, Pipeline
+from servicewire.pipeline.unit_of_work import Pipeline
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import Signer, Verifier
 from servicewire.service.consumers import Consumers, clean_inbox_forever
@@ -81,6 +87,9 @@ log = logging.getLogger("servicewire.service.service")
 
 F = TypeVar("F", bound=HandlerFunc)
 
+TELEMETRY: tuple[Middleware, ...] = (log_context, handler_tracing, handler_timing)
+"""Around every handler run, outermost first: the span and the timing see log context."""
+
 
 class Service:
     """One microservice: its handlers, database, transport, relay and consumers."""
@@ -105,6 +114,7 @@ class Service:
         tables: Sequence[MetaData] = (),
         journal: Journal | None = None,
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
+        middleware: Sequence[Middleware] = (),
         signer: Signer | None = None,
         verifier: Verifier | None = None,
         require_signatures: bool = False,
@@ -136,7 +146,10 @@ class Service:
         self._relay_poll_interval = relay_poll_interval
         self._create_tables = create_tables
         self._cleanup_every = inbox_cleanup_every
+        # Told of every settled delivery (benchmarks measure latency with it); a handler
+        # that must act only once its work is committed uses ctx.after_commit instead.
         self._on_outcome_hook = on_outcome
+        self._middleware = (*TELEMETRY, *middleware)
         self._declared_sends: list[type[Contract]] = []
         self._app_tables = list(tables)
         self.journal = journal
@@ -254,6 +267,7 @@ class Service:
                 on_commit=self._committed,
                 on_outcome=self._record,
                 authenticity=self.authenticity,
+                middleware=self._middleware,
             )
             self.pipelines[(channel, group)] = pipeline
             if not self._subscribe:
@@ -390,6 +404,7 @@ class Service:
         async with service.transaction() as ctx:
             ctx.session.add(order)
             await ctx.send(ValidateConsumer(...))
+            ctx.after_commit(lambda: print("committed"))  # runs after the block commits
         """
         self._require_started()
         assert self._sessions is not None
@@ -407,6 +422,7 @@ class Service:
                     await outbox_writer(self.authenticity, self.name)(session, ctx.outgoing)
         if ctx.outgoing:
             self._committed(ctx.outgoing)
+        await run_after_commit(ctx.committed_callbacks)
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""

@@ -34,7 +34,7 @@ from servicewire.messaging import headers
 from servicewire.messaging.contracts import Contract
 from servicewire.messaging.message import Message
 from servicewire.pipeline.deadletter import DLQ_GROUP
-from servicewire.pipeline.unit_of_work import Outcome
+from servicewire.pipeline.outcome import Outcome
 from servicewire.service.service import Service
 from servicewire.transports.base import Delivery
 
