@@ -15,7 +15,11 @@ Mechanics:
   names in the log), checked at start.
 * One owner per binlog stream: the relay holds ``GET_LOCK('servicewire:<db>:<name>')`` on
   a connection of its own. The server frees the lock when that connection dies, and a
-  standby relay (retrying every ``takeover_interval`` seconds) takes over.
+  standby relay (retrying every ``takeover_interval`` seconds) takes over. So the owner
+  asks, on that connection, whether it still holds the lock before each publish, and
+  deletes and checkpoints on that same connection in a transaction that asks again: a
+  relay whose lock connection died stops at once (it raises :class:`LockLostError`,
+  drops ownership and stands by) instead of publishing beside the new owner.
 * It streams from the checkpoint. On its very first start (no checkpoint) it takes the
   current end of the binlog, publishes the rows already in the table, and only then
   stores that position.
@@ -52,6 +56,10 @@ Position = tuple[str, int]
 
 class StreamStalledError(Exception):
     """The binlog stream delivered nothing, not even a heartbeat, for too long."""
+
+
+class LockLostError(Exception):
+    """The relay's ``GET_LOCK`` is no longer held by its lock connection (or that died)."""
 
 
 def parse_position(text_value: str) -> Position:
@@ -194,6 +202,8 @@ class MysqlBinlogRelay(Relay):
         self.idle_checkpoint_interval = idle_checkpoint_interval
         self.position: Position | None = None
         self.reconnects = 0
+        self._lock_conn: AsyncConnection | None = None
+        """The connection that holds the lock; deletes and checkpoints run on it."""
 
     # Setup -------------------------------------------------------------------------------
 
@@ -219,6 +229,24 @@ class MysqlBinlogRelay(Relay):
                 "the mysql-binlog relay needs log_bin=ON, binlog_format=ROW and "
                 f"binlog_row_metadata=FULL (server has {row[0]}, {row[1]}, {row[2]})"
             )
+
+    async def _check_lock(self, conn: AsyncConnection) -> None:
+        """Raise :class:`LockLostError` unless ``conn``'s session holds the lock.
+
+        Run on the lock connection itself: if it died, the query fails too.
+        """
+        held = (
+            await conn.execute(
+                text("SELECT IS_USED_LOCK(:n) = CONNECTION_ID()"), {"n": self.lock_name}
+            )
+        ).scalar()
+        if held != 1:
+            raise LockLostError(f"{self.lock_name} is no longer held by this relay")
+
+    def _owned(self) -> AsyncConnection:
+        if self._lock_conn is None:
+            raise LockLostError(f"{self.lock_name} is not held by this relay")
+        return self._lock_conn
 
     async def current_position(self, conn: AsyncConnection) -> Position:
         row = (await conn.execute(text("SHOW MASTER STATUS"))).first()
@@ -246,7 +274,9 @@ class MysqlBinlogRelay(Relay):
         await self._sweep()
         if self._stopping.is_set():
             return position  # swept only part: do not checkpoint, sweep again next start
-        async with self.engine.connect() as conn:
+        conn = self._owned()
+        async with conn.begin():
+            await self._check_lock(conn)
             await conn.execute(
                 mysql_insert(relay_checkpoint)
                 .values(
@@ -257,7 +287,6 @@ class MysqlBinlogRelay(Relay):
                 )
                 .prefix_with("IGNORE")
             )
-            await conn.commit()
         return position
 
     # The loop ------------------------------------------------------------------------------
@@ -273,6 +302,7 @@ class MysqlBinlogRelay(Relay):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
                 return
+            self._lock_conn = lock_conn
             try:
                 async with self.engine.connect() as conn:
                     stored = await self._stored_position(conn)
@@ -280,6 +310,7 @@ class MysqlBinlogRelay(Relay):
                 await self._stream(self.position)
             finally:
                 self.active = False
+                self._lock_conn = None
                 with contextlib.suppress(Exception):
                     await lock_conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.lock_name})
                     await lock_conn.commit()
@@ -339,13 +370,21 @@ class MysqlBinlogRelay(Relay):
             await reader.close()
 
     async def _publish(self, rows: list[OutboxRow], position: Position) -> None:
+        conn = self._owned()
+        # The server frees the lock the moment the lock connection dies; a standby may
+        # already stream the same rows. Ask first, so a former owner publishes nothing.
+        await self._check_lock(conn)
+        await conn.commit()
         outcome = await publish_rows(self.transport, rows)
         # The position moves only past a fully published transaction: after a failure
         # the whole transaction comes again (what went out, twice; in key order).
         outcome.raise_failure()
         published, bad = outcome.published, outcome.bad
         now = time.time()
-        async with self.engine.begin() as conn:
+        async with conn.begin():
+            # Fencing: the lock belongs to this very session, so it cannot be lost between
+            # this check and the commit without the commit failing too.
+            await self._check_lock(conn)
             ids = [r.id for r in published]
             if ids:
                 await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
