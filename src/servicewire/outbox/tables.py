@@ -14,7 +14,7 @@ table                              what a row is
                                    published (or published and marked, in ``mark`` cleanup)
 ``servicewire_outbox_dead``        a row a relay could not publish (bad destination, corrupt
                                    headers), moved aside with the reason
-``servicewire_relay_shard``        one row per (polling relay, shard): the lock a batch holds
+``servicewire_relay_shard``        one row per (outbox, shard): the lock a batch holds
                                    (PostgreSQL, MariaDB) or the lease (SQLite), and progress
 ``servicewire_relay_checkpoint``   a log-tailing relay's confirmed position and progress
 =================================  ==========================================================

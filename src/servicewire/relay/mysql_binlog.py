@@ -13,7 +13,8 @@ Mechanics:
 
 * The server must log ``binlog_format=ROW`` with ``binlog_row_metadata=FULL`` (column
   names in the log), checked at start.
-* One owner per binlog stream: the relay holds ``GET_LOCK('servicewire:<db>:<name>')`` on
+* One owner per outbox: the relay holds ``GET_LOCK('servicewire:<db>')`` (whatever its
+  name; the checkpoint row is per outbox too) on
   a connection of its own. The server frees the lock when that connection dies, and a
   standby relay (retrying every ``takeover_interval`` seconds) takes over. So the owner
   asks, on that connection, whether it still holds the lock before each publish, and
@@ -45,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
+from servicewire.relay.ownership import OWNER_KEY, binlog_lock_name
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
 from servicewire.storage.database import DatabaseError
 from servicewire.transports.base import Transport
@@ -209,7 +211,8 @@ class MysqlBinlogRelay(Relay):
 
     @property
     def lock_name(self) -> str:
-        return f"servicewire:{self.engine.url.database}:{self.name}"[:64]
+        # Per database, not per relay name: differently named relays must share it.
+        return binlog_lock_name(self.engine.url.database)
 
     def _settings(self) -> dict[str, Any]:
         url = self.engine.url
@@ -257,7 +260,7 @@ class MysqlBinlogRelay(Relay):
     async def _stored_position(self, conn: AsyncConnection) -> Position | None:
         stored = (
             await conn.execute(
-                select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+                select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == OWNER_KEY)
             )
         ).scalar()
         return parse_position(stored) if stored else None
@@ -280,7 +283,7 @@ class MysqlBinlogRelay(Relay):
             await conn.execute(
                 mysql_insert(relay_checkpoint)
                 .values(
-                    relay=self.name,
+                    relay=OWNER_KEY,
                     position=f"{position[0]}:{position[1]}",
                     published=0,
                     updated_at=time.time(),
@@ -394,7 +397,7 @@ class MysqlBinlogRelay(Relay):
                 values["last_published_at"] = now
                 values["published"] = relay_checkpoint.c.published + len(published)
             await conn.execute(
-                update(relay_checkpoint).where(relay_checkpoint.c.relay == self.name).values(values)
+                update(relay_checkpoint).where(relay_checkpoint.c.relay == OWNER_KEY).values(values)
             )
         self.position = position
         self._count(len(published), len(bad))
@@ -418,7 +421,7 @@ class MysqlBinlogRelay(Relay):
             current = await self.current_position(conn)
             stored = (
                 await conn.execute(
-                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == OWNER_KEY)
                 )
             ).scalar()
         if not stored:

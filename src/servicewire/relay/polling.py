@@ -16,6 +16,11 @@ SQLite has no row locks: one relay holds a lease row (renewed every batch, expir
 after ``lease_ttl`` seconds) and only the holder publishes; the lease is checked again
 in the delete transaction.
 
+Shard and lease rows belong to the outbox (:data:`~.ownership.OWNER_KEY`), not to a
+relay name: relays named differently on one database share them, so each shard (or the
+SQLite outbox) still has one publisher at a time. The name is a label in logs and in the
+lease holder.
+
 Rows are found by what is *there*, never by an ``id > last_seen`` cursor: ids are
 assigned at insert and transactions commit out of id order, so a cursor skips the row
 of a slow transaction forever. Crashing between publish and delete publishes the batch
@@ -44,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
+from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
 from servicewire.storage.database import dialect_of, plain_url
 from servicewire.transports.base import Transport
@@ -54,9 +60,9 @@ LEASE_SHARD = -1
 """The ``servicewire_relay_shard`` row that is the SQLite lease."""
 
 
-def relay_owner_id() -> str:
-    """Who holds a lease: host, process and a random suffix (unique per relay object)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+def relay_owner_id(name: str) -> str:
+    """Who holds a lease: relay name (a label), host, process and a random suffix."""
+    return f"{name}@{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"[:200]
 
 
 class PollingRelay(Relay):
@@ -94,7 +100,7 @@ class PollingRelay(Relay):
         self.listen = listen
         self.lease_ttl = lease_ttl
         self.concurrency = concurrency
-        self.owner = relay_owner_id()
+        self.owner = relay_owner_id(name)
         self.dialect = dialect_of(engine)
         self._lease_until = 0.0
         self._next_cleanup = 0.0
@@ -177,7 +183,7 @@ class PollingRelay(Relay):
         stmt = (
             select(relay_shard.c.shard)
             .where(
-                relay_shard.c.relay == self.name,
+                relay_shard.c.relay == OWNER_KEY,
                 relay_shard.c.shard >= 0,
                 relay_shard.c.shard < self.shards,
             )
@@ -231,7 +237,7 @@ class PollingRelay(Relay):
         # One statement for every shard of the batch (a round trip per shard is slow).
         await conn.execute(
             update(relay_shard)
-            .where(relay_shard.c.relay == self.name, relay_shard.c.shard.in_(list(per_shard)))
+            .where(relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard.in_(list(per_shard)))
             .values(
                 last_published_at=now,
                 published=relay_shard.c.published
@@ -242,7 +248,8 @@ class PollingRelay(Relay):
     # SQLite: one leaseholder ------------------------------------------------------------
 
     def _lease_row(self) -> tuple[Any, Any]:
-        return (relay_shard.c.relay == self.name, relay_shard.c.shard == LEASE_SHARD)
+        # Keyed by the outbox, not the relay name: differently named relays share it.
+        return (relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard == LEASE_SHARD)
 
     async def _take_lease(self, conn: AsyncConnection) -> bool:
         now = time.time()
@@ -302,7 +309,7 @@ class PollingRelay(Relay):
 
     async def _ensure_shard_rows(self) -> None:
         wanted = [LEASE_SHARD] if self.dialect == "sqlite" else list(range(self.shards))
-        values = [{"relay": self.name, "shard": s, "published": 0} for s in wanted]
+        values = [{"relay": OWNER_KEY, "shard": s, "published": 0} for s in wanted]
         async with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(pg_insert(relay_shard).values(values).on_conflict_do_nothing())

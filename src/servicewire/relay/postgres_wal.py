@@ -5,7 +5,7 @@ The relay reads the outbox's inserts from a logical replication slot with the bu
 do not speak the replication protocol). Changes arrive in commit order, whole
 transactions at a time, so there is no commit-order gap to worry about::
 
-    relay = PostgresWalRelay(engine, transport, name="orders")   # slot servicewire_orders
+    relay = PostgresWalRelay(engine, transport, name="orders")   # slot servicewire_<db>
     await relay.start()
 
 Guarantees and mechanics:
@@ -17,8 +17,10 @@ Guarantees and mechanics:
   once). When no outbox rows arrive, the position follows the server's keepalives, so
   an idle relay does not pin WAL.
 * The slot is its own lock: PostgreSQL lets one connection stream a slot at a time.
-  Other relays with the same name retry every ``takeover_interval`` seconds and take
-  over as soon as the owner's connection is gone.
+  The slot is named after the database (:func:`~.ownership.wal_slot_name`), not the
+  relay, so every relay of the database, whatever its name, competes for it: the others
+  retry every ``takeover_interval`` seconds and take over as soon as the owner's
+  connection is gone. Its checkpoint row is keyed by the slot name.
 * The first time it streams a slot it publishes the rows already in the table (written
   before the slot existed) and deletes them, even with ``delete_published=False``;
   afterwards the slot replays whatever was not confirmed.
@@ -44,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
+from servicewire.relay.ownership import wal_slot_name
 from servicewire.relay.pgoutput import (
     Begin,
     Commit,
@@ -101,7 +104,9 @@ class PostgresWalRelay(Relay):
         super().__init__(
             engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
         )
-        self.replication = ReplicationSlot(engine, slot or slot_name_for(name), publication)
+        self.replication = ReplicationSlot(
+            engine, slot or wal_slot_name(engine.url.database), publication
+        )
         """The slot this relay streams, and its publication."""
         self.slot = self.replication.slot
         self.publication = self.replication.publication
@@ -124,7 +129,7 @@ class PostgresWalRelay(Relay):
         async with self.engine.begin() as conn:
             await conn.execute(
                 pg_insert(relay_checkpoint)
-                .values(relay=self.name, published=0, updated_at=time.time())
+                .values(relay=self.slot, published=0, updated_at=time.time())
                 .on_conflict_do_nothing()
             )
 
@@ -260,7 +265,7 @@ class PostgresWalRelay(Relay):
                     values["published"] = relay_checkpoint.c.published + self._unrecorded
                 await conn.execute(
                     update(relay_checkpoint)
-                    .where(relay_checkpoint.c.relay == self.name)
+                    .where(relay_checkpoint.c.relay == self.slot)
                     .values(values)
                 )
             self._unrecorded = 0
@@ -273,7 +278,7 @@ class PostgresWalRelay(Relay):
         async with self.engine.connect() as conn:
             position = (
                 await conn.execute(
-                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.name)
+                    select(relay_checkpoint.c.position).where(relay_checkpoint.c.relay == self.slot)
                 )
             ).scalar()
         return position is None
@@ -306,7 +311,7 @@ class PostgresWalRelay(Relay):
             async with self.engine.begin() as conn:
                 await conn.execute(
                     update(relay_checkpoint)
-                    .where(relay_checkpoint.c.relay == self.name)
+                    .where(relay_checkpoint.c.relay == self.slot)
                     .values(position=int_to_lsn(self.flushed_lsn), updated_at=time.time())
                 )
 
