@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from servicewire import Command, Context, Service, SuccessReply
+from servicewire import Command, Context, Service, ServiceOptions, SuccessReply
 from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.outbox.writer import write_messages
@@ -89,9 +90,9 @@ def build_service(
         "bench",
         db=db,
         transport=transport,
-        tables=[bench_tables],
-        on_outcome=on_outcome,
-        relay_poll_interval=0.01,
+        options=ServiceOptions(
+            tables=[bench_tables], on_outcome=on_outcome, relay_poll_interval=0.01
+        ),
     )
 
     @service.handles(MakeTicket, channel=channel)
@@ -228,7 +229,7 @@ async def overhead(db: str | AsyncEngine, n: int, profile: bool = True) -> Overh
     result = Overhead()
     channel = f"bench-{uuid.uuid4().hex[:8]}"
     service = build_service(db, f"memory://{uuid.uuid4().hex}", channel, None)
-    service._relay_enabled = False
+    service.options = replace(service.options, relay=False)
     service._subscribe = False
     await service.start()
     pipeline = next(iter(service.pipelines.values()))

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 
-from servicewire import Context, Event, Service
+from servicewire import Context, Event, Service, ServiceOptions
 
 
 class AccountEvent(
@@ -31,7 +31,9 @@ async def main() -> dict[str, object]:
     audit_count = 0
 
     def statements(instance: str) -> Service:
-        service = Service("statements", transport=broker, instance_id=instance)
+        service = Service(
+            "statements", transport=broker, options=ServiceOptions(instance_id=instance)
+        )
 
         @service.subscribes(AccountEvent)
         async def on_event(evt: AccountEvent, ctx: Context) -> None:

@@ -2,13 +2,14 @@
 
 The names a service author needs, from one place::
 
-    from servicewire import Command, Context, Service, SuccessReply
+    from servicewire import Command, Context, RetryPolicy, Service, ServiceOptions, SuccessReply
 
     class ValidateConsumerInfo(Command, name="ftgo.consumer.ValidateConsumerInfo",
                                version="1.0.0", channel="ftgo.consumer.commands"):
         consumer_id: str
 
     consumers = Service("consumer-service", db="sqlite:///consumers.db", transport="memory://")
+    tuned = Service("kitchen", options=ServiceOptions(concurrency=8, retry=RetryPolicy(delayed=5)))
 
 Everything else lives in its room and is imported from there: messages and channels in
 :mod:`servicewire.messaging`, formats in :mod:`servicewire.codecs`, brokers in
@@ -49,7 +50,7 @@ from servicewire.outbox import write_messages
 from servicewire.pipeline import Context, RetryPolicy
 from servicewire.relay import create_relay
 from servicewire.security import TLSConfig
-from servicewire.service import Service
+from servicewire.service import Service, ServiceOptions
 from servicewire.transports import Transport, connect_transport
 
 __version__ = "0.1.0"
@@ -72,6 +73,7 @@ __all__ = [
     "RequestTimeoutError",
     "RetryPolicy",
     "Service",
+    "ServiceOptions",
     "ServicewireError",
     "SuccessReply",
     "TLSConfig",

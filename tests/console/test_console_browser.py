@@ -24,7 +24,7 @@ from ftgo.app.web import HttpServer
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import create_order_service
 from ftgo.restaurant.service import create_restaurant_service
-from servicewire import Message
+from servicewire import Message, ServiceOptions
 from servicewire.console import ConsoleState, create_console_app
 from servicewire.telemetry import BufferedJournal, sql_journal
 from servicewire.transports import connect_transport
@@ -82,13 +82,17 @@ async def ftgo(tmp_path: Path) -> AsyncIterator[Running]:
     urls = {n: f"sqlite:///{tmp_path / n}.db" for n in ("order", "consumer", "restaurant")}
     journals: list[BufferedJournal] = [sql_journal(url) for url in urls.values()]
     transport = f"memory://{uuid.uuid4().hex}"
-    order, orders = create_order_service(urls["order"], transport, journal=journals[0])
+    order, orders = create_order_service(
+        urls["order"], transport, options=ServiceOptions(journal=journals[0])
+    )
     system = FtgoSystem(
         order_service=order,
         orders=orders,
-        consumer_service=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
+        consumer_service=create_consumer_service(
+            urls["consumer"], transport, options=ServiceOptions(journal=journals[1])
+        ),
         restaurant_service=create_restaurant_service(
-            urls["restaurant"], transport, journal=journals[2]
+            urls["restaurant"], transport, options=ServiceOptions(journal=journals[2])
         ),
     )
     async with system:

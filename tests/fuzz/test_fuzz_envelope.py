@@ -14,7 +14,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs.serialization import to_message
 from servicewire.errors import DecodeError, EncodeError, ServicewireError
 from servicewire.messaging import headers as h
@@ -121,7 +121,7 @@ def hostile_deliveries(draw: st.DrawFn) -> Message:
 
 
 def test_pipeline_never_loses_or_half_applies_hostile_messages() -> None:
-    service = Service("fuzz-kitchen", retry=NO_RETRY)
+    service = Service("fuzz-kitchen", options=ServiceOptions(retry=NO_RETRY))
 
     @service.handles(CreateTicket)
     async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:

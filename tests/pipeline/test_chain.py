@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.pipeline.middleware import Middleware, Run, Step, chain
 from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
@@ -43,8 +43,10 @@ async def test_a_service_wraps_every_handler_run_in_its_middleware() -> None:
     seen: list[str] = []
     service = Service(
         "kitchen",
-        retry=RetryPolicy(immediate=1, delayed=1, backoff=0.01),
-        middleware=[tagging("mw", seen)],
+        options=ServiceOptions(
+            retry=RetryPolicy(immediate=1, delayed=1, backoff=0.01),
+            middleware=[tagging("mw", seen)],
+        ),
     )
 
     @service.handles(CreateTicket)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs.serialization import to_message
 from servicewire.codecs.xml import XmlCodec
 from servicewire.errors import DecodeError, InvalidNameError, MessageTooLargeError
@@ -152,7 +152,7 @@ def test_xml_entities_are_refused(payload: bytes) -> None:
 async def test_hostile_strings_are_stored_verbatim_through_bound_parameters() -> None:
     """Quotes, SQL and NULs in payloads and headers reach the outbox byte for byte."""
     nasty = "o'); DROP TABLE servicewire_outbox; -- \\ \" ` ${x} %s %(x)s"
-    service = Service("kitchen", retry=NO_RETRY)
+    service = Service("kitchen", options=ServiceOptions(retry=NO_RETRY))
 
     @service.handles(CreateTicket)
     async def create(cmd: CreateTicket, ctx: Context) -> None:

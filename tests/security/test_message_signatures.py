@@ -12,13 +12,14 @@ import os
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs.serialization import to_message
 from servicewire.messaging import headers
 from servicewire.messaging.message import Message
 from servicewire.pipeline.retry import NO_RETRY
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.security.signing import SIGNATURE, Ed25519KeyRing, KeyRing
+from servicewire.service import Signatures
 from servicewire.testing import ServiceHarness
 from tests.service.contracts import CreateTicket, TicketEvent
 
@@ -26,8 +27,9 @@ RING = KeyRing({"k2": os.urandom(32), "k1": os.urandom(32)}, active="k2")
 OTHER = KeyRing({"k9": os.urandom(32)})
 
 
-def kitchen(**security: object) -> tuple[Service, list[str]]:
-    service = Service("kitchen", retry=NO_RETRY, **security)  # type: ignore[arg-type]
+def kitchen(signatures: Signatures, transport: str = "memory://") -> tuple[Service, list[str]]:
+    options = ServiceOptions(retry=NO_RETRY, signatures=signatures)
+    service = Service("kitchen", transport=transport, options=options)
     seen: list[str] = []
 
     @service.handles(CreateTicket)
@@ -43,7 +45,7 @@ def command(order_id: str) -> Message:
 
 
 async def test_signed_is_handled_and_replay_is_a_duplicate() -> None:
-    service, seen = kitchen(verifier=RING, require_signatures=True)
+    service, seen = kitchen(Signatures(verifier=RING, required=True))
     async with ServiceHarness(service) as harness:
         signed = RING.sign(command("o-1"))
         assert await harness.deliver(signed) is Outcome.HANDLED
@@ -53,7 +55,7 @@ async def test_signed_is_handled_and_replay_is_a_duplicate() -> None:
 
 
 async def test_unsigned_tampered_and_unknown_key_are_dead_lettered() -> None:
-    service, seen = kitchen(verifier=RING, require_signatures=True)
+    service, seen = kitchen(Signatures(verifier=RING, required=True))
     async with ServiceHarness(service) as harness:
         signed = RING.sign(command("o-2"))
         tampered_payload = Message(
@@ -80,14 +82,14 @@ async def test_unsigned_tampered_and_unknown_key_are_dead_lettered() -> None:
 
 async def test_rotation_old_key_still_verifies() -> None:
     old = KeyRing({"k1": RING._keys["k1"]})
-    service, seen = kitchen(verifier=RING, require_signatures=True)
+    service, seen = kitchen(Signatures(verifier=RING, required=True))
     async with ServiceHarness(service) as harness:
         assert await harness.deliver(old.sign(command("o-7"))) is Outcome.HANDLED
     assert seen == ["o-7"]
 
 
 async def test_optional_signatures_pass_unsigned_but_check_signed() -> None:
-    service, seen = kitchen(verifier=RING)
+    service, seen = kitchen(Signatures(verifier=RING))
     async with ServiceHarness(service) as harness:
         assert await harness.deliver(command("o-8")) is Outcome.HANDLED
         forged = OTHER.sign(command("o-9"))
@@ -96,7 +98,7 @@ async def test_optional_signatures_pass_unsigned_but_check_signed() -> None:
 
 
 async def test_outgoing_messages_are_signed_in_the_outbox() -> None:
-    service, _ = kitchen(signer=RING, verifier=RING, require_signatures=True)
+    service, _ = kitchen(Signatures(signer=RING, verifier=RING, required=True))
     async with ServiceHarness(service) as harness:
         assert await harness.deliver(RING.sign(command("o-10"))) is Outcome.HANDLED
         [event] = await harness.sent()
@@ -114,8 +116,12 @@ async def test_ed25519_end_to_end_over_a_transport() -> None:
     producer_ring = Ed25519KeyRing({"p1": public}, private_key=raw, active="p1")
     consumer_ring = Ed25519KeyRing({"p1": public})
     transport = "memory://sig-e2e"
-    producer = Service("orders", transport=transport, signer=producer_ring)
-    consumer, seen = kitchen(transport=transport, verifier=consumer_ring, require_signatures=True)
+    producer = Service(
+        "orders",
+        transport=transport,
+        options=ServiceOptions(signatures=Signatures(signer=producer_ring)),
+    )
+    consumer, seen = kitchen(Signatures(verifier=consumer_ring, required=True), transport)
     async with consumer, producer:
         await producer.send(CreateTicket(order_id="o-11"))
         for _ in range(500):

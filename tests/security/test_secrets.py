@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from sqlalchemy import text
 
-from servicewire import Service
+from servicewire import Service, ServiceOptions
 from servicewire.resilience import CallRetryPolicy, Resilience
 from servicewire.rest.client import RestClient
 from servicewire.security.identity import TokenIssuer
@@ -112,7 +112,7 @@ async def test_database_bad_password(
     await _leaks(secret, attempt, caplog, capsys)
 
     async def service() -> None:
-        async with Service("leaky", db=url, relay=False):
+        async with Service("leaky", db=url, options=ServiceOptions(relay=False)):
             pass
 
     await _leaks(secret, service, caplog, capsys)

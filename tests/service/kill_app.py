@@ -12,7 +12,7 @@ import random
 
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
-from servicewire import Command, Context, Service
+from servicewire import Command, Context, Service, ServiceOptions
 
 app = MetaData()
 applied = Table(
@@ -32,9 +32,7 @@ def build() -> Service:
         "kill-consumer",
         db=os.environ["SW_DB"],
         transport=os.environ["SW_TRANSPORT"],
-        tables=[app],
-        relay=False,
-        concurrency=8,
+        options=ServiceOptions(tables=[app], relay=False, concurrency=8),
     )
 
     @service.handles(Increment, channel=os.environ.get("SW_CHANNEL", "test-kill"))

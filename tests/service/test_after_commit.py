@@ -7,7 +7,7 @@ import logging
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.pipeline.outcome import Outcome
@@ -44,7 +44,7 @@ async def _tickets(harness: ServiceHarness) -> int:
 
 async def test_callbacks_run_after_the_commit_in_order(db: str) -> None:
     seen: list[tuple[str, int]] = []
-    service = Service("kitchen", retry=NO_RETRY, tables=[app_metadata])
+    service = Service("kitchen", options=ServiceOptions(retry=NO_RETRY, tables=[app_metadata]))
     harness = ServiceHarness(service, db=db)
 
     @service.handles(CreateTicket)
@@ -65,7 +65,7 @@ async def test_callbacks_run_after_the_commit_in_order(db: str) -> None:
 
 async def test_a_handler_that_raises_after_registering_runs_none() -> None:
     ran: list[str] = []
-    service = Service("kitchen", retry=NO_RETRY)
+    service = Service("kitchen", options=ServiceOptions(retry=NO_RETRY))
 
     @service.handles(CreateTicket)
     async def create(cmd: CreateTicket, ctx: Context) -> None:
@@ -80,7 +80,9 @@ async def test_a_handler_that_raises_after_registering_runs_none() -> None:
 async def test_a_retried_delivery_runs_the_callback_once() -> None:
     ran: list[int] = []
     runs = 0
-    service = Service("kitchen", retry=RetryPolicy(immediate=1, delayed=2, backoff=0.01))
+    service = Service(
+        "kitchen", options=ServiceOptions(retry=RetryPolicy(immediate=1, delayed=2, backoff=0.01))
+    )
 
     @service.handles(CreateTicket)
     async def flaky(cmd: CreateTicket, ctx: Context) -> None:
@@ -105,7 +107,9 @@ async def test_a_failing_callback_is_logged_and_the_message_acked_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ran: list[str] = []
-    service = Service("kitchen", retry=RetryPolicy(immediate=2, delayed=2, backoff=0.01))
+    service = Service(
+        "kitchen", options=ServiceOptions(retry=RetryPolicy(immediate=2, delayed=2, backoff=0.01))
+    )
 
     def broken() -> None:
         raise ValueError("watcher is gone")

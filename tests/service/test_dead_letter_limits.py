@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from servicewire import Context, RetryPolicy, Service
+from servicewire import Context, RetryPolicy, Service, ServiceOptions
 from servicewire.codecs import to_message
 from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
@@ -60,7 +60,9 @@ def near_the_limit(order_id: str) -> Message:
 async def test_an_oversized_dead_letter_is_moved_aside_and_the_key_continues(kind: str) -> None:
     async with transport_url(kind) as url:
         service = Service(
-            "kitchen", transport=url, retry=RetryPolicy(immediate=0, delayed=1, backoff=0.01)
+            "kitchen",
+            transport=url,
+            options=ServiceOptions(retry=RetryPolicy(immediate=0, delayed=1, backoff=0.01)),
         )
         runs: list[bool] = []
 
@@ -102,7 +104,11 @@ async def test_an_oversized_dead_letter_is_moved_aside_and_the_key_continues(kin
 
 async def test_a_dead_letter_whose_headers_are_too_large_keeps_only_the_envelope() -> None:
     async with transport_url("memory") as url:
-        service = Service("kitchen", transport=url, retry=RetryPolicy(immediate=0, delayed=0))
+        service = Service(
+            "kitchen",
+            transport=url,
+            options=ServiceOptions(retry=RetryPolicy(immediate=0, delayed=0)),
+        )
 
         @service.handles(CreateTicket)
         async def cook(cmd: CreateTicket, ctx: Context) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from servicewire import Context, RetryPolicy, Service
+from servicewire import Context, RetryPolicy, Service, ServiceOptions
 from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.pipeline.deadletter_replay import list_dead_letters, replay_dead_letters
@@ -43,8 +43,9 @@ def counting_service(url: str | MemoryTransport, fail_rate: float = 0.0) -> Serv
     service = Service(
         "kitchen",
         transport=url,
-        tables=[app],
-        retry=RetryPolicy(immediate=1, delayed=8, backoff=0.01, factor=1.5),
+        options=ServiceOptions(
+            tables=[app], retry=RetryPolicy(immediate=1, delayed=8, backoff=0.01, factor=1.5)
+        ),
     )
 
     @service.handles(CreateTicket)
@@ -106,7 +107,9 @@ async def test_twenty_percent_of_handler_calls_fail_yet_each_message_applies_onc
 
 async def test_dead_letters_can_be_listed_and_replayed() -> None:
     url = f"memory://{uuid.uuid4().hex}"
-    broken = Service("kitchen", transport=url, retry=RetryPolicy(immediate=0, delayed=0))
+    broken = Service(
+        "kitchen", transport=url, options=ServiceOptions(retry=RetryPolicy(immediate=0, delayed=0))
+    )
     fixed = {"on": False}
 
     @broken.handles(CreateTicket)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from servicewire import Context, Service
+from servicewire import Context, Service, ServiceOptions
 from servicewire.messaging import headers
 from servicewire.messaging.message import Message
 from servicewire.pipeline.inbox import inbox
@@ -23,7 +23,7 @@ tickets = Table(
 
 
 def kitchen(retry: RetryPolicy = NO_RETRY) -> Service:
-    service = Service("kitchen", retry=retry)
+    service = Service("kitchen", options=ServiceOptions(retry=retry))
 
     @service.handles(CreateTicket)
     async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
@@ -98,7 +98,9 @@ async def test_a_duplicate_is_acknowledged_and_skipped(db: str) -> None:
 
 async def test_retries_then_redelivery_then_dead_letter(db: str) -> None:
     calls: list[int] = []
-    service = Service("kitchen", retry=RetryPolicy(immediate=2, delayed=2, backoff=0.01))
+    service = Service(
+        "kitchen", options=ServiceOptions(retry=RetryPolicy(immediate=2, delayed=2, backoff=0.01))
+    )
 
     @service.handles(CreateTicket)
     async def always_fails(cmd: CreateTicket, ctx: Context) -> None:
@@ -122,7 +124,7 @@ async def test_retries_then_redelivery_then_dead_letter(db: str) -> None:
 
 async def test_transient_failure_succeeds_on_an_immediate_rerun(db: str) -> None:
     calls: list[int] = []
-    service = Service("kitchen", retry=RetryPolicy(immediate=2, delayed=0))
+    service = Service("kitchen", options=ServiceOptions(retry=RetryPolicy(immediate=2, delayed=0)))
 
     @service.handles(CreateTicket)
     async def flaky(cmd: CreateTicket, ctx: Context) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import text
 
-from servicewire import Context, RequestNotSentError, Service
+from servicewire import Context, RequestNotSentError, Service, ServiceOptions
 from servicewire.errors import ConnectionFailedError
 from servicewire.messaging.channels import reply_channel
 from servicewire.storage.database import create_engine
@@ -51,7 +51,12 @@ class Backend:
         transport = HiccupTransport(
             transport_from_url(self.transport), hiccup_on=reply_channel("rr-requester", instance)
         )
-        service = Service("rr-requester", db=self.db, transport=transport, instance_id=instance)
+        service = Service(
+            "rr-requester",
+            db=self.db,
+            transport=transport,
+            options=ServiceOptions(instance_id=instance),
+        )
         return self._track(service), transport
 
     def _track(self, service: Service) -> Service:

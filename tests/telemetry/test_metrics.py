@@ -19,7 +19,7 @@ from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.restaurant.rest import build_restaurant_app
-from servicewire import Command, Service
+from servicewire import Command, Service, ServiceOptions
 from servicewire.exposition import exposition
 from servicewire.resilience import CircuitState
 from servicewire.telemetry import breaker_listener
@@ -134,7 +134,9 @@ class Ping(Command, name="telemetry.test.Ping", version="1.0.0", channel="teleme
 
 async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'relay.db'}"
-    async with Service("pinger", db=db, transport="memory://", relay=False) as service:
+    async with Service(
+        "pinger", db=db, transport="memory://", options=ServiceOptions(relay=False)
+    ) as service:
         for n in range(25):
             await service.send(Ping(n=n))
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -16,6 +16,7 @@ from ftgo.app.web import HttpServer
 from ftgo.consumer.rest import build_consumer_app
 from ftgo.order.rest import build_order_app
 from ftgo.restaurant.rest import build_restaurant_app
+from servicewire import ServiceOptions
 
 MENU = [{"menuItemId": "naan", "name": "Naan", "price": "2.50"}]
 ADDRESS = {"street": "1 Main St", "city": "Oakland", "postcode": "94619"}
@@ -143,7 +144,9 @@ async def test_without_a_provider_messages_carry_no_new_trace(tmp_path: Path) ->
     assert not telemetry_tracing.active()
     journal = MemoryJournal()
     system = FtgoSystem.embedded(
-        tmp_path, transport=f"memory://{uuid.uuid4().hex}", journal=journal
+        tmp_path,
+        transport=f"memory://{uuid.uuid4().hex}",
+        options=ServiceOptions(journal=journal),
     )
     async with system:
         await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("1"))

@@ -13,6 +13,7 @@ from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import create_order_service
 from ftgo.restaurant.service import create_restaurant_service
+from servicewire import ServiceOptions
 from servicewire.cli.main import main
 from servicewire.telemetry import BufferedJournal, sql_journal
 from tests.ftgo.scenario import order_for, prepare
@@ -24,13 +25,17 @@ async def _place_order(directory: Path) -> tuple[str, list[str]]:
     }
     journals: list[BufferedJournal] = [sql_journal(url) for url in urls.values()]
     transport = f"memory://{uuid.uuid4().hex}"
-    order, orders = create_order_service(urls["order"], transport, journal=journals[0])
+    order, orders = create_order_service(
+        urls["order"], transport, options=ServiceOptions(journal=journals[0])
+    )
     system = FtgoSystem(
         order_service=order,
         orders=orders,
-        consumer_service=create_consumer_service(urls["consumer"], transport, journal=journals[1]),
+        consumer_service=create_consumer_service(
+            urls["consumer"], transport, options=ServiceOptions(journal=journals[1])
+        ),
         restaurant_service=create_restaurant_service(
-            urls["restaurant"], transport, journal=journals[2]
+            urls["restaurant"], transport, options=ServiceOptions(journal=journals[2])
         ),
     )
     import random

@@ -22,6 +22,7 @@ from ftgo.order.service import CreateOrderRequest, Order
 from ftgo.order.state import OrderState
 from ftgo.restaurant.service import Restaurant, create_restaurant
 from ftgo.values import Address, LineItem, MenuItem
+from servicewire import ServiceOptions
 from servicewire.telemetry import (
     MemoryJournal,
     render_mermaid,
@@ -182,7 +183,9 @@ async def run_demo(
     if workdir.exists():
         shutil.rmtree(workdir)
     journal = MemoryJournal()
-    system = FtgoSystem.embedded(workdir, transport="memory://ftgo-demo", journal=journal)
+    system = FtgoSystem.embedded(
+        workdir, transport="memory://ftgo-demo", options=ServiceOptions(journal=journal)
+    )
     print("FTGO demo: Order, Consumer and Restaurant services, each with its own SQLite")
     print(f"database in {workdir}, talking through the in-memory transport.\n")
     async with system:

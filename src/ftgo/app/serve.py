@@ -17,9 +17,10 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from servicewire import Service
+from servicewire import Service, ServiceOptions
 
 log = logging.getLogger("ftgo.app.serve")
 
@@ -61,18 +62,18 @@ async def serve(
     from ftgo.app.web import HttpServer
     from servicewire.grpc import Server
 
-    options: dict[str, Any] = {"relay": not args.no_relay}
+    options = ServiceOptions(relay=not args.no_relay)
     if getattr(args, "journal", False):
         from servicewire.telemetry import sql_journal
 
-        options["journal"] = sql_journal(args.db)
+        options = replace(options, journal=sql_journal(args.db))
     grpc_server: Server | None = None
     closers: list[Any] = []
     if args.service == "consumer":
         from ftgo.consumer.rest import build_consumer_app
         from ftgo.consumer.service import create_consumer_service
 
-        service: Service = create_consumer_service(args.db, args.transport, **options)
+        service: Service = create_consumer_service(args.db, args.transport, options)
         app = build_consumer_app(service)
     elif args.service == "restaurant":
         from ftgo.generated.restaurant.v1 import restaurant_pb2_grpc
@@ -80,7 +81,7 @@ async def serve(
         from ftgo.restaurant.rest import build_restaurant_app
         from ftgo.restaurant.service import create_restaurant_service
 
-        service = create_restaurant_service(args.db, args.transport, **options)
+        service = create_restaurant_service(args.db, args.transport, options)
         app = build_restaurant_app(service)
         grpc_server = Server(host=args.host, port=args.grpc_port, interceptors=_interceptors())
         grpc_server.add_service(
@@ -98,7 +99,7 @@ async def serve(
         if args.validation == "sync":
             validator, closers = _sync_validator(args)
         service, orders = create_order_service(
-            args.db, args.transport, validator=validator, **options
+            args.db, args.transport, validator=validator, options=options
         )
         app = build_order_app(orders)
         grpc_server = Server(host=args.host, port=args.grpc_port, interceptors=_interceptors())

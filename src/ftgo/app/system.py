@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ftgo.consumer.service import create_consumer_service
 from ftgo.order.service import Orders, create_order_service
 from ftgo.restaurant.service import create_restaurant_service
-from servicewire import Service
+from servicewire import Service, ServiceOptions
 
 
 @dataclass
@@ -37,19 +36,22 @@ class FtgoSystem:
         consumer_db: str,
         restaurant_db: str,
         transport: str,
-        **options: Any,
+        options: ServiceOptions | None = None,
     ) -> FtgoSystem:
-        order_service, orders = create_order_service(order_db, transport, **options)
+        order_service, orders = create_order_service(order_db, transport, options=options)
         return cls(
             order_service=order_service,
             orders=orders,
-            consumer_service=create_consumer_service(consumer_db, transport, **options),
-            restaurant_service=create_restaurant_service(restaurant_db, transport, **options),
+            consumer_service=create_consumer_service(consumer_db, transport, options),
+            restaurant_service=create_restaurant_service(restaurant_db, transport, options),
         )
 
     @classmethod
     def embedded(
-        cls, directory: Path, transport: str = "memory://ftgo", **options: Any
+        cls,
+        directory: Path,
+        transport: str = "memory://ftgo",
+        options: ServiceOptions | None = None,
     ) -> FtgoSystem:
         """SQLite files in ``directory`` and the in-memory transport."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,7 @@ class FtgoSystem:
             consumer_db=f"sqlite:///{directory / 'consumer.db'}",
             restaurant_db=f"sqlite:///{directory / 'restaurant.db'}",
             transport=transport,
-            **options,
+            options=options,
         )
 
     @property

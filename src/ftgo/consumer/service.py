@@ -7,6 +7,7 @@ async with service:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from ftgo.consumer.api import (
     ConsumerValidationFailed,
     ValidateConsumerInfo,
 )
-from servicewire import Context, Service, new_id
+from servicewire import Context, Service, ServiceOptions, new_id
 from servicewire.transports import Transport
 
 NAME = "consumer-service"
@@ -64,10 +65,12 @@ async def load_consumer(session: Any, consumer_id: str) -> Consumer | None:
 
 
 def create_consumer_service(
-    db: str | AsyncEngine, transport: str | Transport, **options: Any
+    db: str | AsyncEngine, transport: str | Transport, options: ServiceOptions | None = None
 ) -> Service:
     """The Consumer Service with its handler registered (not yet started)."""
-    service = Service(NAME, db=db, transport=transport, tables=[metadata], **options)
+    base = options or ServiceOptions()
+    own = replace(base, tables=(*base.tables, metadata))
+    service = Service(NAME, db=db, transport=transport, options=own)
     service.sends(ConsumerValidated, ConsumerValidationFailed, ConsumerCreated)
 
     @service.handles(ValidateConsumerInfo)

@@ -15,6 +15,7 @@ Service's events, to price orders and to refuse unknown restaurants up front::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from ftgo.restaurant.api import (
     ValidateOrderDetails,
 )
 from ftgo.values import Address, LineItem, MenuItem
-from servicewire import Context, Service, new_id
+from servicewire import Context, Service, ServiceOptions, new_id
 from servicewire.transports import Transport
 
 NAME = "order-service"
@@ -343,11 +344,13 @@ def create_order_service(
     transport: str | Transport,
     *,
     validator: SyncValidator | None = None,
-    **options: Any,
+    options: ServiceOptions | None = None,
 ) -> tuple[Service, Orders]:
     """The Order Service with its handlers registered (not yet started), and its operations."""
     watch = OrderWatch()
-    service = Service(NAME, db=db, transport=transport, tables=[metadata], **options)
+    base = options or ServiceOptions()
+    own = replace(base, tables=(*base.tables, metadata))
+    service = Service(NAME, db=db, transport=transport, options=own)
     service.sends(
         ValidateConsumerInfo,
         ValidateOrderDetails,

@@ -7,6 +7,7 @@ async with service:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from ftgo.restaurant.api import (
     ValidateOrderDetails,
 )
 from ftgo.values import LineItem, MenuItem
-from servicewire import Context, Service, new_id
+from servicewire import Context, Service, ServiceOptions, new_id
 from servicewire.transports import Transport
 
 NAME = "restaurant-service"
@@ -75,10 +76,12 @@ async def load_restaurant(session: Any, restaurant_id: str) -> Restaurant | None
 
 
 def create_restaurant_service(
-    db: str | AsyncEngine, transport: str | Transport, **options: Any
+    db: str | AsyncEngine, transport: str | Transport, options: ServiceOptions | None = None
 ) -> Service:
     """The Restaurant Service with its handler registered (not yet started)."""
-    service = Service(NAME, db=db, transport=transport, tables=[metadata], **options)
+    base = options or ServiceOptions()
+    own = replace(base, tables=(*base.tables, metadata))
+    service = Service(NAME, db=db, transport=transport, options=own)
     service.sends(
         OrderDetailsValidated, OrderDetailsRejected, RestaurantCreated, RestaurantMenuRevised
     )

@@ -257,7 +257,8 @@ class MessageAuthenticity:
     checks incoming ones before they are decoded. With ``required`` an unsigned message
     is refused too (without it, unsigned messages pass and signed ones must verify)::
 
-        Service("kitchen", signer=ring, verifier=ring, require_signatures=True)
+        signatures = Signatures(signer=ring, verifier=ring, required=True)
+        Service("kitchen", options=ServiceOptions(signatures=signatures))
     """
 
     def __init__(

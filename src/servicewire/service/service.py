@@ -5,7 +5,12 @@ its consumers. Handlers are plain async functions registered with decorators on 
 service object (as in FastStream); each receives the decoded contract and a
 :class:`~servicewire.pipeline.context.Context`::
 
-    orders = Service("order-service", db="sqlite:///orders.db", transport="memory://")
+    orders = Service(
+        "order-service",
+        db="sqlite:///orders.db",
+        transport="memory://",
+        options=ServiceOptions(concurrency=8),          # optional: how it behaves
+    )
 
     @orders.handles(ApproveOrder)                       # a command, point to point
     async def approve(cmd: ApproveOrder, ctx: Context) -> None:
@@ -37,20 +42,16 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from servicewire.codecs import CodecRegistry
 from servicewire.codecs.serialization import shared_codecs
 from servicewire.errors import ServiceStateError
 from servicewire.messaging.channels import reply_channel, validate_name
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
-from servicewire.pipeline import inbox
 from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
@@ -60,12 +61,11 @@ from servicewire.pipeline.middleware.logging import log_context
 from servicewire.pipeline.middleware.metrics import handler_timing
 from servicewire.pipeline.middleware.tracing import handler_tracing
 from servicewire.pipeline.outcome import Outcome
-from servicewire.pipeline.retry import RetryPolicy
 from servicewire.pipeline.unit_of_work import Pipeline
 from servicewire.security.identity import MessageAuthenticity
-from servicewire.security.signing import Signer, Verifier
 from servicewire.service.consumers import Consumers, clean_inbox_forever
 from servicewire.service.description import channel_uses
+from servicewire.service.options import ServiceOptions
 from servicewire.service.outbox_writing import outbox_writer
 from servicewire.service.request_reply import InstanceRequests
 from servicewire.service.resources import (
@@ -76,7 +76,6 @@ from servicewire.service.resources import (
     start_relay,
 )
 from servicewire.service.stopping import run_steps
-from servicewire.telemetry.journal import Journal
 from servicewire.telemetry.metrics import record_outcome
 from servicewire.transports import Delivery, Transport
 
@@ -100,59 +99,34 @@ class Service:
         *,
         db: str | AsyncEngine = "sqlite://",
         transport: str | Transport = "memory://",
-        content_type: str = "application/json",
-        codecs: CodecRegistry | None = None,
-        retry: RetryPolicy | None = None,
-        concurrency: int = 32,
-        prefetch: int = 64,
-        relay: bool = True,
-        relay_poll_interval: float = 0.25,  # commits in this process wake the relay at once
-        create_tables: bool = True,  # servicewire's tables and ``tables``, if missing
-        inbox_retention: timedelta = inbox.DEFAULT_RETENTION,
-        inbox_cleanup_every: float = 3600.0,
-        instance_id: str | None = None,
-        tables: Sequence[MetaData] = (),
-        journal: Journal | None = None,
-        on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
-        middleware: Sequence[Middleware] = (),
-        signer: Signer | None = None,
-        verifier: Verifier | None = None,
-        require_signatures: bool = False,
+        options: ServiceOptions | None = None,
     ) -> None:
+        """``db`` and ``transport`` say where it runs; ``options`` how (:class:`ServiceOptions`)."""
         self.name = validate_name(name, "service")
+        self.options = options or ServiceOptions()
+        """How this service behaves (read-only: the service is made from it)."""
+        opts = self.options
+        signatures = opts.signatures
         self.authenticity = MessageAuthenticity(
-            signer=signer, verifier=verifier, required=require_signatures
+            signer=signatures.signer, verifier=signatures.verifier, required=signatures.required
         )
         """Signs what this service sends; checks what it receives (servicewire.security.signing)."""
-        self.instance_id = instance_id or new_id()[-12:]
-        self.retry = retry or RetryPolicy()
-        if inbox_retention <= self.retry.horizon():
-            raise ValueError(
-                f"inbox retention {inbox_retention} must exceed the retry horizon "
-                f"{self.retry.horizon()}, or late redeliveries would be processed twice"
-            )
-        self.codecs = codecs or shared_codecs()
-        self.content_type = content_type
-        self.codecs.for_content_type(content_type)  # fail early on an unknown format
-        self.concurrency = concurrency
-        self.prefetch = prefetch
-        self.inbox_retention = inbox_retention
+        self.instance_id = opts.instance_id or new_id()[-12:]
+        self.retry = opts.retry
+        self.codecs = opts.codecs or shared_codecs()
+        self.content_type = opts.content_type
+        self.codecs.for_content_type(opts.content_type)  # fail early on an unknown format
+        self.concurrency = opts.concurrency
+        self.prefetch = opts.prefetch
+        self.inbox_retention = opts.inbox_retention
         self.stats: Counter[str] = Counter()
         """Outcomes so far: handled, duplicate, ignored, retrying, dead-lettered."""
         self.handlers = HandlerRegistry()
         self._db = db
         self._transport_spec = transport
-        self._relay_enabled = relay
-        self._relay_poll_interval = relay_poll_interval
-        self._create_tables = create_tables
-        self._cleanup_every = inbox_cleanup_every
-        # Told of every settled delivery (benchmarks measure latency with it); a handler
-        # that must act only once its work is committed uses ctx.after_commit instead.
-        self._on_outcome_hook = on_outcome
-        self._middleware = (*TELEMETRY, *middleware)
+        self._middleware = (*TELEMETRY, *opts.middleware)
         self._declared_sends: list[type[Contract]] = []
-        self._app_tables = list(tables)
-        self.journal = journal
+        self.journal = opts.journal
         """Where sends and receives are recorded, if anywhere (:mod:`~.telemetry.journal`)."""
 
         self.engine: AsyncEngine | None = None
@@ -238,15 +212,15 @@ class Service:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
-        if self._create_tables:
-            await create_tables(self.engine, self._app_tables)
+        if self.options.create_tables:
+            await create_tables(self.engine, self.options.tables)
         self.transport = await connect(self._transport_spec)
         dead_letters = DeadLetterPublisher(self.transport)
-        if self._relay_enabled:
+        if self.options.relay:
             self._relay = await start_relay(
                 self.engine,
                 self.transport,
-                poll_interval=self._relay_poll_interval,
+                poll_interval=self.options.relay_poll_interval,
                 name=f"{self.name}-relay",
             )
         default_reply_to = self.reply_channel if self._has_reply_handlers() else None
@@ -281,7 +255,7 @@ class Service:
                 concurrency=self.concurrency,
             )
         cleaner = clean_inbox_forever(
-            self.engine, self.inbox_retention, self._cleanup_every, self.name
+            self.engine, self.inbox_retention, self.options.inbox_cleanup_every, self.name
         )
         self._background.append(asyncio.create_task(cleaner))
         self._started = True
@@ -380,8 +354,8 @@ class Service:
         record_outcome(self.name, message, outcome.value)
         if self.journal is not None and outcome is not Outcome.IGNORED:
             self.journal.record_receive(self.name, message, outcome.value)
-        if self._on_outcome_hook is not None:
-            self._on_outcome_hook(message, outcome, spec)
+        if self.options.on_outcome is not None:
+            self.options.on_outcome(message, outcome, spec)
 
     def _committed(self, sent: list[Message]) -> None:
         """Messages reached the outbox in a committed transaction."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -61,7 +62,8 @@ class ServiceHarness:
         self.service = service
         service._db = db or "sqlite://"
         service._transport_spec = f"memory://harness-{uuid.uuid4().hex}"
-        service._relay_enabled = False
+        # The harness reads the outbox itself (sent()); a relay would empty it first.
+        service.options = replace(service.options, relay=False)
         service._subscribe = False
         self.dead_letters: list[Message] = []
 
