@@ -25,7 +25,8 @@ A service process typically does::
     from servicewire.telemetry import configure_logging, sql_journal
 
     configure_logging(service="order-service")
-    service = Service("order-service", db=url, transport=broker, journal=sql_journal(url))
+    service = Service("order-service", db=url, transport=broker,
+                      options=ServiceOptions(journal=sql_journal(url)))
     app = create_app("Order Service", "1.0.0")
     mount_metrics(app, service)                      # GET /metrics
 
@@ -33,7 +34,8 @@ and, to record spans, sets an OpenTelemetry SDK tracer provider (the SDK is opti
 without it tracing costs nothing). A demo or a test draws what one order caused::
 
     journal = MemoryJournal()
-    service = Service("order-service", db=url, transport=broker, journal=journal)
+    service = Service("order-service", db=url, transport=broker,
+                      options=ServiceOptions(journal=journal))
     ...
     print(render_text(sequence_steps(journal.conversation(order_id))))
 

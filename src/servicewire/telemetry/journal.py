@@ -7,7 +7,7 @@ conversation shares a correlation id, and causation ids link each message to the
 that caused it. Payloads are not recorded::
 
     journal = MemoryJournal()
-    service = Service("order-service", journal=journal)
+    service = Service("order-service", options=ServiceOptions(journal=journal))
     ...
     for entry in journal.conversation(order_id):
         print(entry.service, entry.action, entry.type)

@@ -6,7 +6,7 @@ on the event loop per message. :class:`BufferedJournal` hands records to a daemo
 thread that inserts them in batches, so recording costs a queue put::
 
     journal = sql_journal("postgresql://postgres@127.0.0.1/ftgo_order")
-    service = Service("order-service", db=..., journal=journal)
+    service = Service("order-service", db=..., options=ServiceOptions(journal=journal))
     ...
     journal.flush()        # wait until everything recorded so far is in the table
     journal.close()        # flush and stop the thread (also done at exit)
