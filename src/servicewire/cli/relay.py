@@ -35,6 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--name", default="relay", help="relay name: shard rows, slot, lock")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--poll-interval", type=float, default=0.01, help="polling: seconds")
+    parser.add_argument(
+        "--max-poll-interval",
+        type=float,
+        default=2.0,
+        help="polling: idle polls back off up to this many seconds (= --poll-interval: fixed)",
+    )
     parser.add_argument("--shards", type=int, default=None, help="polling: outbox shards")
     parser.add_argument("--listen", action="store_true", help="polling on PostgreSQL: LISTEN")
     parser.add_argument(
@@ -78,6 +84,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "polling":
         options.update(
             poll_interval=args.poll_interval,
+            max_poll_interval=args.max_poll_interval,
             listen=args.listen,
             cleanup=args.cleanup,
             retention=args.retention,

@@ -21,12 +21,19 @@ relay name: relays named differently on one database share them, so each shard (
 SQLite outbox) still has one publisher at a time. The name is a label in logs and in the
 lease holder.
 
+An idle relay costs almost nothing: its batch loops sleep until something may be
+there. One watcher decides when: at once on :meth:`wake` (a commit in this process) or
+a PostgreSQL ``NOTIFY`` (``listen=True``: commits of any process), otherwise after a
+pause that doubles after each empty look, from ``poll_interval`` up to
+``max_poll_interval`` (2 s). A look is one cheap query ("is any row there?"), never a
+query per shard; rows found wake the batch loops and set the pause back.
+
 Rows are found by what is *there*, never by an ``id > last_seen`` cursor: ids are
 assigned at insert and transactions commit out of id order, so a cursor skips the row
 of a slow transaction forever. Crashing between publish and delete publishes the batch
 again (at least once; the inbox removes the duplicates).
 
-    relay = PollingRelay(engine, transport, poll_interval=0.01, listen=True)
+    relay = PollingRelay(engine, transport, poll_interval=0.01, max_poll_interval=2.0, listen=True)
     await relay.start()
 """
 
@@ -50,9 +57,11 @@ from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
 from servicewire.relay.ownership import OWNER_KEY
+from servicewire.relay.poll_delay import PollDelay
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
 from servicewire.storage.database import dialect_of, plain_url
 from servicewire.transports.base import Transport
+from servicewire.urls import redact_text
 
 log = logging.getLogger("servicewire.relay")
 
@@ -76,6 +85,7 @@ class PollingRelay(Relay):
         transport: Transport,
         *,
         poll_interval: float = 0.01,
+        max_poll_interval: float = 2.0,
         batch_size: int = 500,
         shards: int = DEFAULT_SHARDS,
         name: str = "relay",
@@ -93,6 +103,10 @@ class PollingRelay(Relay):
         if cleanup not in ("delete", "mark"):
             raise ValueError(f"cleanup must be 'delete' or 'mark', not {cleanup!r}")
         self.poll_interval = poll_interval
+        # Idle looks back off from poll_interval to this; rows written by another process
+        # without NOTIFY (SQLite, MariaDB) are published within it.
+        self.max_poll_interval = max(poll_interval, max_poll_interval)
+        self._poll_delay = PollDelay(poll_interval, self.max_poll_interval)
         self.shards = max(1, shards)
         self.cleanup = cleanup
         self.retention = retention
@@ -113,30 +127,83 @@ class PollingRelay(Relay):
         if self.dialect != "sqlite":
             # Ownership is per batch (shard row locks), so every such relay is active.
             self._activate(f"{self.shards} shards, locked per batch")
-        if self.listen and self.dialect == "postgresql" and self._listener is None:
-            await self._start_listening()
         # Only PostgreSQL runs batches side by side (see _batch for MariaDB's reason).
         workers = max(1, min(self.concurrency, self.shards)) if self.dialect == "postgresql" else 1
-        if workers == 1:
-            await self._work(self.shards)
-            return
         # Batches of disjoint shard sets overlap: while one waits for broker confirms,
         # another claims and deletes. A shard still has one batch at a time.
         per_worker = -(-self.shards // workers)
+        # wake() sets every one of these, so each batch loop sees every wake-up.
         self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
+        self._poll_delay.reset()
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._watch())
             for event in self._worker_wakeups:
                 group.create_task(self._work(per_worker, event))
 
-    async def _work(self, max_shards: int, event: asyncio.Event | None = None) -> None:
+    async def _work(self, max_shards: int, event: asyncio.Event) -> None:
+        """A batch loop: batches while it finds rows, then sleeps until the watcher wakes it."""
         while not self._stopping.is_set():
-            count = await self._batch(max_shards)
+            if await self._batch(max_shards):
+                self._poll_delay.reset()
+                continue  # more may be waiting (and a wake may have come meanwhile)
+            await event.wait()
+            event.clear()
+
+    async def _watch(self) -> None:
+        """Wakes the batch loops when rows may be there; otherwise backs off.
+
+        A wake-up (``wake()`` or ``NOTIFY``) reaches the batch loops directly; this loop
+        only sets the pause back. After a pause without one it asks once whether any row
+        is there (rows of other processes that did not notify) and wakes the loops if so.
+        """
+        while not self._stopping.is_set():
+            if self.listen and self.dialect == "postgresql":
+                await self._keep_listening()
+            woken = await self._pause(self._next_pause())
+            if self._stopping.is_set():
+                return
             if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
                 await self._purge_marked()
-            if count >= self.batch_size:
-                continue  # more are waiting
-            if count == 0:
-                await self._idle(self.poll_interval, event)
+            if woken:
+                self._poll_delay.reset()
+            elif await self._rows_waiting():
+                self._poll_delay.reset()
+                for event in self._worker_wakeups:
+                    event.set()
+            else:
+                self._poll_delay.grow()
+                await self._renew_idle_lease()
+
+    def _next_pause(self) -> float:
+        pause = self._poll_delay.current
+        if self.dialect == "sqlite" and self._lease_until:
+            # The leaseholder renews while idle, well before the lease expires.
+            pause = min(pause, self.lease_ttl / 3)
+        return pause
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if woken (or stopped) meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        woken = self._wakeup.is_set()
+        self._wakeup.clear()
+        return woken
+
+    async def _rows_waiting(self) -> bool:
+        """Is any unpublished row there, of any shard? One cheap query for all shards."""
+        stmt = select(outbox.c.id).limit(1)
+        if self.cleanup == "mark":
+            stmt = stmt.where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def _renew_idle_lease(self) -> None:
+        """SQLite: an idle leaseholder keeps its lease (batches renew it when busy)."""
+        if self.dialect != "sqlite" or not self._lease_until:
+            return
+        if time.time() > self._lease_until - self.lease_ttl * 2 / 3:
+            async with self.engine.begin() as conn:
+                await self._take_lease(conn)
 
     async def _release(self) -> None:
         if self._listener is not None:
@@ -320,12 +387,28 @@ class PollingRelay(Relay):
                     sqlite_insert(relay_shard).values(values).on_conflict_do_nothing()
                 )
 
+    async def _keep_listening(self) -> None:
+        """PostgreSQL: (re)open the LISTEN connection if there is none or it was lost."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = None
+        try:
+            await self._start_listening()
+        except Exception as exc:
+            # Polling still finds every row; the next watcher round tries again.
+            log.warning("relay %s: LISTEN failed (%s); polling", self.name, redact_text(str(exc)))
+            return
+        # Notifications sent while not listening are lost: look now.
+        self.wake()
+
     async def _start_listening(self) -> None:
         import asyncpg
 
         url = plain_url(self.engine).replace("postgresql://", "postgres://", 1)
         connection = await asyncpg.connect(url)
         await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
+        # A lost connection wakes the watcher, which reconnects (and looks for rows).
+        connection.add_termination_listener(lambda *_: self._wakeup.set())
         self._listener = connection
 
     async def _purge_marked(self) -> None:

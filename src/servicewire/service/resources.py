@@ -92,6 +92,8 @@ async def start_relay(
     """A polling relay from the outbox in ``engine`` to ``transport``, started."""
     from servicewire.relay.polling import PollingRelay
 
-    relay = PollingRelay(engine, transport, poll_interval=poll_interval, name=name)
+    # listen: on PostgreSQL, commits of other processes (NOTIFY) wake it too; elsewhere
+    # they are found by its idle polls, which back off to max_poll_interval.
+    relay = PollingRelay(engine, transport, poll_interval=poll_interval, name=name, listen=True)
     await relay.start()
     return relay
