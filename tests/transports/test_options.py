@@ -61,7 +61,7 @@ def refused(scheme: Scheme, query: str) -> str:
 
 @BY_NAME
 def test_plain_url_parses(scheme: Scheme) -> None:
-    scheme.parse(scheme.url)
+    assert scheme.parse(scheme.url) is not None
 
 
 @BY_NAME

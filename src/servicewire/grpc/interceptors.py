@@ -29,6 +29,7 @@ import grpc
 from servicewire.grpc import context as call_context
 from servicewire.grpc.status import status_for
 from servicewire.resilience import Deadline, _current_deadline, current_deadline
+from servicewire.telemetry.grpc_spans import rewrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -99,28 +100,9 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        common = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method), **common
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method), **common
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method), **common
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(handler.stream_stream, method), **common
-            )
-        return handler
+        return rewrap_handler(
+            handler, handler_call_details.method, _wrap_unary_response, _wrap_stream_response
+        )
 
 
 def _outgoing(client_call_details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
