@@ -40,3 +40,46 @@ async def test_publishes_and_deletes(kind: str, tmp_path: Path) -> None:
             await collector.close()
             await transport.close()
             await engine.dispose()
+
+
+async def test_mariadb_claim_never_takes_a_later_row_of_a_key_without_the_earlier(
+    tmp_path: Path,
+) -> None:
+    """A row the claim cannot lock must not let a later row of its key out first.
+
+    On MariaDB a locking read (``FOR UPDATE SKIP LOCKED``) sees each row as the scan
+    reaches it: a writer committing mid-scan had its first rows skipped (still locked)
+    and its last ones taken, so seq 158 went out before seq 150 (test_processes, under
+    load). Here a lock held on seq 0 stands in for that moment, deterministically: seq 8
+    (same key) is free. PostgreSQL is not in this test: its claim reads one snapshot, so
+    a writer's rows are all there or none, and it keeps SKIP LOCKED for its shard workers.
+    """
+    async with private_database("mariadb", tmp_path) as url:
+        engine = create_engine(url)
+        transport = await connect_transport(f"memory://{unique('b')}")
+        channel = unique("orders")
+        collector = await Collector.open(transport, channel)
+        relay = PollingRelay(engine, transport, batch_size=50)
+        messages = make_messages(channel, 16, keys=8)
+        async with engine.begin() as conn:
+            await write_messages(conn, messages)
+        locker = await engine.connect()
+        try:
+            lock = await locker.begin()
+            first = select(outbox.c.id).order_by(outbox.c.id).limit(1).with_for_update()
+            await locker.execute(first)
+            await relay.start()
+            relay.wake()
+            # Old claim: skipped seq 0 and published the other 15 (seq 8 among them).
+            # Plain claim: publishes all 16, then its delete waits for the lock.
+            await eventually(lambda: len(collector.unique_ids) >= 15, 10, "15 published")
+            await lock.rollback()
+            await relay.drain(20)
+            await eventually(lambda: len(collector.unique_ids) == 16, 10, "all 16")
+            assert collector.seqs_by_key() == {f"k{k}": [k, k + 8] for k in range(8)}
+        finally:
+            await locker.close()
+            await relay.stop()
+            await collector.close()
+            await transport.close()
+            await engine.dispose()

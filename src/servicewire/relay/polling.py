@@ -10,7 +10,8 @@ relay that dies releases its shards the moment its connection drops.
 On PostgreSQL a relay runs ``concurrency`` (2) such batches at once over disjoint shard
 sets, so one claims and deletes while the other waits for broker confirms. On MariaDB a
 batch takes all shards or none (InnoDB locks rows while scanning, before the shard
-filter), so relays take turns.
+filter), so relays take turns, and its claim is a plain (snapshot) read, never a
+locking one that could take a transaction's later rows without its earlier ones.
 
 SQLite has no row locks: one relay holds a lease row (renewed every batch, expiring
 after ``lease_ttl`` seconds) and only the holder publishes; the lease is checked again
@@ -238,7 +239,13 @@ class PollingRelay(Relay):
                     # shard and publish the next one first. On MariaDB a batch therefore
                     # takes every shard or none: relays take turns, order is safe.
                     return 0
-                rows = await self._claim(conn, shards, lock=True)
+                # MariaDB: a plain read. A locking read sees each row's latest version
+                # as the scan reaches it, so a writer committing mid-scan has its first
+                # rows skipped (still locked) and its last ones taken: a key's later row
+                # went out before its earlier one. A plain read is one snapshot (a
+                # transaction's rows all or none), and holding every shard already keeps
+                # other relays out. PostgreSQL's locking read is a snapshot too.
+                rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
                 if not rows:
                     return 0
                 outcome = await self._publish_and_settle(conn, rows)
