@@ -14,11 +14,12 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export SERVICEWIRE_UV := $(abspath $(UV))
 
-.PHONY: help install demo test test-latest test-minimum lock lint typecheck bench services protos clean
+.PHONY: help install demo test soak test-latest test-minimum lock lint typecheck bench services protos clean
 
 help:
 	@echo "make demo          run the FTGO demo on the embedded default (SQLite + in-memory transport)"
 	@echo "make test          install from uv.lock, prepare local services, run ruff, mypy and pytest"
+	@echo "make soak          the long tests (marked soak) that make test leaves out"
 	@echo "make test-latest   the suite on the newest release of every dependency (.venv-latest)"
 	@echo "make test-minimum  the suite on the lowest declared version of every dependency (.venv-minimum)"
 	@echo "make lock          refresh uv.lock to the newest versions pyproject.toml allows"
@@ -59,6 +60,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) services lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Tests too long for every run (a 200,000-row transaction through each log-tailing
+# relay...); pyproject's addopts deselects them, `-m soak` selects only them.
+soak: $(STAMP) services
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak $(PYTEST_ARGS)
 
 # The same suite outside the lock: an upstream release that breaks us shows up here,
 # as its own signal, instead of turning main red.

@@ -8,9 +8,10 @@ For each relay mode and database:
    routing keys) pipelined with publisher confirms, 500 in flight per window (the
    relay's batch size). Printed as msg/s and relay/raw ratio.
    ``+itd`` is the WAL relay with insert-then-delete writers (the table stays empty).
-2. latency: a writer commits 10 messages every 10 ms (1,000 msg/s offered) for
-   ``--seconds``; commit-to-broker latency is the time from the writer's commit
-   returning to the broker's confirm of that message. p50/p99/max, and a CDF plot.
+2. latency: once a fresh relay has caught up (``drain()``), a writer commits 10
+   messages every 10 ms (1,000 msg/s offered) for ``--seconds``; commit-to-broker
+   latency is the time from the writer's commit returning to the broker's confirm of
+   that message. p50/p99/max, and a CDF plot.
 
     .venv/bin/python benchmarks/relay.py                       # every case, ~2 minutes
     .venv/bin/python benchmarks/relay.py --cases polling-postgres,postgres-wal-postgres
@@ -311,6 +312,9 @@ async def run_case(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             relays.append(relay)
             await relay.start()
             await relay_ready(relay)
+            # Steady state only: a log-tailing relay's server first re-reads the WAL or
+            # binlog of the drain above (its slot restarts from an older position).
+            await relay.drain(60)
             await asyncio.sleep(0.5)
             ticks = int(args.seconds * 100)
             per_tick = max(1, args.rate // 100)

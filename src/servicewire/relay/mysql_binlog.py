@@ -1,9 +1,10 @@
 """MariaDB/MySQL binlog tailing: publish outbox inserts read from the ROW-format binlog.
 
 The relay registers as a replica with the ``mysql-replication`` package, reads the
-outbox's row inserts in commit order, publishes each batch of whole transactions with
-broker confirmation, and only then checkpoints the binlog position (end of the last
-transaction) in ``servicewire_relay_checkpoint``. A restart resumes from there; what
+outbox's row inserts in commit order, publishes them in batches of at most
+``batch_size`` rows with broker confirmation (a huge transaction in several batches),
+and only then checkpoints the binlog position (the end of the last transaction read
+whole) in ``servicewire_relay_checkpoint``. A restart resumes from there; what
 was published after the last checkpoint is published again (at least once)::
 
     relay = MysqlBinlogRelay(engine, transport, name="orders")
@@ -55,6 +56,9 @@ log = logging.getLogger("servicewire.relay")
 
 Position = tuple[str, int]
 
+READ_AHEAD = 64
+"""Binlog events the reader thread may hold before the relay takes them."""
+
 
 class StreamStalledError(Exception):
     """The binlog stream delivered nothing, not even a heartbeat, for too long."""
@@ -93,7 +97,9 @@ class _Reader:
         self.position = position
         self.heartbeat = heartbeat
         self.loop = loop
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=20_000)
+        # Bounded in events (a rows event holds at most ~8 KiB of rows), not in rows:
+        # the thread reads ahead a little, never a whole huge transaction.
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=READ_AHEAD)
         self.stop = threading.Event()
         self.stream: Any = None
         self.future: asyncio.Future[None] | None = None
@@ -326,8 +332,11 @@ class MysqlBinlogRelay(Relay):
         reader.start()
         self._activate(f"holds {self.lock_name}, streaming from {start[0]}:{start[1]}")
         try:
-            pending: list[OutboxRow] = []
+            # A batch closes at ``batch_size`` rows even inside a transaction (the binlog
+            # holds only transactions that commit), so a huge one goes out in bounded
+            # batches; the checkpoint moves only to the end of a transaction read whole.
             ready: list[OutboxRow] = []
+            in_transaction = False
             last_commit: Position | None = None
             last_seen = time.monotonic()
             last_checkpoint = time.monotonic()
@@ -342,21 +351,21 @@ class MysqlBinlogRelay(Relay):
                     if kind == "error":
                         raise value
                     if kind == "rows":
-                        pending.extend(OutboxRow.from_mapping(v) for v in value)
+                        ready.extend(OutboxRow.from_mapping(v) for v in value)
+                        in_transaction = True
                     elif kind == "commit":
-                        ready.extend(pending)
-                        pending = []
+                        in_transaction = False
                         last_commit = value
                     if len(ready) >= self.batch_size:
                         break
                     item = reader.queue.get_nowait() if not reader.queue.empty() else None
-                if ready and last_commit is not None:
-                    await self._publish(ready, last_commit)
+                if ready:
+                    await self._publish(ready, last_commit or start)
                     ready = []
                     last_checkpoint = time.monotonic()
                 elif (
                     last_commit is not None
-                    and not pending
+                    and not in_transaction
                     and last_commit != self.position
                     and time.monotonic() - last_checkpoint > self.idle_checkpoint_interval
                 ):

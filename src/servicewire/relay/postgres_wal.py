@@ -12,18 +12,24 @@ Guarantees and mechanics:
 
 * It creates its publication (``FOR TABLE servicewire_outbox WITH (publish = 'insert')``)
   and slot when missing, and checks both when present.
+* Rows are published as soon as they are read: a batch closes when the stream has
+  nothing more to give, or at ``batch_size`` rows (even inside a transaction, so a
+  huge transaction goes out in bounded batches while standby status keeps the stream
+  alive past ``wal_sender_timeout``). Deleting the published rows runs in a task of
+  its own, beside the next publish.
 * A transaction's flush position is reported to the server only after the broker
-  confirmed every message of it; a crash before that replays the transaction (at least
-  once). When no outbox rows arrive, the position follows the server's keepalives, so
-  an idle relay does not pin WAL.
+  confirmed every message of it and its rows are deleted; a crash before that replays
+  the transaction (at least once, in key order). When no outbox rows arrive, the
+  position follows the server's keepalives, so an idle relay does not pin WAL.
 * The slot is its own lock: PostgreSQL lets one connection stream a slot at a time.
   The slot is named after the database (:func:`~.ownership.wal_slot_name`), not the
   relay, so every relay of the database, whatever its name, competes for it: the others
   retry every ``takeover_interval`` seconds and take over as soon as the owner's
   connection is gone. Its checkpoint row is keyed by the slot name.
-* The first time it streams a slot it publishes the rows already in the table (written
-  before the slot existed) and deletes them, even with ``delete_published=False``;
-  afterwards the slot replays whatever was not confirmed.
+* Whenever it streams a slot that was just created (the first start, or a slot dropped
+  or invalidated while no relay ran) it first publishes the rows in the table (they are
+  in no slot) and deletes them, even with ``delete_published=False``; afterwards the
+  slot replays whatever was not confirmed.
 * Published rows are deleted by id before the position is confirmed. With
   ``write_messages(..., delete_after_insert=True)`` the table stays empty: pass
   ``delete_published=False`` and a batch costs no database write at all.
@@ -38,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, text, update
@@ -78,6 +85,15 @@ def row_from_text(values: dict[str, str | None]) -> OutboxRow:
         shard=int(values.get("shard") or 0),
         created_at=float(values.get("created_at") or 0.0),
     )
+
+
+@dataclass(slots=True)
+class _Settle:
+    """A published batch on its way to deletion, and the position it completes."""
+
+    published: list[OutboxRow]
+    bad: list[tuple[OutboxRow, str]]
+    lsn: int
 
 
 class PostgresWalRelay(Relay):
@@ -124,14 +140,34 @@ class PostgresWalRelay(Relay):
     # Setup -----------------------------------------------------------------------------
 
     async def ensure_slot(self) -> None:
-        """Create the publication and the slot if missing; check them if present."""
-        await self.replication.ensure(owner=self.name)
+        """Create the publication and the slot if missing; check them if present.
+
+        A slot created here starts at the server's current position: whatever was
+        committed before it (a first start, or a slot dropped or lost while no relay
+        ran) is only in the table. So its checkpoint position goes back to NULL, and
+        whichever relay streams the slot next sweeps the table first.
+        """
+        created = await self.replication.ensure(owner=self.name)
         async with self.engine.begin() as conn:
             await conn.execute(
                 pg_insert(relay_checkpoint)
                 .values(relay=self.slot, published=0, updated_at=time.time())
                 .on_conflict_do_nothing()
             )
+            if created:
+                forgotten = await conn.execute(
+                    update(relay_checkpoint)
+                    .where(relay_checkpoint.c.relay == self.slot)
+                    .where(relay_checkpoint.c.position.is_not(None))
+                    .values(position=None, updated_at=time.time())
+                )
+                if forgotten.rowcount:
+                    log.warning(
+                        "relay %s: replication slot %s was missing (dropped or lost): "
+                        "sweeping the outbox table before streaming",
+                        self.name,
+                        self.slot,
+                    )
 
     async def drop_slot(self) -> None:
         """Drop the slot and publication (a slot nobody reads retains WAL forever)."""
@@ -175,44 +211,118 @@ class PostgresWalRelay(Relay):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _stream(self, connection: Any, cursor: Any) -> None:
+        """Read, publish, then hand the published rows to :meth:`_settle_published`.
+
+        Publishing starts as soon as anything was read: a batch closes when the socket
+        has nothing more to give or at ``batch_size`` rows, even inside a transaction,
+        so a huge transaction goes out in bounded batches. Deleting the published rows
+        and confirming the position run in a second task (the *settler*), so the next
+        batch is published while the previous one is deleted. The position confirmed
+        to the server is the end of the last transaction whose every row is published
+        and settled; a crash replays from there (at least once, in key order).
+        """
         decoder = PgOutputDecoder()
-        pending: list[OutboxRow] | None = None
-        ready: list[OutboxRow] = []
-        ready_lsn = 0
-        while not self._stopping.is_set():
-            while len(ready) < self.batch_size:
-                message = cursor.read_message()
-                if message is None:
+        in_transaction = False
+        rows: list[OutboxRow] = []
+        read_lsn = 0  # end of the last transaction read whole
+        queued_lsn = self.flushed_lsn  # ...and handed to the settler
+        settling: asyncio.Queue[_Settle | None] = asyncio.Queue(maxsize=4)
+        settler = asyncio.create_task(self._settle_published(settling, cursor))
+        last_feedback = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                if settler.done():
+                    settler.result()  # its failure ends the stream (run() retries)
+                    raise RuntimeError("the settler ended early")
+                while len(rows) < self.batch_size:
+                    message = cursor.read_message()
+                    if message is None:
+                        break
+                    item = decoder.feed(message.payload)
+                    if isinstance(item, Insert):
+                        if item.relation.name == OUTBOX_TABLE and in_transaction:
+                            rows.append(row_from_text(item.values))
+                    elif isinstance(item, Begin):
+                        in_transaction = True
+                    elif isinstance(item, Commit):
+                        in_transaction = False
+                        read_lsn = max(read_lsn, item.end_lsn)
+                now = time.monotonic()
+                if now - last_feedback >= self.status_interval:
+                    # Standby status while we work through a long stream (a huge
+                    # transaction): the server cuts off a silent reader after
+                    # wal_sender_timeout.
+                    cursor.send_feedback(force=True)
+                    last_feedback = now
+                if rows or read_lsn > queued_lsn:
+                    batch, rows = rows, []
+                    outcome = await publish_rows(self.transport, batch) if batch else None
+                    if outcome is not None:
+                        # After a failure the slot replays the transaction from its start
+                        # (what went out goes out twice; key order holds).
+                        outcome.raise_failure()
+                    await settling.put(
+                        _Settle(
+                            outcome.published if outcome else [],
+                            outcome.bad if outcome else [],
+                            read_lsn,
+                        )
+                    )
+                    queued_lsn = max(queued_lsn, read_lsn)
+                    continue
+                if (
+                    not in_transaction
+                    and self.flushed_lsn >= queued_lsn
+                    and cursor.wal_end > self.flushed_lsn
+                ):
+                    # Nothing of ours in flight: follow the server's position so the slot
+                    # does not retain WAL of other tables and databases.
+                    cursor.send_feedback(flush_lsn=cursor.wal_end)
+                    self.flushed_lsn = queued_lsn = read_lsn = cursor.wal_end
+                if time.monotonic() >= self._next_wal_check:
+                    await self._check_retained_wal()
+                if self._reply_requested:
+                    self._reply_requested = False
+                    cursor.send_feedback(reply=True)
+                await self._readable(connection.fileno(), self.status_interval)
+            # Stopping: let the settler finish what was published, then tell the server.
+            await settling.put(None)
+            await settler
+            cursor.send_feedback(force=True)
+        finally:
+            if not settler.done():
+                settler.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await settler
+
+    async def _settle_published(self, settling: asyncio.Queue[_Settle | None], cursor: Any) -> None:
+        """Delete what was published (one transaction for all that waits), then confirm.
+
+        Runs beside :meth:`_stream`; returns at the ``None`` that ends the stream.
+        """
+        while True:
+            first = await settling.get()
+            if first is None:
+                return
+            items = [first]
+            ended = False
+            while not settling.empty():
+                item = settling.get_nowait()
+                if item is None:
+                    ended = True
                     break
-                item = decoder.feed(message.payload)
-                if isinstance(item, Begin):
-                    pending = []
-                elif isinstance(item, Insert):
-                    if item.relation.name == OUTBOX_TABLE and pending is not None:
-                        pending.append(row_from_text(item.values))
-                elif isinstance(item, Commit):
-                    ready.extend(pending or ())
-                    ready_lsn = max(ready_lsn, item.end_lsn)
-                    pending = None
-            if ready or ready_lsn > self.flushed_lsn:
-                if ready:
-                    await self._publish(ready, ready_lsn)
-                    ready = []
-                # Only now, with the broker's confirmation, may the server forget it.
-                cursor.send_feedback(flush_lsn=ready_lsn)
-                self.flushed_lsn = ready_lsn
-                continue
-            if pending is None and cursor.wal_end > self.flushed_lsn:
-                # Nothing of ours in flight: follow the server's position so the slot
-                # does not retain WAL of other tables and databases.
-                cursor.send_feedback(flush_lsn=cursor.wal_end)
-                self.flushed_lsn = ready_lsn = cursor.wal_end
-            if time.monotonic() >= self._next_wal_check:
-                await self._check_retained_wal()
-            if self._reply_requested:
-                self._reply_requested = False
-                cursor.send_feedback(reply=True)
-            await self._readable(connection.fileno(), self.status_interval)
+                items.append(item)
+            published = [row for item in items for row in item.published]
+            bad = [entry for item in items for entry in item.bad]
+            lsn = max(item.lsn for item in items)
+            await self._record(published, bad, lsn)
+            if lsn > self.flushed_lsn:
+                # Only now, published and deleted, may the server forget it. Sent at
+                # once: drain() and `relay status` read the slot's confirmed position.
+                cursor.send_feedback(flush_lsn=lsn, force=True)
+                self.flushed_lsn = lsn
+            if ended:
+                return
 
     async def _readable(self, fd: int, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -239,11 +349,20 @@ class PostgresWalRelay(Relay):
     async def _publish(
         self, rows: list[OutboxRow], lsn: int | None, *, delete_published: bool | None = None
     ) -> None:
+        """Publish ``rows``, then settle them at once (the sweep's path)."""
         outcome = await publish_rows(self.transport, rows)
-        # The slot's position moves only past a fully published transaction: after a
-        # failure the whole transaction comes again (what went out, twice; in key order).
         outcome.raise_failure()
-        published, bad = outcome.published, outcome.bad
+        await self._record(outcome.published, outcome.bad, lsn, delete_published=delete_published)
+
+    async def _record(
+        self,
+        published: list[OutboxRow],
+        bad: list[tuple[OutboxRow, str]],
+        lsn: int | None,
+        *,
+        delete_published: bool | None = None,
+    ) -> None:
+        """Delete published rows, move bad ones aside, update the checkpoint row."""
         now = time.time()
         self._unrecorded += len(published)
         if delete_published is None:

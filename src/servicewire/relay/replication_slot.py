@@ -4,7 +4,7 @@ The postgres-wal relay streams the outbox's inserts from a ``pgoutput`` slot; th
 the slot's management, done over ordinary SQL connections::
 
     slot = ReplicationSlot(engine, slot_name_for("orders"))   # servicewire_orders
-    await slot.ensure(owner="orders")       # CREATE PUBLICATION ... and the slot, if missing
+    created = await slot.ensure(owner="orders")  # CREATE PUBLICATION ... and slot, if missing
     print(await slot.retained_wal())         # bytes of WAL the server keeps for it
     await slot.drop()                        # a slot nobody reads retains WAL forever
 
@@ -47,10 +47,13 @@ class ReplicationSlot:
             if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
                 raise ValueError(f"invalid {what} name {value!r}: use 1-63 of a-z 0-9 _")
 
-    async def ensure(self, owner: str) -> None:
+    async def ensure(self, owner: str) -> bool:
         """Create the publication and the slot if missing; check them if present.
 
-        ``owner`` names the relay in the log line that reports a new slot.
+        Returns True when this call created the slot (it was missing, or lost its WAL):
+        the new slot starts at the server's current position, so rows committed before
+        it are in no slot and only a sweep of the table finds them. ``owner`` names the
+        relay in the log lines.
         """
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -89,11 +92,22 @@ class ReplicationSlot:
                 )
             slot = (
                 await conn.execute(
-                    text("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = :s"),
+                    text(
+                        "SELECT plugin, database, wal_status FROM pg_replication_slots"
+                        " WHERE slot_name = :s"
+                    ),
                     {"s": self.slot},
                 )
             ).first()
             database = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+            if slot is not None and slot.wal_status == "lost":
+                # Invalidated (max_slot_wal_keep_size): it can never stream again. A new
+                # slot starts at the current position; the caller sweeps the gap.
+                log.warning(
+                    "relay %s: replication slot %s lost its WAL; recreating it", owner, self.slot
+                )
+                await conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": self.slot})
+                slot = None
             if slot is None:
                 try:
                     await conn.execute(
@@ -101,6 +115,7 @@ class ReplicationSlot:
                         {"s": self.slot},
                     )
                     log.info("relay %s: created replication slot %s", owner, self.slot)
+                    return True
                 except Exception as exc:
                     if "already exists" not in str(exc):
                         raise
@@ -109,6 +124,7 @@ class ReplicationSlot:
                     f"replication slot {self.slot} belongs to plugin {slot.plugin!r} on "
                     f"database {slot.database!r}; expected pgoutput on {database!r}"
                 )
+        return False
 
     async def drop(self) -> None:
         """Drop the slot and publication (a slot nobody reads retains WAL forever)."""
