@@ -20,6 +20,7 @@ until every order is VALIDATED. Per rate it reports:
 * end-to-end latency p50/p99: the POST's send to the VALIDATED state change the Order
   Service records (its ``ftgo_order_state_changes.at``, written in the committing
   transaction; the benchmark reads that table, so nothing in the services polls for it);
+* commits per validated order in each service's database (pg_stat_database);
 * CPU ms per validated order of each service process (from /proc), of the three
   databases' PostgreSQL backends ("our pg"), of the load generator ("client"), and
   machine-wide of every PostgreSQL and RabbitMQ process ("postgres*", "rabbitmq*": on a
@@ -198,6 +199,7 @@ class Phase:
     failed_posts: int = 0
     validated: dict[str, float] = field(default_factory=dict)  # order id -> VALIDATED at
     cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU s in the phase
+    commits: dict[str, int] = field(default_factory=dict)  # service -> its database's commits
     first_post: float = 0.0
 
     @property
@@ -228,6 +230,7 @@ class Phase:
             "e2e p50": ms(e2e, 0.5),
             "e2e p99": ms(e2e, 0.99),
             "cpu": {k: v * 1000 / n for k, v in self.cpu.items()},
+            "commits": {k: v / n for k, v in self.commits.items()},
             "latencies": e2e,
         }
 
@@ -273,6 +276,19 @@ class ValidatedWatch:
             await self._conn.close()
 
 
+async def commits(admin: Any, dbs: dict[str, str]) -> dict[str, int]:
+    """Committed transactions so far per service database (pg_stat_database)."""
+    from sqlalchemy import text
+
+    async with admin.connect() as conn:
+        rows = await conn.execute(
+            text("select datname, xact_commit from pg_stat_database where datname = any(:n)"),
+            {"n": list(dbs.values())},
+        )
+        by_name = {r[0]: int(r[1]) for r in rows}
+    return {s: by_name.get(name, 0) for s, name in dbs.items()}
+
+
 async def postgres_backends(admin: Any, dbs: list[str]) -> list[int]:
     from sqlalchemy import text
 
@@ -292,6 +308,7 @@ async def run_phase(
     deployment: Deployment,
     pg_pids: list[int],
     drain: float,
+    admin: Any,
 ) -> None:
     """POST ``phase.rate`` orders/s for ``phase.seconds``, then wait for VALIDATED."""
 
@@ -310,6 +327,7 @@ async def run_phase(
         phase.post_latency.append(time.perf_counter() - t)
         phase.posted[data["orderId"]] = sent
 
+    commits_before = await commits(admin, deployment.dbs)
     before = deployment.cpu()
     pg_before = sum(cpu_seconds(p) for p in pg_pids)
     machine_before = machine_cpu()
@@ -333,6 +351,9 @@ async def run_phase(
     phase.cpu["our pg"] = sum(cpu_seconds(p) for p in pg_pids) - pg_before
     machine_after = machine_cpu()
     phase.cpu.update({k: machine_after[k] - machine_before[k] for k in machine_before})
+    await asyncio.sleep(1.0)  # backends report their counts to pg_stat within a second
+    commits_after = await commits(admin, deployment.dbs)
+    phase.commits = {s: commits_after[s] - commits_before[s] for s in commits_before}
 
 
 async def distributed(
@@ -396,13 +417,17 @@ async def distributed(
             order_url = f"{http['order']}/v1/orders"
             if warmup:
                 phase = Phase(rate=50, seconds=warmup / 50)
-                await run_phase(session, order_url, body, phase, watch, deployment, pg_pids, drain)
+                await run_phase(
+                    session, order_url, body, phase, watch, deployment, pg_pids, drain, admin
+                )
                 print(f"  warm-up: {len(phase.validated)}/{phase.offered} validated", flush=True)
             for rate in rates:
                 # Pools grow under load: look for the databases' backends again.
                 pg_pids = await postgres_backends(admin, list(dbs.values()))
                 phase = Phase(rate=rate, seconds=seconds)
-                await run_phase(session, order_url, body, phase, watch, deployment, pg_pids, drain)
+                await run_phase(
+                    session, order_url, body, phase, watch, deployment, pg_pids, drain, admin
+                )
                 row = phase.row()
                 rows.append(row)
                 print(
@@ -437,6 +462,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             + " ".join(f"{r['cpu'][p]:>10.2f}" for p in processes)
             + (f"  ({r['failed']} POSTs failed)" if r["failed"] else "")
         )
+    print("database commits per order (all transactions, relays' included):")
+    for r in rows:
+        print(f"{r['rate']:>9}/s  " + "  ".join(f"{s} {v:.1f}" for s, v in r["commits"].items()))
     if rows:
         best = max(rows, key=lambda r: r["validated/s"])
         print(f"saturation: {best['validated/s']:.0f} validated orders/s (at {best['rate']}/s)")
