@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -143,6 +144,12 @@ def summary(throughput: float, latencies: list[float], offered: int) -> dict[str
 
 
 async def main(args: argparse.Namespace) -> None:
+    # SIGINT/SIGTERM cancel the run, so that the finally blocks stop the services and
+    # drop the databases and the vhost (a background job may have SIGINT ignored).
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
     modes = args.only.split(",")
     load = os.getloadavg()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average {load[0]:.2f} {load[1]:.2f}")
@@ -185,7 +192,11 @@ async def run_distributed(args: argparse.Namespace) -> None:
     )
     load = os.getloadavg()
     rows = await ftgo_distributed.distributed(
-        rates, args.seconds, warmup=args.warmup, log_level=args.log_level
+        rates,
+        args.seconds,
+        warmup=args.warmup,
+        log_level=args.log_level,
+        serve_args=args.serve_args.split(),
     )
     end = os.getloadavg()
     print()
@@ -209,6 +220,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate")
     parser.add_argument("--warmup", type=int, default=100, help="distributed: orders at 50/s")
     parser.add_argument("--log-level", default="INFO", help="distributed: ftgo serve's")
+    parser.add_argument(
+        "--serve-args", default="", help="distributed: more ftgo serve options, one string"
+    )
     parser.add_argument("--only", default="embedded,distributed")
     parser.add_argument("--plot", type=Path, help="write the latency distribution to this PNG")
     return parser.parse_args()

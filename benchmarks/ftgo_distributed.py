@@ -98,18 +98,24 @@ class VirtualHost:
         self.user = parts.username or "guest"
         self.url = urlunsplit((parts.scheme, parts.netloc, f"/{self.name}", parts.query, ""))
         self.ctl = shutil.which("rabbitmqctl")
+        self.created = False
         if self.ctl is None:
             raise SystemExit("the distributed run needs rabbitmqctl for a private vhost")
 
     def _ctl(self, *argv: str) -> None:
-        subprocess.run([self.ctl or "rabbitmqctl", "-q", *argv], check=True, timeout=60)
+        # No timeout: deleting a vhost deletes its quorum queues one Raft cluster at a
+        # time (a minute or more on a busy broker), and a killed rabbitmqctl would leave
+        # its Erlang node running and the vhost half deleted.
+        subprocess.run([self.ctl or "rabbitmqctl", "-q", *argv], check=True)
 
     def create(self) -> None:
+        self.created = True
         self._ctl("add_vhost", self.name)
         self._ctl("set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
 
     def delete(self) -> None:
-        self._ctl("delete_vhost", self.name)
+        if self.created:
+            self._ctl("delete_vhost", self.name)
 
 
 @dataclass
@@ -131,7 +137,7 @@ class Deployment:
     vhost: VirtualHost
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, log_level: str) -> None:
+    def start(self, log_level: str, extra: list[str]) -> None:
         from ftgo.app.web import free_port
 
         for service in SERVICES:
@@ -151,6 +157,7 @@ class Deployment:
                 str(free_port()),
                 "--log-level",
                 log_level,
+                *extra,
             ]
             proc = subprocess.Popen(
                 argv,
@@ -361,10 +368,16 @@ async def distributed(
     seconds: float,
     *,
     warmup: int = 100,
-    drain: float = 60.0,
+    drain: float = 120.0,
     log_level: str = "INFO",
+    serve_args: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Start the deployment, run one phase per rate, tear everything down."""
+    """Start the deployment, run one phase per rate, tear everything down.
+
+    Rates run in the order given; once one is saturated (validated below 80 % of what
+    was offered) the higher ones are skipped: they would only measure the same capacity
+    with a longer queue.
+    """
     import aiohttp
     from sqlalchemy import text
 
@@ -374,15 +387,15 @@ async def distributed(
     dbs = {s: f"sw_bench_{suffix}_{s}" for s in SERVICES}
     admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     vhost = VirtualHost(AMQP)
-    async with admin.connect() as conn:
-        for name in dbs.values():
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    vhost.create()
     deployment = Deployment(dbs, vhost)
     watch = ValidatedWatch(f"{PG}/{dbs['order']}")
     rows: list[dict[str, Any]] = []
     try:
-        deployment.start(log_level)
+        async with admin.connect() as conn:
+            for name in dbs.values():
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        vhost.create()
+        deployment.start(log_level, serve_args or [])
         http = {s: p.url for s, p in deployment.processes.items()}
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -436,14 +449,21 @@ async def distributed(
                     f" e2e p50 {row['e2e p50']:.1f} ms p99 {row['e2e p99']:.1f} ms",
                     flush=True,
                 )
+                if row["validated/s"] < 0.8 * rate and rate != max(rates):
+                    print(f"  saturated at {rate}/s: higher rates skipped", flush=True)
+                    break
     finally:
+        # Each step on its own: one failing must not leave the others' leftovers.
         await watch.stop()
         deployment.stop()
-        async with admin.connect() as conn:
-            for name in dbs.values():
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-        vhost.delete()
+        try:
+            async with admin.connect() as conn:
+                for name in dbs.values():
+                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            await admin.dispose()
+            print(f"  deleting vhost {vhost.name} (quorum queues go one by one) ...", flush=True)
+            vhost.delete()
     return rows
 
 
