@@ -8,11 +8,6 @@ The process runs the service's message consumers, its REST API on ``--http-port`
 unless ``--no-relay`` says a separate ``servicewire relay`` process does it. SIGTERM or
 Ctrl-C stops taking requests and messages, finishes those in flight, and exits.
 
-At most ``--max-concurrent-requests`` (8) REST requests run at once: the REST
-handlers share the database pool with the message handlers and the relay, and under
-overload an unbounded number of requests starved the relay of connections (the
-service kept accepting orders while publishing none of their messages).
-
 It runs on uvloop with uvicorn's httptools parser (both from the ``rest`` extra) and
 says so when ready::
 
@@ -56,13 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--registry",
         default="",
         help="sync: redis:// URL of a discovery registry (instead of addresses)",
-    )
-    parser.add_argument(
-        "--max-concurrent-requests",
-        type=int,
-        default=8,
-        help="REST requests handled at once; more wait their turn without a database "
-        "connection, so the relay and message handlers keep theirs under overload",
     )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
@@ -125,10 +113,6 @@ async def serve(
             order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders), SERVICE
         )
 
-    from servicewire.rest import ConcurrencyLimit
-
-    # Outermost: a waiting request holds nothing, not even a tracing span.
-    app.add_middleware(ConcurrencyLimit, limit=args.max_concurrent_requests)
     await service.start()
     http = HttpServer(app, host=args.host, port=args.http_port)
     await http.start()

@@ -22,7 +22,6 @@ Client side::
 Needs ``servicewire[rest]`` (FastAPI, uvicorn, orjson, tenacity).
 """
 
-from servicewire.rest.admission import ConcurrencyLimit
 from servicewire.rest.app import create_app
 from servicewire.rest.client import LinkNotFoundError, Representation, RestClient
 from servicewire.rest.conditional import etag_for
@@ -41,7 +40,6 @@ __all__ = [
     "PROBLEM_JSON",
     "XML",
     "BodyLimit",
-    "ConcurrencyLimit",
     "HalResource",
     "InvalidField",
     "Link",
