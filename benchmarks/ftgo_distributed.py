@@ -2,9 +2,11 @@
 
 Each service is ``ftgo serve SERVICE`` exactly as ``ftgo up --no-relays`` starts it: its
 own PostgreSQL database, its outbox relay in-process, RabbitMQ between the three. The
-run owns everything it touches: three databases and a RabbitMQ virtual host (so every
-queue and exchange the services declare goes with it), created first and deleted
-after. ``benchmarks/ftgo.py --only distributed`` runs it:
+run owns everything it touches: three databases and a RabbitMQ node of its own (on free
+ports, data in a temporary directory; or, with ``SERVICEWIRE_BENCH_AMQP=amqp://...``, a
+virtual host of its own on that broker), so every queue and exchange the services
+declare goes with it; all created first and removed after.
+``benchmarks/ftgo.py --only distributed`` runs it:
 
     .venv/bin/python benchmarks/ftgo.py --only distributed                   # 100..400/s
     .venv/bin/python benchmarks/ftgo.py --only distributed --rates 100 --seconds 20
@@ -37,6 +39,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "")  # empty: a private RabbitMQ node
 SERVICES = ("restaurant", "consumer", "order")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -87,6 +90,30 @@ def ms(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(len(ordered) * q + 0.5) - 1))] * 1000
+
+
+class PrivateBroker:
+    """A RabbitMQ node of this run's own on free ports (the tests' PrivateRabbit), its
+    data in a temporary directory: stopping it and removing that takes every queue the
+    services declared, and the shared broker is neither loaded nor left with queues."""
+
+    def __init__(self) -> None:
+        from tests.transports.test_amqp import PrivateRabbit
+
+        self.base = Path(tempfile.mkdtemp(prefix="sw-bench-rabbit-"))
+        self.node = PrivateRabbit(self.base)
+        self.url = self.node.url
+        self.name = f"private node on port {self.node.port}"
+        self.started = False
+
+    def create(self) -> None:
+        self.started = True
+        self.node.start(timeout=120)
+
+    def delete(self) -> None:
+        if self.started:
+            self.node.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 class VirtualHost:
@@ -134,7 +161,7 @@ class Deployment:
     """The three ``ftgo serve`` processes and what they own."""
 
     dbs: dict[str, str]
-    vhost: VirtualHost
+    vhost: VirtualHost | PrivateBroker
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def start(self, log_level: str, extra: list[str]) -> None:
@@ -386,7 +413,7 @@ async def distributed(
     suffix = uuid.uuid4().hex[:6]
     dbs = {s: f"sw_bench_{suffix}_{s}" for s in SERVICES}
     admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    vhost = VirtualHost(AMQP)
+    vhost: VirtualHost | PrivateBroker = VirtualHost(AMQP) if AMQP else PrivateBroker()
     deployment = Deployment(dbs, vhost)
     watch = ValidatedWatch(f"{PG}/{dbs['order']}")
     rows: list[dict[str, Any]] = []
@@ -462,7 +489,7 @@ async def distributed(
                     await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         finally:
             await admin.dispose()
-            print(f"  deleting vhost {vhost.name} (quorum queues go one by one) ...", flush=True)
+            print(f"  removing {vhost.name} and its queues ...", flush=True)
             vhost.delete()
     return rows
 
