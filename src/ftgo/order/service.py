@@ -97,6 +97,15 @@ _SELECT_ORDER_FOR_UPDATE = _SELECT_ORDER.with_for_update()
 _INSERT_ORDER = orders.insert()
 _UPDATE_ORDER = orders.update().where(orders.c.order_id == bindparam("key"))  # SET: the params
 _INSERT_STATE_CHANGE = state_changes.insert()
+# One reply's part of the validation, where UPDATE ... RETURNING exists (PostgreSQL,
+# SQLite 3.35+): set its flag on a PENDING order and read both flags back, one statement
+# instead of SELECT ... FOR UPDATE then UPDATE. The row lock it takes orders the two
+# replies of one order as the SELECT did; the second sees the first's committed flag.
+_APPROVE_PART = (
+    orders.update()
+    .where(orders.c.order_id == bindparam("key"), orders.c.state == OrderState.PENDING.value)
+    .returning(orders.c.consumer_ok, orders.c.restaurant_ok, orders.c.order_total)
+)
 _SELECT_REPLICA = select(restaurant_replica).where(
     restaurant_replica.c.restaurant_id == bindparam("key")
 )
@@ -408,6 +417,18 @@ def create_order_service(
         notify_after_commit(ctx, order_id)
 
     async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
+        if getattr(ctx.session.bind.dialect, "update_returning", False):
+            result = await ctx.session.execute(_APPROVE_PART, {"key": order_id, **flags})
+            part = result.mappings().first()
+            if part is None:
+                return  # unknown, or already decided (or cancelled)
+            if part["consumer_ok"] and part["restaurant_ok"]:
+                await _set_state(ctx, order_id, OrderState.VALIDATED)
+                total = part["order_total"]
+                await ctx.publish(OrderValidated(order_id=order_id, order_total=total))
+            notify_after_commit(ctx, order_id)
+            return
+        # MariaDB has no UPDATE ... RETURNING: lock, read, then write.
         row = await _load(ctx.session, order_id, lock=True)
         if row is None or row["state"] != OrderState.PENDING:
             return
