@@ -231,6 +231,7 @@ class Phase:
     posted: dict[str, float] = field(default_factory=dict)  # order id -> POST sent (epoch)
     post_latency: list[float] = field(default_factory=list)
     failed_posts: int = 0
+    failures: list[str] = field(default_factory=list)  # why, per failed POST
     validated: dict[str, float] = field(default_factory=dict)  # order id -> VALIDATED at
     cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU s in the phase
     commits: dict[str, int] = field(default_factory=dict)  # service -> its database's commits
@@ -259,6 +260,7 @@ class Phase:
             "validated": len(e2e),
             "offered": self.offered,
             "failed": self.failed_posts,
+            "failures": sorted(set(self.failures)),
             "post p50": ms(self.post_latency, 0.5),
             "post p99": ms(self.post_latency, 0.99),
             "e2e p50": ms(e2e, 0.5),
@@ -354,16 +356,18 @@ async def run_phase(
                 data = await response.json()
                 if response.status != 201:
                     phase.failed_posts += 1
+                    phase.failures.append(f"HTTP {response.status}")
                     return
-        except Exception:
+        except Exception as exc:
             phase.failed_posts += 1
+            phase.failures.append(type(exc).__name__)
             return
         phase.post_latency.append(time.perf_counter() - t)
         phase.posted[data["orderId"]] = sent
 
     commits_before = await commits(admin, deployment.dbs)
     before = deployment.cpu()
-    pg_before = sum(cpu_seconds(p) for p in pg_pids)
+    pg_before = {p: cpu_seconds(p) for p in pg_pids}
     machine_before = machine_cpu()
     tasks: list[asyncio.Task[None]] = []
     phase.first_post = time.time()
@@ -382,7 +386,11 @@ async def run_phase(
     phase.validated = {o: watch.seen[o] for o in phase.posted if o in watch.seen}
     after = deployment.cpu()
     phase.cpu = {s: after[s] - before[s] for s in before}
-    phase.cpu["our pg"] = sum(cpu_seconds(p) for p in pg_pids) - pg_before
+    # Backends that exited in the phase (pool overflow) are lost: a lower bound.
+    pg_after = {p: cpu_seconds(p) for p in pg_pids}
+    phase.cpu["our pg"] = sum(
+        pg_after[p] - pg_before[p] for p in pg_pids if pg_after[p] >= pg_before[p]
+    )
     machine_after = machine_cpu()
     phase.cpu.update({k: machine_after[k] - machine_before[k] for k in machine_before})
     await asyncio.sleep(1.0)  # backends report their counts to pg_stat within a second
@@ -507,7 +515,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f" {r['post p50']:>9.1f} {r['post p99']:>9.1f} {r['e2e p50']:>9.1f}"
             f" {r['e2e p99']:>9.1f}                    "
             + " ".join(f"{r['cpu'][p]:>10.2f}" for p in processes)
-            + (f"  ({r['failed']} POSTs failed)" if r["failed"] else "")
+            + (f"  ({r['failed']} POSTs failed: {', '.join(r['failures'])})" if r["failed"] else "")
         )
     print("database commits per order (all transactions, relays' included):")
     for r in rows:
