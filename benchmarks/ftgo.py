@@ -8,7 +8,7 @@ Two deployments:
 * distributed: three ``ftgo serve`` processes as deployed (each its own PostgreSQL
   database, its relay in-process, RabbitMQ between them), orders POSTed over REST at
   each of ``--rates`` in turn; validated orders/s, POST and end-to-end latency, CPU per
-  order per process (see benchmarks/ftgo_distributed.py).
+  order per process (see benchmarks/ftgo_cases/distributed.py).
 
     .venv/bin/python benchmarks/ftgo.py --only distributed      # 100,200,300,400/s, 10 s each
     .venv/bin/python benchmarks/ftgo.py --only distributed --rates 100 --seconds 20 \
@@ -182,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def run_distributed(args: argparse.Namespace) -> None:
-    from benchmarks import ftgo_distributed
+    from benchmarks.ftgo_cases import distributed as ftgo_distributed
 
     rates = [int(r) for r in args.rates.split(",")]
     print(

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "")  # empty: a private RabbitMQ node
 SERVICES = ("restaurant", "consumer", "order")
