@@ -1,19 +1,21 @@
 """FTGO end to end: orders per second validated, and create-to-VALIDATED latency.
 
-Two deployments, measured in the same run:
+Two deployments:
 
 * embedded: the three services in this process, SQLite files, the in-memory transport;
-* distributed: ``ftgo up`` style, each service and each relay its own process, one
-  PostgreSQL database per service, RabbitMQ between them; driven over REST, watched
-  over gRPC (WatchOrder streams the state changes, so nothing polls).
+  (1) throughput: N orders created by 32 concurrent clients, until the last one is
+  VALIDATED; (2) latency p50/p99 from create to VALIDATED at a steady ``--rate``;
+* distributed: three ``ftgo serve`` processes as deployed (each its own PostgreSQL
+  database, its relay in-process, RabbitMQ between them), orders POSTed over REST at
+  each of ``--rates`` in turn; validated orders/s, POST and end-to-end latency, CPU per
+  order per process (see benchmarks/ftgo_cases/distributed.py).
 
-For each: (1) throughput: N orders created by 32 concurrent clients, until the last one
-is VALIDATED; (2) latency p50/p99 from POST to VALIDATED at a steady 100 orders/s.
-
-    .venv/bin/python benchmarks/ftgo.py                    # both
+    .venv/bin/python benchmarks/ftgo.py --only distributed      # 100,200,300,400/s, 10 s each
+    .venv/bin/python benchmarks/ftgo.py --only distributed --rates 100 --seconds 20 \
+        --plot docs/ftgo-distributed-latency.png
     .venv/bin/python benchmarks/ftgo.py --only embedded --n 500
     .venv/bin/python benchmarks/ftgo.py --only embedded,embedded-aiosqlite --n 300 --rate 20
-    .venv/bin/python benchmarks/ftgo.py --plot docs/ftgo-latency.png
+    .venv/bin/python benchmarks/ftgo.py --only embedded --plot docs/ftgo-latency.png
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -142,187 +143,30 @@ def summary(throughput: float, latencies: list[float], offered: int) -> dict[str
     }
 
 
-class Processes:
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, argv: list[str], wait_ready: bool) -> None:
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            cwd=ROOT,
-        )
-        self.procs.append(proc)
-        if wait_ready:
-            assert proc.stdout is not None
-            while True:
-                line = proc.stdout.readline().decode()
-                if not line:
-                    raise RuntimeError(f"{argv[3:5]} exited")
-                if " ready " in line:
-                    return
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-async def distributed(n: int, rate: int, seconds: float) -> dict[str, Any]:
-    import grpc
-    import httpx
-    from sqlalchemy import text
-
-    from ftgo.app.web import free_port
-    from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
-    from servicewire.storage.database import create_engine
-
-    suffix = uuid.uuid4().hex[:6]
-    dbs = {s: f"sw_bench_{suffix}_{s}" for s in ("order", "consumer", "restaurant")}
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        for name in dbs.values():
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    ports = {s: (free_port(), free_port()) for s in dbs}
-    procs = Processes()
-    try:
-        for s in ("restaurant", "consumer", "order"):
-            procs.start(
-                [
-                    sys.executable,
-                    "-m",
-                    "ftgo.app.cli",
-                    "serve",
-                    s,
-                    "--db",
-                    f"{PG}/{dbs[s]}",
-                    "--transport",
-                    AMQP,
-                    "--http-port",
-                    str(ports[s][0]),
-                    "--grpc-port",
-                    str(ports[s][1]),
-                    "--no-relay",
-                    "--log-level",
-                    "WARNING",
-                ],
-                wait_ready=True,
-            )
-            procs.start(
-                [
-                    sys.executable,
-                    "-m",
-                    "servicewire.cli.main",
-                    "relay",
-                    "--db",
-                    f"{PG}/{dbs[s]}",
-                    "--transport",
-                    AMQP,
-                    "--name",
-                    f"bench-{s}",
-                    "--log-level",
-                    "WARNING",
-                ],
-                wait_ready=False,
-            )
-        http = {s: f"http://127.0.0.1:{p[0]}" for s, p in ports.items()}
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-            r = await client.post(
-                f"{http['restaurant']}/v1/restaurants",
-                json={
-                    "name": "Bench",
-                    "postcodes": ["94619"],
-                    "menu": [{"menuItemId": "naan", "name": "Naan", "price": "2.50"}],
-                },
-            )
-            restaurant = r.json()["restaurantId"]
-            r = await client.post(
-                f"{http['consumer']}/v1/consumers", json={"name": "B", "orderLimit": "1000000"}
-            )
-            consumer = r.json()["consumerId"]
-            while (
-                await client.get(f"{http['order']}/v1/restaurants/{restaurant}")
-            ).status_code != 200:
-                await asyncio.sleep(0.05)
-            body = {
-                "consumerId": consumer,
-                "restaurantId": restaurant,
-                "lineItems": [{"menuItemId": "naan", "quantity": 1}],
-                "deliveryAddress": {"street": "1 Main", "city": "Oakland", "postcode": "94619"},
-            }
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports['order'][1]}")
-            stub = order_pb2_grpc.OrderServiceStub(channel)
-
-            async def one() -> float:
-                t = time.perf_counter()
-                r = await client.post(f"{http['order']}/v1/orders", json=body)
-                order_id = r.json()["orderId"]
-                async for change in stub.WatchOrder(
-                    order_pb2.WatchOrderRequest(order_id=order_id), timeout=60
-                ):
-                    if change.state == "VALIDATED":
-                        return time.perf_counter() - t
-                raise RuntimeError(f"order {order_id} not validated")
-
-            sem = asyncio.Semaphore(32)
-
-            async def bounded() -> float:
-                async with sem:
-                    return await one()
-
-            start = time.perf_counter()
-            await asyncio.gather(*(bounded() for _ in range(n)))
-            throughput = n / (time.perf_counter() - start)
-            tasks = []
-            start = time.perf_counter()
-            for i in range(int(rate * seconds)):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one()))
-            latencies = await asyncio.gather(*tasks)
-            await channel.close()
-    finally:
-        procs.stop()
-        async with admin.connect() as conn:
-            for name in dbs.values():
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-    return summary(throughput, list(latencies), len(latencies))
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, default=1000, help="orders for the throughput run")
-    parser.add_argument("--rate", type=int, default=100, help="orders/s for the latency run")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--only", default="embedded,distributed")
-    parser.add_argument("--plot", type=Path, help="write the latency distribution to this PNG")
-    args = parser.parse_args()
+async def main(args: argparse.Namespace) -> None:
+    # SIGINT/SIGTERM cancel the run, so that the finally blocks stop the services and
+    # drop the databases and the vhost (a background job may have SIGINT ignored).
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+    modes = args.only.split(",")
+    load = os.getloadavg()
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load average {load[0]:.2f} {load[1]:.2f}")
     results: dict[str, dict[str, Any]] = {}
-    load = os.getloadavg()[0]
-    for mode in args.only.split(","):
+    for mode in modes:
+        if mode == "distributed":
+            await run_distributed(args)
+            continue
         print(f"== {mode}: {args.n} orders, then {args.rate}/s for {args.seconds:g}s", flush=True)
         started = time.process_time()
-        if mode == "distributed":
-            results[mode] = await distributed(args.n, args.rate, args.seconds)
-        else:  # embedded (inline SQLite driver) or embedded-aiosqlite (the old default)
-            driver = mode.partition("-")[2] or "inline"
-            results[mode] = await embedded(args.n, args.rate, args.seconds, driver)
-        # Only the embedded deployment runs in this process; the distributed one's CPU
-        # is in its service and relay processes.
+        driver = mode.partition("-")[2] or "inline"  # embedded-aiosqlite: the old default
+        results[mode] = await embedded(args.n, args.rate, args.seconds, driver)
         results[mode]["cpu"] = time.process_time() - started
+    if not results:
+        return
     print()
-    print(f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f} (2 cores)")
     print(
         f"{'deployment':<20} {'validated orders/s':>19} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'max ms':>8}  validated/offered at {args.rate}/s, CPU s in this process"
@@ -335,6 +179,53 @@ async def main() -> None:
     if args.plot is not None:
         plot(results, args.rate, args.plot)
         print(f"latency distribution written to {args.plot}")
+
+
+async def run_distributed(args: argparse.Namespace) -> None:
+    from benchmarks.ftgo_cases import distributed as ftgo_distributed
+
+    rates = [int(r) for r in args.rates.split(",")]
+    print(
+        f"== distributed: {'/s, '.join(map(str, rates))}/s offered for {args.seconds:g}s each"
+        f" (3 x ftgo serve, PostgreSQL, RabbitMQ)",
+        flush=True,
+    )
+    load = os.getloadavg()
+    rows = await ftgo_distributed.distributed(
+        rates,
+        args.seconds,
+        warmup=args.warmup,
+        log_level=args.log_level,
+        serve_args=args.serve_args.split(),
+    )
+    end = os.getloadavg()
+    print()
+    print(
+        f"load average at start {load[0]:.2f} {load[1]:.2f}, at end {end[0]:.2f} {end[1]:.2f}"
+        f" ({os.cpu_count()} cores)"
+    )
+    ftgo_distributed.print_table(rows)
+    if args.plot is not None:
+        ftgo_distributed.plot(rows, args.plot)
+        print(f"latency distribution written to {args.plot}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000, help="embedded: orders for throughput")
+    parser.add_argument("--rate", type=int, default=100, help="embedded: orders/s for latency")
+    parser.add_argument("--rates", default="100,200,300,400", help="distributed: orders/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per rate")
+    parser.add_argument("--warmup", type=int, default=100, help="distributed: orders at 50/s")
+    parser.add_argument("--log-level", default="INFO", help="distributed: ftgo serve's")
+    parser.add_argument(
+        "--serve-args", default="", help="distributed: more ftgo serve options, one string"
+    )
+    parser.add_argument("--only", default="embedded,distributed")
+    parser.add_argument("--plot", type=Path, help="write the latency distribution to this PNG")
+    return parser.parse_args()
 
 
 def plot(results: dict[str, dict[str, Any]], rate: int, path: Path) -> None:
@@ -363,4 +254,11 @@ def plot(results: dict[str, dict[str, Any]], rate: int, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    if arguments.only == "distributed":
+        # The load generator on the same fast loop as the services it drives.
+        from ftgo.app.web import run
+
+        run(main(arguments))
+    else:
+        asyncio.run(main(arguments))

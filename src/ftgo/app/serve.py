@@ -7,6 +7,12 @@ The process runs the service's message consumers, its REST API on ``--http-port`
 (Order and Restaurant Services) its gRPC API on ``--grpc-port``, plus the outbox relay
 unless ``--no-relay`` says a separate ``servicewire relay`` process does it. SIGTERM or
 Ctrl-C stops taking requests and messages, finishes those in flight, and exits.
+
+It runs on uvloop with uvicorn's httptools parser (both from the ``rest`` extra) and
+says so when ready::
+
+    order-service ready http=http://127.0.0.1:8081 grpc=127.0.0.1:9081 \\
+        loop=uvloop http-parser=httptools
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ async def serve(
 ) -> int:
     # REST and gRPC come with the rest and grpc extras; importing them here keeps
     # `ftgo demo` working on a core-only install.
-    from ftgo.app.web import HttpServer
+    from ftgo.app.web import HttpServer, loop_name
     from servicewire.grpc import Server
 
     options = ServiceOptions(relay=not args.no_relay)
@@ -114,7 +120,13 @@ async def serve(
     if grpc_server is not None:
         port = await grpc_server.start()
         addresses["grpc"] = f"{args.host}:{port}"
-    print(f"{service.name} ready " + " ".join(f"{k}={v}" for k, v in addresses.items()), flush=True)
+    # What it runs on, read back from the running loop and the server: the fast stack
+    # (uvloop, httptools) unless one was missing (see ftgo.app.web).
+    stack = f"loop={loop_name()} http-parser={http.parser}"
+    print(
+        f"{service.name} ready " + " ".join(f"{k}={v}" for k, v in addresses.items()) + f" {stack}",
+        flush=True,
+    )
     if ready is not None:
         ready(addresses)
     stop = asyncio.Event()
@@ -130,8 +142,8 @@ async def serve(
         if grpc_server is not None:
             await grpc_server.stop(2.0)
         await service.stop()
-        if "journal" in options:
-            options["journal"].close()  # write what is pending
+        if options.journal is not None:
+            options.journal.close()  # write what is pending
         for closer in closers:
             await closer.close()
     return 0
@@ -169,7 +181,8 @@ def _sync_validator(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ftgo.app.web import run
     from servicewire.telemetry import configure_logging
 
     configure_logging(service=f"{args.service}-service", level=args.log_level)
-    return asyncio.run(serve(args))
+    return run(serve(args))

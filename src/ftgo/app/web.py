@@ -2,8 +2,13 @@
 
     server = HttpServer(build_order_app(system.orders), port=0)   # 0: a free port
     await server.start()
-    print(server.url)
+    print(server.url, server.parser)                               # ... httptools
     await server.stop()
+
+The server parses HTTP with httptools (the C parser uvicorn's fast stack uses) when it
+is installed, which the ``rest`` extra does; ``ftgo serve`` also runs its event loop on
+uvloop (:func:`run`). Without them both fall back to the pure-Python h11 parser and
+asyncio's own loop, and say so in the service's ready line.
 
 The camelCase body models the REST adapters share are in :mod:`ftgo.rest_models`.
 """
@@ -12,17 +17,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+
+log = logging.getLogger("ftgo.app.web")
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def http_parser() -> str:
+    """``"httptools"`` when the C parser is installed, else ``"h11"`` (pure Python)."""
+    try:
+        import httptools  # noqa: F401  (uvicorn imports it lazily: prove it is here)
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (no Windows build), else on
+    asyncio's own loop with a warning naming the extra that brings it."""
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed: running on asyncio's loop (pip install uvloop)")
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def loop_name() -> str:
+    """What the running event loop is: ``"uvloop"`` or ``"asyncio"``."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 class HttpServer:
@@ -37,8 +74,15 @@ class HttpServer:
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port or free_port()
+        self.parser = http_parser()
         config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", lifespan="off", access_log=False
+            app,
+            host=host,
+            port=self.port,
+            http=self.parser,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

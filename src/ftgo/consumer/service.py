@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, MetaData, Numeric, String, Table, select
+from sqlalchemy import Boolean, Column, MetaData, Numeric, String, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ftgo.consumer.api import (
@@ -55,12 +55,12 @@ def check_consumer(consumer: Consumer | None, consumer_id: str, total: Decimal) 
     return None
 
 
+# Built once: every ValidateConsumerInfo runs it, with SQLAlchemy's compiled form reused.
+_SELECT_CONSUMER = select(consumers).where(consumers.c.consumer_id == bindparam("key"))
+
+
 async def load_consumer(session: Any, consumer_id: str) -> Consumer | None:
-    row = (
-        (await session.execute(select(consumers).where(consumers.c.consumer_id == consumer_id)))
-        .mappings()
-        .first()
-    )
+    row = (await session.execute(_SELECT_CONSUMER, {"key": consumer_id})).mappings().first()
     return Consumer(**row) if row is not None else None
 
 

@@ -20,7 +20,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import JSON, Column, Float, Integer, MetaData, Numeric, String, Table, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
@@ -79,6 +90,26 @@ restaurant_replica = Table(
     Column("postcodes", JSON, nullable=False),
 )
 
+# Statements built once: each execution then reuses SQLAlchemy's compiled form without
+# building the statement and its cache key again (the order path runs them per order).
+_SELECT_ORDER = select(orders).where(orders.c.order_id == bindparam("key"))
+_SELECT_ORDER_FOR_UPDATE = _SELECT_ORDER.with_for_update()
+_INSERT_ORDER = orders.insert()
+_UPDATE_ORDER = orders.update().where(orders.c.order_id == bindparam("key"))  # SET: the params
+_INSERT_STATE_CHANGE = state_changes.insert()
+# One reply's part of the validation, where UPDATE ... RETURNING exists (PostgreSQL,
+# SQLite 3.35+): set its flag on a PENDING order and read both flags back, one statement
+# instead of SELECT ... FOR UPDATE then UPDATE. The row lock it takes orders the two
+# replies of one order as the SELECT did; the second sees the first's committed flag.
+_APPROVE_PART = (
+    orders.update()
+    .where(orders.c.order_id == bindparam("key"), orders.c.state == OrderState.PENDING.value)
+    .returning(orders.c.consumer_ok, orders.c.restaurant_ok, orders.c.order_total)
+)
+_SELECT_REPLICA = select(restaurant_replica).where(
+    restaurant_replica.c.restaurant_id == bindparam("key")
+)
+
 
 class CreateOrderRequest(BaseModel):
     """What a client sends to create an order."""
@@ -118,6 +149,16 @@ class RestaurantReplica(BaseModel):
     postcodes: list[str]
 
 
+def _price(replica: RestaurantReplica, request: CreateOrderRequest) -> Decimal:
+    """The order's total by the replica's menu (items it lacks count 0 here: Restaurant
+    Service refuses them when it validates the order)."""
+    prices = {m.menu_item_id: m.price for m in replica.menu}
+    return sum(
+        (prices.get(li.menu_item_id, Decimal(0)) * li.quantity for li in request.line_items),
+        Decimal("0"),
+    )
+
+
 class UnknownRestaurantError(LookupError):
     """The order names a restaurant the replica does not know."""
 
@@ -131,11 +172,14 @@ def _menu_json(menu: list[MenuItem]) -> list[dict[str, str]]:
 
 
 async def _load(session: Any, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    stmt = select(orders).where(orders.c.order_id == order_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = (await session.execute(stmt)).mappings().first()
+    stmt = _SELECT_ORDER_FOR_UPDATE if lock else _SELECT_ORDER
+    row = (await session.execute(stmt, {"key": order_id})).mappings().first()
     return dict(row) if row is not None else None
+
+
+async def _replica(session: Any, restaurant_id: str) -> RestaurantReplica | None:
+    row = (await session.execute(_SELECT_REPLICA, {"key": restaurant_id})).mappings().first()
+    return RestaurantReplica(**row) if row is not None else None
 
 
 async def _set_state(
@@ -143,12 +187,11 @@ async def _set_state(
 ) -> None:
     now = time.time()
     await ctx.session.execute(
-        orders.update()
-        .where(orders.c.order_id == order_id)
-        .values(state=state, rejection_reason=reason, updated_at=now, **values)
+        _UPDATE_ORDER,
+        {"key": order_id, "state": state, "rejection_reason": reason, "updated_at": now, **values},
     )
     await ctx.session.execute(
-        state_changes.insert().values(order_id=order_id, state=state, reason=reason, at=now)
+        _INSERT_STATE_CHANGE, {"order_id": order_id, "state": state, "reason": reason, "at": now}
     )
 
 
@@ -169,45 +212,44 @@ class Orders:
 
     async def restaurant(self, restaurant_id: str) -> RestaurantReplica | None:
         async with self.service.transaction() as ctx:
-            stmt = select(restaurant_replica).where(
-                restaurant_replica.c.restaurant_id == restaurant_id
-            )
-            row = (await ctx.session.execute(stmt)).mappings().first()
-        return RestaurantReplica(**row) if row is not None else None
+            return await _replica(ctx.session, restaurant_id)
 
     async def create(self, request: CreateOrderRequest) -> Order:
-        """Create the order PENDING and send both validations, in one transaction."""
-        replica = await self.restaurant(request.restaurant_id)
-        if replica is None:
-            raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
-        prices = {m.menu_item_id: m.price for m in replica.menu}
-        total = sum(
-            (prices.get(li.menu_item_id, Decimal(0)) * li.quantity for li in request.line_items),
-            Decimal("0"),
-        )
+        """Create the order PENDING and send both validations, in one transaction (which
+        also reads the restaurant replica that prices it: one round of BEGIN/COMMIT)."""
         order_id = new_id()
         if self.validator is not None:
-            return await self._create_validated(order_id, request, total)
-        now = time.time()
+            replica = await self.restaurant(request.restaurant_id)
+            if replica is None:
+                raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
+            return await self._create_validated(order_id, request, _price(replica, request))
         async with self.service.transaction() as ctx:
+            replica = await _replica(ctx.session, request.restaurant_id)
+            if replica is None:  # raised inside: the transaction rolls back, nothing written
+                raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
+            total = _price(replica, request)
+            now = time.time()
             await ctx.session.execute(
-                orders.insert().values(
-                    order_id=order_id,
-                    consumer_id=request.consumer_id,
-                    restaurant_id=request.restaurant_id,
-                    state=OrderState.PENDING,
-                    order_total=total,
-                    line_items=[li.model_dump() for li in request.line_items],
-                    delivery_address=request.delivery_address.model_dump(),
-                    delivery_time=request.delivery_time,
-                    consumer_ok=0,
-                    restaurant_ok=0,
-                    created_at=now,
-                    updated_at=now,
-                )
+                _INSERT_ORDER,
+                {
+                    "order_id": order_id,
+                    "consumer_id": request.consumer_id,
+                    "restaurant_id": request.restaurant_id,
+                    "state": OrderState.PENDING,
+                    "rejection_reason": None,
+                    "order_total": total,
+                    "line_items": [li.model_dump() for li in request.line_items],
+                    "delivery_address": request.delivery_address.model_dump(),
+                    "delivery_time": request.delivery_time,
+                    "consumer_ok": 0,
+                    "restaurant_ok": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
             await ctx.session.execute(
-                state_changes.insert().values(order_id=order_id, state=OrderState.PENDING, at=now)
+                _INSERT_STATE_CHANGE,
+                {"order_id": order_id, "state": OrderState.PENDING, "reason": None, "at": now},
             )
             await ctx.send(
                 ValidateConsumerInfo(
@@ -375,6 +417,18 @@ def create_order_service(
         notify_after_commit(ctx, order_id)
 
     async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
+        if getattr(ctx.session.bind.dialect, "update_returning", False):
+            result = await ctx.session.execute(_APPROVE_PART, {"key": order_id, **flags})
+            part = result.mappings().first()
+            if part is None:
+                return  # unknown, or already decided (or cancelled)
+            if part["consumer_ok"] and part["restaurant_ok"]:
+                await _set_state(ctx, order_id, OrderState.VALIDATED)
+                total = part["order_total"]
+                await ctx.publish(OrderValidated(order_id=order_id, order_total=total))
+            notify_after_commit(ctx, order_id)
+            return
+        # MariaDB has no UPDATE ... RETURNING: lock, read, then write.
         row = await _load(ctx.session, order_id, lock=True)
         if row is None or row["state"] != OrderState.PENDING:
             return
@@ -383,9 +437,7 @@ def create_order_service(
             await _set_state(ctx, order_id, OrderState.VALIDATED, **flags)
             await ctx.publish(OrderValidated(order_id=order_id, order_total=row["order_total"]))
         else:
-            await ctx.session.execute(
-                orders.update().where(orders.c.order_id == order_id).values(**flags)
-            )
+            await ctx.session.execute(_UPDATE_ORDER, {"key": order_id, **flags})
         notify_after_commit(ctx, order_id)
 
     @service.on_reply(ConsumerValidated)

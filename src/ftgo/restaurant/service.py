@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, MetaData, String, Table, select, update
+from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ftgo.restaurant.api import (
@@ -69,9 +69,12 @@ def _menu_json(menu: list[MenuItem]) -> list[dict[str, str]]:
     return [{"menu_item_id": m.menu_item_id, "name": m.name, "price": str(m.price)} for m in menu]
 
 
+# Built once: every ValidateOrderDetails runs it, with SQLAlchemy's compiled form reused.
+_SELECT_RESTAURANT = select(restaurants).where(restaurants.c.restaurant_id == bindparam("key"))
+
+
 async def load_restaurant(session: Any, restaurant_id: str) -> Restaurant | None:
-    stmt = select(restaurants).where(restaurants.c.restaurant_id == restaurant_id)
-    row = (await session.execute(stmt)).mappings().first()
+    row = (await session.execute(_SELECT_RESTAURANT, {"key": restaurant_id})).mappings().first()
     return Restaurant(**row) if row is not None else None
 
 
