@@ -1,19 +1,34 @@
-"""The delivery pipeline (DESIGN section 5): one message from receipt to acknowledgement.
+"""The delivery pipeline (DESIGN section 5): deliveries from receipt to acknowledgement.
 
-    receive -> decode (fails: dead-letter at once, with the reason)
-            -> open transaction -> inbox check (duplicate: ack and skip)
-            -> handler (its sends and replies collected) -> outbox insert -> commit
-            -> after-commit callbacks (Context.after_commit) -> ack
+The unit is a *batch*: the deliveries a consumer found ready at once (one, at low
+load), at most one per shard, so per-key order holds. A batch runs in one database
+transaction, each handler inside its own savepoint::
+
+    receive N -> check signature, decode each (fails: dead-letter at once, with the reason)
+              -> open transaction -> claim the N inbox ids (one statement; duplicates: skip)
+              -> per message: SAVEPOINT -> handler (sends collected) -> RELEASE
+                 (a handler error: ROLLBACK TO SAVEPOINT, re-run a few times, then give
+                 its inbox id back: it was not processed)
+              -> outbox insert of every message sent (one statement) -> commit
+              -> after-commit callbacks (Context.after_commit) -> ack, nack or dead-letter
 
 Each handler run passes through the middleware the pipeline is given (tracing, metrics,
-log context: :mod:`~.middleware`) before it reaches the transactional unit.
+log context: :mod:`~.middleware`) before it reaches its savepoint.
 
-A handler error rolls the whole transaction back (its business rows, its outgoing
-messages and its inbox row), then the message is re-run a few times at once, then
-redelivered with backoff by the transport, then dead-lettered with headers that say
-why. Unknown types and unsupported MAJOR versions are dead-lettered at once (on event
-channels, types the service does not handle are skipped instead). The consumer keeps
-running through all of it: :meth:`Pipeline.process` never raises for a bad message.
+A handler error rolls back its own savepoint (its business rows, its outgoing messages)
+and nothing else; the message is re-run a few times at once, then redelivered with
+backoff by the transport, then dead-lettered with headers that say why. Unknown types
+and unsupported MAJOR versions are dead-lettered at once (on event channels, types the
+service does not handle are skipped instead). Nothing is acknowledged before the
+commit. If the batch itself fails (the commit, the inbox claim, a savepoint that cannot
+be rolled back), an unreachable database nacks every message for redelivery, and any
+other error runs the messages again one per transaction, so that only the message at
+fault is counted as failing. A database that cannot be reached is never a reason to
+dead-letter (:func:`~servicewire.storage.failures.is_infrastructure_error`). The consumer
+keeps running through all of it: :meth:`Pipeline.process_batch` never raises for a bad
+message::
+
+    outcomes = await pipeline.process_batch([delivery_1, delivery_2])
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +52,7 @@ from servicewire.errors import (
     UnsupportedVersionError,
 )
 from servicewire.messaging.message import Message
+from servicewire.outbox.writer import PendingRows
 from servicewire.pipeline import inbox
 from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
@@ -46,11 +63,44 @@ from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
+from servicewire.storage.failures import is_infrastructure_error
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
 
-OutboxWriter = Callable[[AsyncSession, Sequence[Message]], Awaitable[None]]
+OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
+"""Writes messages to the outbox: given a session, or the batch's :class:`PendingRows`."""
+
+OUTAGE_RETRY_CAP = 5.0
+"""Longest wait, seconds, before a delivery that met an unreachable database comes back."""
+
+
+class _Batch:
+    """One batch transaction, as the savepoint step sees it."""
+
+    __slots__ = ("broken", "claim_each", "context", "pending", "session")
+
+    def __init__(self, session: AsyncSession, claim_each: bool) -> None:
+        self.session = session
+        self.claim_each = claim_each
+        """Each run claims its inbox id in its savepoint (no multi-row claim here)."""
+        self.pending = PendingRows()
+        self.context: Context | None = None
+        """The context of the run that just succeeded (read back by the batch loop)."""
+        self.broken = False
+        """A savepoint could not be rolled back or released: the transaction is lost."""
+
+
+class _Result:
+    """What became of one run of a batch, before it is settled."""
+
+    __slots__ = ("context", "error", "outcome", "run")
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.context: Context | None = None
 
 
 class Pipeline:
@@ -92,11 +142,38 @@ class Pipeline:
         self._on_outcome = on_outcome
         self._ignore_unknown = handlers.ignores_unknown(channel, group)
         self._authenticity = authenticity
-        # Each handler run goes through the middleware (first outermost) to the unit.
-        self._handle = chain(middleware, self._run_in_transaction)
+        # Each handler run goes through the middleware (first outermost) to its savepoint.
+        self._handle = chain(middleware, self._run_in_savepoint)
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and settle it (ack, nack or dead-letter). Never raises."""
+        return (await self.process_batch([delivery]))[0]
+
+    async def process_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Handle ``deliveries`` in one transaction and settle each; outcomes in order.
+
+        The deliveries should be of different shards (what a transport hands over
+        unsettled at once is); two of one shard or one message id are run in separate
+        transactions, one after the other, in the order given. Never raises for a bad
+        message.
+        """
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        ready: list[tuple[int, Delivery, HandlerSpec, object]] = []
+        for index, delivery in enumerate(deliveries):
+            prepared = await self._prepare(delivery)
+            if isinstance(prepared, Outcome):
+                outcomes[index] = prepared
+            else:
+                ready.append((index, delivery, *prepared))
+        for part in _apart(ready):
+            results = await self._execute(part)
+            await self._after_commit(results)
+            for (index, _d, _s, _v), result in zip(part, results, strict=True):
+                outcomes[index] = await self._settle(result)
+        return [outcome or Outcome.RETRYING for outcome in outcomes]
+
+    async def _prepare(self, delivery: Delivery) -> Outcome | tuple[HandlerSpec, object]:
+        """Check and decode: the handler and value, or the outcome of a message settled."""
         message = delivery.message
         spec: HandlerSpec | None = None
         if self._authenticity is not None:
@@ -119,22 +196,170 @@ class Pipeline:
             return await self._dead_letter(delivery, f"unsupported version: {exc}", exc, spec)
         except (DecodeError, UnsupportedContentTypeError) as exc:
             return await self._dead_letter(delivery, f"undecodable: {exc}", exc, spec)
+        return spec, value
 
-        last_error: BaseException | None = None
-        run = Run(self.service, self.channel, self.group, spec, value, delivery)
+    async def _execute(
+        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]]
+    ) -> list[_Result]:
+        """Run ``part`` in one transaction; on a failure of the batch itself, see above."""
+        try:
+            return await self._transaction(part)
+        except Exception as exc:
+            if is_infrastructure_error(exc) or len(part) == 1:
+                # Nothing was committed: each message is settled on this error (an
+                # unreachable database is told apart from a failure there).
+                failed = []
+                for _i, delivery, spec, value in part:
+                    result = _Result(
+                        Run(self.service, self.channel, self.group, spec, value, delivery)
+                    )
+                    result.error = exc
+                    failed.append(result)
+                log.warning(
+                    "%s: a batch of %d on %s did not commit: %s: %s",
+                    self.service,
+                    len(part),
+                    self.channel,
+                    type(exc).__name__,
+                    exc,
+                )
+                return failed
+            log.info(
+                "%s: a batch of %d on %s failed (%s: %s); running its messages one by one",
+                self.service,
+                len(part),
+                self.channel,
+                type(exc).__name__,
+                exc,
+            )
+            results: list[_Result] = []
+            for entry in part:
+                results.extend(await self._execute([entry]))
+            return results
+
+    async def _transaction(
+        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]]
+    ) -> list[_Result]:
+        async with self._locked(), self._sessions() as session:
+            async with session.begin():
+                conn = await session.connection()
+                ids = [delivery.message.id for _i, delivery, _s, _v in part]
+                claimed = await inbox.claim_many(conn, self.group, ids)
+                batch = _Batch(session, claim_each=claimed is None)
+                results: list[_Result] = []
+                unclaim: list[str] = []
+                for _i, delivery, spec, value in part:
+                    run = Run(self.service, self.channel, self.group, spec, value, delivery, batch)
+                    result = _Result(run)
+                    results.append(result)
+                    if claimed is not None and delivery.message.id not in claimed:
+                        result.outcome = Outcome.DUPLICATE
+                        continue
+                    await self._run_with_reruns(run, batch, result)
+                    if result.error is not None and claimed is not None:
+                        unclaim.append(delivery.message.id)
+                await inbox.release(conn, self.group, unclaim)
+                await batch.pending.flush(conn)
+        return results
+
+    async def _run_with_reruns(self, run: Run, batch: _Batch, result: _Result) -> None:
+        """The handler, re-run at once (each in a fresh savepoint) while it fails."""
         for _attempt in range(1 + self._retry.immediate):
             try:
-                outcome = await self._handle(run)
-            except PermanentError as exc:
-                return await self._dead_letter(delivery, f"handler refused: {exc}", exc, spec)
+                result.outcome = await self._handle(run)
             except Exception as exc:  # a handler's failure is data here, not a crash
-                last_error = exc
-                log.debug("handler %s failed on %s: %r", spec.name, message.id, exc)
+                if batch.broken:
+                    raise  # the transaction is gone: the batch fails as a whole
+                result.error = exc
+                if isinstance(exc, PermanentError):
+                    return
+                log.debug("handler %s failed on %s: %r", run.spec.name, run.message.id, exc)
                 continue
-            await delivery.ack()
-            return self._done(message, outcome, spec)
+            result.error = None
+            result.context = batch.context
+            batch.context = None
+            return
 
-        assert last_error is not None
+    async def _run_in_savepoint(self, run: Run) -> Outcome:
+        """The innermost step: one handler run in its own savepoint of the batch."""
+        batch = run.batch
+        if not isinstance(batch, _Batch):
+            raise TypeError("a run reaches its savepoint only through Pipeline.process_batch")
+        session = batch.session
+        message = run.delivery.message
+        # A fresh context per run: nothing from a failed run leaks into the next.
+        ctx = Context(
+            session,
+            source=self.service,
+            codec=self._out_codec,
+            message=message,
+            attempt=run.delivery.attempt,
+            default_reply_to=self._reply_to,
+        )
+        mark = batch.pending.mark()
+        savepoint = await session.begin_nested()
+        try:
+            if batch.claim_each and not await inbox.claim(session, self.group, message.id):
+                outcome = Outcome.DUPLICATE
+            else:
+                await run.spec.func(run.value, ctx)
+                if ctx.outgoing:
+                    await self._write_outbox(batch.pending, ctx.outgoing)
+                outcome = Outcome.HANDLED
+        except BaseException:
+            batch.pending.rewind(mark)
+            try:
+                await savepoint.rollback()
+            except BaseException:
+                batch.broken = True
+                raise
+            raise
+        try:
+            await savepoint.commit()
+        except BaseException:
+            batch.broken = True
+            raise
+        batch.context = ctx if outcome is Outcome.HANDLED else None
+        return outcome
+
+    async def _after_commit(self, results: Sequence[_Result]) -> None:
+        """Tell the relay, then run each handled message's callbacks, in batch order."""
+        contexts = [r.context for r in results if r.context is not None]
+        if not contexts:
+            return
+        if self._on_commit is not None:
+            sent = [m for ctx in contexts for m in ctx.outgoing]
+            if sent:
+                self._on_commit(sent)
+        # Committed, and out of the write lock: a callback may start a transaction.
+        for ctx in contexts:
+            if ctx.has_callbacks:
+                await run_after_commit(ctx.committed_callbacks)
+
+    async def _settle(self, result: _Result) -> Outcome:
+        """Ack what was handled; retry, nack or dead-letter what failed."""
+        delivery, spec = result.run.delivery, result.run.spec
+        message = delivery.message
+        if result.error is None:
+            assert result.outcome is not None
+            await delivery.ack()
+            return self._done(message, result.outcome, spec)
+        error = result.error
+        if isinstance(error, PermanentError):
+            return await self._dead_letter(delivery, f"handler refused: {error}", error, spec)
+        if is_infrastructure_error(error):
+            # The database, not the message: wait and redeliver, whatever the attempt.
+            delay = min(self._retry.redelivery_delay(delivery.attempt), OUTAGE_RETRY_CAP)
+            log.warning(
+                "database unreachable handling %s %s (attempt %d); redelivering in %.2fs: %s",
+                message.type,
+                message.id,
+                delivery.attempt,
+                delay,
+                error,
+            )
+            await delivery.nack(delay=delay)
+            return self._done(message, Outcome.RETRYING, spec)
         if self._retry.should_redeliver(delivery.attempt):
             delay = self._retry.redelivery_delay(delivery.attempt)
             log.info(
@@ -143,37 +368,13 @@ class Pipeline:
                 message.id,
                 delivery.attempt,
                 delay,
-                type(last_error).__name__,
-                last_error,
+                type(error).__name__,
+                error,
             )
             await delivery.nack(delay=delay)
             return self._done(message, Outcome.RETRYING, spec)
         reason = f"handler failed {delivery.attempt} deliveries x {1 + self._retry.immediate} runs"
-        return await self._dead_letter(delivery, reason, last_error, spec)
-
-    async def _run_in_transaction(self, run: Run) -> Outcome:
-        message, delivery, spec = run.message, run.delivery, run.spec
-        async with self._locked(), self._sessions() as session:
-            async with session.begin():
-                if not await inbox.claim(session, self.group, message.id):
-                    return Outcome.DUPLICATE
-                # A fresh context per run: nothing from a failed run leaks into the next.
-                ctx = Context(
-                    session,
-                    source=self.service,
-                    codec=self._out_codec,
-                    message=message,
-                    attempt=delivery.attempt,
-                    default_reply_to=self._reply_to,
-                )
-                await spec.func(run.value, ctx)
-                if ctx.outgoing:
-                    await self._write_outbox(session, ctx.outgoing)
-        if ctx.outgoing and self._on_commit is not None:
-            self._on_commit(ctx.outgoing)
-        # Committed, and out of the write lock: a callback may start a transaction.
-        await run_after_commit(ctx.committed_callbacks)
-        return Outcome.HANDLED
+        return await self._dead_letter(delivery, reason, error, spec)
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -239,4 +440,27 @@ class Pipeline:
 
 
 # Outcome lived here before it had a module of its own; code importing it from here works.
-__all__ = ["OutboxWriter", "Outcome", "Pipeline"]
+__all__ = ["OUTAGE_RETRY_CAP", "OutboxWriter", "Outcome", "Pipeline"]
+
+
+def _apart(
+    ready: list[tuple[int, Delivery, HandlerSpec, object]],
+) -> list[list[tuple[int, Delivery, HandlerSpec, object]]]:
+    """``ready`` cut into consecutive parts with no shard and no message id twice."""
+    parts: list[list[tuple[int, Delivery, HandlerSpec, object]]] = []
+    current: list[tuple[int, Delivery, HandlerSpec, object]] = []
+    shards: set[int] = set()
+    ids: set[str] = set()
+    for entry in ready:
+        delivery = entry[1]
+        shard, message_id = delivery.shard, delivery.message.id
+        if message_id in ids or (shard is not None and shard in shards):
+            parts.append(current)
+            current, shards, ids = [], set(), set()
+        current.append(entry)
+        ids.add(message_id)
+        if shard is not None:
+            shards.add(shard)
+    if current:
+        parts.append(current)
+    return parts
