@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs import to_message
 from servicewire.messaging import headers
+from servicewire.pipeline import unit_of_work
 from servicewire.pipeline.inbox import inbox
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.pipeline.unit_of_work import Outcome, Pipeline
@@ -115,28 +116,47 @@ def failing_commits() -> Iterator[dict[str, object]]:
 
 
 async def test_a_commit_that_cannot_reach_the_database_acks_nothing(
-    db: str, failing_commits: dict[str, object]
+    db: str, failing_commits: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(unit_of_work, "OUTAGE_PATIENCE", 0.3)  # then it gives up: nack
     async with ServiceHarness(kitchen(RETRY_ONCE), db=db) as harness:
         await _with_app_tables(harness)
         batch = _deliveries("o-1", "o-2", "o-3")
         failing_commits["error"] = OperationalError("COMMIT", {}, ConnectionResetError("gone"))
-        failing_commits["left"] = 1
+        failing_commits["left"] = 1000
 
         outcomes = await _pipeline(harness).process_batch(batch)
 
         assert outcomes == [Outcome.RETRYING] * 3
         assert not any(d.acked for d in batch)
         assert all(d.nacked_with is not None for d in batch)
+        failing_commits["left"] = 0
         assert await _count(harness, tickets) == 0
         assert await _count(harness, inbox) == 0
         assert await harness.sent() == []
         # The database's fault, not the messages': even on their last delivery they are
         # redelivered, never dead-lettered.
-        failing_commits["left"] = 1
+        failing_commits["left"] = 1000
         last = [HarnessDelivery(d.message, attempt=9) for d in batch]
         assert await _pipeline(harness).process_batch(last) == [Outcome.RETRYING] * 3
         assert await harness.dead_lettered() == []
+
+
+async def test_a_short_outage_at_commit_is_waited_out(
+    db: str, failing_commits: dict[str, object]
+) -> None:
+    async with ServiceHarness(kitchen(RETRY_ONCE), db=db) as harness:
+        await _with_app_tables(harness)
+        batch = _deliveries("o-1", "o-2", "o-3")
+        failing_commits["error"] = OperationalError("COMMIT", {}, ConnectionResetError("gone"))
+        failing_commits["left"] = 2
+
+        outcomes = await _pipeline(harness).process_batch(batch)
+
+        assert outcomes == [Outcome.HANDLED] * 3
+        assert all(d.acked and d.nacked_with is None for d in batch)
+        assert await _count(harness, tickets) == 3
+        assert len(await harness.sent()) == 6
 
 
 async def test_a_batch_whose_commit_fails_otherwise_runs_one_by_one(

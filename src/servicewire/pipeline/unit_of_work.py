@@ -21,10 +21,12 @@ backoff by the transport, then dead-lettered with headers that say why. Unknown 
 and unsupported MAJOR versions are dead-lettered at once (on event channels, types the
 service does not handle are skipped instead). Nothing is acknowledged before the
 commit. If the batch itself fails (the commit, the inbox claim, a savepoint that cannot
-be rolled back), an unreachable database nacks every message for redelivery, and any
-other error runs the messages again one per transaction, so that only the message at
-fault is counted as failing. A database that cannot be reached is never a reason to
-dead-letter (:func:`~servicewire.storage.failures.is_infrastructure_error`). The consumer
+be rolled back) with any error but an unreachable database, its messages run again one
+per transaction, so that only the message at fault is counted as failing. A database
+that cannot be reached (:func:`~servicewire.storage.failures.is_infrastructure_error`)
+is never a reason to dead-letter: the batch keeps its deliveries and tries again with
+growing pauses for up to :data:`OUTAGE_PATIENCE` seconds, then nacks them for a
+redelivery that again does not count against them. The consumer
 keeps running through all of it: :meth:`Pipeline.process_batch` never raises for a bad
 message::
 
@@ -71,8 +73,14 @@ log = logging.getLogger("servicewire.pipeline.unit_of_work")
 OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
 """Writes messages to the outbox: given a session, or the batch's :class:`PendingRows`."""
 
+OUTAGE_PATIENCE = 60.0
+"""Seconds a batch that cannot reach its database keeps its deliveries and tries again
+(with growing pauses, from ``OUTAGE_FIRST_PAUSE`` to ``OUTAGE_MAX_PAUSE``) before it
+nacks them; either way they are never dead-lettered for it."""
+OUTAGE_FIRST_PAUSE = 0.05
+OUTAGE_MAX_PAUSE = 2.0
 OUTAGE_RETRY_CAP = 5.0
-"""Longest wait, seconds, before a delivery that met an unreachable database comes back."""
+"""Longest redelivery delay, seconds, of a delivery nacked for an unreachable database."""
 
 
 class _Batch:
@@ -94,13 +102,25 @@ class _Batch:
 class _Result:
     """What became of one run of a batch, before it is settled."""
 
-    __slots__ = ("context", "error", "outcome", "run")
+    __slots__ = ("context", "error", "outcome", "run", "whole_batch")
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
+        self.whole_batch = False
+        """The error failed the batch (its transaction), not this message's handler."""
         self.context: Context | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        """Failed because the database could not be reached (not the message's fault)."""
+        if self.error is None:
+            return False
+        # A handler's own ConnectionError may be another system's: only the database's
+        # errors (SQLAlchemy's) count there; a failed batch also counts a driver's
+        # refused or reset socket.
+        return is_infrastructure_error(self.error, sockets=self.whole_batch)
 
 
 class Pipeline:
@@ -166,11 +186,34 @@ class Pipeline:
             else:
                 ready.append((index, delivery, *prepared))
         for part in _apart(ready):
+            await self._run_part(part, outcomes)
+        return [outcome or Outcome.RETRYING for outcome in outcomes]
+
+    async def _run_part(
+        self,
+        part: list[tuple[int, Delivery, HandlerSpec, object]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """Run, commit and settle ``part``; wait out a database outage (bounded)."""
+        waited, pause = 0.0, OUTAGE_FIRST_PAUSE
+        while True:
             results = await self._execute(part)
             await self._after_commit(results)
-            for (index, _d, _s, _v), result in zip(part, results, strict=True):
-                outcomes[index] = await self._settle(result)
-        return [outcome or Outcome.RETRYING for outcome in outcomes]
+            unreachable: list[tuple[int, Delivery, HandlerSpec, object]] = []
+            for entry, result in zip(part, results, strict=True):
+                if waited < OUTAGE_PATIENCE and result.unreachable:
+                    # Held, not nacked: a redelivery could come back behind later
+                    # messages of its key (quorum queues requeue at the tail), and the
+                    # database is down for every message alike.
+                    unreachable.append(entry)
+                else:
+                    outcomes[entry[0]] = await self._settle(result)
+            if not unreachable:
+                return
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, OUTAGE_MAX_PAUSE)
+            part = unreachable
 
     async def _prepare(self, delivery: Delivery) -> Outcome | tuple[HandlerSpec, object]:
         """Check and decode: the handler and value, or the outcome of a message settled."""
@@ -205,7 +248,7 @@ class Pipeline:
         try:
             return await self._transaction(part)
         except Exception as exc:
-            if is_infrastructure_error(exc) or len(part) == 1:
+            if len(part) == 1 or is_infrastructure_error(exc):
                 # Nothing was committed: each message is settled on this error (an
                 # unreachable database is told apart from a failure there).
                 failed = []
@@ -214,6 +257,7 @@ class Pipeline:
                         Run(self.service, self.channel, self.group, spec, value, delivery)
                     )
                     result.error = exc
+                    result.whole_batch = True
                     failed.append(result)
                 log.warning(
                     "%s: a batch of %d on %s did not commit: %s: %s",
@@ -347,7 +391,7 @@ class Pipeline:
         error = result.error
         if isinstance(error, PermanentError):
             return await self._dead_letter(delivery, f"handler refused: {error}", error, spec)
-        if is_infrastructure_error(error):
+        if result.unreachable:
             # The database, not the message: wait and redeliver, whatever the attempt.
             delay = min(self._retry.redelivery_delay(delivery.attempt), OUTAGE_RETRY_CAP)
             log.warning(
@@ -440,7 +484,7 @@ class Pipeline:
 
 
 # Outcome lived here before it had a module of its own; code importing it from here works.
-__all__ = ["OUTAGE_RETRY_CAP", "OutboxWriter", "Outcome", "Pipeline"]
+__all__ = ["OUTAGE_PATIENCE", "OUTAGE_RETRY_CAP", "OutboxWriter", "Outcome", "Pipeline"]
 
 
 def _apart(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import exc as sa_exc
 
 
-def is_infrastructure_error(error: BaseException) -> bool:
+def is_infrastructure_error(error: BaseException, *, sockets: bool = True) -> bool:
     """Whether ``error`` (or what caused it) says the database could not be reached.
 
     True for lost or refused connections and operational failures (SQLAlchemy's
@@ -26,6 +26,9 @@ def is_infrastructure_error(error: BaseException) -> bool:
     handler's own exception is not, nor a bare timeout (a handler's call to some other
     system may time out; that is its failure to retry and, in the end, dead-letter).
     Explicit causes (``raise ... from``) are followed; implicit contexts are not.
+
+    ``sockets=False`` counts SQLAlchemy's errors only: for an error a handler raised,
+    whose own ``ConnectionError`` may come from a call to some other system.
     """
     seen: set[int] = set()
     current: BaseException | None = error
@@ -34,12 +37,10 @@ def is_infrastructure_error(error: BaseException) -> bool:
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
         if isinstance(
-            current,
-            sa_exc.OperationalError
-            | sa_exc.InterfaceError
-            | sa_exc.DisconnectionError
-            | ConnectionError,
+            current, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError
         ):
+            return True
+        if sockets and isinstance(current, ConnectionError):
             return True
         current = current.__cause__
     return False
