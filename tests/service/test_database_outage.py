@@ -2,7 +2,9 @@
 
 The shared PostgreSQL is never stopped: the service reaches it through a loopback
 proxy (tests/tcp_proxy.py) that the test cuts for 10 s, resetting every open connection
-and refusing new ones. Commands of one key keep arriving through RabbitMQ meanwhile.
+and refusing new ones. Commands of one key keep arriving meanwhile, through RabbitMQ
+(whose quorum queues requeue a nacked message at the tail: a nack there would reorder
+the key) and through the memory transport.
 An unreachable database is no fault of a message: the pipeline must redeliver, never
 count it toward the dead-letter budget, and afterwards handle every command exactly
 once, in order.
@@ -32,36 +34,42 @@ KEY = "order-42"
 
 
 @pytest.mark.slow
-async def test_a_10s_database_outage_dead_letters_nothing_and_keeps_order() -> None:
+@pytest.mark.parametrize("broker", ["amqp", "memory"])
+async def test_a_10s_database_outage_dead_letters_nothing_and_keeps_order(broker: str) -> None:
     services.require("postgres")
-    services.require("rabbitmq")
+    if broker == "amqp":
+        services.require("rabbitmq")
+        transport = services.URLS["rabbitmq"]
+    else:
+        transport = f"memory://outage-{uuid.uuid4().hex}"
     name = f"sw_outage_{uuid.uuid4().hex[:10]}"
     admin = create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     channel = f"test-outage-{uuid.uuid4().hex[:8]}"
-    amqp = services.URLS["rabbitmq"]
-    publisher = await connect_transport(amqp)
     try:
         async with TcpProxy("127.0.0.1", 5432) as proxy:
-            await _run(proxy, f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}", channel)
+            db = f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}"
+            await _run(proxy, db, transport, channel)
     finally:
-        for leftover in (channel, f"{channel}.dlq"):
-            await publisher.delete_channel(leftover)  # type: ignore[attr-defined]
-        await publisher.close()
+        if broker == "amqp":
+            cleaner = await connect_transport(transport)
+            for leftover in (channel, f"{channel}.dlq"):
+                await cleaner.delete_channel(leftover)  # type: ignore[attr-defined]
+            await cleaner.close()
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
 
 
-async def _run(proxy: TcpProxy, db: str, channel: str) -> None:
+async def _run(proxy: TcpProxy, db: str, transport: str, channel: str) -> None:
     seen: list[int] = []
     # A small budget: three failing deliveries within a second would dead-letter.
     retry = RetryPolicy(immediate=1, delayed=2, backoff=0.2)
     service = Service(
         "kitchen",
         db=db,
-        transport=services.URLS["rabbitmq"],
+        transport=transport,
         options=ServiceOptions(retry=retry, tables=[app_metadata], relay=False),
     )
 
@@ -71,7 +79,7 @@ async def _run(proxy: TcpProxy, db: str, channel: str) -> None:
         await ctx.session.execute(tickets.insert().values(order_id=f"{cmd.order_id}:{seq}"))
         ctx.after_commit(lambda: seen.append(seq))
 
-    publisher = await connect_transport(services.URLS["rabbitmq"])
+    publisher = await connect_transport(transport)
     total = 0
     async with service:
         started = time.monotonic()

@@ -6,9 +6,9 @@ transaction, each handler inside its own savepoint::
 
     receive N -> check signature, decode each (fails: dead-letter at once, with the reason)
               -> open transaction -> claim the N inbox ids (one statement; duplicates: skip)
-              -> per message: SAVEPOINT -> handler (sends collected) -> RELEASE
-                 (a handler error: ROLLBACK TO SAVEPOINT, re-run a few times, then give
-                 its inbox id back: it was not processed)
+              -> per message: SAVEPOINT -> handler (sends collected; its ORM changes
+                 flushed) (a handler error: ROLLBACK TO SAVEPOINT, re-run a few times,
+                 then give its inbox id back: it was not processed)
               -> outbox insert of every message sent (one statement) -> commit
               -> after-commit callbacks (Context.after_commit) -> ack, nack or dead-letter
 
@@ -41,7 +41,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from servicewire.codecs import CodecRegistry
 from servicewire.errors import (
@@ -73,6 +73,9 @@ log = logging.getLogger("servicewire.pipeline.unit_of_work")
 OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
 """Writes messages to the outbox: given a session, or the batch's :class:`PendingRows`."""
 
+_SAVEPOINT = "SAVEPOINT servicewire_run"
+_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT servicewire_run"
+
 OUTAGE_PATIENCE = 60.0
 """Seconds a batch that cannot reach its database keeps its deliveries and tries again
 (with growing pauses, from ``OUTAGE_FIRST_PAUSE`` to ``OUTAGE_MAX_PAUSE``) before it
@@ -86,10 +89,13 @@ OUTAGE_RETRY_CAP = 5.0
 class _Batch:
     """One batch transaction, as the savepoint step sees it."""
 
-    __slots__ = ("broken", "claim_each", "context", "pending", "session")
+    __slots__ = ("broken", "claim_each", "connection", "context", "pending", "session")
 
-    def __init__(self, session: AsyncSession, claim_each: bool) -> None:
+    def __init__(
+        self, session: AsyncSession, connection: AsyncConnection, claim_each: bool
+    ) -> None:
         self.session = session
+        self.connection = connection
         self.claim_each = claim_each
         """Each run claims its inbox id in its savepoint (no multi-row claim here)."""
         self.pending = PendingRows()
@@ -289,7 +295,7 @@ class Pipeline:
                 conn = await session.connection()
                 ids = [delivery.message.id for _i, delivery, _s, _v in part]
                 claimed = await inbox.claim_many(conn, self.group, ids)
-                batch = _Batch(session, claim_each=claimed is None)
+                batch = _Batch(session, conn, claim_each=claimed is None)
                 results: list[_Result] = []
                 unclaim: list[str] = []
                 for _i, delivery, spec, value in part:
@@ -341,7 +347,11 @@ class Pipeline:
             default_reply_to=self._reply_to,
         )
         mark = batch.pending.mark()
-        savepoint = await session.begin_nested()
+        conn = batch.connection
+        # A plain SAVEPOINT, never released: one round trip per message instead of two,
+        # and no ORM bookkeeping for handlers that use none. Reusing the name is what
+        # SQL allows (ROLLBACK TO names the newest); COMMIT releases them all.
+        await conn.exec_driver_sql(_SAVEPOINT)
         try:
             if batch.claim_each and not await inbox.claim(session, self.group, message.id):
                 outcome = Outcome.DUPLICATE
@@ -350,21 +360,29 @@ class Pipeline:
                 if ctx.outgoing:
                     await self._write_outbox(batch.pending, ctx.outgoing)
                 outcome = Outcome.HANDLED
+            if session.new or session.dirty or session.deleted:
+                await session.flush()  # the handler's ORM changes, inside its savepoint
         except BaseException:
             batch.pending.rewind(mark)
-            try:
-                await savepoint.rollback()
-            except BaseException:
-                batch.broken = True
-                raise
-            raise
-        try:
-            await savepoint.commit()
-        except BaseException:
-            batch.broken = True
+            await self._roll_back_run(batch)
             raise
         batch.context = ctx if outcome is Outcome.HANDLED else None
         return outcome
+
+    @staticmethod
+    async def _roll_back_run(batch: _Batch) -> None:
+        """Undo a failed run: back to its savepoint, and forget the ORM's view of it."""
+        try:
+            await batch.connection.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+        except BaseException:
+            batch.broken = True
+            raise
+        # Earlier runs' objects were flushed, so nothing of theirs is lost; the failed
+        # run's objects (and any state it changed in memory) are dropped.
+        batch.session.expunge_all()
+        transaction = batch.session.get_transaction()
+        if transaction is None or not transaction.is_active:
+            batch.broken = True  # a failed ORM flush ended the session's transaction
 
     async def _after_commit(self, results: Sequence[_Result]) -> None:
         """Tell the relay, then run each handled message's callbacks, in batch order."""
