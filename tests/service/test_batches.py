@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import String, event, func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs import to_message
@@ -286,3 +287,32 @@ async def test_per_key_order_holds_with_batches_and_failures(db: str) -> None:
         async with service.engine.connect() as conn:
             count = (await conn.execute(select(func.count()).select_from(tickets))).scalar_one()
         assert count == keys * per_key  # every failed run rolled back its row
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Note(_Base):
+    __tablename__ = "test_batch_notes"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(50))
+
+
+async def test_orm_work_of_a_failing_run_is_dropped_and_the_others_kept(db: str) -> None:
+    service = Service("kitchen", options=ServiceOptions(retry=RETRY_ONCE, tables=[_Base.metadata]))
+
+    @service.handles(CreateTicket)
+    async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
+        ctx.session.add(_Note(order_id=cmd.order_id))
+        if cmd.fail:
+            await ctx.session.flush()  # its row reaches the database, then is rolled back
+            raise RuntimeError("no")
+
+    async with ServiceHarness(service, db=db) as harness:
+        batch = _deliveries("o-1", "o-2", "o-3", fail="o-2")
+        outcomes = await _pipeline(harness).process_batch(batch)
+        assert outcomes == [Outcome.HANDLED, Outcome.RETRYING, Outcome.HANDLED]
+        async with harness.engine.connect() as conn:
+            rows = (await conn.execute(select(_Note.order_id).order_by(_Note.id))).scalars()
+            assert list(rows) == ["o-1", "o-3"]
