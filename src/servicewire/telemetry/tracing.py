@@ -184,6 +184,8 @@ def message_attributes(message: Message, operation: str) -> dict[str, str]:
 
 def handler_span(service: str, message: Message) -> contextlib.AbstractContextManager[Any]:
     """The consumer span of one handler run, a child of the message's sender."""
+    if not active():  # before the attributes: this runs for every message
+        return contextlib.nullcontext()
     short = message.type.rsplit(".", 1)[-1] or "message"
     attributes = message_attributes(message, "process")
     attributes["servicewire.service.service"] = service
