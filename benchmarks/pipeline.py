@@ -25,6 +25,7 @@ transport loop.
     .venv/bin/python benchmarks/pipeline.py                 # sqlite+memory, postgres+amqp
     .venv/bin/python benchmarks/pipeline.py --only sqlite --n 3000
     .venv/bin/python benchmarks/pipeline.py --only sqlite --sqlite-drivers inline
+    .venv/bin/python benchmarks/pipeline.py --only postgres --pg-transport memory
 
 SQLite runs with the inline driver (servicewire.storage.sqlite, the default) and with
 aiosqlite (a thread hop per statement), so the run shows what the driver saves.
@@ -431,12 +432,21 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
 
 
 async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    print("== PostgreSQL + amqp://", flush=True)
+    on_memory = args.pg_transport == "memory"
+    broker = "memory://" if on_memory else "amqp://"
+    print(f"== PostgreSQL + {broker}", flush=True)
+
+    def transport() -> str:
+        return f"memory://{uuid.uuid4().hex}" if on_memory else AMQP
+
     dbs = [await fresh_pg_database() for _ in range(4)]
     try:
-        rate, cpu = await throughput(dbs[0], AMQP, args.n)
-        raw = await raw_amqp_consume(args.n)
-        p50, p99 = await latency(dbs[1], AMQP, args.rate, args.seconds)
+        rate, cpu = await throughput(dbs[0], transport(), args.n)
+        if on_memory:
+            raw, raw_name = await raw_memory_consume(args.n), "raw memory consume+ack"
+        else:
+            raw, raw_name = await raw_amqp_consume(args.n), "raw aio-pika consume+ack"
+        p50, p99 = await latency(dbs[1], transport(), args.rate, args.seconds)
         cost = await overhead(dbs[2], min(args.n, 3000))
         single = await overhead(dbs[3], min(args.n, 3000), profile=False, batch=1)
     finally:
@@ -444,9 +454,9 @@ async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             await drop_pg_database(db)
     return [
         (
-            "PostgreSQL + RabbitMQ",
+            "PostgreSQL + " + ("memory" if on_memory else "RabbitMQ"),
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
-            f"raw aio-pika consume+ack {raw:,.0f}/s ({rate / raw:.2f}x)",
+            f"{raw_name} {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""),
         cost.row("  framework overhead, B=16"),
@@ -470,6 +480,12 @@ async def main() -> None:
     parser.add_argument("--only", default="sqlite,postgres")
     parser.add_argument(
         "--sqlite-drivers", default="inline,aiosqlite", help="SQLite drivers to compare"
+    )
+    parser.add_argument(
+        "--pg-transport",
+        default="amqp",
+        choices=["amqp", "memory"],
+        help="the broker of the PostgreSQL section (memory: when RabbitMQ is unavailable)",
     )
     parser.add_argument("--rate", type=int, default=300, help="offered load for latency, msg/s")
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -98,15 +98,21 @@ class Consumers:
         # Per-key order is the transport's job (one unsettled delivery per shard), so
         # batches can run concurrently here, up to `concurrency` deliveries in all.
         slots = asyncio.Semaphore(concurrency)
+        # Transactions at once: concurrency / batch size (2 by default). More would
+        # split a busy consumer's work into many small batches competing for the CPU;
+        # with batch size 1 it is `concurrency`, one delivery per transaction as before.
+        transactions = asyncio.Semaphore(-(-concurrency // batching.size))
         loop = asyncio.get_running_loop()
         running: set[asyncio.Task[list[Outcome]]] = set()
         held: Delivery | None = None  # a second one of a shard waits for the next batch
         while True:
+            await transactions.acquire()
             await slots.acquire()
             first = held if held is not None else await ready.get()
             held = None
             if first is None:
                 slots.release()
+                transactions.release()
                 return
             batch = [first]
             shards = {first.shard}
@@ -140,6 +146,7 @@ class Consumers:
             task.add_done_callback(self.inflight.discard)
             task.add_done_callback(running.discard)
             task.add_done_callback(functools.partial(_release, slots, len(batch)))
+            task.add_done_callback(lambda _task: transactions.release())
 
     async def stop(self, timeout: float) -> None:
         """Take no more deliveries, wait up to ``timeout`` for those in flight, unsubscribe."""

@@ -78,7 +78,9 @@ class ServiceOptions:
     """Deliveries handled at once, per subscription (at least 1)."""
     batch_size: int = 16
     """Most deliveries run in one database transaction (group commit), each handler in
-    its own savepoint; 1 gives every delivery a transaction of its own (at least 1)."""
+    its own savepoint, one after the other; ``concurrency / batch_size`` transactions
+    run at once. 1 gives every delivery a transaction of its own, ``concurrency`` at
+    once: the choice for handlers that mostly wait on other systems (at least 1)."""
     batch_linger: float = 0.002
     """Longest wait, seconds, for a batch to fill while an earlier batch of the same
     subscription is still running; a delivery that finds nothing running is handled at
