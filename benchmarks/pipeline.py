@@ -3,7 +3,8 @@
 Each handled command is: decode, inbox insert, the handler writing one row and sending
 one reply, outbox insert, commit, ack. Measured per configuration:
 
-1. throughput: a pre-filled channel of N commands drained by one service instance;
+1. throughput: a pre-filled channel of N commands drained by one service instance
+   (with its relay publishing the replies, and again with no relay in the process);
 2. latency p50/p99 from publish to handler commit at a steady offered load;
 3. the framework's own overhead per message: the pipeline driven directly (no broker)
    minus the same SQL statements run raw with SQLAlchemy Core, batch for batch;
@@ -143,8 +144,14 @@ async def drop_pg_database(url: str) -> None:
     await admin.dispose()
 
 
-async def throughput(db: str, transport_url: str, n: int) -> tuple[float, float]:
-    """(commands/s, CPU µs per command in this process, relay and publisher included)."""
+async def throughput(
+    db: str, transport_url: str, n: int, relay: bool = True
+) -> tuple[float, float]:
+    """(commands/s, CPU µs per command in this process, relay and publisher included).
+
+    ``relay=False``: no relay in this process (the replies stay in the outbox, as when
+    a relay runs elsewhere): the pipeline's own capacity.
+    """
     channel = f"bench-{uuid.uuid4().hex[:8]}"
     publisher = await connect_transport(transport_url)
     await publisher.declare(channel, "bench")
@@ -152,6 +159,7 @@ async def throughput(db: str, transport_url: str, n: int) -> tuple[float, float]
     for chunk in range(0, n, 500):
         await publisher.publish_batch(commands(min(500, n - chunk), channel, chunk))
     service = build_service(db, transport_url, channel, None)
+    service.options = replace(service.options, relay=relay)
     start = time.perf_counter()
     cpu = time.process_time()
     await service.start()
@@ -405,6 +413,9 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
         rate, cpu = await throughput(
             f"sqlite+{driver}:///{path}", f"memory://{uuid.uuid4().hex}", args.n
         )
+        alone, alone_cpu = await throughput(
+            f"sqlite+{driver}:///{path}.alone", f"memory://{uuid.uuid4().hex}", args.n, False
+        )
         raw = await raw_memory_consume(args.n)
         p50, p99 = await latency(
             f"sqlite+{driver}:///{path}.lat",
@@ -424,6 +435,7 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"raw memory consume+ack {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""),
         cost.row("  framework overhead, B=16"),
         single.row("  framework overhead, B=1"),
@@ -439,9 +451,10 @@ async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     def transport() -> str:
         return f"memory://{uuid.uuid4().hex}" if on_memory else AMQP
 
-    dbs = [await fresh_pg_database() for _ in range(4)]
+    dbs = [await fresh_pg_database() for _ in range(5)]
     try:
         rate, cpu = await throughput(dbs[0], transport(), args.n)
+        alone, alone_cpu = await throughput(dbs[4], transport(), args.n, relay=False)
         if on_memory:
             raw, raw_name = await raw_memory_consume(args.n), "raw memory consume+ack"
         else:
@@ -458,6 +471,7 @@ async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"{raw_name} {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""),
         cost.row("  framework overhead, B=16"),
         single.row("  framework overhead, B=1"),

@@ -89,13 +89,29 @@ OUTAGE_RETRY_CAP = 5.0
 class _Batch:
     """One batch transaction, as the savepoint step sees it."""
 
-    __slots__ = ("broken", "claim_each", "connection", "context", "pending", "session")
+    __slots__ = (
+        "broken",
+        "claim_each",
+        "connection",
+        "context",
+        "pending",
+        "savepoints",
+        "session",
+    )
 
     def __init__(
-        self, session: AsyncSession, connection: AsyncConnection, claim_each: bool
+        self,
+        session: AsyncSession,
+        connection: AsyncConnection,
+        *,
+        claim_each: bool,
+        savepoints: bool,
     ) -> None:
         self.session = session
         self.connection = connection
+        self.savepoints = savepoints
+        """Each run in its own savepoint; without (a batch of one), a failed run fails
+        the transaction and is re-run in a new one."""
         self.claim_each = claim_each
         """Each run claims its inbox id in its savepoint (no multi-row claim here)."""
         self.pending = PendingRows()
@@ -103,6 +119,14 @@ class _Batch:
         """The context of the run that just succeeded (read back by the batch loop)."""
         self.broken = False
         """A savepoint could not be rolled back or released: the transaction is lost."""
+
+
+class _RunFailed(Exception):
+    """A handler failed in a transaction without savepoints: the whole one must go."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Result:
@@ -251,20 +275,13 @@ class Pipeline:
         self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]]
     ) -> list[_Result]:
         """Run ``part`` in one transaction; on a failure of the batch itself, see above."""
+        if len(part) == 1:
+            return [await self._execute_alone(part[0])]
         try:
-            return await self._transaction(part)
+            return await self._transaction(part, savepoints=True)
         except Exception as exc:
-            if len(part) == 1 or is_infrastructure_error(exc):
-                # Nothing was committed: each message is settled on this error (an
-                # unreachable database is told apart from a failure there).
-                failed = []
-                for _i, delivery, spec, value in part:
-                    result = _Result(
-                        Run(self.service, self.channel, self.group, spec, value, delivery)
-                    )
-                    result.error = exc
-                    result.whole_batch = True
-                    failed.append(result)
+            if is_infrastructure_error(exc):
+                # Nothing was committed, and the database is away for every message.
                 log.warning(
                     "%s: a batch of %d on %s did not commit: %s: %s",
                     self.service,
@@ -273,7 +290,7 @@ class Pipeline:
                     type(exc).__name__,
                     exc,
                 )
-                return failed
+                return [self._failed(entry, exc, whole_batch=True) for entry in part]
             log.info(
                 "%s: a batch of %d on %s failed (%s: %s); running its messages one by one",
                 self.service,
@@ -282,20 +299,58 @@ class Pipeline:
                 type(exc).__name__,
                 exc,
             )
-            results: list[_Result] = []
-            for entry in part:
-                results.extend(await self._execute([entry]))
-            return results
+            return [await self._execute_alone(entry) for entry in part]
+
+    async def _execute_alone(self, entry: tuple[int, Delivery, HandlerSpec, object]) -> _Result:
+        """One message in a transaction of its own, without a savepoint (a batch of one,
+        as at low load): a failed run rolls the transaction back and is re-run in a new
+        one, a few times at once."""
+        error: BaseException | None = None
+        whole_batch = False
+        for _attempt in range(1 + self._retry.immediate):
+            try:
+                [result] = await self._transaction([entry], savepoints=False)
+                return result
+            except _RunFailed as failed:
+                error, whole_batch = failed.error, False
+                if isinstance(error, PermanentError):
+                    break
+            except Exception as exc:  # the claim or the commit: re-run, unless unreachable
+                error, whole_batch = exc, True
+                if is_infrastructure_error(exc):
+                    log.warning(
+                        "%s: a message on %s did not commit: %s: %s",
+                        self.service,
+                        self.channel,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    break
+        assert error is not None
+        return self._failed(entry, error, whole_batch=whole_batch)
+
+    def _failed(
+        self,
+        entry: tuple[int, Delivery, HandlerSpec, object],
+        error: BaseException,
+        *,
+        whole_batch: bool,
+    ) -> _Result:
+        _i, delivery, spec, value = entry
+        result = _Result(Run(self.service, self.channel, self.group, spec, value, delivery))
+        result.error = error
+        result.whole_batch = whole_batch
+        return result
 
     async def _transaction(
-        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]]
+        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]], *, savepoints: bool
     ) -> list[_Result]:
         async with self._locked(), self._sessions() as session:
             async with session.begin():
                 conn = await session.connection()
                 ids = [delivery.message.id for _i, delivery, _s, _v in part]
                 claimed = await inbox.claim_many(conn, self.group, ids)
-                batch = _Batch(session, conn, claim_each=claimed is None)
+                batch = _Batch(session, conn, claim_each=claimed is None, savepoints=savepoints)
                 results: list[_Result] = []
                 unclaim: list[str] = []
                 for _i, delivery, spec, value in part:
@@ -318,6 +373,8 @@ class Pipeline:
             try:
                 result.outcome = await self._handle(run)
             except Exception as exc:  # a handler's failure is data here, not a crash
+                if not batch.savepoints:
+                    raise _RunFailed(exc) from exc  # the caller rolls back and re-runs
                 if batch.broken:
                     raise  # the transaction is gone: the batch fails as a whole
                 result.error = exc
@@ -351,7 +408,8 @@ class Pipeline:
         # A plain SAVEPOINT, never released: one round trip per message instead of two,
         # and no ORM bookkeeping for handlers that use none. Reusing the name is what
         # SQL allows (ROLLBACK TO names the newest); COMMIT releases them all.
-        await conn.exec_driver_sql(_SAVEPOINT)
+        if batch.savepoints:
+            await conn.exec_driver_sql(_SAVEPOINT)
         try:
             if batch.claim_each and not await inbox.claim(session, self.group, message.id):
                 outcome = Outcome.DUPLICATE
@@ -364,7 +422,8 @@ class Pipeline:
                 await session.flush()  # the handler's ORM changes, inside its savepoint
         except BaseException:
             batch.pending.rewind(mark)
-            await self._roll_back_run(batch)
+            if batch.savepoints:
+                await self._roll_back_run(batch)
             raise
         batch.context = ctx if outcome is Outcome.HANDLED else None
         return outcome
