@@ -14,11 +14,12 @@ The pipeline runs deliveries in batches (group commit, ServiceOptions.batch_size
 the raw side of (3) runs the very statements a batch of B sends, on a bare
 AsyncConnection with no session, no context, no middleware: one transaction; one
 multi-row inbox INSERT .. ON CONFLICT DO NOTHING RETURNING; per message a SAVEPOINT
-(none in a batch of one) and the handler's INSERT; one multi-row outbox INSERT; COMMIT. The difference is what
-servicewire adds per message (decode, lookup, the Context, the session, the middleware,
-building the outbox rows, settling). It is measured at B = 16 (the default batch size,
-what a busy consumer forms) and at B = 1 (a quiet consumer: one delivery per
-transaction); both sides of a row use the same B.
+(none in a batch of one) and the handler's INSERT; one multi-row outbox INSERT;
+COMMIT. The difference is what servicewire adds per message (decode, lookup, the
+Context, the session, the middleware, building the outbox rows, settling, the reply's
+envelope, which the raw side builds before the clock starts). It is measured at
+B = 16 (the default batch size, what a busy consumer forms) and at B = 1 (a quiet
+consumer: one delivery per transaction); both sides of a row use the same B.
 
 Baselines in the same run: raw aio-pika consume-with-ack (RabbitMQ) and the raw memory
 transport loop.
