@@ -259,7 +259,7 @@ async def overhead(
     pipeline = next(iter(service.pipelines.values()))
     engine = service.engine
     assert engine is not None
-    claim = _raw_claim(engine.dialect.name)
+    claim, claim_one = _raw_claim(engine.dialect.name)
     messages = commands(n + 64, channel)
     replies = [to_message(TicketMade(order_id=f"r-{i}"), destination=REPLIES) for i in range(n)]
 
@@ -270,7 +270,10 @@ async def overhead(
                 {"consumer_group": "raw", "message_id": f"{channel}-{i}", "processed_at": now}
                 for i in range(first, last)
             ]
-            await conn.execute(claim, rows if len(rows) > 1 else rows[0])
+            if len(rows) > 1:
+                await conn.execute(claim, rows)
+            else:  # as ours: one id needs no RETURNING, the row count tells
+                await conn.execute(claim_one, rows[0])
             for i in range(first, last):
                 if last - first > 1:  # as ours: a savepoint per run, never released
                     await conn.exec_driver_sql("SAVEPOINT raw_run")
@@ -311,13 +314,15 @@ async def overhead(
     return result
 
 
-def _raw_claim(dialect: str) -> Any:
-    """The inbox claim a batch sends: insert-or-ignore, returning the ids inserted."""
+def _raw_claim(dialect: str) -> tuple[Any, Any]:
+    """The inbox claims a batch sends: insert-or-ignore returning the ids inserted, and
+    (for a batch of one) without RETURNING."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
+    plain = insert(inbox).on_conflict_do_nothing()
+    return plain.returning(inbox.c.message_id), plain
 
 
 def _now() -> Any:

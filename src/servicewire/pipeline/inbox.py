@@ -103,12 +103,20 @@ async def claim_many(
     ``None`` when the database cannot tell which rows a multi-row insert-or-ignore
     skipped: the caller then claims each id with :func:`claim`.
     """
-    stmt = _CLAIM_MANY.get(conn.dialect.name)
+    dialect = conn.dialect.name
+    stmt = _CLAIM_MANY.get(dialect)
     if stmt is None or not message_ids:
         return None if stmt is None else set()
     now = _utcnow()
+    if len(message_ids) == 1:
+        # One id: the row count says it all, and a statement without RETURNING spares
+        # building a result (a batch of one is every message at low load).
+        [only] = message_ids
+        values = {"consumer_group": group, "message_id": only, "processed_at": now}
+        counted = await conn.execute(_CLAIM[dialect], values)
+        return {only} if counted.rowcount else set()
     rows = [{"consumer_group": group, "message_id": i, "processed_at": now} for i in message_ids]
-    result = await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+    result = await conn.execute(stmt, rows)
     return set(result.scalars())
 
 
