@@ -156,7 +156,15 @@ class Consumers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.inflight:
-            await asyncio.wait(list(self.inflight), timeout=timeout)
+            _done, late = await asyncio.wait(list(self.inflight), timeout=timeout)
+            # Still running (a batch waiting out a database outage, a stuck handler):
+            # cancelled, so nothing outlives the service. Their transactions roll back
+            # and their deliveries, unsettled, go back to the broker when the
+            # subscriptions close just below.
+            for straggler in late:
+                straggler.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5.0)
         first: Exception | None = None
         for sub in self.subscriptions:
             try:  # one subscription failing to close must not keep the others open
