@@ -52,14 +52,16 @@ async def test_a_10s_database_outage_dead_letters_nothing_and_keeps_order(broker
             db = f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}"
             await _run(proxy, db, transport, channel)
     finally:
-        if broker == "amqp":
-            cleaner = await connect_transport(transport)
-            for leftover in (channel, f"{channel}.dlq"):
-                await cleaner.delete_channel(leftover)  # type: ignore[attr-defined]
-            await cleaner.close()
+        # The database first: a broker that is down must not leave it behind.
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+        if broker == "amqp":
+            cleaner = await connect_transport(transport)
+            await cleaner.delete_group(channel, "kitchen")  # type: ignore[attr-defined]
+            for leftover in (channel, f"{channel}.dlq"):
+                await cleaner.delete_channel(leftover)  # type: ignore[attr-defined]
+            await cleaner.close()
 
 
 async def _run(proxy: TcpProxy, db: str, transport: str, channel: str) -> None:
