@@ -182,7 +182,11 @@ async def throughput(
 
 
 async def cleanup(transport: Any, channel: str) -> None:
-    """Delete the run's channels where the transport can (brokers keep them otherwise)."""
+    """Delete the run's groups and channels where the transport can (brokers keep them
+    otherwise; on RabbitMQ a channel's groups are its queues, deleted first)."""
+    for name, group in ((channel, "bench"), (REPLIES, "sink")):
+        with contextlib.suppress(Exception):
+            await transport.delete_group(name, group)
     for name in (channel, f"{channel}.dlq", REPLIES, f"{REPLIES}.dlq"):
         with contextlib.suppress(Exception):
             await transport.delete_channel(name)
