@@ -3,11 +3,23 @@
 Each handled command is: decode, inbox insert, the handler writing one row and sending
 one reply, outbox insert, commit, ack. Measured per configuration:
 
-1. throughput: a pre-filled channel of N commands drained by one service instance;
+1. throughput: a pre-filled channel of N commands drained by one service instance
+   (with its relay publishing the replies, and again with no relay in the process);
 2. latency p50/p99 from publish to handler commit at a steady offered load;
 3. the framework's own overhead per message: the pipeline driven directly (no broker)
-   minus the same three SQL statements run as a bare SQLAlchemy transaction;
+   minus the same SQL statements run raw with SQLAlchemy Core, batch for batch;
 4. where time goes: a cProfile of the hot path, grouped by package.
+
+The pipeline runs deliveries in batches (group commit, ServiceOptions.batch_size), so
+the raw side of (3) runs the very statements a batch of B sends, on a bare
+AsyncConnection with no session, no context, no middleware: one transaction; one
+multi-row inbox INSERT .. ON CONFLICT DO NOTHING RETURNING; per message a SAVEPOINT
+(none in a batch of one) and the handler's INSERT; one multi-row outbox INSERT;
+COMMIT. The difference is what servicewire adds per message (decode, lookup, the
+Context, the session, the middleware, building the outbox rows, settling, the reply's
+envelope, which the raw side builds before the clock starts). It is measured at
+B = 16 (the default batch size, what a busy consumer forms) and at B = 1 (a quiet
+consumer: one delivery per transaction); both sides of a row use the same B.
 
 Baselines in the same run: raw aio-pika consume-with-ack (RabbitMQ) and the raw memory
 transport loop.
@@ -15,6 +27,7 @@ transport loop.
     .venv/bin/python benchmarks/pipeline.py                 # sqlite+memory, postgres+amqp
     .venv/bin/python benchmarks/pipeline.py --only sqlite --n 3000
     .venv/bin/python benchmarks/pipeline.py --only sqlite --sqlite-drivers inline
+    .venv/bin/python benchmarks/pipeline.py --only postgres --pg-transport memory
 
 SQLite runs with the inline driver (servicewire.storage.sqlite, the default) and with
 aiosqlite (a thread hop per statement), so the run shows what the driver saves.
@@ -47,7 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from servicewire import Command, Context, Service, ServiceOptions, SuccessReply
 from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
-from servicewire.outbox.writer import write_messages
+from servicewire.outbox.tables import outbox
+from servicewire.outbox.writer import outbox_rows
 from servicewire.pipeline.inbox import inbox
 from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
@@ -131,8 +145,14 @@ async def drop_pg_database(url: str) -> None:
     await admin.dispose()
 
 
-async def throughput(db: str, transport_url: str, n: int) -> tuple[float, float]:
-    """(commands/s, CPU µs per command in this process, relay and publisher included)."""
+async def throughput(
+    db: str, transport_url: str, n: int, relay: bool = True
+) -> tuple[float, float]:
+    """(commands/s, CPU µs per command in this process, relay and publisher included).
+
+    ``relay=False``: no relay in this process (the replies stay in the outbox, as when
+    a relay runs elsewhere): the pipeline's own capacity.
+    """
     channel = f"bench-{uuid.uuid4().hex[:8]}"
     publisher = await connect_transport(transport_url)
     await publisher.declare(channel, "bench")
@@ -140,6 +160,7 @@ async def throughput(db: str, transport_url: str, n: int) -> tuple[float, float]
     for chunk in range(0, n, 500):
         await publisher.publish_batch(commands(min(500, n - chunk), channel, chunk))
     service = build_service(db, transport_url, channel, None)
+    service.options = replace(service.options, relay=relay)
     start = time.perf_counter()
     cpu = time.process_time()
     await service.start()
@@ -161,7 +182,11 @@ async def throughput(db: str, transport_url: str, n: int) -> tuple[float, float]
 
 
 async def cleanup(transport: Any, channel: str) -> None:
-    """Delete the run's channels where the transport can (brokers keep them otherwise)."""
+    """Delete the run's groups and channels where the transport can (brokers keep them
+    otherwise; on RabbitMQ a channel's groups are its queues, deleted first)."""
+    for name, group in ((channel, "bench"), (REPLIES, "sink")):
+        with contextlib.suppress(Exception):
+            await transport.delete_group(name, group)
     for name in (channel, f"{channel}.dlq", REPLIES, f"{REPLIES}.dlq"):
         with contextlib.suppress(Exception):
             await transport.delete_channel(name)
@@ -213,18 +238,21 @@ class Overhead:
         return (
             label,
             f"{self.pipe_cpu - self.sql_cpu:.0f} µs CPU/msg",
-            f"pipeline {self.pipe_cpu:.0f} µs CPU ({self.pipe_wall:.0f} wall) vs bare SQL "
-            f"{self.sql_cpu:.0f} µs CPU ({self.sql_wall:.0f} wall)",
+            f"pipeline {self.pipe_cpu:.0f} µs CPU ({self.pipe_wall:.0f} wall) vs raw SQL "
+            f"{self.sql_cpu:.0f} µs CPU ({self.sql_wall:.0f} wall), per msg",
         )
 
 
-async def overhead(db: str | AsyncEngine, n: int, profile: bool = True) -> Overhead:
-    """The pipeline driven directly (no broker) against the same SQL run bare.
+async def overhead(
+    db: str | AsyncEngine, n: int, profile: bool = True, batch: int = 16
+) -> Overhead:
+    """The pipeline driven directly (no broker) against the same SQL run raw, per batch.
 
     CPU time (time.process_time) is the figure to trust on a shared machine: wall time
     also counts the other processes' turns on the two cores and the database's work.
     Even CPU time swings with the machine's load (caches, slower syscalls), so the two
-    run in alternating rounds of 100 and each figure is the median over the rounds.
+    run in alternating rounds of about 100 messages and each figure is the median over
+    the rounds.
     """
     result = Overhead()
     channel = f"bench-{uuid.uuid4().hex[:8]}"
@@ -235,35 +263,46 @@ async def overhead(db: str | AsyncEngine, n: int, profile: bool = True) -> Overh
     pipeline = next(iter(service.pipelines.values()))
     engine = service.engine
     assert engine is not None
-    messages = commands(n + 50, channel)
+    claim, claim_one = _raw_claim(engine.dialect.name)
+    messages = commands(n + 64, channel)
     replies = [to_message(TicketMade(order_id=f"r-{i}"), destination=REPLIES) for i in range(n)]
 
-    async def bare(i: int) -> None:
+    async def bare(first: int, last: int) -> None:
         async with engine.begin() as conn:
-            await conn.execute(
-                inbox.insert().values(
-                    consumer_group="raw", message_id=f"{channel}-{i}", processed_at=_now()
-                )
-            )
-            await conn.execute(tickets.insert().values(order_id=f"raw-{i}"))
-            await write_messages(conn, [replies[i]])
+            now = _now()
+            rows = [
+                {"consumer_group": "raw", "message_id": f"{channel}-{i}", "processed_at": now}
+                for i in range(first, last)
+            ]
+            if len(rows) > 1:
+                await conn.execute(claim, rows)
+            else:  # as ours: one id needs no RETURNING, the row count tells
+                await conn.execute(claim_one, rows[0])
+            for i in range(first, last):
+                if last - first > 1:  # as ours: a savepoint per run, never released
+                    await conn.exec_driver_sql("SAVEPOINT raw_run")
+                await conn.execute(tickets.insert().values(order_id=f"raw-{i}"))
+            await conn.execute(outbox.insert(), outbox_rows(replies[first:last]))
 
-    for m in messages[n:]:  # warm up: statement caches, pool, prepared statements
-        await pipeline.process(HarnessDelivery(m))
+    async def piped(first: int, last: int, pool: list[Message]) -> None:
+        await pipeline.process_batch([HarnessDelivery(m) for m in pool[first:last]])
+
+    for first in range(n, n + 64, batch):  # warm up: statement caches, pool, prepared statements
+        await piped(first, min(first + batch, n + 64), messages)
     rounds: list[tuple[float, float, float, float]] = []
-    for first in range(0, n, 100):
-        span = range(first, min(first + 100, n))
+    per_round = max(batch, 100 // batch * batch)
+    for start_of_round in range(0, n, per_round):
+        end_of_round = min(start_of_round + per_round, n)
+        count = end_of_round - start_of_round
         start, cpu = time.perf_counter(), time.process_time()
-        for i in span:
-            await pipeline.process(HarnessDelivery(messages[i]))
+        for first in range(start_of_round, end_of_round, batch):
+            await piped(first, min(first + batch, end_of_round), messages)
         pipe = (time.perf_counter() - start, time.process_time() - cpu)
         start, cpu = time.perf_counter(), time.process_time()
-        for i in span:
-            await bare(i)
+        for first in range(start_of_round, end_of_round, batch):
+            await bare(first, min(first + batch, end_of_round))
         sql = (time.perf_counter() - start, time.process_time() - cpu)
-        rounds.append(
-            (pipe[0] / len(span), pipe[1] / len(span), sql[0] / len(span), sql[1] / len(span))
-        )
+        rounds.append((pipe[0] / count, pipe[1] / count, sql[0] / count, sql[1] / count))
     result.pipe_wall, result.pipe_cpu, result.sql_wall, result.sql_cpu = (
         statistics.median(r[k] for r in rounds) * 1e6 for k in range(4)
     )
@@ -271,12 +310,23 @@ async def overhead(db: str | AsyncEngine, n: int, profile: bool = True) -> Overh
         profiler = cProfile.Profile()
         extra = commands(min(n, 1000), channel)
         profiler.enable()
-        for m in extra:
-            await pipeline.process(HarnessDelivery(m))
+        for first in range(0, len(extra), batch):
+            await piped(first, min(first + batch, len(extra)), extra)
         profiler.disable()
         result.stats = pstats.Stats(profiler)
     await service.stop()
     return result
+
+
+def _raw_claim(dialect: str) -> tuple[Any, Any]:
+    """The inbox claims a batch sends: insert-or-ignore returning the ids inserted, and
+    (for a batch of one) without RETURNING."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    plain = insert(inbox).on_conflict_do_nothing()
+    return plain.returning(inbox.c.message_id), plain
 
 
 def _now() -> Any:
@@ -374,6 +424,9 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
         rate, cpu = await throughput(
             f"sqlite+{driver}:///{path}", f"memory://{uuid.uuid4().hex}", args.n
         )
+        alone, alone_cpu = await throughput(
+            f"sqlite+{driver}:///{path}.alone", f"memory://{uuid.uuid4().hex}", args.n, False
+        )
         raw = await raw_memory_consume(args.n)
         p50, p99 = await latency(
             f"sqlite+{driver}:///{path}.lat",
@@ -382,6 +435,9 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
             args.seconds,
         )
         cost = await overhead(f"sqlite+{driver}:///{path}.ovh", min(args.n, 3000))
+        single = await overhead(
+            f"sqlite+{driver}:///{path}.one", min(args.n, 3000), profile=False, batch=1
+        )
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
     return [
@@ -390,37 +446,46 @@ async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, 
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"raw memory consume+ack {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""),
-        cost.row("  framework overhead"),
+        cost.row("  framework overhead, B=16"),
+        single.row("  framework overhead, B=1"),
         profile_row(cost.stats),
     ]
 
 
 async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    print("== PostgreSQL + amqp://", flush=True)
-    dbs = [await fresh_pg_database() for _ in range(4)]
+    on_memory = args.pg_transport == "memory"
+    broker = "memory://" if on_memory else "amqp://"
+    print(f"== PostgreSQL + {broker}", flush=True)
+
+    def transport() -> str:
+        return f"memory://{uuid.uuid4().hex}" if on_memory else AMQP
+
+    dbs = [await fresh_pg_database() for _ in range(5)]
     try:
-        rate, cpu = await throughput(dbs[0], AMQP, args.n)
-        raw = await raw_amqp_consume(args.n)
-        p50, p99 = await latency(dbs[1], AMQP, args.rate, args.seconds)
+        rate, cpu = await throughput(dbs[0], transport(), args.n)
+        alone, alone_cpu = await throughput(dbs[4], transport(), args.n, relay=False)
+        if on_memory:
+            raw, raw_name = await raw_memory_consume(args.n), "raw memory consume+ack"
+        else:
+            raw, raw_name = await raw_amqp_consume(args.n), "raw aio-pika consume+ack"
+        p50, p99 = await latency(dbs[1], transport(), args.rate, args.seconds)
         cost = await overhead(dbs[2], min(args.n, 3000))
-        # database.create_engine used to ping every connection at checkout: one more
-        # round trip per transaction. Measured here with and without.
-        pinged_engine = create_engine(dbs[3], pool_pre_ping=True)
-        pinged = await overhead(pinged_engine, min(args.n, 3000), profile=False)
-        await pinged_engine.dispose()
+        single = await overhead(dbs[3], min(args.n, 3000), profile=False, batch=1)
     finally:
         for db in dbs:
             await drop_pg_database(db)
     return [
         (
-            "PostgreSQL + RabbitMQ",
+            "PostgreSQL + " + ("memory" if on_memory else "RabbitMQ"),
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
-            f"raw aio-pika consume+ack {raw:,.0f}/s ({rate / raw:.2f}x)",
+            f"{raw_name} {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", ""),
-        cost.row("  framework overhead"),
-        pinged.row("  same, pool_pre_ping=True"),
+        cost.row("  framework overhead, B=16"),
+        single.row("  framework overhead, B=1"),
         profile_row(cost.stats),
     ]
 
@@ -440,6 +505,12 @@ async def main() -> None:
     parser.add_argument("--only", default="sqlite,postgres")
     parser.add_argument(
         "--sqlite-drivers", default="inline,aiosqlite", help="SQLite drivers to compare"
+    )
+    parser.add_argument(
+        "--pg-transport",
+        default="amqp",
+        choices=["amqp", "memory"],
+        help="the broker of the PostgreSQL section (memory: when RabbitMQ is unavailable)",
     )
     parser.add_argument("--rate", type=int, default=300, help="offered load for latency, msg/s")
     parser.add_argument("--seconds", type=float, default=5.0)

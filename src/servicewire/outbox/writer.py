@@ -14,6 +14,15 @@ The rows of one call travel as one multi-row ``INSERT`` (SQLAlchemy's
 insertmanyvalues). ``delete_after_insert=True`` (PostgreSQL with the ``postgres-wal``
 relay) deletes the rows again in the same transaction: the insert still reaches the
 write-ahead log, which is all the WAL relay reads, and the table stays empty.
+
+The delivery pipeline runs many handlers in one transaction (a batch). Each handler's
+messages are written to a :class:`PendingRows` first (in the handler's own span and
+savepoint), and the batch writes all of them with one statement before it commits::
+
+    pending = PendingRows()
+    await write_messages(pending, first_handlers_messages)
+    await write_messages(pending, second_handlers_messages)
+    await pending.flush(session)                       # one multi-row INSERT
 """
 
 from __future__ import annotations
@@ -59,8 +68,33 @@ _INSERT: Insert = outbox.insert()
 _INSERT_RETURNING = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
+class PendingRows:
+    """Outbox rows gathered from several units of work, to be written together."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def mark(self) -> int:
+        """Where the rows stand now (to :meth:`rewind` to if a unit rolls back)."""
+        return len(self.rows)
+
+    def rewind(self, mark: int) -> None:
+        """Drop the rows added since :meth:`mark` returned ``mark``."""
+        del self.rows[mark:]
+
+    async def flush(self, target: AsyncConnection | AsyncSession) -> int:
+        """Insert every gathered row in ``target``'s transaction; returns how many."""
+        count = len(self.rows)
+        if count:
+            await target.execute(_INSERT, self.rows)
+            self.rows = []
+        return count
+
+
 async def write_messages(
-    target: AsyncConnection | AsyncSession,
+    target: AsyncConnection | AsyncSession | PendingRows,
     messages: Sequence[Message],
     *,
     shards: int = DEFAULT_SHARDS,
@@ -70,6 +104,11 @@ async def write_messages(
     if not messages:
         return
     rows = outbox_rows(messages, shards)
+    if isinstance(target, PendingRows):
+        if delete_after_insert:
+            raise ValueError("delete_after_insert needs a connection or session, not rows")
+        target.rows.extend(rows)
+        return
     result = await target.execute(_INSERT_RETURNING if delete_after_insert else _INSERT, rows)
     if delete_after_insert:
         ids = list(result.scalars())

@@ -1,7 +1,8 @@
 """The delivery pipeline: decode, inbox, handler, outbox, commit, acknowledge.
 
-The unit of work (:mod:`~.unit_of_work`) runs one delivery inside one database
-transaction with the inbox (:mod:`~.inbox`) and the outbox; around it the retry policy
+The unit of work (:mod:`~.unit_of_work`) runs a batch of deliveries (one at low load,
+at most one per shard) inside one database transaction, each handler in its own
+savepoint, with the inbox (:mod:`~.inbox`) and the outbox; around it the retry policy
 (:mod:`~.retry`) and dead-lettering (:mod:`~.deadletter`, read back and replayed by
 :mod:`~.deadletter_replay`). Handlers are registered in :mod:`~.handlers` and receive a
 :class:`~.context.Context` (whose ``after_commit`` callbacks run once the transaction

@@ -87,6 +87,11 @@ class Context:
         self._committed_callbacks.append(callback)
 
     @property
+    def has_callbacks(self) -> bool:
+        """Whether :meth:`after_commit` registered anything (skips work when not)."""
+        return bool(self._committed_callbacks)
+
+    @property
     def committed_callbacks(self) -> list[AfterCommit]:
         """What :meth:`after_commit` registered, in order (run by whoever commits)."""
         return list(self._committed_callbacks)

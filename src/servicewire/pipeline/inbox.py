@@ -10,18 +10,25 @@ retry horizon, then cleaned by :func:`purge_expired`::
         if not await claim(session, "billing", message.id):
             return                    # processed before: ack and skip
         ...                           # the handler's work, in this transaction
+
+A batch of deliveries claims all its ids with one statement, and gives back the ids of
+the messages whose handler failed before it commits::
+
+    claimed = await claim_many(conn, "billing", ["m-1", "m-2", "m-3"])  # {"m-1", "m-3"}
+    await release(conn, "billing", ["m-3"])        # m-3's handler failed: not processed
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, DateTime, Index, String, Table, delete, func, select
+from sqlalchemy import Column, DateTime, Index, String, Table, bindparam, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.expression import Executable
 
 from servicewire.storage.schema import metadata
@@ -71,6 +78,52 @@ async def claim(session: AsyncSession, group: str, message_id: str) -> bool:
             return False
     result = await session.execute(stmt, values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# The same, returning the ids actually inserted: a batch learns in one statement which
+# of its messages are new. Only where the database returns rows from a multi-row insert
+# that skipped some (PostgreSQL, SQLite 3.35+, MariaDB 10.5+); elsewhere each message
+# claims its own id (claim_many returns None).
+_CLAIM_MANY: dict[str, Executable] = {
+    "postgresql": pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id),
+    "sqlite": sqlite_insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id),
+    "mariadb": mysql_insert(inbox).prefix_with("IGNORE").returning(inbox.c.message_id),
+}
+_RELEASE = delete(inbox).where(
+    inbox.c.consumer_group == bindparam("group"),
+    inbox.c.message_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+async def claim_many(
+    conn: AsyncConnection, group: str, message_ids: Sequence[str]
+) -> set[str] | None:
+    """Claim ``message_ids`` for ``group`` at once; returns the ids that were new.
+
+    ``None`` when the database cannot tell which rows a multi-row insert-or-ignore
+    skipped: the caller then claims each id with :func:`claim`.
+    """
+    dialect = conn.dialect.name
+    stmt = _CLAIM_MANY.get(dialect)
+    if stmt is None or not message_ids:
+        return None if stmt is None else set()
+    now = _utcnow()
+    if len(message_ids) == 1:
+        # One id: the row count says it all, and a statement without RETURNING spares
+        # building a result (a batch of one is every message at low load).
+        [only] = message_ids
+        values = {"consumer_group": group, "message_id": only, "processed_at": now}
+        counted = await conn.execute(_CLAIM[dialect], values)
+        return {only} if counted.rowcount else set()
+    rows = [{"consumer_group": group, "message_id": i, "processed_at": now} for i in message_ids]
+    result = await conn.execute(stmt, rows)
+    return set(result.scalars())
+
+
+async def release(conn: AsyncConnection, group: str, message_ids: Sequence[str]) -> None:
+    """Remove claims made in this transaction (their handlers failed: not processed)."""
+    if message_ids:
+        await conn.execute(_RELEASE, {"group": group, "ids": list(message_ids)})
 
 
 async def was_processed(session: AsyncSession, group: str, message_id: str) -> bool:

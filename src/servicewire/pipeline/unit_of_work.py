@@ -1,19 +1,36 @@
-"""The delivery pipeline (DESIGN section 5): one message from receipt to acknowledgement.
+"""The delivery pipeline (DESIGN section 5): deliveries from receipt to acknowledgement.
 
-    receive -> decode (fails: dead-letter at once, with the reason)
-            -> open transaction -> inbox check (duplicate: ack and skip)
-            -> handler (its sends and replies collected) -> outbox insert -> commit
-            -> after-commit callbacks (Context.after_commit) -> ack
+The unit is a *batch*: the deliveries a consumer found ready at once (one, at low
+load), at most one per shard, so per-key order holds. A batch runs in one database
+transaction, each handler inside its own savepoint::
+
+    receive N -> check signature, decode each (fails: dead-letter at once, with the reason)
+              -> open transaction -> claim the N inbox ids (one statement; duplicates: skip)
+              -> per message: SAVEPOINT -> handler (sends collected; its ORM changes
+                 flushed) (a handler error: ROLLBACK TO SAVEPOINT, re-run a few times,
+                 then give its inbox id back: it was not processed)
+              -> outbox insert of every message sent (one statement) -> commit
+              -> after-commit callbacks (Context.after_commit) -> ack, nack or dead-letter
 
 Each handler run passes through the middleware the pipeline is given (tracing, metrics,
-log context: :mod:`~.middleware`) before it reaches the transactional unit.
+log context: :mod:`~.middleware`) before it reaches its savepoint.
 
-A handler error rolls the whole transaction back (its business rows, its outgoing
-messages and its inbox row), then the message is re-run a few times at once, then
-redelivered with backoff by the transport, then dead-lettered with headers that say
-why. Unknown types and unsupported MAJOR versions are dead-lettered at once (on event
-channels, types the service does not handle are skipped instead). The consumer keeps
-running through all of it: :meth:`Pipeline.process` never raises for a bad message.
+A handler error rolls back its own savepoint (its business rows, its outgoing messages)
+and nothing else; the message is re-run a few times at once, then redelivered with
+backoff by the transport, then dead-lettered with headers that say why. Unknown types
+and unsupported MAJOR versions are dead-lettered at once (on event channels, types the
+service does not handle are skipped instead). Nothing is acknowledged before the
+commit. If the batch itself fails (the commit, the inbox claim, a savepoint that cannot
+be rolled back) with any error but an unreachable database, its messages run again one
+per transaction, so that only the message at fault is counted as failing. A database
+that cannot be reached (:func:`~servicewire.storage.failures.is_infrastructure_error`)
+is never a reason to dead-letter: the batch keeps its deliveries and tries again with
+growing pauses for up to :data:`OUTAGE_PATIENCE` seconds, then nacks them for a
+redelivery that again does not count against them. The consumer
+keeps running through all of it: :meth:`Pipeline.process_batch` never raises for a bad
+message::
+
+    outcomes = await pipeline.process_batch([delivery_1, delivery_2])
 """
 
 from __future__ import annotations
@@ -22,8 +39,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from servicewire.codecs import CodecRegistry
 from servicewire.errors import (
@@ -36,6 +54,7 @@ from servicewire.errors import (
     UnsupportedVersionError,
 )
 from servicewire.messaging.message import Message
+from servicewire.outbox.writer import PendingRows
 from servicewire.pipeline import inbox
 from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
@@ -46,11 +65,92 @@ from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
+from servicewire.storage.failures import is_infrastructure_error
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
 
-OutboxWriter = Callable[[AsyncSession, Sequence[Message]], Awaitable[None]]
+OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
+"""Writes messages to the outbox: given a session, or the batch's :class:`PendingRows`."""
+
+_SAVEPOINT = "SAVEPOINT servicewire_run"
+_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT servicewire_run"
+
+OUTAGE_PATIENCE = 60.0
+"""Seconds a batch that cannot reach its database keeps its deliveries and tries again
+(with growing pauses, from ``OUTAGE_FIRST_PAUSE`` to ``OUTAGE_MAX_PAUSE``) before it
+nacks them; either way they are never dead-lettered for it."""
+OUTAGE_FIRST_PAUSE = 0.05
+OUTAGE_MAX_PAUSE = 2.0
+OUTAGE_RETRY_CAP = 5.0
+"""Longest redelivery delay, seconds, of a delivery nacked for an unreachable database."""
+
+
+class _Batch:
+    """One batch transaction, as the savepoint step sees it."""
+
+    __slots__ = (
+        "broken",
+        "claim_each",
+        "connection",
+        "context",
+        "pending",
+        "savepoints",
+        "session",
+    )
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        connection: AsyncConnection,
+        *,
+        claim_each: bool,
+        savepoints: bool,
+    ) -> None:
+        self.session = session
+        self.connection = connection
+        self.savepoints = savepoints
+        """Each run in its own savepoint; without (a batch of one), a failed run fails
+        the transaction and is re-run in a new one."""
+        self.claim_each = claim_each
+        """Each run claims its inbox id in its savepoint (no multi-row claim here)."""
+        self.pending = PendingRows()
+        self.context: Context | None = None
+        """The context of the run that just succeeded (read back by the batch loop)."""
+        self.broken = False
+        """A savepoint could not be rolled back or released: the transaction is lost."""
+
+
+class _RunFailed(Exception):
+    """A handler failed in a transaction without savepoints: the whole one must go."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Result:
+    """What became of one run of a batch, before it is settled."""
+
+    __slots__ = ("context", "error", "outcome", "run", "whole_batch")
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.whole_batch = False
+        """The error failed the batch (its transaction), not this message's handler."""
+        self.context: Context | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        """Failed because the database could not be reached (not the message's fault)."""
+        if self.error is None:
+            return False
+        # A handler's own ConnectionError may be another system's: only the database's
+        # errors (SQLAlchemy's) count there; a failed batch also counts a driver's
+        # refused or reset socket.
+        return is_infrastructure_error(self.error, sockets=self.whole_batch)
 
 
 class Pipeline:
@@ -92,11 +192,61 @@ class Pipeline:
         self._on_outcome = on_outcome
         self._ignore_unknown = handlers.ignores_unknown(channel, group)
         self._authenticity = authenticity
-        # Each handler run goes through the middleware (first outermost) to the unit.
-        self._handle = chain(middleware, self._run_in_transaction)
+        # Each handler run goes through the middleware (first outermost) to its savepoint.
+        self._handle = chain(middleware, self._run_in_savepoint)
 
     async def process(self, delivery: Delivery) -> Outcome:
         """Handle one delivery and settle it (ack, nack or dead-letter). Never raises."""
+        return (await self.process_batch([delivery]))[0]
+
+    async def process_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Handle ``deliveries`` in one transaction and settle each; outcomes in order.
+
+        The deliveries should be of different shards (what a transport hands over
+        unsettled at once is); two of one shard or one message id are run in separate
+        transactions, one after the other, in the order given. Never raises for a bad
+        message.
+        """
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        ready: list[tuple[int, Delivery, HandlerSpec, object]] = []
+        for index, delivery in enumerate(deliveries):
+            prepared = await self._prepare(delivery)
+            if isinstance(prepared, Outcome):
+                outcomes[index] = prepared
+            else:
+                ready.append((index, delivery, *prepared))
+        for part in _apart(ready):
+            await self._run_part(part, outcomes)
+        return [outcome or Outcome.RETRYING for outcome in outcomes]
+
+    async def _run_part(
+        self,
+        part: list[tuple[int, Delivery, HandlerSpec, object]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """Run, commit and settle ``part``; wait out a database outage (bounded)."""
+        waited, pause = 0.0, OUTAGE_FIRST_PAUSE
+        while True:
+            results = await self._execute(part)
+            await self._after_commit(results)
+            unreachable: list[tuple[int, Delivery, HandlerSpec, object]] = []
+            for entry, result in zip(part, results, strict=True):
+                if waited < OUTAGE_PATIENCE and result.unreachable:
+                    # Held, not nacked: a redelivery could come back behind later
+                    # messages of its key (quorum queues requeue at the tail), and the
+                    # database is down for every message alike.
+                    unreachable.append(entry)
+                else:
+                    outcomes[entry[0]] = await self._settle(result)
+            if not unreachable:
+                return
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, OUTAGE_MAX_PAUSE)
+            part = unreachable
+
+    async def _prepare(self, delivery: Delivery) -> Outcome | tuple[HandlerSpec, object]:
+        """Check and decode: the handler and value, or the outcome of a message settled."""
         message = delivery.message
         spec: HandlerSpec | None = None
         if self._authenticity is not None:
@@ -119,22 +269,218 @@ class Pipeline:
             return await self._dead_letter(delivery, f"unsupported version: {exc}", exc, spec)
         except (DecodeError, UnsupportedContentTypeError) as exc:
             return await self._dead_letter(delivery, f"undecodable: {exc}", exc, spec)
+        return spec, value
 
-        last_error: BaseException | None = None
-        run = Run(self.service, self.channel, self.group, spec, value, delivery)
+    async def _execute(
+        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]]
+    ) -> list[_Result]:
+        """Run ``part`` in one transaction; on a failure of the batch itself, see above."""
+        if len(part) == 1:
+            return [await self._execute_alone(part[0])]
+        try:
+            return await self._transaction(part, savepoints=True)
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                # Nothing was committed, and the database is away for every message.
+                log.warning(
+                    "%s: a batch of %d on %s did not commit: %s: %s",
+                    self.service,
+                    len(part),
+                    self.channel,
+                    type(exc).__name__,
+                    exc,
+                )
+                return [self._failed(entry, exc, whole_batch=True) for entry in part]
+            log.info(
+                "%s: a batch of %d on %s failed (%s: %s); running its messages one by one",
+                self.service,
+                len(part),
+                self.channel,
+                type(exc).__name__,
+                exc,
+            )
+            return [await self._execute_alone(entry) for entry in part]
+
+    async def _execute_alone(self, entry: tuple[int, Delivery, HandlerSpec, object]) -> _Result:
+        """One message in a transaction of its own, without a savepoint (a batch of one,
+        as at low load): a failed run rolls the transaction back and is re-run in a new
+        one, a few times at once."""
+        error: BaseException | None = None
+        whole_batch = False
         for _attempt in range(1 + self._retry.immediate):
             try:
-                outcome = await self._handle(run)
-            except PermanentError as exc:
-                return await self._dead_letter(delivery, f"handler refused: {exc}", exc, spec)
-            except Exception as exc:  # a handler's failure is data here, not a crash
-                last_error = exc
-                log.debug("handler %s failed on %s: %r", spec.name, message.id, exc)
-                continue
-            await delivery.ack()
-            return self._done(message, outcome, spec)
+                [result] = await self._transaction([entry], savepoints=False)
+                return result
+            except _RunFailed as failed:
+                error, whole_batch = failed.error, False
+                if isinstance(error, PermanentError):
+                    break
+            except Exception as exc:  # the claim or the commit: re-run, unless unreachable
+                error, whole_batch = exc, True
+                if is_infrastructure_error(exc):
+                    log.warning(
+                        "%s: a message on %s did not commit: %s: %s",
+                        self.service,
+                        self.channel,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    break
+        assert error is not None
+        return self._failed(entry, error, whole_batch=whole_batch)
 
-        assert last_error is not None
+    def _failed(
+        self,
+        entry: tuple[int, Delivery, HandlerSpec, object],
+        error: BaseException,
+        *,
+        whole_batch: bool,
+    ) -> _Result:
+        _i, delivery, spec, value = entry
+        result = _Result(Run(self.service, self.channel, self.group, spec, value, delivery))
+        result.error = error
+        result.whole_batch = whole_batch
+        return result
+
+    async def _transaction(
+        self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]], *, savepoints: bool
+    ) -> list[_Result]:
+        async with self._locked(), self._sessions() as session:
+            async with session.begin():
+                conn = await session.connection()
+                ids = [delivery.message.id for _i, delivery, _s, _v in part]
+                claimed = await inbox.claim_many(conn, self.group, ids)
+                batch = _Batch(session, conn, claim_each=claimed is None, savepoints=savepoints)
+                results: list[_Result] = []
+                unclaim: list[str] = []
+                for _i, delivery, spec, value in part:
+                    run = Run(self.service, self.channel, self.group, spec, value, delivery, batch)
+                    result = _Result(run)
+                    results.append(result)
+                    if claimed is not None and delivery.message.id not in claimed:
+                        result.outcome = Outcome.DUPLICATE
+                        continue
+                    await self._run_with_reruns(run, batch, result)
+                    if result.error is not None and claimed is not None:
+                        unclaim.append(delivery.message.id)
+                await inbox.release(conn, self.group, unclaim)
+                await batch.pending.flush(conn)
+        return results
+
+    async def _run_with_reruns(self, run: Run, batch: _Batch, result: _Result) -> None:
+        """The handler, re-run at once (each in a fresh savepoint) while it fails."""
+        for _attempt in range(1 + self._retry.immediate):
+            try:
+                result.outcome = await self._handle(run)
+            except Exception as exc:  # a handler's failure is data here, not a crash
+                if not batch.savepoints:
+                    raise _RunFailed(exc) from exc  # the caller rolls back and re-runs
+                if batch.broken:
+                    raise  # the transaction is gone: the batch fails as a whole
+                result.error = exc
+                if isinstance(exc, PermanentError):
+                    return
+                log.debug("handler %s failed on %s: %r", run.spec.name, run.message.id, exc)
+                continue
+            result.error = None
+            result.context = batch.context
+            batch.context = None
+            return
+
+    async def _run_in_savepoint(self, run: Run) -> Outcome:
+        """The innermost step: one handler run in its own savepoint of the batch."""
+        batch = run.batch
+        if not isinstance(batch, _Batch):
+            raise TypeError("a run reaches its savepoint only through Pipeline.process_batch")
+        session = batch.session
+        message = run.delivery.message
+        # A fresh context per run: nothing from a failed run leaks into the next.
+        ctx = Context(
+            session,
+            source=self.service,
+            codec=self._out_codec,
+            message=message,
+            attempt=run.delivery.attempt,
+            default_reply_to=self._reply_to,
+        )
+        mark = batch.pending.mark()
+        conn = batch.connection
+        # A plain SAVEPOINT, never released: one round trip per message instead of two,
+        # and no ORM bookkeeping for handlers that use none. Reusing the name is what
+        # SQL allows (ROLLBACK TO names the newest); COMMIT releases them all.
+        if batch.savepoints:
+            await conn.exec_driver_sql(_SAVEPOINT)
+        try:
+            if batch.claim_each and not await inbox.claim(session, self.group, message.id):
+                outcome = Outcome.DUPLICATE
+            else:
+                await run.spec.func(run.value, ctx)
+                if ctx.outgoing:
+                    await self._write_outbox(batch.pending, ctx.outgoing)
+                outcome = Outcome.HANDLED
+            if session.new or session.dirty or session.deleted:
+                await session.flush()  # the handler's ORM changes, inside its savepoint
+        except BaseException:
+            batch.pending.rewind(mark)
+            if batch.savepoints:
+                await self._roll_back_run(batch)
+            raise
+        batch.context = ctx if outcome is Outcome.HANDLED else None
+        return outcome
+
+    @staticmethod
+    async def _roll_back_run(batch: _Batch) -> None:
+        """Undo a failed run: back to its savepoint, and forget the ORM's view of it."""
+        try:
+            await batch.connection.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+        except BaseException:
+            batch.broken = True
+            raise
+        # Earlier runs' objects were flushed, so nothing of theirs is lost; the failed
+        # run's objects (and any state it changed in memory) are dropped.
+        batch.session.expunge_all()
+        transaction = batch.session.get_transaction()
+        if transaction is None or not transaction.is_active:
+            batch.broken = True  # a failed ORM flush ended the session's transaction
+
+    async def _after_commit(self, results: Sequence[_Result]) -> None:
+        """Tell the relay, then run each handled message's callbacks, in batch order."""
+        contexts = [r.context for r in results if r.context is not None]
+        if not contexts:
+            return
+        if self._on_commit is not None:
+            sent = [m for ctx in contexts for m in ctx.outgoing]
+            if sent:
+                self._on_commit(sent)
+        # Committed, and out of the write lock: a callback may start a transaction.
+        for ctx in contexts:
+            if ctx.has_callbacks:
+                await run_after_commit(ctx.committed_callbacks)
+
+    async def _settle(self, result: _Result) -> Outcome:
+        """Ack what was handled; retry, nack or dead-letter what failed."""
+        delivery, spec = result.run.delivery, result.run.spec
+        message = delivery.message
+        if result.error is None:
+            assert result.outcome is not None
+            await delivery.ack()
+            return self._done(message, result.outcome, spec)
+        error = result.error
+        if isinstance(error, PermanentError):
+            return await self._dead_letter(delivery, f"handler refused: {error}", error, spec)
+        if result.unreachable:
+            # The database, not the message: wait and redeliver, whatever the attempt.
+            delay = min(self._retry.redelivery_delay(delivery.attempt), OUTAGE_RETRY_CAP)
+            log.warning(
+                "database unreachable handling %s %s (attempt %d); redelivering in %.2fs: %s",
+                message.type,
+                message.id,
+                delivery.attempt,
+                delay,
+                error,
+            )
+            await delivery.nack(delay=delay)
+            return self._done(message, Outcome.RETRYING, spec)
         if self._retry.should_redeliver(delivery.attempt):
             delay = self._retry.redelivery_delay(delivery.attempt)
             log.info(
@@ -143,37 +489,13 @@ class Pipeline:
                 message.id,
                 delivery.attempt,
                 delay,
-                type(last_error).__name__,
-                last_error,
+                type(error).__name__,
+                error,
             )
             await delivery.nack(delay=delay)
             return self._done(message, Outcome.RETRYING, spec)
         reason = f"handler failed {delivery.attempt} deliveries x {1 + self._retry.immediate} runs"
-        return await self._dead_letter(delivery, reason, last_error, spec)
-
-    async def _run_in_transaction(self, run: Run) -> Outcome:
-        message, delivery, spec = run.message, run.delivery, run.spec
-        async with self._locked(), self._sessions() as session:
-            async with session.begin():
-                if not await inbox.claim(session, self.group, message.id):
-                    return Outcome.DUPLICATE
-                # A fresh context per run: nothing from a failed run leaks into the next.
-                ctx = Context(
-                    session,
-                    source=self.service,
-                    codec=self._out_codec,
-                    message=message,
-                    attempt=delivery.attempt,
-                    default_reply_to=self._reply_to,
-                )
-                await spec.func(run.value, ctx)
-                if ctx.outgoing:
-                    await self._write_outbox(session, ctx.outgoing)
-        if ctx.outgoing and self._on_commit is not None:
-            self._on_commit(ctx.outgoing)
-        # Committed, and out of the write lock: a callback may start a transaction.
-        await run_after_commit(ctx.committed_callbacks)
-        return Outcome.HANDLED
+        return await self._dead_letter(delivery, reason, error, spec)
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -239,4 +561,27 @@ class Pipeline:
 
 
 # Outcome lived here before it had a module of its own; code importing it from here works.
-__all__ = ["OutboxWriter", "Outcome", "Pipeline"]
+__all__ = ["OUTAGE_PATIENCE", "OUTAGE_RETRY_CAP", "OutboxWriter", "Outcome", "Pipeline"]
+
+
+def _apart(
+    ready: list[tuple[int, Delivery, HandlerSpec, object]],
+) -> list[list[tuple[int, Delivery, HandlerSpec, object]]]:
+    """``ready`` cut into consecutive parts with no shard and no message id twice."""
+    parts: list[list[tuple[int, Delivery, HandlerSpec, object]]] = []
+    current: list[tuple[int, Delivery, HandlerSpec, object]] = []
+    shards: set[int] = set()
+    ids: set[str] = set()
+    for entry in ready:
+        delivery = entry[1]
+        shard, message_id = delivery.shard, delivery.message.id
+        if message_id in ids or (shard is not None and shard in shards):
+            parts.append(current)
+            current, shards, ids = [], set(), set()
+        current.append(entry)
+        ids.add(message_id)
+        if shard is not None:
+            shards.add(shard)
+    if current:
+        parts.append(current)
+    return parts

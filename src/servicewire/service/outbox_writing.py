@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicewire.messaging.message import Message
+from servicewire.outbox.writer import PendingRows
 from servicewire.pipeline.unit_of_work import OutboxWriter
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.telemetry.tracing import traced_outbox_writer
@@ -25,7 +26,9 @@ def outbox_writer(authenticity: MessageAuthenticity, service: str) -> OutboxWrit
         return traced_outbox_writer(write_messages, service)
     sign_all = authenticity.sign_all
 
-    async def write_signed(session: AsyncSession, messages: Sequence[Message]) -> None:
+    async def write_signed(
+        session: AsyncSession | PendingRows, messages: Sequence[Message]
+    ) -> None:
         # Signed last, just before the write: nothing may change a header after.
         await write_messages(session, sign_all(messages))
 

@@ -63,7 +63,7 @@ from servicewire.pipeline.middleware.tracing import handler_tracing
 from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.unit_of_work import Pipeline
 from servicewire.security.identity import MessageAuthenticity
-from servicewire.service.consumers import Consumers, clean_inbox_forever
+from servicewire.service.consumers import Batching, Consumers, clean_inbox_forever
 from servicewire.service.description import channel_uses
 from servicewire.service.options import ServiceOptions
 from servicewire.service.outbox_writing import outbox_writer
@@ -253,6 +253,7 @@ class Service:
                 pipeline,
                 prefetch=self.prefetch,
                 concurrency=self.concurrency,
+                batching=Batching(self.options.batch_size, self.options.batch_linger),
             )
         cleaner = clean_inbox_forever(
             self.engine, self.inbox_retention, self.options.inbox_cleanup_every, self.name

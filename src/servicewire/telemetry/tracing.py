@@ -26,13 +26,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
 
 TRACER_NAME = "servicewire"
 
@@ -187,6 +184,8 @@ def message_attributes(message: Message, operation: str) -> dict[str, str]:
 
 def handler_span(service: str, message: Message) -> contextlib.AbstractContextManager[Any]:
     """The consumer span of one handler run, a child of the message's sender."""
+    if not active():  # before the attributes: this runs for every message
+        return contextlib.nullcontext()
     short = message.type.rsplit(".", 1)[-1] or "message"
     attributes = message_attributes(message, "process")
     attributes["servicewire.service.service"] = service
@@ -201,13 +200,14 @@ def _restamp(messages: Sequence[Message]) -> list[Message]:
     return [m.with_header_map(carrier) for m in messages]
 
 
-OutboxWriter = Callable[["AsyncSession", Sequence[Message]], Awaitable[None]]
+# The target is a session, or the pipeline's pending rows (written once per batch).
+OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
 
 
 def traced_outbox_writer(writer: OutboxWriter, service: str) -> OutboxWriter:
     """``writer`` inside an ``outbox write`` span; the rows carry that span as parent."""
 
-    async def write(session: AsyncSession, messages: Sequence[Message]) -> None:
+    async def write(session: Any, messages: Sequence[Message]) -> None:
         if not active() or not messages:
             await writer(session, messages)
             return

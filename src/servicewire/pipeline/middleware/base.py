@@ -40,6 +40,9 @@ class Run:
     value: object
     """The decoded contract the handler receives."""
     delivery: Delivery
+    batch: object | None = None
+    """The batch transaction the run takes part in (the pipeline's own; middleware
+    passes it on untouched)."""
 
     @property
     def message(self) -> Message:
