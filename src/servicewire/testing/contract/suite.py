@@ -324,6 +324,35 @@ class TransportContract:
         finally:
             await member.stop()
 
+    async def test_nacked_message_comes_back_before_the_next_of_its_key(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        # A handler that fails once is redelivered (nack with and without a delay); the
+        # messages after it on its key must wait for it, or a retry reorders the key.
+        channel, group = unique("renack"), unique("g")
+        acked: list[int] = []
+        failed: set[int] = set()
+
+        async def handler(delivery: Delivery) -> None:
+            seq = int(delivery.message.headers["seq"])
+            if seq in (1, 3) and seq not in failed:
+                failed.add(seq)
+                await delivery.nack(delay=0.2 if seq == 1 else 0.0)
+                return
+            acked.append(seq)
+            await delivery.ack()
+
+        member = Member(await transport.subscribe(channel, group), handler)
+        try:
+            await asyncio.sleep(spec.settle_time)
+            await publish_all(transport, [make_message(channel, i, key="same") for i in range(6)])
+            await eventually(lambda: len(set(acked)) >= 6, spec.timeout, "all six messages")
+            if transport.capabilities.ordered_per_key:
+                first = list(dict.fromkeys(acked))
+                assert first == list(range(6)), f"a nack reordered the key: {first}"
+        finally:
+            await member.stop()
+
     async def test_recovers_after_a_storm_of_nacks(
         self, transport: Transport, spec: TransportSpec
     ) -> None:

@@ -14,9 +14,15 @@ shard up only while it holds a message of it (nothing else can be in flight then
   the marker it handles as usual. A marker reaching a member with nothing to give up
   is dropped.
 
-``nack(delay)`` keeps the message (and so the shard) for ``delay`` seconds, then
-returns it to the head of the queue: later messages of the key wait, and the quorum
-queue counts the delivery in ``x-delivery-count``, which becomes ``Delivery.attempt``.
+``nack(delay)`` does not give the message back to the broker: a quorum queue puts a
+requeued message behind the shard's next ones (a key's later messages would overtake
+it; the contract case ``test_nacked_message_comes_back_before_the_next_of_its_key``
+caught it). The member keeps it unacknowledged instead, so the shard stays blocked at
+the broker, and hands the same message out again after ``delay`` with ``attempt`` one
+higher. Only when it cannot (the subscription closes, the shard is being handed over,
+the channel was lost) or must not (``delivery_limit`` is set: the broker does the
+counting then) does the broker get it back; its ``x-delivery-count`` then counts in
+``Delivery.attempt`` as before.
 """
 
 from __future__ import annotations
@@ -87,13 +93,28 @@ class AmqpDelivery(Delivery):
             return
         self.settled = True
         self._sub._release(self)
-        if delay > 0:
+        if self._sub._can_keep(self):
+            # Keep it, and so its shard, and hand it out again here (module docstring).
+            if delay > 0:
+                asyncio.get_running_loop().call_later(delay, self._sub._hand_out_again, self)
+            else:
+                self._sub._hand_out_again(self)
+        elif delay > 0:
             # Hold the message, and so its shard, for the delay: later messages of the
             # key must not overtake it.
             loop = asyncio.get_running_loop()
             loop.call_later(delay, self._sub._settle_later, self)
         else:
             await self._sub._settle(self, "nack")
+
+    def _again(self) -> AmqpDelivery:
+        """The same broker delivery, handed out once more (one attempt later)."""
+        again = object.__new__(AmqpDelivery)
+        Delivery.__init__(again, self.message, self.attempt + 1, self.shard)
+        again._sub, again._tag, again._channel = self._sub, self._tag, self._channel
+        again.consumer_tag = self.consumer_tag
+        again.settled = False
+        return again
 
     async def reject(self) -> None:
         """Refuse the message for good: the broker moves it to ``<channel>.dlq``."""
@@ -306,6 +327,28 @@ class AmqpSubscription(Subscription):
                     await self._cancel(channel, shard)
         except _SETTLE_ERRORS as exc:
             log.debug("stand-by consumer on %s not cancelled: %s", self._queues[shard], exc)
+
+    def _can_keep(self, delivery: AmqpDelivery) -> bool:
+        """Whether a nacked delivery can stay unacknowledged here for a local retry."""
+        channel = delivery._channel
+        shard = delivery.shard if delivery.shard is not None else 0
+        return (
+            not self._closed
+            and not self._options.delivery_limit  # the broker counts deliveries then
+            and channel is self._channel
+            and not channel.is_closed
+            and shard not in self._yielding
+            and self._inflight.get(shard) is delivery
+        )
+
+    def _hand_out_again(self, delivery: AmqpDelivery) -> None:
+        if not self._can_keep(delivery):
+            # Closing, handing the shard over, or the channel is gone: the broker takes it.
+            self._settle_later(delivery)
+            return
+        again = delivery._again()
+        self._inflight[again.shard if again.shard is not None else 0] = again
+        self._inbox.put_nowait(again)
 
     def _settle_later(self, delivery: AmqpDelivery) -> None:
         task = asyncio.get_running_loop().create_task(self._settle(delivery, "nack"))
