@@ -22,8 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from tests.relay.cases import CASES, Case, relay_env
+from tests.relay.cases import CASES, Case, RelayEnv, relay_env
 from tests.relay.helpers import eventually, make_messages, unique
 from tests.relay.processes import RelayProcess
 from tests.relay.sink import read_sink
@@ -166,7 +167,10 @@ async def test_owner_stopped_at_a_random_moment_is_fenced(case: Case, tmp_path: 
             try:
                 await eventually(all_out, 30, "the standby to publish everything", interval=0.1)
             except AssertionError:
-                raise AssertionError(f"seed {seed}; standby log:\n{second.log}") from None
+                sessions = await sessions_of(env)
+                raise AssertionError(
+                    f"seed {seed}; sessions:\n{sessions}\nstandby log:\n{second.log}"
+                ) from None
             first.resume()
             await asyncio.sleep(3.0)  # it runs again; nothing is left to publish
             items = await read_sink(client, key)
@@ -188,3 +192,17 @@ async def test_owner_stopped_at_a_random_moment_is_fenced(case: Case, tmp_path: 
             )
         assert {i["id"] for i in items} == {m.id for m in messages}
         assert first_seen_by_key(items) == expected_by_key(messages), f"seed {seed}"
+
+
+async def sessions_of(env: RelayEnv) -> str:
+    """PostgreSQL: the sessions on the test database (why a standby could be blocked)."""
+    if env.case.kind != "postgres":
+        return "(not PostgreSQL)"
+    async with env.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT pid, state, wait_event_type, wait_event, now() - state_change, "
+                "left(query, 80) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        )
+        return "\n".join(str(tuple(r)) for r in rows)
