@@ -8,7 +8,7 @@ more (it checks its ownership before each wave).
 
 Each relay process publishes to a Redis list through ``tests.relay.sink``, every entry
 tagged with the process (``by``). The first one's broker confirms slowly (``delay``), so
-its batch of 30 waves is still in flight when the test stops it.
+its batch of 30 waves (15 s) is still in flight when the test stops it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def test_owner_stopped_mid_batch_is_fenced(case: Case, tmp_path: Path) -> 
         start = {"db": env.url, "mode": case.mode, "name": env.name}
         messages = make_messages(unique("paused"), 480, keys=8)
         backlog, later = messages[:240], messages[240:]
-        first = await RelayProcess.start(transport=f"{sink_url}&by=A&delay=0.3", **start)
+        first = await RelayProcess.start(transport=f"{sink_url}&by=A&delay=0.5", **start)
         second: RelayProcess | None = None
         try:
             try:
@@ -53,7 +53,7 @@ async def test_owner_stopped_mid_batch_is_fenced(case: Case, tmp_path: Path) -> 
             except AssertionError:
                 raise AssertionError(f"first relay's log:\n{first.log}") from None
             # One transaction: the first relay claims (or streams) it as one batch of
-            # 30 waves (8 keys), 0.3 s each.
+            # 30 waves (8 keys), 0.5 s each.
             await env.write(backlog, per_tx=len(backlog))
 
             async def published() -> int:
@@ -135,7 +135,10 @@ async def test_owner_stopped_mid_batch_is_fenced(case: Case, tmp_path: Path) -> 
         assert first_seen_by_key(items) == expected_by_key(messages)
 
 
-@pytest.mark.parametrize("case", FENCED, ids=str)
+# Not SQLite: a process stopped inside a write transaction (its lease renewal, its
+# delete) holds the database's only write lock, and no server can end it: every writer
+# waits until it runs again (docs/relays.md, "Fencing").
+@pytest.mark.parametrize("case", [c for c in FENCED if c.kind != "sqlite"], ids=str)
 async def test_owner_stopped_at_a_random_moment_is_fenced(case: Case, tmp_path: Path) -> None:
     """SIGSTOP from outside at a random moment while writers commit: the standby takes
     over, nothing is lost, per-key order holds, and after SIGCONT the old owner sends at

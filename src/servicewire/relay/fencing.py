@@ -9,16 +9,18 @@ runs again, its coroutines carry on where they stopped, in the middle of a batch
 
 A :class:`Tenure` is what the relay knows locally: ownership was proven by a round
 trip *sent* at time ``t`` (monotonic), and the database cannot end it before
-``t + lease``. The relay trusts it only until ``t + lease / 2`` and checks that
-before every wave of publishes; while a batch is being published a background task
-proves it again every ``lease / 4``. The monotonic clock keeps running while a process
-is stopped, so a resumed relay finds its tenure stale before it sends anything more::
+``t + lease``. The relay trusts it only until ``t + lease / 2``; while a batch is being
+published a background task proves it again every ``lease / 4``, and before every wave
+the relay makes sure the proof is fresh, proving it once more on the spot when it is
+not (a loaded machine may delay the background task). The monotonic clock keeps
+running while a process is stopped, so a relay resumed after a long pause finds its
+proof stale and has to prove ownership again, which fails once the database ended its
+session or another relay took the lease::
 
     tenure = Tenure(lease=5.0)
     tenure.proven(asked_at)                    # after a statement on the owning session
     async with tenure.kept(renew):             # renew() proves it again (a round trip)
-        await publish_rows(transport, rows, guard=tenure.check)
-    tenure.check()                             # raises OwnershipLostError when stale
+        await publish_rows(transport, rows, guard=lambda: tenure.ensure(renew))
 
 What remains is the gap between the last check and the broker accepting a wave: a
 wave checked just before a pause is sent after it. See docs/relays.md ("Fencing").
@@ -50,6 +52,8 @@ class Tenure:
         self.what = what
         self._trusted_until = 0.0
         self._lost: str | None = None
+        # One proof at a time: the owning session runs one statement at a time.
+        self._proving = asyncio.Lock()
 
     @property
     def renew_every(self) -> float:
@@ -94,6 +98,28 @@ class Tenure:
                 f"(lease {self.lease:g}s): the database may have handed it to another relay"
             )
 
+    async def ensure(self, renew: Callable[[], Awaitable[None]]) -> None:
+        """Return at once if ownership is trusted; otherwise prove it now, or raise
+        :class:`OwnershipLostError`. What a relay runs right before each wave."""
+        if self.held:
+            return
+        if self._lost is not None:
+            self.check()
+        await self._prove(renew)
+        self.check()
+
+    async def _prove(self, renew: Callable[[], Awaitable[None]]) -> None:
+        async with self._proving:
+            if self._lost is not None:
+                self.check()
+            asked_at = time.monotonic()
+            try:
+                await renew()
+            except Exception as exc:
+                self.lose(f"{type(exc).__name__}: {exc}")
+                raise OwnershipLostError(f"{self.what} lost: {self._lost}") from exc
+            self.proven(asked_at)
+
     @contextlib.asynccontextmanager
     async def kept(self, renew: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
         """Prove ownership every :attr:`renew_every` seconds while the body runs.
@@ -118,10 +144,7 @@ class Tenure:
                 await asyncio.wait_for(done.wait(), self.renew_every)
             if done.is_set():
                 return
-            asked_at = time.monotonic()
             try:
-                await renew()
-            except Exception as exc:
-                self.lose(f"{type(exc).__name__}: {exc}")
-                return
-            self.proven(asked_at)
+                await self._prove(renew)
+            except OwnershipLostError:
+                return  # recorded: the next ensure() or check() raises

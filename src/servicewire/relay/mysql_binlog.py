@@ -420,7 +420,11 @@ class MysqlBinlogRelay(Relay):
         # have lost the lock while it was stopped).
         await self._prove_lock(conn)
         async with self._tenure.kept(lambda: self._prove_lock(conn)):
-            outcome = await publish_rows(self.transport, rows, guard=self._tenure.check)
+            outcome = await publish_rows(
+                self.transport,
+                rows,
+                guard=lambda: self._tenure.ensure(lambda: self._prove_lock(conn)),
+            )
         if isinstance(outcome.failure, OwnershipLostError):
             raise LockLostError(str(outcome.failure)) from outcome.failure
         if self._tenure.lost:

@@ -23,7 +23,8 @@ keeps its session and locks, so the server ends them after ``lease_ttl`` idle se
 (PostgreSQL ``idle_in_transaction_session_timeout``, MariaDB
 ``idle_transaction_timeout``, set for the batch only), and the relay checks before each
 wave that it proved ownership (a statement on the batch's session, or a lease renewal)
-within ``lease_ttl / 2``: resumed, it publishes nothing more of its stale batch.
+within ``lease_ttl / 2``, proving it again when not: resumed after the server ended its
+session (or another relay took the lease), it publishes nothing more of its stale batch.
 
 Shard and lease rows belong to the outbox (:data:`~.ownership.OWNER_KEY`), not to a
 relay name: relays named differently on one database share them, so each shard (or the
@@ -290,7 +291,9 @@ class PollingRelay(Relay):
             await conn.execute(select(1))  # keeps the session (and its locks) from timing out
 
         async with tenure.kept(still_here):
-            outcome = await publish_rows(self.transport, rows, guard=tenure.check)
+            outcome = await publish_rows(
+                self.transport, rows, guard=lambda: tenure.ensure(still_here)
+            )
         if isinstance(outcome.failure, OwnershipLostError):
             # Drop the session (the server rolls back, if it has not ended it already):
             # another relay may own these shards now and publish them. Invalidating,
@@ -467,7 +470,7 @@ class PollingRelay(Relay):
         # A stalled relay (SIGSTOP, a long pause) stops before the next wave: its lease
         # may have expired and been taken by another relay meanwhile.
         async with tenure.kept(renew):
-            outcome = await publish_rows(self.transport, rows, guard=tenure.check)
+            outcome = await publish_rows(self.transport, rows, guard=lambda: tenure.ensure(renew))
         if isinstance(outcome.failure, OwnershipLostError):
             self._lose_lease(str(outcome.failure))
             raise outcome.failure

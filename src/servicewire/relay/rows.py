@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +120,10 @@ class PublishOutcome:
 
 
 async def publish_rows(
-    transport: Transport, rows: Sequence[OutboxRow], *, guard: Callable[[], None] | None = None
+    transport: Transport,
+    rows: Sequence[OutboxRow],
+    *,
+    guard: Callable[[], Awaitable[None]] | None = None,
 ) -> PublishOutcome:
     """Publish ``rows`` keeping each partition key's order; report what went out.
 
@@ -140,8 +143,8 @@ async def publish_rows(
 
     ``guard`` runs right before each wave (and each one-by-one publish) is handed to the
     transport; a relay passes its ownership check
-    (:meth:`~servicewire.relay.fencing.Tenure.check`), so one that lost ownership mid-batch
-    stops there, its error in ``failure``.
+    (:meth:`~servicewire.relay.fencing.Tenure.ensure`), so one that lost ownership
+    mid-batch stops there, its error in ``failure``.
     """
     outcome = PublishOutcome()
     good = _checked(transport, rows, outcome.bad)
@@ -200,11 +203,11 @@ async def _publish_wave(
     transport: Transport,
     wave: Sequence[tuple[OutboxRow, Message]],
     outcome: PublishOutcome,
-    guard: Callable[[], None] | None,
+    guard: Callable[[], Awaitable[None]] | None,
 ) -> None:
     """Publish one wave; transient errors raise (after recording what went out)."""
     if guard is not None:
-        guard()
+        await guard()
     try:
         await transport.publish_batch([m for _, m in wave])
     except PERMANENT_ERRORS:
@@ -216,7 +219,7 @@ async def _publish_wave(
     # (the ones before it go out twice; delivery is at least once anyway).
     for row, message in wave:
         if guard is not None:
-            guard()
+            await guard()
         try:
             await transport.publish(message)
         except PERMANENT_ERRORS as exc:
