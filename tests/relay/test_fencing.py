@@ -155,8 +155,9 @@ async def test_owner_stopped_at_a_random_moment_is_fenced(case: Case, tmp_path: 
             await eventually(lambda: first.active_at is not None, 30, "the first relay")
             second = await RelayProcess.start(transport=f"{sink_url}&by=B", **start)
             await eventually(lambda: second.started_at is not None, 30, "the second relay")
-            writer = asyncio.create_task(write_slowly(env, messages, per_tx=10, pause=0.01))
-            await asyncio.sleep(rng.uniform(0.3, 1.5))
+            # About 3 s of writing; the stop falls inside it.
+            writer = asyncio.create_task(write_slowly(env, messages, per_tx=10, pause=0.05))
+            await asyncio.sleep(rng.uniform(0.2, 2.0))
             first.pause()
             await eventually(lambda: first.stopped, 10, "the first relay to stop")
             await asyncio.sleep(0.3)  # what it wrote to its sockets before the stop lands
@@ -186,6 +187,7 @@ async def test_owner_stopped_at_a_random_moment_is_fenced(case: Case, tmp_path: 
                 assert await second.terminate() == 0, second.log
         late = [i for i in items[before_stop:] if i.get("by") == "A"]
         print(f"\n{case}: stopped at {before_stop} published (seed {seed}); {len(late)} late")
+        assert before_stop < len(messages), "stopped after the writers were done"
         batches = 2 if case.kind == "postgres" else 1  # batch loops that can be in flight
         keys = Counter(i["headers"]["partitionkey"] for i in late)
         assert max(keys.values(), default=0) <= batches, f"seed {seed}: late waves {keys}"
