@@ -1,4 +1,5 @@
-"""``servicewire relay`` subprocesses for tests: start, watch their log, SIGKILL or SIGTERM."""
+"""``servicewire relay`` subprocesses for tests: start, watch their log, SIGKILL or SIGTERM,
+SIGSTOP and SIGCONT."""
 
 from __future__ import annotations
 
@@ -62,12 +63,31 @@ class RelayProcess:
                 self.active_at = time.monotonic()
 
     @property
+    def stopped(self) -> bool:
+        """True while the process is stopped (SIGSTOP): state ``T`` in /proc."""
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGCONT)
+
+    def logged(self, *words: str) -> bool:
+        return any(word in line for line in self.lines for word in words)
+
+    @property
     def log(self) -> str:
         return "\n".join(self.lines[-30:])
 
     async def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+            self.proc.kill()  # a stopped process dies too
         await self.wait(10)
 
     async def terminate(self, timeout: float = 20) -> int:

@@ -3,10 +3,17 @@
 Relay subprocesses publish through it and the test reads the list, so messages cross
 process boundaries without depending on the broker transports under development.
 Publishing is confirmed by Redis' reply; a batch is one pipelined round trip.
+
+Options for ownership tests: ``by=A`` tags every entry with who published it, and
+``delay=0.3`` makes every publish call take that much longer after Redis confirmed it
+(a slow broker: a batch of many waves stays in flight long enough to SIGSTOP it)::
+
+    testsink://127.0.0.1:6379/0?key=K&by=A&delay=0.3
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +39,10 @@ class ListSinkTransport(Transport):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         parts = urlsplit(url)
-        self.key = parse_qs(parts.query)["key"][0]
+        query = parse_qs(parts.query)
+        self.key = query["key"][0]
+        self.by = query.get("by", [""])[0]
+        self.delay = float(query.get("delay", ["0"])[0])
         self.redis_url = f"redis://{parts.netloc}{parts.path}"
         self.client: Any = None
 
@@ -41,18 +51,26 @@ class ListSinkTransport(Transport):
 
         self.client = redis.from_url(self.redis_url)
 
-    @staticmethod
-    def encode(message: Message) -> str:
-        return json.dumps({"id": message.id, "headers": message.headers.to_dict()})
+    def encode(self, message: Message) -> str:
+        item = {"id": message.id, "headers": message.headers.to_dict()}
+        if self.by:
+            item["by"] = self.by
+        return json.dumps(item)
 
     async def _send(self, message: Message) -> None:
         await self.client.rpush(self.key, self.encode(message))
+        await self._confirm_slowly()
 
     async def _send_batch(self, messages: Sequence[Message]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for message in messages:
             pipe.rpush(self.key, self.encode(message))
         await pipe.execute()
+        await self._confirm_slowly()
+
+    async def _confirm_slowly(self) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
 
     async def declare(self, channel: str, group: str) -> None:
         return None

@@ -44,7 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--shards", type=int, default=None, help="polling: outbox shards")
     parser.add_argument("--listen", action="store_true", help="polling on PostgreSQL: LISTEN")
     parser.add_argument(
-        "--lease-ttl", type=float, default=5.0, help="polling on SQLite: lease seconds"
+        "--lease-ttl",
+        type=float,
+        default=5.0,
+        help="polling, mysql-binlog: seconds a stopped owner keeps ownership (fencing)",
     )
     parser.add_argument("--cleanup", choices=["delete", "mark"], default="delete")
     parser.add_argument("--retention", type=float, default=3600.0, help="mark: keep seconds")
@@ -92,6 +95,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.shards:
             options["shards"] = args.shards
+    if args.mode == "mysql-binlog":
+        options["lease_ttl"] = args.lease_ttl
     if args.mode == "postgres-wal" and args.insert_then_delete:
         options["delete_published"] = False
     return options

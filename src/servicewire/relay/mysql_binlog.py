@@ -21,7 +21,10 @@ Mechanics:
   asks, on that connection, whether it still holds the lock before each publish, and
   deletes and checkpoints on that same connection in a transaction that asks again: a
   relay whose lock connection died stops at once (it raises :class:`LockLostError`,
-  drops ownership and stands by) instead of publishing beside the new owner.
+  drops ownership and stands by) instead of publishing beside the new owner. The lock
+  connection runs with ``wait_timeout = lease_ttl`` and is asked every ``lease_ttl / 4``,
+  so a stopped owner loses it after ``lease_ttl`` seconds, and a resumed one finds its
+  last proof older than ``lease_ttl / 2`` before its next wave (:mod:`~.fencing`).
 * It streams from the checkpoint. On its very first start (no checkpoint) it takes the
   current end of the binlog, publishes the rows already in the table, and only then
   stores that position.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -47,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from servicewire.outbox.tables import OUTBOX_TABLE, outbox, relay_checkpoint
 from servicewire.relay.base import Relay
+from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY, binlog_lock_name
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
 from servicewire.storage.database import DatabaseError
@@ -64,7 +69,7 @@ class StreamStalledError(Exception):
     """The binlog stream delivered nothing, not even a heartbeat, for too long."""
 
 
-class LockLostError(Exception):
+class LockLostError(OwnershipLostError):
     """The relay's ``GET_LOCK`` is no longer held by its lock connection (or that died)."""
 
 
@@ -200,6 +205,7 @@ class MysqlBinlogRelay(Relay):
         takeover_interval: float = 1.0,
         idle_checkpoint_interval: float = 5.0,
         progress_interval: float = 5.0,
+        lease_ttl: float = 5.0,
     ) -> None:
         super().__init__(
             engine, transport, name=name, batch_size=batch_size, progress_interval=progress_interval
@@ -208,6 +214,10 @@ class MysqlBinlogRelay(Relay):
         self.stall_timeout = stall_timeout
         self.takeover_interval = takeover_interval
         self.idle_checkpoint_interval = idle_checkpoint_interval
+        self.lease_ttl = lease_ttl
+        """Idle seconds after which the server ends the lock connection (``wait_timeout``),
+        freeing the lock for a standby; the owner proves it every ``lease_ttl / 4``."""
+        self._tenure = Tenure(lease_ttl)
         self.position: Position | None = None
         self.reconnects = 0
         self._lock_conn: AsyncConnection | None = None
@@ -244,13 +254,29 @@ class MysqlBinlogRelay(Relay):
 
         Run on the lock connection itself: if it died, the query fails too.
         """
-        held = (
-            await conn.execute(
-                text("SELECT IS_USED_LOCK(:n) = CONNECTION_ID()"), {"n": self.lock_name}
-            )
-        ).scalar()
+        asked_at = time.monotonic()
+        try:
+            held = (
+                await conn.execute(
+                    text("SELECT IS_USED_LOCK(:n) = CONNECTION_ID()"), {"n": self.lock_name}
+                )
+            ).scalar()
+        except Exception as exc:
+            self._tenure.lose(f"the lock connection failed: {type(exc).__name__}")
+            raise LockLostError(f"{self.lock_name}: the lock connection failed ({exc})") from exc
         if held != 1:
+            self._tenure.lose("the lock is held by another session")
             raise LockLostError(f"{self.lock_name} is no longer held by this relay")
+        self._tenure.proven(asked_at)
+
+    async def _prove_lock(self, conn: AsyncConnection) -> None:
+        """Ask on the lock connection whether it still holds the lock, outside a transaction.
+
+        Also what keeps that connection from reaching ``wait_timeout`` while this relay
+        runs: only a stopped or cut-off owner lets the server end it.
+        """
+        await self._check_lock(conn)
+        await conn.commit()
 
     def _owned(self) -> AsyncConnection:
         if self._lock_conn is None:
@@ -312,7 +338,16 @@ class MysqlBinlogRelay(Relay):
                     await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
                 return
             self._lock_conn = lock_conn
+            self._tenure = Tenure(self.lease_ttl, f"relay {self.name}: {self.lock_name}")
             try:
+                # Fencing: a stopped or cut-off owner stops answering; the server then
+                # ends its lock connection after lease_ttl idle seconds and a standby
+                # takes the lock. Meanwhile this relay proves the lock every lease_ttl/4
+                # and publishes only while the last proof is under lease_ttl/2 old.
+                await lock_conn.exec_driver_sql(
+                    f"SET SESSION wait_timeout = {max(1, math.ceil(self.lease_ttl))}"
+                )
+                await self._prove_lock(lock_conn)
                 async with self.engine.connect() as conn:
                     stored = await self._stored_position(conn)
                 self.position = stored or await self._first_position()
@@ -320,8 +355,11 @@ class MysqlBinlogRelay(Relay):
             finally:
                 self.active = False
                 self._lock_conn = None
+                self._tenure.lose("released")
                 with contextlib.suppress(Exception):
                     await lock_conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.lock_name})
+                    # The connection goes back to the engine's pool.
+                    await lock_conn.exec_driver_sql("SET SESSION wait_timeout = DEFAULT")
                     await lock_conn.commit()
 
     async def _stream(self, start: Position) -> None:
@@ -373,6 +411,8 @@ class MysqlBinlogRelay(Relay):
                     # then so a restart does not reread them.
                     await self._publish([], last_commit)
                     last_checkpoint = time.monotonic()
+                if self._tenure.due():
+                    await self._prove_lock(self._owned())
                 if time.monotonic() - last_seen > self.stall_timeout:
                     self.reconnects += 1
                     raise StreamStalledError(
@@ -384,10 +424,21 @@ class MysqlBinlogRelay(Relay):
     async def _publish(self, rows: list[OutboxRow], position: Position) -> None:
         conn = self._owned()
         # The server frees the lock the moment the lock connection dies; a standby may
-        # already stream the same rows. Ask first, so a former owner publishes nothing.
-        await self._check_lock(conn)
-        await conn.commit()
-        outcome = await publish_rows(self.transport, rows)
+        # already stream the same rows. Ask first, so a former owner publishes nothing,
+        # and check the proof's age before each wave (a relay stopped mid-batch may
+        # have lost the lock while it was stopped).
+        await self._prove_lock(conn)
+        async with self._tenure.kept(lambda: self._prove_lock(conn)):
+            outcome = await publish_rows(
+                self.transport,
+                rows,
+                guard=lambda: self._tenure.ensure(lambda: self._prove_lock(conn)),
+            )
+        if isinstance(outcome.failure, OwnershipLostError):
+            raise LockLostError(str(outcome.failure)) from outcome.failure
+        if self._tenure.lost:
+            # A renewal failed during the last wave: the lock connection is gone.
+            raise LockLostError(f"{self.lock_name}: {self._tenure.lost}")
         # The position moves only past a fully published transaction: after a failure
         # the whole transaction comes again (what went out, twice; in key order).
         outcome.raise_failure()

@@ -14,8 +14,17 @@ filter), so relays take turns, and its claim is a plain (snapshot) read, never a
 locking one that could take a transaction's later rows without its earlier ones.
 
 SQLite has no row locks: one relay holds a lease row (renewed every batch, expiring
-after ``lease_ttl`` seconds) and only the holder publishes; the lease is checked again
-in the delete transaction.
+after ``lease_ttl`` seconds) and only the holder publishes. Each takeover writes a new
+tenure token into the row (an epoch); the delete transaction renews the lease by the
+token its batch was claimed under, so a relay whose lease was taken deletes nothing.
+
+Fencing (:mod:`~.fencing`): a relay stopped mid-batch (SIGSTOP, a pause, a partition)
+keeps its session and locks, so the server ends them after ``lease_ttl`` idle seconds
+(PostgreSQL ``idle_in_transaction_session_timeout``, MariaDB
+``idle_transaction_timeout``, set for the batch only), and the relay checks before each
+wave that it proved ownership (a statement on the batch's session, or a lease renewal)
+within ``lease_ttl / 2``, proving it again when not: resumed after the server ended its
+session (or another relay took the lease), it publishes nothing more of its stale batch.
 
 Shard and lease rows belong to the outbox (:data:`~.ownership.OWNER_KEY`), not to a
 relay name: relays named differently on one database share them, so each shard (or the
@@ -43,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -57,6 +67,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
+from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.poll_delay import PollDelay
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
@@ -115,8 +126,10 @@ class PollingRelay(Relay):
         self.listen = listen
         self.lease_ttl = lease_ttl
         self.concurrency = concurrency
-        self.owner = relay_owner_id(name)
         self.dialect = dialect_of(engine)
+        # SQLite: the token of this relay's current tenure of the lease (None: not held).
+        self._lease_token: str | None = None
+        self._lease_tenure = Tenure(lease_ttl)
         self._lease_until = 0.0
         self._next_cleanup = 0.0
         self._listener: Any = None
@@ -216,9 +229,10 @@ class PollingRelay(Relay):
                 async with self.engine.begin() as conn:
                     await conn.execute(
                         update(relay_shard)
-                        .where(*self._lease_row(), relay_shard.c.owner == self.owner)
+                        .where(*self._lease_row(), relay_shard.c.owner == self._lease_token)
                         .values(owner=None, expires_at=None)
                     )
+            self._lease_token = None
             self._lease_until = 0.0
 
     async def _batch(self, max_shards: int | None = None) -> int:
@@ -229,29 +243,85 @@ class PollingRelay(Relay):
             if self.dialect == "mysql":
                 # No gap locks: the claim must not block the service's inserts.
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
-            async with conn.begin():
-                shards = await self._lock_shards(conn, max_shards or self.shards)
-                if not shards:
-                    return 0
-                if self.dialect == "mysql" and len(shards) < self.shards:
-                    # InnoDB locks rows while it scans, before the shard filter is
-                    # applied, so a concurrent claim could make us SKIP a row of our own
-                    # shard and publish the next one first. On MariaDB a batch therefore
-                    # takes every shard or none: relays take turns, order is safe.
-                    return 0
-                # MariaDB: a plain read. A locking read sees each row's latest version
-                # as the scan reaches it, so a writer committing mid-scan has its first
-                # rows skipped (still locked) and its last ones taken: a key's later row
-                # went out before its earlier one. A plain read is one snapshot (a
-                # transaction's rows all or none), and holding every shard already keeps
-                # other relays out. PostgreSQL's locking read is a snapshot too.
-                rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
-                if not rows:
-                    return 0
-                outcome = await self._publish_and_settle(conn, rows)
+            try:
+                async with conn.begin():
+                    done = await self._locked_batch(conn, max_shards or self.shards)
+            finally:
+                if self.dialect == "mysql":
+                    await self._forget_idle_timeout(conn)
+        if done is None:
+            return 0
+        handled, outcome = done
         # Only now, with what did go out deleted and committed: back off and retry the rest.
         outcome.raise_failure()
-        return len(rows)
+        return handled
+
+    async def _locked_batch(
+        self, conn: AsyncConnection, max_shards: int
+    ) -> tuple[int, PublishOutcome] | None:
+        """The body of a PostgreSQL/MariaDB batch, inside its transaction on ``conn``."""
+        # Fencing: the shard locks last as long as this session. Should this process
+        # stop answering (SIGSTOP, a partition), the server ends the session after
+        # lease_ttl idle seconds, freeing the shards for another relay; the Tenure makes
+        # this relay stop publishing before that can happen.
+        tenure = Tenure(self.lease_ttl, f"relay {self.name}: the shard locks")
+        asked_at = time.monotonic()
+        await self._set_idle_timeout(conn)
+        shards = await self._lock_shards(conn, max_shards)
+        if not shards:
+            return None
+        if self.dialect == "mysql" and len(shards) < self.shards:
+            # InnoDB locks rows while it scans, before the shard filter is
+            # applied, so a concurrent claim could make us SKIP a row of our own
+            # shard and publish the next one first. On MariaDB a batch therefore
+            # takes every shard or none: relays take turns, order is safe.
+            return None
+        # MariaDB: a plain read. A locking read sees each row's latest version
+        # as the scan reaches it, so a writer committing mid-scan has its first
+        # rows skipped (still locked) and its last ones taken: a key's later row
+        # went out before its earlier one. A plain read is one snapshot (a
+        # transaction's rows all or none), and holding every shard already keeps
+        # other relays out. PostgreSQL's locking read is a snapshot too.
+        rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
+        if not rows:
+            return None
+        tenure.proven(asked_at)
+
+        async def still_here() -> None:
+            await conn.execute(select(1))  # keeps the session (and its locks) from timing out
+
+        async with tenure.kept(still_here):
+            outcome = await publish_rows(
+                self.transport, rows, guard=lambda: tenure.ensure(still_here)
+            )
+        if isinstance(outcome.failure, OwnershipLostError):
+            # Drop the session (the server rolls back, if it has not ended it already):
+            # another relay may own these shards now and publish them. Invalidating,
+            # not rolling back: a session the server ended may be mid-error.
+            await conn.invalidate()
+            raise outcome.failure
+        await self._settle(conn, outcome)
+        return len(rows), outcome
+
+    async def _set_idle_timeout(self, conn: AsyncConnection) -> None:
+        """Make the server end this batch's session after ``lease_ttl`` idle seconds."""
+        if self.dialect == "postgresql":
+            # SET LOCAL: for this transaction only (the connection goes back to a pool
+            # the service shares).
+            ms = max(1, round(self.lease_ttl * 1000))
+            await conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
+        else:
+            # MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout
+            # puts the server default back before the connection returns to the pool.
+            await conn.exec_driver_sql(
+                f"SET SESSION idle_transaction_timeout = {max(1, math.ceil(self.lease_ttl))}"
+            )
+
+    @staticmethod
+    async def _forget_idle_timeout(conn: AsyncConnection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.exec_driver_sql("SET SESSION idle_transaction_timeout = DEFAULT")
+            await conn.rollback()
 
     async def _lock_shards(self, conn: AsyncConnection, limit: int) -> list[int]:
         stmt = (
@@ -281,10 +351,9 @@ class PollingRelay(Relay):
         result = await conn.execute(stmt)
         return [OutboxRow.from_mapping(r) for r in result.mappings()]
 
-    async def _publish_and_settle(
-        self, conn: AsyncConnection, rows: list[OutboxRow]
-    ) -> PublishOutcome:
-        outcome = await publish_rows(self.transport, rows)
+    async def _settle(self, conn: AsyncConnection, outcome: PublishOutcome) -> None:
+        """Delete (or mark) what went out, move bad rows aside, count: in the batch's
+        transaction, so only a session that still holds the shard locks can do it."""
         published, bad = outcome.published, outcome.bad
         now = time.time()
         if published:
@@ -298,7 +367,6 @@ class PollingRelay(Relay):
         await move_aside(conn, bad, self.name)
         await self._record(conn, published, now)
         self._count(len(published), len(bad))
-        return outcome
 
     async def _record(self, conn: AsyncConnection, published: list[OutboxRow], now: float) -> None:
         # Progress per shard row (already locked by this transaction: no extra contention).
@@ -326,45 +394,96 @@ class PollingRelay(Relay):
         return (relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard == LEASE_SHARD)
 
     async def _take_lease(self, conn: AsyncConnection) -> bool:
+        """Renew this relay's tenure of the lease, or begin a new one if the lease is free.
+
+        A tenure is fenced by a token of its own in ``owner`` (minted at each takeover,
+        so it plays the part of an epoch): a renewal, and the delete of a batch, succeed
+        only while the row still carries the token the batch was claimed under.
+        """
+        asked_at = time.monotonic()
+        if self._lease_token is not None:
+            if await self._renew_lease(conn, self._lease_token):
+                self._lease_tenure.proven(asked_at)
+                return True
+            self._lose_lease("another relay took the SQLite lease")
         now = time.time()
-        result = await conn.execute(
+        token = relay_owner_id(self.name)
+        taken = await conn.execute(
             update(relay_shard)
             .where(
                 *self._lease_row(),
-                (relay_shard.c.owner == self.owner)
-                | relay_shard.c.owner.is_(None)
-                | (relay_shard.c.expires_at < now),
+                relay_shard.c.owner.is_(None) | (relay_shard.c.expires_at < now),
             )
-            .values(owner=self.owner, expires_at=now + self.lease_ttl)
+            .values(owner=token, expires_at=now + self.lease_ttl)
         )
-        held = bool(result.rowcount)
-        self._lease_until = now + self.lease_ttl if held else 0.0
-        if held:
-            self._activate(f"{self.owner} holds the SQLite lease")
-        elif self.active:
-            log.warning("relay %s: lost the SQLite lease", self.name)
+        if not taken.rowcount:
+            self._lease_until = 0.0
+            return False
+        self._lease_token = token
+        self._lease_tenure = Tenure(self.lease_ttl, f"relay {self.name}: the SQLite lease")
+        self._lease_tenure.proven(asked_at)
+        self._lease_until = now + self.lease_ttl
+        self._activate(f"{token} holds the SQLite lease")
+        return True
+
+    async def _renew_lease(self, conn: AsyncConnection, token: str) -> bool:
+        """Extend the lease if it still carries ``token`` (even if it expired meanwhile:
+        nobody else took it, so nobody else published)."""
+        now = time.time()
+        renewed = await conn.execute(
+            update(relay_shard)
+            .where(*self._lease_row(), relay_shard.c.owner == token)
+            .values(expires_at=now + self.lease_ttl)
+        )
+        if not renewed.rowcount:
+            return False
+        if token == self._lease_token:
+            self._lease_until = now + self.lease_ttl
+        return True
+
+    def _lose_lease(self, reason: str) -> None:
+        self._lease_tenure.lose(reason)
+        self._lease_token = None
+        self._lease_until = 0.0
+        if self.active:
+            log.warning("relay %s: %s; standing by", self.name, reason)
             self.active = False
-        return held
 
     async def _batch_leased(self) -> int:
         if time.time() > self._lease_until - self.lease_ttl * 2 / 3:
             async with self.engine.begin() as conn:
                 if not await self._take_lease(conn):
                     return 0
+        token, tenure = self._lease_token, self._lease_tenure
+        if token is None:
+            return 0
         async with self.engine.connect() as conn:
             rows = await self._claim(conn, list(range(self.shards)), lock=False)
         if not rows:
             return 0
-        outcome = await publish_rows(self.transport, rows)
+
+        async def renew() -> None:
+            async with self.engine.begin() as conn:
+                if not await self._renew_lease(conn, token):
+                    raise OwnershipLostError("another relay took the SQLite lease")
+
+        # A stalled relay (SIGSTOP, a long pause) stops before the next wave: its lease
+        # may have expired and been taken by another relay meanwhile.
+        async with tenure.kept(renew):
+            outcome = await publish_rows(self.transport, rows, guard=lambda: tenure.ensure(renew))
+        if isinstance(outcome.failure, OwnershipLostError):
+            self._lose_lease(str(outcome.failure))
+            raise outcome.failure
         published, bad = outcome.published, outcome.bad
         async with self.engine.begin() as conn:
-            # Fencing: delete only while still the leaseholder. A relay that lost its
-            # lease (stalled past the TTL) leaves the rows to the new holder.
-            if not await self._take_lease(conn):
-                log.warning(
-                    "relay %s lost its lease mid-batch; the new holder republishes", self.name
+            # Fencing: delete only under the tenure the batch was claimed under. A relay
+            # whose lease was taken meanwhile leaves the rows to the new holder.
+            if not await self._renew_lease(conn, token):
+                self._lose_lease("the SQLite lease was taken mid-batch")
+                raise OwnershipLostError(
+                    f"relay {self.name} lost the SQLite lease mid-batch; the new holder "
+                    "publishes the rest"
                 )
-                return 0
             now = time.time()
             ids = [r.id for r in published]
             if ids and self.cleanup == "mark":

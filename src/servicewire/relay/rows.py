@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,12 @@ class PublishOutcome:
             raise self.failure
 
 
-async def publish_rows(transport: Transport, rows: Sequence[OutboxRow]) -> PublishOutcome:
+async def publish_rows(
+    transport: Transport,
+    rows: Sequence[OutboxRow],
+    *,
+    guard: Callable[[], Awaitable[None]] | None = None,
+) -> PublishOutcome:
     """Publish ``rows`` keeping each partition key's order; report what went out.
 
     ::
@@ -135,12 +140,17 @@ async def publish_rows(transport: Transport, rows: Sequence[OutboxRow]) -> Publi
     retry keeps every key's first-seen order. A transient failure ends the round: rows of
     the failed wave count as not published (the retry may publish some twice; delivery is
     at least once anyway).
+
+    ``guard`` runs right before each wave (and each one-by-one publish) is handed to the
+    transport; a relay passes its ownership check
+    (:meth:`~servicewire.relay.fencing.Tenure.ensure`), so one that lost ownership
+    mid-batch stops there, its error in ``failure``.
     """
     outcome = PublishOutcome()
     good = _checked(transport, rows, outcome.bad)
     for wave in _waves(good):
         try:
-            await _publish_wave(transport, wave, outcome)
+            await _publish_wave(transport, wave, outcome, guard)
         except Exception as exc:  # a bad moment, not a bad row: the caller retries
             outcome.failure = exc
             break
@@ -190,9 +200,14 @@ def _waves(
 
 
 async def _publish_wave(
-    transport: Transport, wave: Sequence[tuple[OutboxRow, Message]], outcome: PublishOutcome
+    transport: Transport,
+    wave: Sequence[tuple[OutboxRow, Message]],
+    outcome: PublishOutcome,
+    guard: Callable[[], Awaitable[None]] | None,
 ) -> None:
     """Publish one wave; transient errors raise (after recording what went out)."""
+    if guard is not None:
+        await guard()
     try:
         await transport.publish_batch([m for _, m in wave])
     except PERMANENT_ERRORS:
@@ -203,6 +218,8 @@ async def _publish_wave(
     # Some message was refused for what it is: find it by publishing one at a time
     # (the ones before it go out twice; delivery is at least once anyway).
     for row, message in wave:
+        if guard is not None:
+            await guard()
         try:
             await transport.publish(message)
         except PERMANENT_ERRORS as exc:
