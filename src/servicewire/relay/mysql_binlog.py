@@ -344,8 +344,9 @@ class MysqlBinlogRelay(Relay):
                 # ends its lock connection after lease_ttl idle seconds and a standby
                 # takes the lock. Meanwhile this relay proves the lock every lease_ttl/4
                 # and publishes only while the last proof is under lease_ttl/2 old.
-                await lock_conn.exec_driver_sql(
-                    f"SET SESSION wait_timeout = {max(1, math.ceil(self.lease_ttl))}"
+                await lock_conn.execute(
+                    text("SET SESSION wait_timeout = :seconds"),
+                    {"seconds": max(1, math.ceil(self.lease_ttl))},
                 )
                 await self._prove_lock(lock_conn)
                 async with self.engine.connect() as conn:

@@ -58,7 +58,7 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -76,6 +76,12 @@ from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
 log = logging.getLogger("servicewire.relay")
+
+# Bound parameters, not interpolation (tests/security: SQL only through parameters).
+# set_config(..., true) is SET LOCAL: for the current transaction only.
+_SET_LOCAL_CONFIG = text("SELECT set_config(:name, :value, true)")
+_PG_IDLE_TIMEOUT = "idle_in_transaction_session_timeout"
+_SET_MARIADB_IDLE_TIMEOUT = text("SET SESSION idle_transaction_timeout = :seconds")
 
 LEASE_SHARD = -1
 """The ``servicewire_relay_shard`` row that is the SQLite lease."""
@@ -309,13 +315,12 @@ class PollingRelay(Relay):
             # SET LOCAL: for this transaction only (the connection goes back to a pool
             # the service shares).
             ms = max(1, round(self.lease_ttl * 1000))
-            await conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {ms}")
+            await conn.execute(_SET_LOCAL_CONFIG, {"name": _PG_IDLE_TIMEOUT, "value": str(ms)})
         else:
             # MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout
             # puts the server default back before the connection returns to the pool.
-            await conn.exec_driver_sql(
-                f"SET SESSION idle_transaction_timeout = {max(1, math.ceil(self.lease_ttl))}"
-            )
+            seconds = max(1, math.ceil(self.lease_ttl))
+            await conn.execute(_SET_MARIADB_IDLE_TIMEOUT, {"seconds": seconds})
 
     @staticmethod
     async def _forget_idle_timeout(conn: AsyncConnection) -> None:
