@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
+
 from tests.services import URLS, require
 
 
@@ -16,8 +18,14 @@ def test_brokers_command_measures_memory_and_redis(tmp_path: Path) -> None:
         sys.executable, "-m", "servicewire.cli.main", "brokers", "memory://", URLS["redis"],
         "--messages", "100", "--out", str(out), "--chart", str(chart),
     ]  # fmt: skip
+    client = redis.Redis.from_url(URLS["redis"])
+    before = set(client.scan_iter(match="sw:{probe.*", count=1000))
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
+    # The probe deletes the streams it declared: a measurement leaves the broker as found.
+    left = set(client.scan_iter(match="sw:{probe.*", count=1000)) - before
+    client.close()
+    assert not left, f"the probe left {len(left)} keys, e.g. {sorted(left)[:3]}"
     # progress on stderr, the measured table on stdout
     assert "[memory] ordering" in done.stderr and "[redis] latency" in done.stderr
     assert "kept on 6/6 keys" in done.stdout

@@ -63,6 +63,33 @@ async def test_shared_server_without_aof_is_not_persistent(shared: Transport) ->
     assert shared.capabilities.persistent is False
 
 
+async def test_delete_channel_removes_its_streams_groups_and_dead_letters(
+    shared: Transport,
+) -> None:
+    assert isinstance(shared, RedisTransport)
+    channel = unique("redis-del")
+    other = unique("redis-keep")
+    member = Member(await shared.subscribe(channel, "g"))
+    await shared.declare(f"{channel}.dlq", "dead-letters")
+    await shared.declare(other, "g")
+    try:
+        await shared.publish(make_message(channel, 1, key="k"))
+        await eventually(lambda: len(member.acked) == 1, 10, "the message")
+    finally:
+        await member.stop()
+
+    async def count(name: str) -> int:
+        return len([k async for k in shared.client.scan_iter(match=f"sw:{{{name}}}:*")])
+
+    assert await count(channel) > 0 and await count(f"{channel}.dlq") > 0
+    await shared.delete_channel(channel)
+    assert await count(channel) == 0, "shard streams or group keys left"
+    assert await count(f"{channel}.dlq") == 0, "the dead-letter channel left"
+    assert await count(other) > 0, "another channel was touched"
+    await shared.delete_channel(other)
+    assert await count(other) == 0
+
+
 async def test_persistence_can_be_declared_in_the_url() -> None:
     require("redis")
     transport = await connect_transport(URLS["redis"] + "?persistent=yes")

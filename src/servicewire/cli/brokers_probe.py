@@ -35,6 +35,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -110,8 +111,30 @@ def _message(channel: str, n: int, key: str | None = None) -> Message:
     )
 
 
+# The channels the running probe made, so that it can delete them when it is done.
+_made: ContextVar[set[str] | None] = ContextVar("servicewire_probe_channels", default=None)
+
+
 def _name(what: str) -> str:
-    return f"probe.{what}.{uuid.uuid4().hex[:10]}"
+    name = f"probe.{what}.{uuid.uuid4().hex[:10]}"
+    made = _made.get()
+    if made is not None:
+        made.add(name)
+    return name
+
+
+async def _remove_channels(transport: Transport, channels: set[str]) -> None:
+    """Delete what the probe declared where the transport can delete (RabbitMQ queues and
+    exchanges, NATS streams, Redis streams): a probe leaves the broker as it found it."""
+    delete_group = getattr(transport, "delete_group", None)
+    delete_channel = getattr(transport, "delete_channel", None)
+    for channel in sorted(channels):
+        with contextlib.suppress(ServicewireError, OSError, TimeoutError):
+            async with asyncio.timeout(15):
+                if delete_group is not None:
+                    await delete_group(channel, "probe")  # RabbitMQ: queues before exchanges
+                if delete_channel is not None:
+                    await delete_channel(channel)
 
 
 class _Consumer:
@@ -360,6 +383,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
         ("persistence across a broker restart",
          lambda: _probe_persistence(url, result, away_n)),
     ]  # fmt: skip
+    made: set[str] = set()
+    token = _made.set(made)
     try:
         for label, step in steps:
             say(f"[{name}] {label}")
@@ -370,6 +395,10 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
                 result.notes.append(f"{label}: failed: {exc or type(exc).__name__}")
                 say(f"[{name}]   failed: {exc or type(exc).__name__}")
     finally:
+        _made.reset(token)
+        if made:
+            say(f"[{name}] removing the {len(made)} probe channels")
+            await _remove_channels(transport, made)
         with contextlib.suppress(ServicewireError, OSError, TimeoutError):
             async with asyncio.timeout(15):
                 await transport.close()

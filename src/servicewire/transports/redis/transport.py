@@ -193,6 +193,25 @@ class RedisTransport(Transport):
                 raise self._wrap_error(result)
         self._declared.add((channel, group))
 
+    async def delete_channel(self, channel: str) -> None:
+        """Delete ``channel`` and its ``.dlq`` channel: every shard stream, group and lease
+        key (tests, tools)::
+
+            await transport.delete_channel("orders")
+        """
+        for name in (channel, f"{channel}.dlq"):
+            validate_name(name, "channel")
+            # Every key of a channel shares its hash tag ``{channel}``; validated names
+            # hold no glob characters, so the pattern matches this channel only.
+            pattern = f"{self.options.prefix}:{{{name}}}:*"
+            try:
+                keys = [key async for key in self.client.scan_iter(match=pattern, count=500)]
+                if keys:
+                    await self.client.delete(*keys)
+            except (RedisError, OSError) as exc:
+                raise self._wrap_error(exc) from None
+            self._declared = {(c, g) for c, g in self._declared if c != name}
+
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
         sub = RedisSubscription(self, channel, group, prefetch, self._subscriptions.discard)
