@@ -158,8 +158,12 @@ async def test_shards_move_to_a_new_member_and_back(shared: Transport) -> None:
         )
     finally:
         await second.close()
-    await eventually(lambda: len(first.owned_shards) == 16, 10, "the shards to come back")
-    await first.close()
+    try:
+        await eventually(lambda: len(first.owned_shards) == 16, 10, "the shards to come back")
+    finally:
+        await first.close()
+        assert isinstance(shared, RedisTransport)
+        await shared.delete_channel(channel)  # the shared server keeps nothing of the test
 
 
 async def test_entries_stuck_with_a_dead_member_are_claimed(private_redis: PrivateRedis) -> None:
