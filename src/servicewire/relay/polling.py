@@ -58,7 +58,7 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -67,6 +67,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
+from servicewire.relay.batch_statements import LEASE_SHARD, BatchStatements
 from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.poll_delay import PollDelay
@@ -78,13 +79,7 @@ from servicewire.urls import redact_text
 log = logging.getLogger("servicewire.relay")
 
 # Bound parameters, not interpolation (tests/security: SQL only through parameters).
-# set_config(..., true) is SET LOCAL: for the current transaction only.
-_SET_LOCAL_CONFIG = text("SELECT set_config(:name, :value, true)")
-_PG_IDLE_TIMEOUT = "idle_in_transaction_session_timeout"
 _SET_MARIADB_IDLE_TIMEOUT = text("SET SESSION idle_transaction_timeout = :seconds")
-
-LEASE_SHARD = -1
-"""The ``servicewire_relay_shard`` row that is the SQLite lease."""
 
 
 def relay_owner_id(name: str) -> str:
@@ -139,6 +134,9 @@ class PollingRelay(Relay):
         self._lease_until = 0.0
         self._next_cleanup = 0.0
         self._listener: Any = None
+        self._sql = BatchStatements(
+            self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
+        )
 
     # The loop ------------------------------------------------------------------------------
 
@@ -272,8 +270,14 @@ class PollingRelay(Relay):
         # this relay stop publishing before that can happen.
         tenure = Tenure(self.lease_ttl, f"relay {self.name}: the shard locks")
         asked_at = time.monotonic()
-        await self._set_idle_timeout(conn)
-        shards = await self._lock_shards(conn, max_shards)
+        if self.dialect == "mysql":
+            await self._set_mariadb_idle_timeout(conn)
+        # PostgreSQL: the lock query sets the batch's idle timeout itself.
+        lock = self._sql.lock(max_shards)
+        shards = [
+            int(s)
+            for s in (await conn.execute(lock, self._sql.lock_values(self.lease_ttl))).scalars()
+        ]
         if not shards:
             return None
         if self.dialect == "mysql" and len(shards) < self.shards:
@@ -309,18 +313,15 @@ class PollingRelay(Relay):
         await self._settle(conn, outcome)
         return len(rows), outcome
 
-    async def _set_idle_timeout(self, conn: AsyncConnection) -> None:
-        """Make the server end this batch's session after ``lease_ttl`` idle seconds."""
-        if self.dialect == "postgresql":
-            # SET LOCAL: for this transaction only (the connection goes back to a pool
-            # the service shares).
-            ms = max(1, round(self.lease_ttl * 1000))
-            await conn.execute(_SET_LOCAL_CONFIG, {"name": _PG_IDLE_TIMEOUT, "value": str(ms)})
-        else:
-            # MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout
-            # puts the server default back before the connection returns to the pool.
-            seconds = max(1, math.ceil(self.lease_ttl))
-            await conn.execute(_SET_MARIADB_IDLE_TIMEOUT, {"seconds": seconds})
+    async def _set_mariadb_idle_timeout(self, conn: AsyncConnection) -> None:
+        """Make MariaDB end this batch's session after ``lease_ttl`` idle seconds.
+
+        MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout puts the
+        server default back before the connection returns to the pool the service shares.
+        (PostgreSQL's timeout is SET LOCAL, set by the lock query: BatchStatements.lock.)
+        """
+        seconds = max(1, math.ceil(self.lease_ttl))
+        await conn.execute(_SET_MARIADB_IDLE_TIMEOUT, {"seconds": seconds})
 
     @staticmethod
     async def _forget_idle_timeout(conn: AsyncConnection) -> None:
@@ -328,69 +329,23 @@ class PollingRelay(Relay):
             await conn.exec_driver_sql("SET SESSION idle_transaction_timeout = DEFAULT")
             await conn.rollback()
 
-    async def _lock_shards(self, conn: AsyncConnection, limit: int) -> list[int]:
-        stmt = (
-            select(relay_shard.c.shard)
-            .where(
-                relay_shard.c.relay == OWNER_KEY,
-                relay_shard.c.shard >= 0,
-                relay_shard.c.shard < self.shards,
-            )
-            .order_by(relay_shard.c.shard)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [int(s) for s in (await conn.execute(stmt)).scalars()]
-
     async def _claim(
         self, conn: AsyncConnection, shards: list[int], *, lock: bool
     ) -> list[OutboxRow]:
-        stmt = select(outbox).order_by(outbox.c.id).limit(self.batch_size)
-        if self.cleanup == "mark":
-            stmt = stmt.where(outbox.c.published_at.is_(None))
-        if len(shards) < self.shards:
-            # Writers may use a different shard count; fold every row onto ours.
-            stmt = stmt.where((outbox.c.shard % self.shards).in_(shards))
-        if lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        result = await conn.execute(stmt)
+        result = await conn.execute(*self._sql.claim(shards, lock=lock))
         return [OutboxRow.from_mapping(r) for r in result.mappings()]
 
     async def _settle(self, conn: AsyncConnection, outcome: PublishOutcome) -> None:
         """Delete (or mark) what went out, move bad rows aside, count: in the batch's
         transaction, so only a session that still holds the shard locks can do it."""
-        published, bad = outcome.published, outcome.bad
-        now = time.time()
-        if published:
-            ids = [r.id for r in published]
-            if self.cleanup == "mark":
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
-                )
-            else:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
-        await move_aside(conn, bad, self.name)
-        await self._record(conn, published, now)
-        self._count(len(published), len(bad))
+        await self._finish(conn, outcome.published)
+        await move_aside(conn, outcome.bad, self.name)
+        self._count(len(outcome.published), len(outcome.bad))
 
-    async def _record(self, conn: AsyncConnection, published: list[OutboxRow], now: float) -> None:
+    async def _finish(self, conn: AsyncConnection, published: list[OutboxRow]) -> None:
         # Progress per shard row (already locked by this transaction: no extra contention).
-        per_shard: dict[int, int] = {}
-        for row in published:
-            key = LEASE_SHARD if self.dialect == "sqlite" else row.shard % self.shards
-            per_shard[key] = per_shard.get(key, 0) + 1
-        if not per_shard:
-            return
-        # One statement for every shard of the batch (a round trip per shard is slow).
-        await conn.execute(
-            update(relay_shard)
-            .where(relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard.in_(list(per_shard)))
-            .values(
-                last_published_at=now,
-                published=relay_shard.c.published
-                + case(per_shard, value=relay_shard.c.shard, else_=0),
-            )
-        )
+        for stmt, values in self._sql.settle(published, time.time()):
+            await conn.execute(stmt, values)
 
     # SQLite: one leaseholder ------------------------------------------------------------
 
@@ -489,16 +444,8 @@ class PollingRelay(Relay):
                     f"relay {self.name} lost the SQLite lease mid-batch; the new holder "
                     "publishes the rest"
                 )
-            now = time.time()
-            ids = [r.id for r in published]
-            if ids and self.cleanup == "mark":
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
-                )
-            elif ids:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            await self._finish(conn, published)
             await move_aside(conn, bad, self.name)
-            await self._record(conn, published, now)
         self._count(len(published), len(bad))
         outcome.raise_failure()
         return len(rows)
