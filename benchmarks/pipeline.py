@@ -111,7 +111,7 @@ def build_service(
 
     @service.handles(MakeTicket, channel=channel)
     async def make(cmd: MakeTicket, ctx: Context) -> None:
-        await ctx.session.execute(tickets.insert().values(order_id=cmd.order_id))
+        await ctx.connection.execute(tickets.insert().values(order_id=cmd.order_id))
         await ctx.reply(TicketMade(order_id=cmd.order_id))
 
     return service

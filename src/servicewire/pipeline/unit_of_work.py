@@ -402,6 +402,7 @@ class Pipeline:
             message=message,
             attempt=run.delivery.attempt,
             default_reply_to=self._reply_to,
+            connection=batch.connection,
         )
         mark = batch.pending.mark()
         conn = batch.connection

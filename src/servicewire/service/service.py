@@ -391,6 +391,7 @@ class Service:
                     source=self.name,
                     codec=self.codecs.for_content_type(self.content_type),
                     default_reply_to=self.reply_channel if self._has_reply_handlers() else None,
+                    connection=await session.connection(),
                 )
                 yield ctx
                 if ctx.outgoing:
