@@ -13,7 +13,7 @@ text never changes with the list's length), and the delete and the progress upda
 one statement (a data-modifying CTE)::
 
     statements = BatchStatements("postgresql", shards=16, cleanup="delete", batch_size=500)
-    shards = (await conn.execute(statements.lock(8), statements.lock_values(5.0))).scalars()
+    shards = (await conn.execute(statements.lock(8, 0), statements.lock_values(5.0))).scalars()
     result = await conn.execute(*statements.claim(list(shards), lock=True))
     ...                                               # publish the rows
     for stmt, values in statements.settle(published_rows, now=time.time()):
@@ -61,7 +61,7 @@ class BatchStatements:
         self.shards = shards
         self.cleanup = cleanup
         self._postgres = dialect == "postgresql"
-        self._locks: dict[int, Executable] = {}
+        self._locks: dict[tuple[int, int], Executable] = {}
         claim = select(outbox).order_by(outbox.c.id).limit(batch_size)
         if cleanup == "mark":
             claim = claim.where(outbox.c.published_at.is_(None))
@@ -82,14 +82,16 @@ class BatchStatements:
 
     # Lock --------------------------------------------------------------------------------
 
-    def lock(self, limit: int) -> Executable:
-        """Up to ``limit`` free shard rows, locked (``FOR UPDATE SKIP LOCKED``).
+    def lock(self, limit: int, first: int = 0) -> Executable:
+        """Up to ``limit`` free shard rows, locked (``FOR UPDATE SKIP LOCKED``), taken in
+        shard order from ``first`` on (wrapping), so that batch loops asking for shard
+        ranges of their own take disjoint ones when the shards are free.
 
         PostgreSQL: the same query sets the batch's ``idle_in_transaction_session_timeout``
         (``set_config(..., true)`` is SET LOCAL): a condition that is always true, so the
         timeout is in place before this relay can hold a lock, with no extra round trip.
         """
-        stmt = self._locks.get(limit)
+        stmt = self._locks.get((limit, first))
         if stmt is None:
             conditions = [
                 relay_shard.c.relay == OWNER_KEY,
@@ -102,11 +104,11 @@ class BatchStatements:
             stmt = (
                 select(relay_shard.c.shard)
                 .where(*conditions)
-                .order_by(relay_shard.c.shard)
+                .order_by((relay_shard.c.shard + (self.shards - first)) % self.shards)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            self._locks[limit] = stmt
+            self._locks[(limit, first)] = stmt
         return stmt
 
     def lock_values(self, lease_ttl: float) -> dict[str, Any]:

@@ -56,6 +56,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
@@ -64,7 +65,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from servicewire.messaging.channels import DEFAULT_SHARDS
+from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
+from servicewire.messaging.message import Message
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
 from servicewire.relay.batch_statements import LEASE_SHARD, BatchStatements
@@ -80,6 +82,18 @@ log = logging.getLogger("servicewire.relay")
 
 # Bound parameters, not interpolation (tests/security: SQL only through parameters).
 _SET_MARIADB_IDLE_TIMEOUT = text("SET SESSION idle_transaction_timeout = :seconds")
+
+
+def _claiming(wakeup: asyncio.Event | None) -> None:
+    """A batch is about to claim: wake-ups so far are for rows its claim will see.
+
+    A commit in this process sets the event only once it has committed, so clearing it
+    right before the claim statement forgets only rows that statement sees; a wake-up
+    after this point makes the loop look again. (Cleared before the batch, as a loop
+    used to, the commits during the lock round trip cost an empty batch each.)
+    """
+    if wakeup is not None:
+        wakeup.clear()
 
 
 def relay_owner_id(name: str) -> str:
@@ -134,6 +148,7 @@ class PollingRelay(Relay):
         self._lease_until = 0.0
         self._next_cleanup = 0.0
         self._listener: Any = None
+        self._shards_per_worker = self.shards
         self._sql = BatchStatements(
             self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
         )
@@ -150,22 +165,34 @@ class PollingRelay(Relay):
         # Batches of disjoint shard sets overlap: while one waits for broker confirms,
         # another claims and deletes. A shard still has one batch at a time.
         per_worker = -(-self.shards // workers)
-        # wake() sets every one of these, so each batch loop sees every wake-up.
+        # wake() sets every one of these, so each batch loop sees every wake-up;
+        # wake_for() only those of the shards that got rows.
         self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
+        self._shards_per_worker = per_worker
         self._poll_delay.reset()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watch())
-            for event in self._worker_wakeups:
-                group.create_task(self._work(per_worker, event))
+            for index, event in enumerate(self._worker_wakeups):
+                group.create_task(self._work(per_worker, index * per_worker, event))
 
-    async def _work(self, max_shards: int, event: asyncio.Event) -> None:
-        """A batch loop: batches while it finds rows, then sleeps until the watcher wakes it."""
+    async def _work(self, max_shards: int, first_shard: int, event: asyncio.Event) -> None:
+        """A batch loop: batches while rows may be left, then sleeps until woken.
+
+        Each loop prefers its own shard range (from ``first_shard``), so idle loops
+        woken together cover every shard between them. After a batch that saw every
+        row of its shards (fewer than ``batch_size``, all the shards it asked for) the
+        loop waits for the next wake-up instead of looking again at once: rows committed
+        meanwhile woke it already, and the extra look was an empty transaction of four
+        round trips after every busy batch.
+        """
         while not self._stopping.is_set():
-            if await self._batch(max_shards):
-                self._poll_delay.reset()
-                continue  # more may be waiting (and a wake may have come meanwhile)
-            await event.wait()
             event.clear()
+            handled, saw_all = await self._batch(max_shards, first_shard, event)
+            if handled:
+                self._poll_delay.reset()
+                if not saw_all:
+                    continue  # a full batch, or shards held elsewhere: more may be waiting
+            await event.wait()  # at once if a wake-up came after the batch's claim
 
     async def _watch(self) -> None:
         """Wakes the batch loops when rows may be there; otherwise backs off.
@@ -184,10 +211,11 @@ class PollingRelay(Relay):
                 await self._purge_marked()
             if woken:
                 self._poll_delay.reset()
-            elif await self._rows_waiting():
+            elif (shard := await self._row_waiting()) is not None:
                 self._poll_delay.reset()
-                for event in self._worker_wakeups:
-                    event.set()
+                # The loop whose range holds the row; rows of other ranges are found by
+                # the next look, one pause later (waking every loop ran empty batches).
+                self._wake_shard(shard)
             else:
                 self._poll_delay.grow()
                 await self._renew_idle_lease()
@@ -207,13 +235,16 @@ class PollingRelay(Relay):
         self._wakeup.clear()
         return woken
 
-    async def _rows_waiting(self) -> bool:
-        """Is any unpublished row there, of any shard? One cheap query for all shards."""
-        stmt = select(outbox.c.id).limit(1)
+    async def _row_waiting(self) -> int | None:
+        """The shard of an unpublished row, if any is there: one cheap query for all."""
+        stmt = select(outbox.c.shard).limit(1)
         if self.cleanup == "mark":
             stmt = stmt.where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
+        # Never a locking read (FOR UPDATE SKIP LOCKED would skip a busy batch's rows):
+        # a row this look locked, however briefly, is one a claim skips, publishing the
+        # next row of its key first.
         async with self.engine.connect() as conn:
-            return (await conn.execute(stmt)).first() is not None
+            return (await conn.execute(stmt)).scalar()
 
     async def _renew_idle_lease(self) -> None:
         """SQLite: an idle leaseholder keeps its lease (batches renew it when busy)."""
@@ -239,30 +270,42 @@ class PollingRelay(Relay):
             self._lease_token = None
             self._lease_until = 0.0
 
-    async def _batch(self, max_shards: int | None = None) -> int:
-        """One claim-publish-delete round; returns how many rows it handled."""
+    async def _batch(
+        self,
+        max_shards: int | None = None,
+        first_shard: int = 0,
+        wakeup: asyncio.Event | None = None,
+    ) -> tuple[int, bool]:
+        """One claim-publish-delete round: (rows handled, whether it saw every row of the
+        shards it asked for, so that nothing is left until new rows are committed)."""
         if self.dialect == "sqlite":
-            return await self._batch_leased()
+            return await self._batch_leased(wakeup)
         async with self.engine.connect() as conn:
             if self.dialect == "mysql":
                 # No gap locks: the claim must not block the service's inserts.
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
             try:
                 async with conn.begin():
-                    done = await self._locked_batch(conn, max_shards or self.shards)
+                    done = await self._locked_batch(
+                        conn, max_shards or self.shards, first_shard, wakeup
+                    )
             finally:
                 if self.dialect == "mysql":
                     await self._forget_idle_timeout(conn)
         if done is None:
-            return 0
-        handled, outcome = done
+            return 0, True
+        handled, outcome, saw_all = done
         # Only now, with what did go out deleted and committed: back off and retry the rest.
         outcome.raise_failure()
-        return handled
+        return handled, saw_all
 
     async def _locked_batch(
-        self, conn: AsyncConnection, max_shards: int
-    ) -> tuple[int, PublishOutcome] | None:
+        self,
+        conn: AsyncConnection,
+        max_shards: int,
+        first_shard: int = 0,
+        wakeup: asyncio.Event | None = None,
+    ) -> tuple[int, PublishOutcome, bool] | None:
         """The body of a PostgreSQL/MariaDB batch, inside its transaction on ``conn``."""
         # Fencing: the shard locks last as long as this session. Should this process
         # stop answering (SIGSTOP, a partition), the server ends the session after
@@ -273,7 +316,7 @@ class PollingRelay(Relay):
         if self.dialect == "mysql":
             await self._set_mariadb_idle_timeout(conn)
         # PostgreSQL: the lock query sets the batch's idle timeout itself.
-        lock = self._sql.lock(max_shards)
+        lock = self._sql.lock(max_shards, first_shard)
         shards = [
             int(s)
             for s in (await conn.execute(lock, self._sql.lock_values(self.lease_ttl))).scalars()
@@ -292,6 +335,7 @@ class PollingRelay(Relay):
         # went out before its earlier one. A plain read is one snapshot (a
         # transaction's rows all or none), and holding every shard already keeps
         # other relays out. PostgreSQL's locking read is a snapshot too.
+        _claiming(wakeup)
         rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
         if not rows:
             return None
@@ -311,7 +355,10 @@ class PollingRelay(Relay):
             await conn.invalidate()
             raise outcome.failure
         await self._settle(conn, outcome)
-        return len(rows), outcome
+        # Saw every row it may own now: not a full batch, and the shard range it prefers
+        # (another batch loop or relay holding some of them may leave rows behind).
+        preferred = {(first_shard + k) % self.shards for k in range(max_shards)}
+        return len(rows), outcome, len(rows) < self.batch_size and set(shards) == preferred
 
     async def _set_mariadb_idle_timeout(self, conn: AsyncConnection) -> None:
         """Make MariaDB end this batch's session after ``lease_ttl`` idle seconds.
@@ -409,18 +456,19 @@ class PollingRelay(Relay):
             log.warning("relay %s: %s; standing by", self.name, reason)
             self.active = False
 
-    async def _batch_leased(self) -> int:
+    async def _batch_leased(self, wakeup: asyncio.Event | None = None) -> tuple[int, bool]:
         if time.time() > self._lease_until - self.lease_ttl * 2 / 3:
             async with self.engine.begin() as conn:
                 if not await self._take_lease(conn):
-                    return 0
+                    return 0, True
         token, tenure = self._lease_token, self._lease_tenure
         if token is None:
-            return 0
+            return 0, True
+        _claiming(wakeup)
         async with self.engine.connect() as conn:
             rows = await self._claim(conn, list(range(self.shards)), lock=False)
         if not rows:
-            return 0
+            return 0, True
 
         async def renew() -> None:
             async with self.engine.begin() as conn:
@@ -448,9 +496,31 @@ class PollingRelay(Relay):
             await move_aside(conn, bad, self.name)
         self._count(len(published), len(bad))
         outcome.raise_failure()
-        return len(rows)
+        return len(rows), len(rows) < self.batch_size
 
     # Setup, wake-up and cleanup ---------------------------------------------------------
+
+    def wake_for(self, messages: Sequence[Message]) -> None:
+        """Wake the batch loops whose shard ranges got rows for ``messages`` (just
+        committed by this process); the others stay asleep instead of running an empty
+        batch. A loop that finds its range partly held elsewhere looks again, and the
+        watcher's next look finds anything left (within ``poll_interval``)."""
+        wakeups = self._worker_wakeups
+        if len(wakeups) <= 1:
+            self.wake()
+            return
+        self._wakeup.set()  # the watcher: activity, set its pause back
+        for message in messages:
+            self._wake_shard(shard_for(message.partition_key, DEFAULT_SHARDS, message.id))
+
+    def _wake_shard(self, shard: int) -> None:
+        """Wake the batch loop whose shard range holds ``shard`` (a writer's shard)."""
+        wakeups = self._worker_wakeups
+        if not wakeups:
+            self.wake()
+            return
+        index = (shard % self.shards) // self._shards_per_worker
+        wakeups[min(index, len(wakeups) - 1)].set()
 
     async def _ensure_shard_rows(self) -> None:
         wanted = [LEASE_SHARD] if self.dialect == "sqlite" else list(range(self.shards))

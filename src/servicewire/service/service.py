@@ -361,7 +361,7 @@ class Service:
     def _committed(self, sent: list[Message]) -> None:
         """Messages reached the outbox in a committed transaction."""
         if self._relay is not None:
-            self._relay.wake()
+            self._relay.wake_for(sent)
         if self.journal is not None:
             for message in sent:
                 self.journal.record_send(self.name, message)
