@@ -176,6 +176,24 @@ class TestAmqpContract(TransportContract, RestartContract):
         return TransportSpec(make=make, restart_broker=restart, settle_time=0.5, timeout=60.0)
 
 
+async def test_delayed_retry_keeps_its_place_with_a_delivery_limit(
+    private_rabbit: PrivateRabbit,
+) -> None:
+    # With ?delivery_limit the broker counts deliveries, so a nacked message goes back to
+    # it after the delay instead of staying with the member. A member joining during the
+    # delay must still not get the key's next message first (cancel-then-nack did that:
+    # "k2 out of order: [0, 2, 1, 3, 4]").
+    url = private_rabbit.url + "?member_interval=0.5&member_timeout=2&delivery_limit=20"
+    spec = TransportSpec.for_url(url, settle_time=0.5)
+    transport = await spec.make()
+    try:
+        await TransportContract().test_delayed_retry_keeps_its_place_when_a_member_joins(
+            transport, spec
+        )
+    finally:
+        await transport.close()
+
+
 # Faults and mapping, on the shared broker ----------------------------------------------
 
 

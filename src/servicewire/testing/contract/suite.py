@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
+from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
 from servicewire.messaging.message import Message
 from servicewire.testing.contract.helpers import (
     Member,
@@ -74,6 +75,72 @@ def _report(label: str, received: list[Message], caps: Capabilities) -> None:
     print(f"[contract] {label}: {len(received)} receptions, {dup} duplicates")
     if caps.exactly_once:
         assert dup == 0, f"{label}: {dup} duplicates on a transport declared exactly-once"
+
+
+def _keys_on_distinct_shards(shards: int) -> list[str]:
+    """One key per shard (at the default shard count): every key's retry waits at once."""
+    by_shard: dict[int, str] = {}
+    for n in range(shards * 64):
+        by_shard.setdefault(shard_for(f"k{n}", shards), f"k{n}")
+    return [by_shard[s] for s in sorted(by_shard)]
+
+
+async def _retry_through_a_membership_change(
+    transport: Transport, spec: TransportSpec, *, leave: bool
+) -> None:
+    """Each key's message 1 fails once with ``nack(delay)``; while the retries wait, a
+    second member joins (``leave=False``) or the member holding them leaves. A shard that
+    moves must bring its retry along: message 1 is handled before 2 on every key."""
+    channel, group = unique("handover"), unique("g")
+    await transport.declare(channel, group)
+    keys, per_key = _keys_on_distinct_shards(DEFAULT_SHARDS), 5
+    delay = spec.settle_time * 4  # long enough for the membership change to land
+    handled: dict[str, list[int]] = defaultdict(list)
+    failed_by: dict[str, str] = {}  # key -> the member that failed its message 1
+
+    def handler_for(name: str) -> Callable[[Delivery], Awaitable[None]]:
+        async def handler(delivery: Delivery) -> None:
+            key, seq = delivery.message.partition_key or "", int(delivery.message.headers["seq"])
+            if seq == 1 and key not in failed_by:
+                failed_by[key] = name
+                await delivery.nack(delay=delay)
+                return
+            handled[key].append(seq)
+            await delivery.ack()
+
+        return handler
+
+    members = {"a": Member(await transport.subscribe(channel, group), handler_for("a"))}
+    try:
+        if leave:
+            members["b"] = Member(await transport.subscribe(channel, group), handler_for("b"))
+        await asyncio.sleep(spec.settle_time * 2)  # let the group settle its assignment
+        sent = [make_message(channel, i, key=key) for i in range(per_key) for key in keys]
+        await publish_all(transport, sent)
+        await eventually(lambda: len(failed_by) == len(keys), spec.timeout, "every first try")
+        waiting = sum(1 for k in keys if 1 not in handled[k])
+        assert waiting, "every retry ran before the membership change: nothing to test"
+        if leave:
+            # The member that failed more of them leaves while their retries wait.
+            holder = max(("a", "b"), key=list(failed_by.values()).count)
+            await members.pop(holder).stop()
+        else:
+            members["b"] = Member(await transport.subscribe(channel, group), handler_for("b"))
+
+        def complete() -> bool:
+            return all(len(set(handled[k])) >= per_key for k in keys)
+
+        await eventually(complete, spec.timeout * 2, "every key's messages")
+        took = {name: member.deliveries for name, member in members.items()}
+        change = "leave" if leave else "join"
+        print(f"[contract] {change} with {waiting} retries waiting; deliveries {took}")
+        if transport.capabilities.ordered_per_key:
+            for key in keys:
+                first_seen = list(dict.fromkeys(handled[key]))
+                assert first_seen == list(range(per_key)), f"{key} out of order: {first_seen}"
+    finally:
+        for member in members.values():
+            await member.stop()
 
 
 class TransportContract:
@@ -513,6 +580,16 @@ class TransportContract:
                 await mem.stop()
             for pub in publishers:
                 await pub.close()
+
+    async def test_delayed_retry_keeps_its_place_when_a_member_joins(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        await _retry_through_a_membership_change(transport, spec, leave=False)
+
+    async def test_delayed_retry_keeps_its_place_when_its_member_leaves(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        await _retry_through_a_membership_change(transport, spec, leave=True)
 
     # Shutdown ---------------------------------------------------------------------------
 

@@ -19,10 +19,19 @@ requeued message behind the shard's next ones (a key's later messages would over
 it; the contract case ``test_nacked_message_comes_back_before_the_next_of_its_key``
 caught it). The member keeps it unacknowledged instead, so the shard stays blocked at
 the broker, and hands the same message out again after ``delay`` with ``attempt`` one
-higher. Only when it cannot (the subscription closes, the shard is being handed over,
-the channel was lost) or must not (``delivery_limit`` is set: the broker does the
-counting then) does the broker get it back; its ``x-delivery-count`` then counts in
-``Delivery.attempt`` as before.
+higher. Only when it cannot (the subscription closes, the channel was lost) or must not
+(``delivery_limit`` is set: the broker does the counting then) does the broker get it
+back; its ``x-delivery-count`` then counts in ``Delivery.attempt`` as before.
+
+A shard that is to move while one of its messages waits out a delay stays here until
+that message is settled for good: the retry is handed out here, and its ack (or
+reject) hands the shard over as above. Cancelling first and nacking after would let
+the new owner, active the moment we cancel, take the key's next message while the
+retried one is still checked out to us (the contract case
+``test_delayed_retry_keeps_its_place_when_a_member_joins`` caught it). For the same
+reason a nack that gives the message back to the broker (``delivery_limit`` set) never
+cancels first: the broker returns it to us, the still active consumer, ahead of the
+shard's next messages, and its settlement hands the shard over.
 """
 
 from __future__ import annotations
@@ -337,13 +346,14 @@ class AmqpSubscription(Subscription):
             and not self._options.delivery_limit  # the broker counts deliveries then
             and channel is self._channel
             and not channel.is_closed
-            and shard not in self._yielding
+            # Not "and the shard stays ours": a shard being handed over waits for its
+            # retry to be settled (module docstring).
             and self._inflight.get(shard) is delivery
         )
 
     def _hand_out_again(self, delivery: AmqpDelivery) -> None:
         if not self._can_keep(delivery):
-            # Closing, handing the shard over, or the channel is gone: the broker takes it.
+            # Closing, or the channel is gone: the broker takes it.
             self._settle_later(delivery)
             return
         again = delivery._again()
@@ -363,7 +373,11 @@ class AmqpSubscription(Subscription):
         if self._inflight.get(shard) is delivery:
             del self._inflight[shard]
         try:
-            if shard in self._yielding and self._consumers.get(shard) == delivery.consumer_tag:
+            if (
+                how != "nack"  # a requeued message comes back to us first: keep the shard
+                and shard in self._yielding
+                and self._consumers.get(shard) == delivery.consumer_tag
+            ):
                 async with self._lock:
                     if shard in self._yielding:
                         await self._cancel(channel, shard)
