@@ -99,9 +99,7 @@ async def trim_streams(client: Redis, keys: Sequence[str]) -> dict[str, int]:
         pipe.xtrim(key, minid=f"{ms}-{seq}", approximate=False)
     removed: list[Any] = await pipe.execute(raise_on_error=False)
     return {
-        key: count
-        for (key, _), count in zip(todo, removed, strict=True)
-        if isinstance(count, int)
+        key: count for (key, _), count in zip(todo, removed, strict=True) if isinstance(count, int)
     }
 
 

@@ -8,6 +8,8 @@ it carries no messages::
     transport = await connect_transport("zmq+tcp://127.0.0.1:5555")
     sub = await transport.subscribe("orders", "billing")     # every node knows on return
     await transport.publish(message)       # returns when each group's member holds it
+    with confirm_handled():                # (as outbox relays publish)
+        await transport.publish(message)   # returns when each group's member acked it
 
 What holds, as on a broker: each group gets every message, members of a group share
 them, per-key order with competing members (a shard of a group is routed to one
@@ -42,6 +44,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
+from servicewire.transports.handled import handled_wanted
 from servicewire.transports.zmq.membership import DirectoryClient, DirectoryHost, NodeState, View
 from servicewire.transports.zmq.options import ZmqOptions
 from servicewire.transports.zmq.routing import Router
@@ -151,22 +154,37 @@ class ZmqTransport(Transport):
     # Publishing -----------------------------------------------------------------------
 
     async def _send(self, message: Message) -> None:
-        await self._confirmed(self._start(message), f"message {message.id}")
+        handled = handled_wanted()
+        receipts = self._start(message, handled)
+        await self._confirmed(receipts, f"message {message.id}", handled)
 
     async def _send_batch(self, messages: Sequence[Message]) -> None:
+        handled = handled_wanted()
         receipts: list[asyncio.Future[None]] = []
         for message in messages:
-            receipts.extend(self._start(message))
-        await self._confirmed(receipts, f"a batch of {len(messages)} messages")
+            receipts.extend(self._start(message, handled))
+        await self._confirmed(receipts, f"a batch of {len(messages)} messages", handled)
 
-    def _start(self, message: Message) -> list[asyncio.Future[None]]:
-        """Send ``message`` to one member of every group of its channel (no await)."""
+    def _start(self, message: Message, handled: bool) -> list[asyncio.Future[None]]:
+        """Send ``message`` to one member of every group of its channel (no await).
+
+        ``handled`` (inside :func:`~servicewire.transports.handled.confirm_handled`, as
+        outbox relays publish): the futures are done on the members' acks, and a channel
+        without any live member is a :class:`PublishError`, so the caller keeps its copy.
+        """
         channel = validate_name(message.destination, "channel")
         if self._inbox is None or self._router is None or self._closing:
             raise TransportError(f"zmq transport {redact(self.url)} is not connected")
-        return self._router.start(message, channel)
+        receipts = self._router.start(message, channel, until_acked=handled)
+        if handled and not receipts:
+            raise PublishError(
+                f"zmq: channel {channel!r} has no live member to handle message {message.id}"
+            )
+        return receipts
 
-    async def _confirmed(self, receipts: list[asyncio.Future[None]], what: str) -> None:
+    async def _confirmed(
+        self, receipts: list[asyncio.Future[None]], what: str, handled: bool
+    ) -> None:
         if not receipts:
             return
         waiting = asyncio.gather(*receipts)
@@ -175,9 +193,12 @@ class ZmqTransport(Transport):
             async with asyncio.timeout(self.options.timeout):
                 await asyncio.shield(waiting)
         except TimeoutError:
+            # The sender keeps routing what it sent (a member may still ack it later);
+            # the caller keeps its copy and retries, so a retry may deliver it twice.
+            got = "ack" if handled else "receipt"
             raise PublishError(
-                f"zmq: no receipt for {what} within {self.options.timeout:.0f}s "
-                "(the consuming peer may be gone)"
+                f"zmq: no {got} for {what} within {self.options.timeout:.0f}s "
+                "(the consuming peer may be gone, or not done handling it)"
             ) from None
         finally:
             self._publishing.discard(waiting)
