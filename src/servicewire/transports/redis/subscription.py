@@ -351,11 +351,15 @@ class RedisSubscription(Subscription):
             await asyncio.sleep(opts.heartbeat)
             try:
                 await self._tick()
-                if opts.trim_interval and loop.time() >= next_trim:
-                    next_trim = loop.time() + opts.trim_interval
-                    await self.trim()
             except (*_RETRYABLE, RedisError) as exc:
                 log.debug("member %s heartbeat failed: %s", self.member, exc)
+                continue
+            if opts.trim_interval and loop.time() >= next_trim and not self._closed:
+                next_trim = loop.time() + opts.trim_interval
+                try:
+                    await self.trim()
+                except Exception as exc:  # trimming only saves memory: never stop heartbeats
+                    log.warning("member %s: trimming failed: %s", self.member, exc)
 
     async def trim(self) -> dict[str, int]:
         """Trim the shard streams this member owns below what every group still needs.
