@@ -127,6 +127,10 @@ class Router:
             peer.task.cancel()
             peer.socket.close(linger=0)
 
+    def has_members(self, channel: str) -> bool:
+        """Whether some group of ``channel`` has a live member (in this node's view)."""
+        return bool(self._owners.get(channel))
+
     def start(
         self, message: Message, channel: str, *, until_acked: bool = False
     ) -> list[asyncio.Future[None]]:

@@ -155,32 +155,40 @@ class ZmqTransport(Transport):
 
     async def _send(self, message: Message) -> None:
         handled = handled_wanted()
-        receipts = self._start(message, handled)
+        router = self._sender([message], handled)
+        receipts = router.start(message, message.destination, until_acked=handled)
         await self._confirmed(receipts, f"message {message.id}", handled)
 
     async def _send_batch(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
         handled = handled_wanted()
+        router = self._sender(messages, handled)
         receipts: list[asyncio.Future[None]] = []
         for message in messages:
-            receipts.extend(self._start(message, handled))
+            receipts.extend(router.start(message, message.destination, until_acked=handled))
         await self._confirmed(receipts, f"a batch of {len(messages)} messages", handled)
 
-    def _start(self, message: Message, handled: bool) -> list[asyncio.Future[None]]:
-        """Send ``message`` to one member of every group of its channel (no await).
+    def _sender(self, messages: Sequence[Message], handled: bool) -> Router:
+        """The router, once every message can go out (names, connection; no I/O yet).
 
         ``handled`` (inside :func:`~servicewire.transports.handled.confirm_handled`, as
-        outbox relays publish): the futures are done on the members' acks, and a channel
-        without any live member is a :class:`PublishError`, so the caller keeps its copy.
+        outbox relays publish): receipts are done on the members' acks, and a channel
+        without any live member is a :class:`PublishError` before anything is sent, so
+        the caller keeps its copy.
         """
-        channel = validate_name(message.destination, "channel")
-        if self._inbox is None or self._router is None or self._closing:
+        router = self._router
+        for message in messages:
+            channel = validate_name(message.destination, "channel")
+            if self._inbox is None or router is None or self._closing:
+                raise TransportError(f"zmq transport {redact(self.url)} is not connected")
+            if handled and not router.has_members(channel):
+                raise PublishError(
+                    f"zmq: channel {channel!r} has no live member to handle message {message.id}"
+                )
+        if router is None:  # unreachable with messages (the loop raised); for mypy
             raise TransportError(f"zmq transport {redact(self.url)} is not connected")
-        receipts = self._router.start(message, channel, until_acked=handled)
-        if handled and not receipts:
-            raise PublishError(
-                f"zmq: channel {channel!r} has no live member to handle message {message.id}"
-            )
-        return receipts
+        return router
 
     async def _confirmed(
         self, receipts: list[asyncio.Future[None]], what: str, handled: bool
@@ -195,6 +203,8 @@ class ZmqTransport(Transport):
         except TimeoutError:
             # The sender keeps routing what it sent (a member may still ack it later);
             # the caller keeps its copy and retries, so a retry may deliver it twice.
+            # Nobody awaits ``waiting`` any more: retrieve its outcome when it comes.
+            waiting.add_done_callback(_retrieve)
             got = "ack" if handled else "receipt"
             raise PublishError(
                 f"zmq: no {got} for {what} within {self.options.timeout:.0f}s "
@@ -324,3 +334,9 @@ class ZmqTransport(Transport):
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
             await asyncio.to_thread(ctx.term)  # waits out the inbox linger off the loop
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned future's outcome as seen (no "never retrieved" warning)."""
+    if not future.cancelled():
+        future.exception()
