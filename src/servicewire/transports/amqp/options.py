@@ -14,6 +14,9 @@ connect_timeout   10         seconds the first connection attempt may take
 reconnect_delay   1          seconds between reconnection attempts
 member_interval   1          seconds between membership heartbeats of a group member
 member_timeout    3.5        a member silent this long is presumed gone; its shards move
+ce_headers        amqp       CloudEvents header names written: ``amqp`` (``cloudEvents:type``),
+                             ``rabbitmq`` (``ce-type``, the Knative RabbitMQ binding) or
+                             ``both``; every naming is read
 ================  =========  ===========================================================
 
 The keys aio-pika and aiormq read themselves (:data:`DRIVER_KEYS`: ``heartbeat``,
@@ -71,6 +74,8 @@ class AmqpOptions(TransportOptions):
     reconnect_delay: float = option(1.0, above=0)
     member_interval: float = option(1.0, above=0)
     member_timeout: float = option(3.5, above=0)
+    ce_headers: Literal["amqp", "rabbitmq", "both"] = "amqp"
+    """CloudEvents application-header names to write (:mod:`.headers`); all are read."""
 
     def problems(self) -> list[str]:
         if self.member_timeout <= self.member_interval:

@@ -190,7 +190,7 @@ class AmqpTransport(Transport):
         key = SHARD_KEYS[
             shard_for(message.partition_key, shards_of(channel, self.options.shards), message.id)
         ]
-        body, props = encode(message)
+        body, props = encode(message, self.options.ce_headers)
         exchange = exchange_name(channel)
         pub = self._pub
         if pub is not None and not pub.is_closed:

@@ -76,8 +76,12 @@ class RedisOptions(TransportOptions):
     """Entries a shard worker reads per round trip (kept locally, handed out one by one)."""
     block: float = option(2.0, above=0)
     """Seconds one blocking read waits for new entries before looping."""
+    trim_interval: float = option(10.0, at_least=0)
+    """Seconds between a member's safe trims of the shard streams it owns (0 = never):
+    ``XTRIM MINID`` below what every group of the stream still needs (:mod:`.trimming`)."""
     maxlen: int = option(0, at_least=0)
-    """Approximate cap on each shard stream (0 = no trimming; trimming can drop unread entries)."""
+    """Hard, lossy cap on each shard stream (``XADD MAXLEN ~``; 0 = none): it drops the
+    oldest entries even when a group has not read or acked them yet."""
     persistent: bool | None = None
     """Declared persistence; ``None`` (``auto``) = ask the server (``appendonly``) at connect."""
 

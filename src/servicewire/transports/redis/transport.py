@@ -16,8 +16,10 @@ Redis answered its XADD::
 
 URL options (query string; anything else goes to redis-py): ``shards`` (16),
 ``prefix`` (``sw``), ``lease_ttl`` (5 s), ``heartbeat`` (0.25 s), ``batch`` (64),
-``block`` (2 s), ``maxlen`` (0 = never trim), ``persistent`` (``auto``: ask the
-server whether ``appendonly`` is on; ``yes``/``no`` to declare it).
+``block`` (2 s), ``trim_interval`` (10 s: members trim their shard streams below what
+every group still needs; 0 = never), ``maxlen`` (0 = no hard cap; a cap is lossy),
+``persistent`` (``auto``: ask the server whether ``appendonly`` is on; ``yes``/``no``
+to declare it).
 """
 
 from __future__ import annotations
