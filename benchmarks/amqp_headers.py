@@ -6,7 +6,7 @@ plus pamqp's marshalling of the content header frame, that frame's size, and the
 publish/consume rates of our transport on the local RabbitMQ (``transport_cases.amqp.ours``:
 confirmed publishes, then a consumer acking each; best of ``--rounds`` interleaved rounds)::
 
-    .venv/bin/python -m benchmarks.amqp_headers --n 5000 --rounds 3
+    .venv/bin/python benchmarks/amqp_headers.py --n 5000 --rounds 3
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import asyncio
 import os
 import timeit
 
-from benchmarks.transport_cases.amqp import URL, ours
 from pamqp import frame, header
+from transport_cases.amqp import URL, ours
 
 from servicewire.messaging.message import Message
 from servicewire.transports.amqp.headers import Naming, encode
