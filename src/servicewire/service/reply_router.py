@@ -9,7 +9,11 @@ if that fails, the caller gets the cause at once::
     router = ReplyRouter("order-service.replies.3f2a", "3f2a", pending, authenticity)
     await router.ensure_running(transport)    # before each request is sent
     ...
-    await router.close()                      # when the service stops
+    await router.close()                      # when the service stops: deletes the channel
+
+The reply channel belongs to this instance alone, so :meth:`ReplyRouter.close` deletes
+it from the broker (:meth:`~servicewire.transports.base.Transport.tear_down`); a
+crashed instance's is removed by the broker where it can (docs/services.md).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class ReplyRouter:
         self._authenticity = authenticity
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        self._transport: Transport | None = None  # where the channel was declared
 
     @property
     def running(self) -> bool:
@@ -55,6 +60,7 @@ class ReplyRouter:
         if self._task is not None:
             log.warning("reply router of %s had stopped; subscribing again", self.channel)
             await self._leave()
+        self._transport = transport  # before subscribing: a half-made declare is deleted too
         sub = await transport.subscribe(self.channel, self._group)
         self._subscription = sub
         name = f"servicewire-replies-{self._group}"
@@ -102,12 +108,17 @@ class ReplyRouter:
                 )
 
     async def close(self) -> None:
-        """Stop routing and leave the reply channel; raises if leaving fails."""
-        task, sub = self._task, self._subscription
-        self._task, self._subscription = None, None
+        """Stop routing, leave the reply channel and delete it; raises if that fails.
+
+        Replies still on their way are lost: nobody waits for them any more.
+        """
+        task, sub, transport = self._task, self._subscription, self._transport
+        self._task, self._subscription, self._transport = None, None, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if sub is not None:
             await sub.close()
+        if transport is not None:
+            await transport.tear_down(self.channel, [self._group])
