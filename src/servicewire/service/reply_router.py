@@ -3,9 +3,9 @@
 A reply that cannot be settled (a forged signature, an ack the broker connection drops)
 is logged and routing goes on: one bad delivery must not leave every later request
 waiting for a timeout (after a failed ack the router leaves and joins again, since an
-unsettled reply holds the channel's only shard). When the subscription itself breaks, the router stops with a
-log line, and the next :meth:`ReplyRouter.ensure_running` notices and subscribes again;
-if that fails, the caller gets the cause at once::
+unsettled reply holds the channel's only shard). When the subscription itself breaks,
+the router stops with a log line, and the next :meth:`ReplyRouter.ensure_running`
+notices and subscribes again; if that fails, the caller gets the cause at once::
 
     router = ReplyRouter("order-service.replies.3f2a", "3f2a", pending, authenticity)
     await router.ensure_running(transport)    # before each request is sent
