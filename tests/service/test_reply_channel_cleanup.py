@@ -15,29 +15,23 @@ carry the test's unique service name are counted.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import nats
 import pytest
-from redis.asyncio import Redis
 
 from servicewire import Context, Service
 from servicewire.messaging.channels import reply_channel
 from servicewire.transports import connect_transport
-from servicewire.transports.nats.names import REPLY_STREAM, encode_name
 from tests import services
+from tests.broker_objects import nats_objects, rabbit_objects, redis_objects
 from tests.service.contracts import CreateTicket, TicketCreated
-from tests.services import services_required
-from tests.transports.test_amqp import SERVER, PrivateRabbit, available
+from tests.transports.test_amqp import PrivateRabbit
+from tests.transports.test_amqp import private_rabbit as private_rabbit  # the module fixture
 
-Counter = Callable[[], Awaitable[list[str]]]
+# Brokers --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -51,90 +45,6 @@ class Broker:
     RabbitMQ node, of every object there)."""
     crash_url: str
     """The URL with a 2-second lifetime for an abandoned reply channel."""
-
-
-# Counting broker objects ----------------------------------------------------------------
-
-
-def _rabbitmqctl(node: PrivateRabbit, *args: str) -> list[str]:
-    # Not the /usr/sbin wrapper: it switches to the rabbitmq user and loses HOME, where
-    # the private node keeps its Erlang cookie.
-    ctl = str(Path(SERVER).with_name("rabbitmqctl"))
-    done = subprocess.run(
-        [ctl, "-q", "-n", node.node, *args],
-        env=node._env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
-
-
-def rabbit_objects(node: PrivateRabbit) -> Callable[[str], Awaitable[list[str]]]:
-    async def objects(_service: str) -> list[str]:
-        queues = await asyncio.to_thread(_rabbitmqctl, node, "list_queues", "name")
-        exchanges = await asyncio.to_thread(_rabbitmqctl, node, "list_exchanges", "name")
-        return sorted([f"queue {q}" for q in queues] + [f"exchange {e}" for e in exchanges])
-
-    return objects
-
-
-async def redis_objects(service: str) -> list[str]:
-    client = Redis.from_url(services.URLS["redis"])
-    try:
-        found = []
-        async for key in client.scan_iter(match=f"*{service}*", count=1000):
-            found.append(f"key {key.decode()}")
-            if await client.type(key) == b"stream":
-                for group in await client.xinfo_groups(key):
-                    found.append(f"group {key.decode()} {group['name'].decode()}")
-        return sorted(found)
-    finally:
-        await client.aclose()
-
-
-async def nats_objects(service: str) -> list[str]:
-    token = encode_name(service)
-    nc = await nats.connect(services.URLS["nats"])
-    try:
-        js = nc.jetstream()
-        found = []
-        for stream in await js.streams_info():
-            name = stream.config.name
-            if token in name:
-                found.append(f"stream {name}")
-            if token in name or name == REPLY_STREAM:
-                for consumer in await js.consumers_info(name):
-                    if token in name or token in consumer.name:
-                        found.append(f"consumer {name} {consumer.name}")
-            if name == REPLY_STREAM:
-                info = await js.stream_info(name, subjects_filter="swr.>")
-                subjects = info.state.subjects or {}
-                found += [f"replies {s}" for s in subjects if s.startswith(f"swr.{token}")]
-        return sorted(found)
-    finally:
-        await nc.close()
-
-
-# Brokers --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def private_rabbit() -> Iterator[PrivateRabbit]:
-    if not available():
-        message = "no RabbitMQ server binary to run a private node"
-        if services_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="sw-rabbit-"))
-    node = PrivateRabbit(base)
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["amqp", "redis", "nats"])
