@@ -18,29 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from servicewire.errors import TransportError
 from servicewire.messaging.channels import is_instance_reply_channel
-from servicewire.transports.redis.options import RedisOptions
-
-
-class _Link(Protocol):
-    @property
-    def client(self) -> Redis: ...
-
-    @property
-    def options(self) -> RedisOptions: ...
+from servicewire.transports.redis.membership import RedisLink
 
 
 class ReplyStreams:
     """Keeps the TTL of the instance reply streams this transport reads."""
 
-    def __init__(self, link: _Link) -> None:
+    def __init__(self, link: RedisLink) -> None:
         self._link = link
         self._tasks: set[asyncio.Task[None]] = set()
 
