@@ -39,6 +39,8 @@ class Readings:
     """Seconds each AMQP handshake (connect, open, close) took."""
     memory: list[int] = field(default_factory=list)
     """The node's resident memory after each cycle, in bytes."""
+    objects: int = 0
+    """Queues and exchanges on the node before the churn."""
 
 
 def node_memory(node: PrivateRabbit) -> int:
@@ -88,6 +90,7 @@ async def churn(node: PrivateRabbit, channels: int, cycles: int) -> Readings:
         await admin.declare(command_channel, "soak-responder")  # durable: counted before
         readings.handshakes.append(await handshake(node.url))
         before = await objects("")
+        readings.objects = len(before)
         for cycle in range(cycles):
             await one_life(url, command_channel, cycle)
             readings.handshakes.append(await handshake(node.url))
@@ -124,7 +127,8 @@ async def one_life(url: str, channel: str, cycle: int) -> None:
 def check(readings: Readings) -> None:
     slowest = max(readings.handshakes)
     print(
-        f"[soak] handshakes: slowest {slowest:.3f}s; node memory "
+        f"[soak] {readings.objects} queues and exchanges; handshakes: slowest {slowest:.3f}s; "
+        f"node memory "
         f"{readings.memory[0] / 2**20:.0f} -> {readings.memory[-1] / 2**20:.0f} MiB"
     )
     assert slowest < 1.0, f"a handshake took {slowest:.2f}s"
