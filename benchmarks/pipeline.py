@@ -65,7 +65,7 @@ from servicewire.outbox.writer import outbox_rows
 from servicewire.pipeline.inbox import inbox
 from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
-from servicewire.transports import connect_transport
+from servicewire.transports import Transport, connect_transport
 
 PG_ADMIN = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -181,15 +181,12 @@ async def throughput(
     return n / elapsed, cpu / n * 1e6
 
 
-async def cleanup(transport: Any, channel: str) -> None:
-    """Delete the run's groups and channels where the transport can (brokers keep them
-    otherwise; on RabbitMQ a channel's groups are its queues, deleted first)."""
+async def cleanup(transport: Transport, channel: str) -> None:
+    """Delete the run's groups and channels (with their ``.dlq`` channels): brokers keep
+    them otherwise. Best effort: the figures are measured already."""
     for name, group in ((channel, "bench"), (REPLIES, "sink")):
         with contextlib.suppress(Exception):
-            await transport.delete_group(name, group)
-    for name in (channel, f"{channel}.dlq", REPLIES, f"{REPLIES}.dlq"):
-        with contextlib.suppress(Exception):
-            await transport.delete_channel(name)
+            await transport.tear_down(name, [group])
     await transport.close()
 
 

@@ -17,6 +17,7 @@ import pytest
 from servicewire.errors import MessageTooLargeError, TransportError
 from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
 from servicewire.messaging.message import Message
+from servicewire.testing.contract.cleanup import Declared
 from servicewire.testing.contract.helpers import (
     Member,
     duplicates,
@@ -60,6 +61,22 @@ class TransportSpec:
             return cls.for_url(url, **settings)
 
         return pytest.fixture(spec, name="spec")
+
+
+class LeavesNothingBehind:
+    """Each case deletes the channels and groups it declared when it ends."""
+
+    @pytest.fixture(autouse=True)
+    async def _leave_nothing_behind(self, spec: TransportSpec) -> AsyncIterator[None]:
+        """Watch every client the case makes (:mod:`.cleanup`); delete what they declared."""
+        make = spec.make
+        declared = Declared()
+        spec.make = declared.watching(make)
+        try:
+            yield
+        finally:
+            spec.make = make
+            await declared.delete(make, spec.timeout)
 
 
 def _at_least(count: Callable[[str], set[str]], key: str, wanted: int) -> bool:
@@ -143,8 +160,12 @@ async def _retry_through_a_membership_change(
             await member.stop()
 
 
-class TransportContract:
-    """The base contract suite. Subclass it and provide a ``spec`` fixture."""
+class TransportContract(LeavesNothingBehind):
+    """The base contract suite. Subclass it and provide a ``spec`` fixture.
+
+    Each case deletes the channels and groups it declared when it ends
+    (:meth:`~servicewire.transports.base.Transport.tear_down`).
+    """
 
     @pytest.fixture
     def spec(self) -> TransportSpec:
@@ -612,7 +633,7 @@ class TransportContract:
             await member.stop()
 
 
-class RestartContract:
+class RestartContract(LeavesNothingBehind):
     """For transports whose broker the tests can restart: nothing is lost across restarts."""
 
     async def test_reconnects_after_two_broker_restarts_mid_stream(
