@@ -149,6 +149,7 @@ class PollingRelay(Relay):
         self._next_cleanup = 0.0
         self._listener: Any = None
         self._shards_per_worker = self.shards
+        self._busy_loops = 0  # batch loops in a batch right now (the watcher waits then)
         self._sql = BatchStatements(
             self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
         )
@@ -169,6 +170,7 @@ class PollingRelay(Relay):
         # wake_for() only those of the shards that got rows.
         self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
         self._shards_per_worker = per_worker
+        self._busy_loops = 0
         self._poll_delay.reset()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watch())
@@ -187,7 +189,11 @@ class PollingRelay(Relay):
         """
         while not self._stopping.is_set():
             event.clear()
-            handled, saw_all = await self._batch(max_shards, first_shard, event)
+            self._busy_loops += 1
+            try:
+                handled, saw_all = await self._batch(max_shards, first_shard, event)
+            finally:
+                self._busy_loops -= 1
             if handled:
                 self._poll_delay.reset()
                 if not saw_all:
@@ -209,7 +215,9 @@ class PollingRelay(Relay):
                 return
             if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
                 await self._purge_marked()
-            if woken:
+            if woken or self._busy_loops:
+                # Activity. A busy loop looks again by itself until it has seen every
+                # row of its range: a look now would only find the rows it is publishing.
                 self._poll_delay.reset()
             elif (shard := await self._row_waiting()) is not None:
                 self._poll_delay.reset()
