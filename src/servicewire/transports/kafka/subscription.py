@@ -3,7 +3,9 @@
 A :class:`KafkaSubscription` owns one ``AIOKafkaConsumer`` that joined the group. Kafka
 assigns it some partitions of the channel's topic; for each it keeps:
 
-* a buffer of fetched records not yet handed out;
+* a buffer of fetched records not yet handed out; when it is full the partition
+  alone is paused in the client (``pause``/``resume``), so a partition held back by a
+  poison message never stops the fetches of the others;
 * an :class:`~servicewire.transports.kafka.offsets.OffsetTracker` of records handed
   out, so the commit is the highest *contiguous* settled offset (auto-commit is off:
   it would commit records whose handler has not finished);
@@ -59,6 +61,7 @@ class _Partition:
         "gone",
         "inflight",
         "not_before",
+        "paused",
         "tp",
         "tracker",
     )
@@ -72,6 +75,7 @@ class _Partition:
         self.attempts: dict[int, int] = {}
         self.draining = False  # revoked: hand out nothing more, let in-flight settle
         self.gone = False  # revoked and forgotten: settling its deliveries does nothing
+        self.paused = False  # its buffer is full: the client fetches nothing more for it
 
     def requeue(self, record: Any) -> None:
         """Put ``record`` back in offset order (the head, when one is in flight)."""
@@ -127,11 +131,12 @@ class KafkaSubscription(Subscription):
         self._per = 1 if ordered else self.prefetch  # unsettled per partition
         self._parts: dict[TopicPartition, _Partition] = {}
         self._outstanding = 0
-        self._buffered = 0
-        self._buffer_limit = max(256, self.prefetch * 8)  # fetched, not yet handed out
+        # Fetched, not yet handed out, per partition: a full buffer pauses that partition
+        # only. (A limit for the whole member would let one partition stuck on a poison
+        # message fill it and stop every other partition's fetches.)
+        self._buffer_limit = max(256, self.prefetch * 8)
         self._queue: asyncio.Queue[KafkaDelivery | None] = asyncio.Queue()
         self._commit_wanted = asyncio.Event()
-        self._space = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,12 +168,6 @@ class KafkaSubscription(Subscription):
 
     async def _fetch_loop(self) -> None:
         while not self._closed:
-            if self._buffered >= self._buffer_limit:
-                # Enough is waiting locally; let handlers catch up before fetching more.
-                self._space.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._space.wait(), 0.5)
-                continue
             try:
                 batches = await self._consumer.getmany(
                     timeout_ms=_FETCH_TIMEOUT_MS, max_records=self._buffer_limit
@@ -184,7 +183,10 @@ class KafkaSubscription(Subscription):
                 if part is None or part.draining:
                     continue  # fetched for a partition that is no longer ours
                 part.buffer.extend(records)
-                self._buffered += len(records)
+                if len(part.buffer) >= self._buffer_limit and not part.paused:
+                    # Enough of this partition waits locally; the others keep fetching.
+                    part.paused = True
+                    self._consumer.pause(tp)
             if batches:
                 self._dispatch()
 
@@ -196,8 +198,6 @@ class KafkaSubscription(Subscription):
             ready_at = self._dispatch_part(part, now)
             if ready_at is not None:
                 wake = ready_at if wake is None else min(wake, ready_at)
-        if self._buffered < self._buffer_limit:
-            self._space.set()
         if wake is not None:
             self._schedule(wake - now)
 
@@ -209,13 +209,15 @@ class KafkaSubscription(Subscription):
             return part.not_before if part.buffer else None
         while part.buffer and self._outstanding < self.prefetch and part.inflight < self._per:
             record = part.buffer.popleft()
-            self._buffered -= 1
             attempt = part.attempts.get(record.offset, 0) + 1
             part.attempts[record.offset] = attempt
             part.tracker.started(record.offset)
             part.inflight += 1
             self._outstanding += 1
             self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
+        if part.paused and len(part.buffer) <= self._buffer_limit // 2:
+            part.paused = False
+            self._consumer.resume(part.tp)
         return None
 
     def _schedule(self, delay: float) -> None:
@@ -241,7 +243,6 @@ class KafkaSubscription(Subscription):
         self._outstanding -= 1
         if requeue:
             part.requeue(record)
-            self._buffered += 1
             if delay > 0:
                 part.not_before = max(part.not_before, time.monotonic() + delay)
         else:
@@ -254,8 +255,6 @@ class KafkaSubscription(Subscription):
             self._dispatch()  # other partitions may have waited on the prefetch cap
         else:
             self._dispatch_part(part, time.monotonic())
-            if self._buffered < self._buffer_limit:
-                self._space.set()
 
     # Commits ----------------------------------------------------------------------------
 
@@ -307,7 +306,6 @@ class KafkaSubscription(Subscription):
         parts = [self._parts[tp] for tp in revoked if tp in self._parts]
         for part in parts:
             part.draining = True
-            self._buffered -= len(part.buffer)
             part.buffer.clear()
         deadline = time.monotonic() + self._revoke_grace
         while any(p.inflight for p in parts) and time.monotonic() < deadline and not self._closed:
