@@ -13,7 +13,10 @@ assigns it some partitions of the channel's topic; for each it keeps:
   record of a partition waits for the previous one to be settled;
 * the attempt count of records nacked here, and a "not before" time after
   ``nack(delay)``: the record goes back to the head of the partition's buffer, so it is
-  redelivered before anything after it and order holds.
+  redelivered before anything after it and order holds. Each nack also writes the
+  partition's counts to the group's attempts record
+  (:mod:`~servicewire.transports.kafka.attempts`), and a newly assigned partition reads
+  them back before it hands anything out, so the count survives a rebalance.
 
 A committer task coalesces watermarks into one OffsetCommit request at a time. On a
 rebalance the revoked partitions stop handing out, wait briefly (``revoke_grace_ms``)
@@ -40,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.kafka.attempts import AttemptsLog
 from servicewire.transports.kafka.headers import from_kafka
 from servicewire.transports.kafka.membership import Rebalance
 from servicewire.transports.kafka.offsets import OffsetTracker
@@ -58,8 +62,10 @@ class _Partition:
         "attempts",
         "buffer",
         "draining",
+        "failed",
         "gone",
         "inflight",
+        "loading",
         "not_before",
         "paused",
         "tp",
@@ -72,7 +78,9 @@ class _Partition:
         self.tracker = OffsetTracker()
         self.inflight = 0
         self.not_before = 0.0
-        self.attempts: dict[int, int] = {}
+        self.attempts: dict[int, int] = {}  # offset -> deliveries made (handed out)
+        self.failed: dict[int, int] = {}  # offset -> attempts, of records nacked, unsettled
+        self.loading = False  # reading the attempts record: hand out nothing yet
         self.draining = False  # revoked: hand out nothing more, let in-flight settle
         self.gone = False  # revoked and forgotten: settling its deliveries does nothing
         self.paused = False  # its buffer is full: the client fetches nothing more for it
@@ -104,6 +112,7 @@ class KafkaDelivery(Delivery):
         if not self._settled:
             self._settled = True
             self._sub._settle(self, requeue=True, delay=delay)
+            await self._sub._record_attempts(self._part)
 
 
 class KafkaSubscription(Subscription):
@@ -120,6 +129,7 @@ class KafkaSubscription(Subscription):
         revoke_grace_ms: int,
         commit_interval_ms: int,
         on_close: Callable[[KafkaSubscription], None],
+        attempts: AttemptsLog | None = None,
         ordered: bool = True,
     ) -> None:
         self.channel = channel
@@ -128,6 +138,8 @@ class KafkaSubscription(Subscription):
         self.prefetch = max(1, prefetch)
         self._consumer = consumer
         self._on_close = on_close
+        self._attempts = attempts
+        self._loads: set[asyncio.Task[None]] = set()
         self._per = 1 if ordered else self.prefetch  # unsettled per partition
         self._parts: dict[TopicPartition, _Partition] = {}
         self._outstanding = 0
@@ -203,7 +215,7 @@ class KafkaSubscription(Subscription):
 
     def _dispatch_part(self, part: _Partition, now: float) -> float | None:
         """Hand out records of ``part``; returns when to retry if it is held back."""
-        if part.draining:
+        if part.draining or part.loading:
             return None
         if part.not_before > now:
             return part.not_before if part.buffer else None
@@ -242,11 +254,13 @@ class KafkaSubscription(Subscription):
         part.inflight -= 1
         self._outstanding -= 1
         if requeue:
+            part.failed[record.offset] = delivery.attempt
             part.requeue(record)
             if delay > 0:
                 part.not_before = max(part.not_before, time.monotonic() + delay)
         else:
             part.attempts.pop(record.offset, None)
+            part.failed.pop(record.offset, None)
             if part.tracker.done(record.offset) is not None:
                 self._commit_wanted.set()
         if self._closed:
@@ -255,6 +269,31 @@ class KafkaSubscription(Subscription):
             self._dispatch()  # other partitions may have waited on the prefetch cap
         else:
             self._dispatch_part(part, time.monotonic())
+
+    async def _record_attempts(self, part: _Partition) -> None:
+        """Write ``part``'s failed records and their counts to the attempts record."""
+        if self._attempts is None or part.gone:
+            return
+        mark = part.tracker.committable
+        if mark is not None:  # below the watermark everything is settled
+            part.failed = {o: n for o, n in part.failed.items() if o >= mark}
+        await self._attempts.save(part.tp.partition, dict(part.failed))
+
+    async def _load_attempts(self, parts: list[_Partition]) -> None:
+        """Start the counts of newly assigned ``parts`` where the last owner left them."""
+        assert self._attempts is not None
+        loaded: dict[int, dict[int, int]] = {}
+        try:
+            loaded = await self._attempts.load(p.tp.partition for p in parts)
+        finally:  # (cancelled by close: the parts are gone anyway)
+            for part in parts:
+                counts = loaded.get(part.tp.partition, {})
+                for offset, n in counts.items():
+                    part.attempts[offset] = max(part.attempts.get(offset, 0), n)
+                    part.failed[offset] = max(part.failed.get(offset, 0), n)
+                part.loading = False
+            if not self._closed:
+                self._dispatch()
 
     # Commits ----------------------------------------------------------------------------
 
@@ -297,9 +336,17 @@ class KafkaSubscription(Subscription):
     # Rebalance --------------------------------------------------------------------------
 
     def _assign(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            if tp not in self._parts:
-                self._parts[tp] = _Partition(tp)
+        new = [_Partition(tp) for tp in assigned if tp not in self._parts]
+        for part in new:
+            self._parts[part.tp] = part
+        if new and self._attempts is not None:
+            for part in new:
+                part.loading = True
+            task = asyncio.create_task(
+                self._load_attempts(new), name=f"kafka-attempts-{self.topic}"
+            )
+            self._loads.add(task)
+            task.add_done_callback(self._loads.discard)
         self._dispatch()
 
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
@@ -327,9 +374,9 @@ class KafkaSubscription(Subscription):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._loads]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._loads]:
             with contextlib.suppress(BaseException):
                 await task
         # Unsettled deliveries are simply not committed: the group gets them again.
