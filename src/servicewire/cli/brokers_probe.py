@@ -491,7 +491,10 @@ async def _probe_private_tansu(messages: int, say: Progress) -> ProbeResult:
     result.url = f"{broker.url} (private tansu, stopped after the probe)"
     result.notes.append(
         "private tansu 0.6 (memory storage) with fast group timings "
-        "(heartbeat 100 ms); every new member first waits ~3-4 s for the group's join"
+        "(heartbeat 100 ms); every new member first waits ~3-4 s for the group's join. "
+        "tansu answers an empty fetch only when fetch_max_wait_ms (200 ms, the default) "
+        "expires, not when a record arrives, so latency is ~100 ms here "
+        "(docs/transports/kafka.md)"
     )
     return result
 

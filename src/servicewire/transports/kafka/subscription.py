@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kafka.attempts import AttemptsLog
@@ -198,7 +198,7 @@ class KafkaSubscription(Subscription):
                 if len(part.buffer) >= self._buffer_limit and not part.paused:
                     # Enough of this partition waits locally; the others keep fetching.
                     part.paused = True
-                    self._consumer.pause(tp)
+                    self._pause(tp, True)
             if batches:
                 self._dispatch()
 
@@ -229,8 +229,14 @@ class KafkaSubscription(Subscription):
             self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
         if part.paused and len(part.buffer) <= self._buffer_limit // 2:
             part.paused = False
-            self._consumer.resume(part.tp)
+            self._pause(part.tp, False)
         return None
+
+    def _pause(self, tp: TopicPartition, pause: bool) -> None:
+        try:
+            (self._consumer.pause if pause else self._consumer.resume)(tp)
+        except IllegalStateError:
+            pass  # no longer assigned: the next assignment starts unpaused anyway
 
     def _schedule(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
