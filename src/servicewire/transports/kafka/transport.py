@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -212,33 +213,83 @@ class KafkaTransport(Transport):
         headers, key, _ = to_kafka(message)
         topic = self.topic_for(message.destination)
         producer = self._require_producer()
-        self._inflight += 1
-        self._idle.clear()
+        self._started()
         try:
             partitions = self._known_partitions(topic) or await self._partitions(topic)
             partition = shard_for(message.partition_key, partitions, message.id)
-            try:
-                sent = await producer.send(
-                    topic, message.payload, key=key, headers=headers, partition=partition
-                )
-                await sent
-            except (KafkaError, OSError, TimeoutError) as exc:
-                raise PublishError(
-                    f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}"
-                ) from None
-            except AssertionError as exc:
-                # aiokafka asserts when its metadata no longer has the partition (a
-                # restarted broker that lost the topic). Forget the topic so the next
-                # publish declares it again, and report a clear, retryable error.
-                self._topics.pop(topic, None)
-                raise PublishError(
-                    f"kafka: publish to {topic!r} failed: the broker no longer knows its "
-                    f"partitions ({exc}); retry"
-                ) from None
+            sent = await producer.send(
+                topic, message.payload, key=key, headers=headers, partition=partition
+            )
+            await sent
+        except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
+            raise self._not_confirmed(topic, exc) from None
         finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self._finished()
+
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
+        """Build one record batch per partition and send those, as aiokafka allows.
+
+        One ``send()`` per message costs a future, a callback and an accumulator lookup
+        each; ``create_batch``/``send_batch`` builds the partition's records directly and
+        confirms them with one future. Records of a partition keep the batch's order.
+        """
+        if len(messages) < 2:
+            await super()._send_batch(messages)
+            return
+        producer = self._require_producer()
+        groups: dict[tuple[str, int], list[Message]] = {}
+        for message in messages:
+            topic = self.topic_for(message.destination)
+            partitions = self._known_partitions(topic) or await self._partitions(topic)
+            partition = shard_for(message.partition_key, partitions, message.id)
+            groups.setdefault((topic, partition), []).append(message)
+        sends = [self._send_partition(producer, t, p, group) for (t, p), group in groups.items()]
+        await asyncio.gather(*sends)
+
+    async def _send_partition(
+        self, producer: AIOKafkaProducer, topic: str, partition: int, messages: list[Message]
+    ) -> None:
+        self._started()
+        try:
+            confirmations = []
+            batch = producer.create_batch()
+            for message in messages:
+                headers, key, _ = to_kafka(message)
+                record = {"timestamp": None, "key": key, "value": message.payload}
+                if batch.append(**record, headers=headers) is None:  # full: send it
+                    confirmations.append(
+                        await producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = producer.create_batch()
+                    batch.append(**record, headers=headers)  # an empty batch takes any record
+            confirmations.append(await producer.send_batch(batch, topic, partition=partition))
+            await asyncio.gather(*confirmations)
+        except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
+            raise self._not_confirmed(topic, exc) from None
+        finally:
+            self._finished()
+
+    def _started(self) -> None:
+        """One more publish in flight: ``close`` waits for them."""
+        self._inflight += 1
+        self._idle.clear()
+
+    def _finished(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _not_confirmed(self, topic: str, exc: BaseException) -> PublishError:
+        if isinstance(exc, AssertionError):
+            # aiokafka asserts when its metadata no longer has the partition (a
+            # restarted broker that lost the topic). Forget the topic so the next
+            # publish declares it again, and report a clear, retryable error.
+            self._topics.pop(topic, None)
+            return PublishError(
+                f"kafka: publish to {topic!r} failed: the broker no longer knows its "
+                f"partitions ({exc}); retry"
+            )
+        return PublishError(f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}")
 
     def _known_partitions(self, topic: str) -> int | None:
         known = self._topics.get(topic)
