@@ -350,21 +350,7 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
         result.persistence = f"not measured: {exc}"
         return
     async with server:
-        transport = await connect_transport(server.url)
-        try:
-            channel, group = _name("restart"), "probe"
-            await transport.declare(channel, group)
-            sent = [_message(channel, i) for i in range(count)]
-            await transport.publish_batch(sent)
-            await server.restart()
-            consumer = await _resubscribe(transport, channel, group)
-            try:
-                await _wait(lambda: len({m.id for m in consumer.got}) >= count, 5)
-                kept = len({m.id for m in consumer.got} & {m.id for m in sent})
-            finally:
-                await consumer.stop()
-        finally:
-            await transport.close()
+        kept = await _kept_across_restart(server.url, server.restart, count, 5)
     aof = "yes" if appendonly else "no"
     result.persistence = (
         f"kept {kept}/{count} (private redis-server, appendonly {aof} like the target)"
@@ -381,25 +367,37 @@ async def _probe_tansu_persistence(result: ProbeResult, count: int) -> None:
     except ServicewireError as exc:
         result.persistence = f"not measured: {exc}"
         return
+
+    async def restart() -> None:
+        await asyncio.to_thread(broker.restart)
+
     try:
-        transport = await connect_transport(f"{broker.url}/?{TANSU_TUNING}{TANSU_RESTART_TUNING}")
-        try:
-            channel, group = _name("restart"), "probe"
-            await transport.declare(channel, group)
-            sent = [_message(channel, i) for i in range(count)]
-            await transport.publish_batch(sent)
-            await asyncio.to_thread(broker.restart)
-            consumer = await _resubscribe(transport, channel, group)
-            try:
-                await _wait(lambda: len({m.id for m in consumer.got}) >= count, 30)
-                kept = len({m.id for m in consumer.got} & {m.id for m in sent})
-            finally:
-                await consumer.stop()
-        finally:
-            await transport.close()
+        url = f"{broker.url}/?{TANSU_TUNING}{TANSU_RESTART_TUNING}"
+        kept = await _kept_across_restart(url, restart, count, join_time("kafka") + 10)
     finally:
         await asyncio.to_thread(broker.stop)  # its storage (in memory) goes with it
     result.persistence = f"kept {kept}/{count} (private tansu, S3 storage, restarted)"
+
+
+async def _kept_across_restart(
+    url: str, restart: Callable[[], Awaitable[None]], count: int, wait: float
+) -> int:
+    """Publish ``count`` to a declared group, restart the broker, count what arrives."""
+    transport = await connect_transport(url)
+    try:
+        channel, group = _name("restart"), "probe"
+        await transport.declare(channel, group)
+        sent = [_message(channel, i) for i in range(count)]
+        await transport.publish_batch(sent)
+        await restart()
+        consumer = await _resubscribe(transport, channel, group)
+        try:
+            await _wait(lambda: len({m.id for m in consumer.got}) >= count, wait)
+            return len({m.id for m in consumer.got} & {m.id for m in sent})
+        finally:
+            await consumer.stop()
+    finally:
+        await transport.close()
 
 
 async def _resubscribe(transport: Transport, channel: str, group: str) -> _Consumer:
