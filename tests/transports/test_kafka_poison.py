@@ -14,13 +14,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from servicewire import Context, RetryPolicy, Service, ServiceOptions
 from servicewire.codecs import to_message
 from servicewire.messaging.channels import shard_for
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport
-from servicewire.transports.base import Delivery
+from servicewire.transports.base import Delivery, Transport
+from servicewire.transports.kafka.attempts import attempts_topic
+from servicewire.transports.kafka.transport import KafkaTransport
 from tests.service.contracts import CreateTicket
 from tests.tansu import Tansu, require_tansu
 
@@ -119,11 +122,30 @@ async def test_the_attempt_count_follows_the_message_to_the_next_member(tansu: T
     second = Member(await transport.subscribe(channel, group), dead_letter_at_3)
     try:
         await eventually(lambda: len(seen_b) >= 2, 60, "member B's deliveries")
+        await second.stop()
+        # Deleting the group deletes its attempts record too.
+        assert _attempts_topic(transport, channel, group) in await _topics(tansu)
+        await transport.tear_down(channel, [group])
+        assert _attempts_topic(transport, channel, group) not in await _topics(tansu)
     finally:
         await second.stop()
         await transport.close()
     assert seen_a == [(0, 1), (0, 2)]
     assert seen_b[:2] == [(0, 3), (1, 1)]
+
+
+def _attempts_topic(transport: Transport, channel: str, group: str) -> str:
+    assert isinstance(transport, KafkaTransport)
+    return attempts_topic(transport.topic_for(channel), group)
+
+
+async def _topics(broker: Tansu) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
 
 
 async def test_a_service_restarted_mid_retries_dead_letters_after_the_configured_attempts(
