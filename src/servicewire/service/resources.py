@@ -94,6 +94,12 @@ async def start_relay(
 
     # listen: on PostgreSQL, commits of other processes (NOTIFY) wake it too; elsewhere
     # they are found by its idle polls, which back off to max_poll_interval.
-    relay = PollingRelay(engine, transport, poll_interval=poll_interval, name=name, listen=True)
+    # concurrency=1: in a service the relay shares the process's CPU with the pipeline,
+    # so a second batch loop overlapping broker confirms gains nothing and costs a batch
+    # transaction per commit (benchmarks/pipeline.py: ~10 % more CPU per handled
+    # command). A relay process of its own (`servicewire relay`) keeps two.
+    relay = PollingRelay(
+        engine, transport, poll_interval=poll_interval, name=name, listen=True, concurrency=1
+    )
     await relay.start()
     return relay
