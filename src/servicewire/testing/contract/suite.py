@@ -16,6 +16,7 @@ import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
 from servicewire.messaging.message import Message
+from servicewire.testing.contract.attempts import AttemptContract
 from servicewire.testing.contract.helpers import (
     Member,
     duplicates,
@@ -76,7 +77,7 @@ def _report(label: str, received: list[Message], caps: Capabilities) -> None:
         assert dup == 0, f"{label}: {dup} duplicates on a transport declared exactly-once"
 
 
-class TransportContract:
+class TransportContract(AttemptContract):
     """The base contract suite. Subclass it and provide a ``spec`` fixture."""
 
     @pytest.fixture
