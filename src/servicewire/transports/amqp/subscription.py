@@ -38,8 +38,9 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from servicewire.messaging import headers as h
 from servicewire.messaging.ids import new_id
-from servicewire.transports.amqp.headers import HANDOVER, decode
+from servicewire.transports.amqp.headers import HANDOVER, attempt_of, decode, encode
 from servicewire.transports.amqp.membership import Membership
 from servicewire.transports.amqp.options import AmqpOptions
 from servicewire.transports.amqp.topology import queue_name, shards_of
@@ -70,12 +71,7 @@ class AmqpDelivery(Delivery):
     ) -> None:
         props = raw.header.properties
         deliver = cast(Basic.Deliver, raw.delivery)  # consumers only ever get Deliver
-        count = props.headers.get("x-delivery-count") if props.headers else None
-        if isinstance(count, int):
-            attempt = count + 1
-        else:  # classic queues keep no count: the redelivered flag is all there is
-            attempt = 2 if deliver.redelivered else 1
-        super().__init__(decode(raw.body, props, sub.channel), attempt, shard)
+        super().__init__(decode(raw.body, props, sub.channel), attempt_of(props, deliver), shard)
         self._sub = sub
         self._tag: int = deliver.delivery_tag or 0
         self.consumer_tag: str = deliver.consumer_tag or ""
@@ -105,7 +101,7 @@ class AmqpDelivery(Delivery):
             loop = asyncio.get_running_loop()
             loop.call_later(delay, self._sub._settle_later, self)
         else:
-            await self._sub._settle(self, "nack")
+            await self._sub._settle(self, "give_back")
 
     def _again(self) -> AmqpDelivery:
         """The same broker delivery, handed out once more (one attempt later)."""
@@ -178,6 +174,9 @@ class AmqpSubscription(Subscription):
         self._closed = False
         self._handed = 0  # deliveries given to the application and not yet settled
         self._room = asyncio.Event()
+        # With a delivery limit the broker counts deliveries and must see every retry.
+        self._broker_counts = options.delivery_limit > 0 and options.queue_type == "quorum"
+        self._giver: aio_pika.abc.AbstractRobustChannel | None = None
 
     async def start(self) -> None:
         options = self._options
@@ -334,7 +333,7 @@ class AmqpSubscription(Subscription):
         shard = delivery.shard if delivery.shard is not None else 0
         return (
             not self._closed
-            and not self._options.delivery_limit  # the broker counts deliveries then
+            and not self._broker_counts
             and channel is self._channel
             and not channel.is_closed
             and shard not in self._yielding
@@ -351,17 +350,20 @@ class AmqpSubscription(Subscription):
         self._inbox.put_nowait(again)
 
     def _settle_later(self, delivery: AmqpDelivery) -> None:
-        task = asyncio.get_running_loop().create_task(self._settle(delivery, "nack"))
+        task = asyncio.get_running_loop().create_task(self._settle(delivery, "give_back"))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _settle(self, delivery: AmqpDelivery, how: str) -> None:
+        """Settle on the broker: ``ack``, ``reject``, or ``give_back`` (see :meth:`_give_back`)."""
         channel = delivery._channel
         if channel is not self._channel or channel.is_closed:
             return  # the connection it came on is gone: the broker returns it by itself
         shard = delivery.shard if delivery.shard is not None else 0
         if self._inflight.get(shard) is delivery:
             del self._inflight[shard]
+        elif how == "give_back":
+            return  # given back already (closing and a retry timer at once)
         try:
             if shard in self._yielding and self._consumers.get(shard) == delivery.consumer_tag:
                 async with self._lock:
@@ -369,13 +371,47 @@ class AmqpSubscription(Subscription):
                         await self._cancel(channel, shard)
             if how == "ack":
                 await channel.basic_ack(delivery._tag, wait=False)
-            elif how == "nack":
-                await channel.basic_nack(delivery._tag, requeue=True, wait=False)
+            elif how == "give_back":
+                await self._give_back(channel, delivery)
             else:
                 await channel.basic_reject(delivery._tag, requeue=False, wait=False)
         except _SETTLE_ERRORS as exc:
             # Lost with the connection: the broker redelivers it (at least once).
             log.debug("settlement %s on %s lost: %s", how, self._queues[shard], exc)
+
+    async def _give_back(self, channel: aiormq.abc.AbstractChannel, delivery: AmqpDelivery) -> None:
+        """Return a failed delivery to the broker without losing its attempt count.
+
+        A requeue would count nothing on a classic queue (only the "redelivered" flag)
+        nor, since RabbitMQ 4.3, on a quorum queue. So a copy carrying the next attempt
+        number (:data:`ATTEMPT_HEADER`) goes to the end of the shard queue, confirmed,
+        and the original is acked; the copy is the next attempt, wherever it lands.
+        With ``delivery_limit`` the broker counts and must see the requeue itself.
+        """
+        if not self._broker_counts:
+            again = delivery.message.with_headers(**{h.ATTEMPT: str(delivery.attempt + 1)})
+            body, props = encode(again)
+            try:
+                publisher = await self._publisher()
+                confirm = await publisher.basic_publish(
+                    body,
+                    exchange="",
+                    routing_key=self._queues[delivery.shard or 0],
+                    properties=props,
+                )
+            except _SETTLE_ERRORS as exc:
+                log.warning("could not hand %s back with its attempt: %s", delivery.message.id, exc)
+            else:
+                if isinstance(confirm, Basic.Ack):
+                    await channel.basic_ack(delivery._tag, wait=False)
+                    return
+        await channel.basic_nack(delivery._tag, requeue=True, wait=False)
+
+    async def _publisher(self) -> aiormq.abc.AbstractChannel:
+        """A confirming channel for giving messages back, opened on first use."""
+        if self._giver is None or self._giver.is_closed:
+            self._giver = await self._open_channel(confirms=True)
+        return await self._giver.get_underlay_channel()
 
     async def __aiter__(self) -> AsyncIterator[Delivery]:
         while True:
@@ -435,6 +471,19 @@ class AmqpSubscription(Subscription):
                 self._reconciler.cancel()
         if self._membership is not None:
             await self._membership.stop()
+        # Messages kept for a retry go back with their attempt count (not as a requeue);
+        # consuming stops first, or a copy would come straight back to this member.
+        kept = [d for d in self._inflight.values() if d.settled]
+        channel = self._channel
+        if kept and channel is not None and not channel.is_closed:
+            for shard in list(self._consumers):
+                with contextlib.suppress(*_SETTLE_ERRORS):
+                    await self._cancel(channel, shard)
+        for delivery in kept:
+            await self._settle(delivery, "give_back")
+        if self._giver is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._giver.close(), 5.0)
         if self._robust is not None:
             # Closing the channel returns every unsettled delivery to its queue.
             with contextlib.suppress(Exception):
