@@ -227,27 +227,34 @@ class _ShardWorker:
         if self.current is not delivery:
             return
         entry = delivery._entry
-        entry.attempt += 1
-        # XCLAIM to ourselves bumps Redis's delivery counter, so a later owner sees the
-        # true attempt number.
-        sub = self.sub
-        with contextlib.suppress(TransportError):
-            client = sub.link.client
-            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
-            self._track(asyncio.ensure_future(claim))
         if delay > 0:
             timer = asyncio.get_running_loop().call_later(delay, self._redeliver)
             self._delayed = (entry, timer)
         else:
-            self.buffer.appendleft(entry)
+            self._again(entry)
         self._settled()
 
     def _redeliver(self) -> None:
         if self._delayed is not None:
             entry, _ = self._delayed
             self._delayed = None
-            self.buffer.appendleft(entry)
+            self._again(entry)
             self.pump()
+
+    def _again(self, entry: _Entry) -> None:
+        """Put a nacked entry first in line for its next attempt.
+
+        XCLAIM to ourselves bumps Redis's delivery counter as a read would, so a later
+        owner continues the count. Not at the nack: a member stopping during the delay
+        would leave the counter one ahead of the deliveries made.
+        """
+        entry.attempt += 1
+        sub = self.sub
+        with contextlib.suppress(TransportError):
+            client = sub.link.client
+            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
+            self._track(asyncio.ensure_future(claim))
+        self.buffer.appendleft(entry)
 
     def _ack_entry(self, entry_id: bytes) -> None:
         self.sub.link.queue_ack(self.key, self.sub.group, entry_id)
