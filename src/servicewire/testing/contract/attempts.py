@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from servicewire.messaging import headers as h
 from servicewire.messaging.channels import dead_letter_channel
@@ -26,8 +27,14 @@ from servicewire.pipeline.retry import RetryPolicy
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports.base import Delivery, Subscription, Transport
 
-if TYPE_CHECKING:
-    from servicewire.testing.contract.suite import TransportSpec
+
+class TransportSpec(Protocol):
+    """What these cases read of :class:`~servicewire.testing.contract.TransportSpec`."""
+
+    make: Callable[[], Awaitable[Transport]]
+    settle_time: float
+    timeout: float
+
 
 POLICY = RetryPolicy(immediate=0, delayed=3, backoff=0.05, factor=1.0, jitter=0.0)
 """Three redeliveries, then the dead letter: attempts 1, 2, 3, 4."""

@@ -20,9 +20,11 @@ it; the contract case ``test_nacked_message_comes_back_before_the_next_of_its_ke
 caught it). The member keeps it unacknowledged instead, so the shard stays blocked at
 the broker, and hands the same message out again after ``delay`` with ``attempt`` one
 higher. Only when it cannot (the subscription closes, the shard is being handed over,
-the channel was lost) or must not (``delivery_limit`` is set: the broker does the
-counting then) does the broker get it back; its ``x-delivery-count`` then counts in
-``Delivery.attempt`` as before.
+the channel was lost) does the broker get it back, and then with its count
+(:meth:`AmqpSubscription._give_back`): a copy carrying the next attempt number goes to
+the end of the shard queue and the original is acked, because a classic queue counts
+no requeue, nor a quorum queue since RabbitMQ 4.3. With ``delivery_limit`` on a quorum
+queue the broker counts every delivery and must see every retry: ``nack`` requeues.
 """
 
 from __future__ import annotations
