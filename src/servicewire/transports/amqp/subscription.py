@@ -390,6 +390,10 @@ class AmqpSubscription(Subscription):
         and the original is acked; the copy is the next attempt, wherever it lands.
         With ``delivery_limit`` the broker counts and must see the requeue itself.
         """
+        if self._closed:
+            # Or the copy comes straight back to this closing member, which never hands
+            # it out, and the broker counts that delivery too.
+            await self._stop_consuming(channel)
         if not self._broker_counts:
             again = delivery.message.with_headers(**{h.ATTEMPT: str(delivery.attempt + 1)})
             body, props = encode(again)
@@ -408,6 +412,12 @@ class AmqpSubscription(Subscription):
                     await channel.basic_ack(delivery._tag, wait=False)
                     return
         await channel.basic_nack(delivery._tag, requeue=True, wait=False)
+
+    async def _stop_consuming(self, channel: aiormq.abc.AbstractChannel) -> None:
+        async with self._lock:
+            for shard in list(self._consumers):
+                with contextlib.suppress(*_SETTLE_ERRORS):
+                    await self._cancel(channel, shard)
 
     async def _publisher(self) -> aiormq.abc.AbstractChannel:
         """A confirming channel for giving messages back, opened on first use."""
@@ -473,15 +483,8 @@ class AmqpSubscription(Subscription):
                 self._reconciler.cancel()
         if self._membership is not None:
             await self._membership.stop()
-        # Messages kept for a retry go back with their attempt count (not as a requeue);
-        # consuming stops first, or a copy would come straight back to this member.
-        kept = [d for d in self._inflight.values() if d.settled]
-        channel = self._channel
-        if kept and channel is not None and not channel.is_closed:
-            for shard in list(self._consumers):
-                with contextlib.suppress(*_SETTLE_ERRORS):
-                    await self._cancel(channel, shard)
-        for delivery in kept:
+        # Messages kept for a retry go back with their attempt count (not as a requeue).
+        for delivery in [d for d in self._inflight.values() if d.settled]:
             await self._settle(delivery, "give_back")
         if self._giver is not None:
             with contextlib.suppress(Exception):

@@ -280,6 +280,7 @@ class _ShardWorker:
         if self._delayed is not None:
             self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
             self._delayed = None
+        await self.uncount_buffered()
         # Hand the shard over only once our acks landed, or the next owner would claim
         # and redeliver entries we already handled.
         await self.sub.link.acks_landed()
@@ -298,6 +299,33 @@ class _ShardWorker:
             current._settled = True
             self.sub._outstanding -= 1
         self._idle.set()
+
+    async def uncount_buffered(self) -> None:
+        """Set Redis's delivery counter of entries read but never handed out back to the
+        deliveries made, so the next owner's XAUTOCLAIM (which adds one) hands them out
+        as the attempt they are, not one later (``XCLAIM ... RETRYCOUNT n JUSTID``).
+        Only while we still hold the shard's lease: XCLAIM makes us their owner again.
+        Best effort: without an answer within a second they count one extra."""
+        by_count: dict[int, list[Any]] = {}
+        for entry in self.buffer:
+            if entry.fields is not None:
+                by_count.setdefault(entry.attempt - 1, []).append(entry.entry_id)
+        self.buffer.clear()
+        sub = self.sub
+        for count, entry_ids in by_count.items():
+            with contextlib.suppress(*_RETRYABLE, RedisError, TransportError, TimeoutError):
+                await asyncio.wait_for(
+                    sub.link.client.xclaim(
+                        self.key,
+                        sub.group,
+                        sub.member,
+                        0,
+                        tuple(entry_ids),
+                        retrycount=count,
+                        justid=True,
+                    ),
+                    1.0,
+                )
 
 
 class RedisSubscription(Subscription):
@@ -406,6 +434,7 @@ class RedisSubscription(Subscription):
         self._workers.clear()
         for worker in workers:
             await worker.kill()
+            await worker.uncount_buffered()  # the leases are still ours until leave()
         await self._membership.leave()
         self._queue.put_nowait(None)
         self._on_close(self)
