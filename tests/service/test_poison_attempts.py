@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from redis.asyncio import Redis
 
 from servicewire import Command, Context, RetryPolicy, Service, ServiceOptions
 from servicewire.codecs import to_message
@@ -25,6 +24,7 @@ from servicewire.messaging import headers as h
 from servicewire.messaging.channels import dead_letter_channel
 from servicewire.pipeline.deadletter_replay import list_dead_letters
 from servicewire.transports import connect_transport
+from tests.redis_prefix import redis_prefix_url
 from tests.services import URLS, require
 
 CHANNEL = f"test-poison-{uuid.uuid4().hex[:10]}"
@@ -44,27 +44,16 @@ async def broker(kind: str, declared: Declared) -> AsyncIterator[str]:
     """The URL of ``kind``; afterwards, what the services declared there is deleted."""
     if kind == "memory":
         yield f"memory://{uuid.uuid4().hex}"
-        return
-    service_name = {"amqp-classic": "rabbitmq", "amqp-quorum": "rabbitmq"}.get(kind, kind)
-    require(service_name)
-    url = URLS[service_name]
-    prefix = f"test-poison-{uuid.uuid4().hex[:10]}"
-    if kind == "amqp-classic":
-        url += "?queue_type=classic"
     elif kind == "redis":
-        url += f"?prefix={prefix}"
-    try:
-        yield url
-    finally:
-        if kind == "redis":
-            client = Redis.from_url(URLS["redis"])
-            try:
-                keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-                if keys:
-                    await client.delete(*keys)
-            finally:
-                await client.aclose()
-        else:
+        async with redis_prefix_url("test-poison") as url:
+            yield url
+    else:
+        service_name = "rabbitmq" if kind.startswith("amqp") else kind
+        require(service_name)
+        url = URLS[service_name] + ("?queue_type=classic" if kind == "amqp-classic" else "")
+        try:
+            yield url
+        finally:
             await delete_declared(url, declared)
 
 

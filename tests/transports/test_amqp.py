@@ -187,14 +187,6 @@ class TestAmqpClassicQueueAttempts(AttemptContract):
         url = private_rabbit.url + "?queue_type=classic&member_interval=0.5&member_timeout=2"
         return TransportSpec.for_url(url, settle_time=0.5, timeout=60.0)
 
-    @pytest.fixture
-    async def transport(self, spec: TransportSpec) -> AsyncIterator[Transport]:
-        transport = await spec.make()
-        try:
-            yield transport
-        finally:
-            await transport.close()
-
 
 # Faults and mapping, on the shared broker ----------------------------------------------
 

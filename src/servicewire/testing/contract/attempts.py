@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
+
+import pytest
 
 from servicewire.messaging import headers as h
 from servicewire.messaging.channels import dead_letter_channel
@@ -81,7 +83,18 @@ async def delete_declared(transport: Transport, channel: str, group: str) -> Non
 
 
 class AttemptContract:
-    """Poison messages reach the dead-letter channel after the configured attempts."""
+    """Poison messages reach the dead-letter channel after the configured attempts.
+
+    A subclass provides the ``spec`` fixture; ``transport`` is a client made from it.
+    """
+
+    @pytest.fixture
+    async def transport(self, spec: TransportSpec) -> AsyncIterator[Transport]:
+        transport = await spec.make()
+        try:
+            yield transport
+        finally:
+            await transport.close()
 
     async def test_poison_message_reaches_the_dead_letter_channel_after_n_attempts(
         self, transport: Transport, spec: TransportSpec

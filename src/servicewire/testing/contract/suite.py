@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -83,14 +83,6 @@ class TransportContract(AttemptContract):
     @pytest.fixture
     def spec(self) -> TransportSpec:
         raise NotImplementedError("a transport's test class must provide the spec fixture")
-
-    @pytest.fixture
-    async def transport(self, spec: TransportSpec) -> AsyncIterator[Transport]:
-        transport = await spec.make()
-        try:
-            yield transport
-        finally:
-            await transport.close()
 
     # Declarations ---------------------------------------------------------------------
 
