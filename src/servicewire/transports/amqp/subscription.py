@@ -40,6 +40,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from servicewire.errors import TransportError
 from servicewire.messaging import headers as h
 from servicewire.messaging.ids import new_id
 from servicewire.transports.amqp.headers import HANDOVER, attempt_of, decode, encode
@@ -57,6 +58,10 @@ _SETTLE_ERRORS = (
     ConnectionError,
     RuntimeError,
 )
+
+
+_GIVE_BACK_TIMEOUT = 5.0
+"""Seconds to wait for the broker to confirm a given-back copy before requeueing."""
 
 
 class AmqpDelivery(Delivery):
@@ -397,15 +402,13 @@ class AmqpSubscription(Subscription):
         if not self._broker_counts:
             again = delivery.message.with_headers(**{h.ATTEMPT: str(delivery.attempt + 1)})
             body, props = encode(again)
+            queue = self._queues[delivery.shard or 0]
             try:
-                publisher = await self._publisher()
-                confirm = await publisher.basic_publish(
-                    body,
-                    exchange="",
-                    routing_key=self._queues[delivery.shard or 0],
-                    properties=props,
+                # A blocked broker (resource alarm) must not hang close().
+                confirm = await asyncio.wait_for(
+                    self._publish_copy(queue, body, props), _GIVE_BACK_TIMEOUT
                 )
-            except _SETTLE_ERRORS as exc:
+            except (*_SETTLE_ERRORS, TransportError, TimeoutError) as exc:
                 log.warning("could not hand %s back with its attempt: %s", delivery.message.id, exc)
             else:
                 if isinstance(confirm, Basic.Ack):
@@ -419,11 +422,12 @@ class AmqpSubscription(Subscription):
                 with contextlib.suppress(*_SETTLE_ERRORS):
                     await self._cancel(channel, shard)
 
-    async def _publisher(self) -> aiormq.abc.AbstractChannel:
-        """A confirming channel for giving messages back, opened on first use."""
+    async def _publish_copy(self, queue: str, body: bytes, props: Basic.Properties) -> object:
+        """Publish to ``queue`` on a confirming channel opened on first use; the confirm."""
         if self._giver is None or self._giver.is_closed:
             self._giver = await self._open_channel(confirms=True)
-        return await self._giver.get_underlay_channel()
+        publisher = await self._giver.get_underlay_channel()
+        return await publisher.basic_publish(body, exchange="", routing_key=queue, properties=props)
 
     async def __aiter__(self) -> AsyncIterator[Delivery]:
         while True:

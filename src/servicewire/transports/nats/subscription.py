@@ -60,7 +60,7 @@ class NatsDelivery(Delivery):
     async def nack(self, delay: float = 0.0) -> None:
         if not self._settled:
             self._settled = True
-            if 0 < delay < self._sub._hold_limit:
+            if 0 < delay < self._sub._hold_limit and not self._sub._closed:
                 self._sub._hold(self, delay)  # see NatsSubscription._hold
             else:
                 await self._sub._settle(self, _nak(delay))
