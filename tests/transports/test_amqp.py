@@ -27,7 +27,7 @@ import pytest
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
-from servicewire.testing.contract.attempts import AttemptContract
+from servicewire.testing.contract import AttemptContract
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import decode, encode
