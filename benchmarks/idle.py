@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from servicewire import Command, Context, Service
+from servicewire import Command, Context, Service, ServiceOptions
 from servicewire.storage.database import create_engine
 
 PG = os.environ.get("SERVICEWIRE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -69,7 +69,9 @@ async def measure(kind: str, fixed: bool, warmup: float, seconds: float) -> tupl
     """(CPU % of one core, statements/s) of an idle service on ``kind``."""
     async with database(kind) as url:
         broker = f"memory://{uuid.uuid4().hex}"
-        service = Service(f"idle-{kind}", db=url, transport=broker, relay=not fixed)
+        service = Service(
+            f"idle-{kind}", db=url, transport=broker, options=ServiceOptions(relay=not fixed)
+        )
 
         @service.handles(Ping)
         async def ping(cmd: Ping, ctx: Context) -> None:

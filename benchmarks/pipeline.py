@@ -65,7 +65,7 @@ from servicewire.outbox.writer import outbox_rows
 from servicewire.pipeline.inbox import inbox
 from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
-from servicewire.transports import connect_transport
+from servicewire.transports import Transport, connect_transport
 
 PG_ADMIN = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP = os.environ.get("SERVICEWIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -104,14 +104,14 @@ def build_service(
         "bench",
         db=db,
         transport=transport,
-        options=ServiceOptions(
-            tables=[bench_tables], on_outcome=on_outcome, relay_poll_interval=0.01
-        ),
+        # The relay as a service runs it (woken by each commit, polling every 0.25 s
+        # otherwise); the handler writes its row through ctx.connection (Core).
+        options=ServiceOptions(tables=[bench_tables], on_outcome=on_outcome),
     )
 
     @service.handles(MakeTicket, channel=channel)
     async def make(cmd: MakeTicket, ctx: Context) -> None:
-        await ctx.session.execute(tickets.insert().values(order_id=cmd.order_id))
+        await ctx.connection.execute(tickets.insert().values(order_id=cmd.order_id))
         await ctx.reply(TicketMade(order_id=cmd.order_id))
 
     return service
@@ -181,15 +181,12 @@ async def throughput(
     return n / elapsed, cpu / n * 1e6
 
 
-async def cleanup(transport: Any, channel: str) -> None:
-    """Delete the run's groups and channels where the transport can (brokers keep them
-    otherwise; on RabbitMQ a channel's groups are its queues, deleted first)."""
+async def cleanup(transport: Transport, channel: str) -> None:
+    """Delete the run's groups and channels (with their ``.dlq`` channels): brokers keep
+    them otherwise. Best effort: the figures are measured already."""
     for name, group in ((channel, "bench"), (REPLIES, "sink")):
         with contextlib.suppress(Exception):
-            await transport.delete_group(name, group)
-    for name in (channel, f"{channel}.dlq", REPLIES, f"{REPLIES}.dlq"):
-        with contextlib.suppress(Exception):
-            await transport.delete_channel(name)
+            await transport.tear_down(name, [group])
     await transport.close()
 
 
@@ -269,6 +266,7 @@ async def overhead(
 
     async def bare(first: int, last: int) -> None:
         async with engine.begin() as conn:
+            savepoint = await _cheapest_savepoint(conn)
             now = _now()
             rows = [
                 {"consumer_group": "raw", "message_id": f"{channel}-{i}", "processed_at": now}
@@ -280,7 +278,7 @@ async def overhead(
                 await conn.execute(claim_one, rows[0])
             for i in range(first, last):
                 if last - first > 1:  # as ours: a savepoint per run, never released
-                    await conn.exec_driver_sql("SAVEPOINT raw_run")
+                    await savepoint()
                 await conn.execute(tickets.insert().values(order_id=f"raw-{i}"))
             await conn.execute(outbox.insert(), outbox_rows(replies[first:last]))
 
@@ -316,6 +314,15 @@ async def overhead(
         result.stats = pstats.Stats(profiler)
     await service.stop()
     return result
+
+
+async def _cheapest_savepoint(conn: Any) -> Any:
+    """``SAVEPOINT`` the cheapest way the driver allows (asyncpg: its own simple-query
+    ``execute``, as the pipeline does since storage/savepoints.py)."""
+    if conn.dialect.driver == "asyncpg":
+        driver = (await conn.get_raw_connection()).driver_connection
+        return lambda: driver.execute("SAVEPOINT raw_run")
+    return lambda: conn.exec_driver_sql("SAVEPOINT raw_run")
 
 
 def _raw_claim(dialect: str) -> tuple[Any, Any]:

@@ -246,8 +246,7 @@ async def raw_latency(rate: int, seconds: float) -> dict[str, object]:
     finally:
         await connection.close()
         with contextlib.suppress(Exception):
-            await transport.delete_group(channel_name, "bench")  # type: ignore[attr-defined]
-            await transport.delete_channel(channel_name)  # type: ignore[attr-defined]
+            await transport.tear_down(channel_name, ["bench"])
         await transport.close()
     lat = sorted(latencies)
     return {
@@ -357,8 +356,7 @@ async def run_case(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                     break
             inner = transport.inner
             with contextlib.suppress(Exception):
-                await inner.delete_group(channel, "bench")  # type: ignore[attr-defined]
-                await inner.delete_channel(channel)  # type: ignore[attr-defined]
+                await inner.tear_down(channel, ["bench"])
             await transport.close()
             await engine.dispose()
     return result

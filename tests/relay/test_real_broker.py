@@ -33,6 +33,5 @@ async def test_relay_to_rabbitmq_keeps_key_order(case: Case, tmp_path: Path) -> 
                 await collector.close()
     finally:
         with contextlib.suppress(Exception):
-            await transport.delete_group(channel, "relay-test")  # type: ignore[attr-defined]
-            await transport.delete_channel(channel)  # type: ignore[attr-defined]
+            await transport.tear_down(channel, ["relay-test"])
         await transport.close()

@@ -99,6 +99,12 @@ class HiccupTransport(Transport):
         sub = await self.inner.subscribe(channel, group, prefetch=prefetch)
         return HiccupSubscription(sub, self) if channel == self.hiccup_on else sub
 
+    async def delete_group(self, channel: str, group: str) -> bool:
+        return await self.inner.delete_group(channel, group)
+
+    async def delete_channel(self, channel: str) -> bool:
+        return await self.inner.delete_channel(channel)
+
     async def close(self) -> None:
         await self.inner.close()
         self.closed = True

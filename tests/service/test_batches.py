@@ -316,3 +316,32 @@ async def test_orm_work_of_a_failing_run_is_dropped_and_the_others_kept(db: str)
         async with harness.engine.connect() as conn:
             rows = (await conn.execute(select(_Note.order_id).order_by(_Note.id))).scalars()
             assert list(rows) == ["o-1", "o-3"]
+
+
+async def test_core_statements_on_ctx_connection_share_the_runs_savepoint(db: str) -> None:
+    """``ctx.connection`` is the batch's transaction: its writes commit with the run's
+    messages, and a failing run's writes roll back with its savepoint."""
+    service = Service("kitchen", options=ServiceOptions(retry=RETRY_ONCE))
+
+    @service.handles(CreateTicket)
+    async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
+        await ctx.connection.execute(tickets.insert().values(order_id=cmd.order_id))
+        await ctx.reply(CreateTicket(order_id=cmd.order_id))
+        if cmd.fail:
+            raise RuntimeError("the kitchen is on fire")
+
+    async with ServiceHarness(service, db=db) as harness:
+        await _with_app_tables(harness)
+        first, second, third = _deliveries("o-1", "o-2", "o-3", fail="o-2")
+
+        outcomes = await _pipeline(harness).process_batch([first, second, third])
+
+        assert outcomes == [Outcome.HANDLED, Outcome.RETRYING, Outcome.HANDLED]
+        assert await _count(harness, tickets) == 2
+        assert sorted(m.partition_key or "" for m in await harness.sent()) == ["o-1", "o-3"]
+
+        # Outside a handler too: the unit of work's connection is its session's.
+        async with harness.service.transaction() as ctx:
+            await ctx.connection.execute(tickets.insert().values(order_id="o-9"))
+            assert await ctx.session.scalar(select(func.count()).select_from(tickets)) == 3
+        assert await _count(harness, tickets) == 3

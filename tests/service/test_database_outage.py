@@ -58,9 +58,7 @@ async def test_a_10s_database_outage_dead_letters_nothing_and_keeps_order(broker
         await admin.dispose()
         if broker == "amqp":
             cleaner = await connect_transport(transport)
-            await cleaner.delete_group(channel, "kitchen")  # type: ignore[attr-defined]
-            for leftover in (channel, f"{channel}.dlq"):
-                await cleaner.delete_channel(leftover)  # type: ignore[attr-defined]
+            await cleaner.tear_down(channel, ["kitchen"])  # with its .dlq channel
             await cleaner.close()
 
 

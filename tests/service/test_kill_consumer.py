@@ -110,11 +110,6 @@ async def test_sigkill_mid_handler_twenty_times_applies_each_message_once(databa
         if proc.poll() is None:
             proc.kill()
         # The shared broker keeps nothing of the test (Redis streams, RabbitMQ queues).
-        delete_group = getattr(sender, "delete_group", None)
-        if delete_group is not None:
-            await delete_group(channel, "kill-consumer")
-        delete_channel = getattr(sender, "delete_channel", None)
-        if delete_channel is not None:
-            await delete_channel(channel)
+        await sender.tear_down(channel, ["kill-consumer"])
         await sender.close()
         await engine.dispose()

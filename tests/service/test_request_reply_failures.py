@@ -100,11 +100,9 @@ async def _delete_rabbitmq_channels(channel: str, replies: list[tuple[str, str]]
     tool = transport_from_url(services.URLS["rabbitmq"])
     await tool.connect()
     try:
-        await tool.delete_group(channel, "rr-responder")  # type: ignore[attr-defined]
-        await tool.delete_channel(channel)  # type: ignore[attr-defined]
+        await tool.tear_down(channel, ["rr-responder"])
         for replies_to, group in replies:
-            await tool.delete_group(replies_to, group)  # type: ignore[attr-defined]
-            await tool.delete_channel(replies_to)  # type: ignore[attr-defined]
+            await tool.tear_down(replies_to, [group])
     finally:
         await tool.close()
 

@@ -124,17 +124,12 @@ def _name(what: str) -> str:
 
 
 async def _remove_channels(transport: Transport, channels: set[str]) -> None:
-    """Delete what the probe declared where the transport can delete (RabbitMQ queues and
-    exchanges, NATS streams, Redis streams): a probe leaves the broker as it found it."""
-    delete_group = getattr(transport, "delete_group", None)
-    delete_channel = getattr(transport, "delete_channel", None)
+    """Delete what the probe declared (RabbitMQ queues and exchanges, NATS streams, Redis
+    streams, Kafka topics): a probe leaves the broker as it found it."""
     for channel in sorted(channels):
         with contextlib.suppress(ServicewireError, OSError, TimeoutError):
             async with asyncio.timeout(15):
-                if delete_group is not None:
-                    await delete_group(channel, "probe")  # RabbitMQ: queues before exchanges
-                if delete_channel is not None:
-                    await delete_channel(channel)
+                await transport.tear_down(channel, ["probe"])
 
 
 class _Consumer:

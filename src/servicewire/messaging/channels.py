@@ -66,6 +66,30 @@ def reply_channel(service: str, instance: str) -> str:
     return f"{service}.replies.{instance}"
 
 
+_INSTANCE_REPLIES = re.compile(r"^.+\.replies\.[^.]+$")
+
+
+def is_instance_reply_channel(channel: str) -> bool:
+    """Whether ``channel`` is named like one instance's reply channel (:func:`reply_channel`).
+
+    Such a channel lives as long as its instance: transports give it one shard and
+    let the broker remove it once its reader is gone (RabbitMQ ``x-expires``, NATS
+    inactive thresholds), and a sender never creates it. The name pattern
+    ``<anything>.replies.<one segment>`` is therefore reserved::
+
+        is_instance_reply_channel("order-service.replies.3f2a")   # True
+        is_instance_reply_channel("order-service.replies")        # False: shared, durable
+    """
+    # The substring test first: this runs on every publish, and almost always says no.
+    return ".replies." in channel and _INSTANCE_REPLIES.match(channel) is not None
+
+
+def shards_of(channel: str, shards: int) -> int:
+    """Shards of ``channel`` when the transport is configured for ``shards``: one for an
+    instance reply channel (one reader, nothing to spread), else ``shards``."""
+    return 1 if is_instance_reply_channel(channel) else shards
+
+
 @dataclass(frozen=True)
 class ChannelUse:
     """What a service does on one channel: it *sends* (or *receives*) these contracts.

@@ -66,6 +66,7 @@ from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
 from servicewire.storage.failures import is_infrastructure_error
+from servicewire.storage.savepoints import Savepoints
 from servicewire.transports.base import Delivery
 
 log = logging.getLogger("servicewire.pipeline.unit_of_work")
@@ -73,8 +74,6 @@ log = logging.getLogger("servicewire.pipeline.unit_of_work")
 OutboxWriter = Callable[[Any, Sequence[Message]], Awaitable[None]]
 """Writes messages to the outbox: given a session, or the batch's :class:`PendingRows`."""
 
-_SAVEPOINT = "SAVEPOINT servicewire_run"
-_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT servicewire_run"
 
 OUTAGE_PATIENCE = 60.0
 """Seconds a batch that cannot reach its database keeps its deliveries and tries again
@@ -95,6 +94,7 @@ class _Batch:
         "connection",
         "context",
         "pending",
+        "savepoint_statements",
         "savepoints",
         "session",
     )
@@ -105,11 +105,12 @@ class _Batch:
         connection: AsyncConnection,
         *,
         claim_each: bool,
-        savepoints: bool,
+        savepoints: Savepoints | None,
     ) -> None:
         self.session = session
         self.connection = connection
-        self.savepoints = savepoints
+        self.savepoints = savepoints is not None
+        self.savepoint_statements = savepoints
         """Each run in its own savepoint; without (a batch of one), a failed run fails
         the transaction and is re-run in a new one."""
         self.claim_each = claim_each
@@ -350,7 +351,12 @@ class Pipeline:
                 conn = await session.connection()
                 ids = [delivery.message.id for _i, delivery, _s, _v in part]
                 claimed = await inbox.claim_many(conn, self.group, ids)
-                batch = _Batch(session, conn, claim_each=claimed is None, savepoints=savepoints)
+                batch = _Batch(
+                    session,
+                    conn,
+                    claim_each=claimed is None,
+                    savepoints=await Savepoints.on(conn) if savepoints else None,
+                )
                 results: list[_Result] = []
                 unclaim: list[str] = []
                 for _i, delivery, spec, value in part:
@@ -402,14 +408,14 @@ class Pipeline:
             message=message,
             attempt=run.delivery.attempt,
             default_reply_to=self._reply_to,
+            connection=batch.connection,
         )
         mark = batch.pending.mark()
-        conn = batch.connection
-        # A plain SAVEPOINT, never released: one round trip per message instead of two,
+        # A plain SAVEPOINT, never released (storage/savepoints.py): one round trip per message,
         # and no ORM bookkeeping for handlers that use none. Reusing the name is what
         # SQL allows (ROLLBACK TO names the newest); COMMIT releases them all.
-        if batch.savepoints:
-            await conn.exec_driver_sql(_SAVEPOINT)
+        if batch.savepoint_statements is not None:
+            await batch.savepoint_statements.mark()
         try:
             if batch.claim_each and not await inbox.claim(session, self.group, message.id):
                 outcome = Outcome.DUPLICATE
@@ -432,7 +438,8 @@ class Pipeline:
     async def _roll_back_run(batch: _Batch) -> None:
         """Undo a failed run: back to its savepoint, and forget the ORM's view of it."""
         try:
-            await batch.connection.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+            assert batch.savepoint_statements is not None
+            await batch.savepoint_statements.roll_back()
         except BaseException:
             batch.broken = True
             raise

@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicewire.messaging.message import Message
 from servicewire.outbox.tables import ALL_TABLES, outbox
 from servicewire.relay.observed import observed_transport
 from servicewire.storage.database import DatabaseError, display_url, missing_tables
@@ -103,6 +104,14 @@ class Relay(abc.ABC):
     def wake(self) -> None:
         """Look for new rows now (call it right after a commit that wrote outbox rows)."""
         self._wake_all()
+
+    def wake_for(self, messages: Sequence[Message]) -> None:
+        """Look for the rows just committed for ``messages`` (a relay with several batch
+        loops may wake only those that have something to do)::
+
+            relay.wake_for(ctx.outgoing)   # right after the commit that wrote them
+        """
+        self.wake()
 
     def _wake_all(self) -> None:
         self._wakeup.set()

@@ -63,6 +63,12 @@ class ObservedTransport(Transport):
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         return await self.inner.subscribe(channel, group, prefetch=prefetch)
 
+    async def delete_group(self, channel: str, group: str) -> bool:
+        return await self.inner.delete_group(channel, group)
+
+    async def delete_channel(self, channel: str) -> bool:
+        return await self.inner.delete_channel(channel)
+
     async def close(self) -> None:
         await self.inner.close()
 

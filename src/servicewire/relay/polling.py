@@ -56,17 +56,20 @@ import math
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from servicewire.messaging.channels import DEFAULT_SHARDS
+from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
+from servicewire.messaging.message import Message
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
 from servicewire.relay.base import Relay
+from servicewire.relay.batch_statements import LEASE_SHARD, BatchStatements
 from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.poll_delay import PollDelay
@@ -78,13 +81,19 @@ from servicewire.urls import redact_text
 log = logging.getLogger("servicewire.relay")
 
 # Bound parameters, not interpolation (tests/security: SQL only through parameters).
-# set_config(..., true) is SET LOCAL: for the current transaction only.
-_SET_LOCAL_CONFIG = text("SELECT set_config(:name, :value, true)")
-_PG_IDLE_TIMEOUT = "idle_in_transaction_session_timeout"
 _SET_MARIADB_IDLE_TIMEOUT = text("SET SESSION idle_transaction_timeout = :seconds")
 
-LEASE_SHARD = -1
-"""The ``servicewire_relay_shard`` row that is the SQLite lease."""
+
+def _claiming(wakeup: asyncio.Event | None) -> None:
+    """A batch is about to claim: wake-ups so far are for rows its claim will see.
+
+    A commit in this process sets the event only once it has committed, so clearing it
+    right before the claim statement forgets only rows that statement sees; a wake-up
+    after this point makes the loop look again. (Cleared before the batch, as a loop
+    used to, the commits during the lock round trip cost an empty batch each.)
+    """
+    if wakeup is not None:
+        wakeup.clear()
 
 
 def relay_owner_id(name: str) -> str:
@@ -139,6 +148,11 @@ class PollingRelay(Relay):
         self._lease_until = 0.0
         self._next_cleanup = 0.0
         self._listener: Any = None
+        self._shards_per_worker = self.shards
+        self._busy_loops = 0  # batch loops in a batch right now (the watcher waits then)
+        self._sql = BatchStatements(
+            self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
+        )
 
     # The loop ------------------------------------------------------------------------------
 
@@ -152,22 +166,39 @@ class PollingRelay(Relay):
         # Batches of disjoint shard sets overlap: while one waits for broker confirms,
         # another claims and deletes. A shard still has one batch at a time.
         per_worker = -(-self.shards // workers)
-        # wake() sets every one of these, so each batch loop sees every wake-up.
+        # wake() sets every one of these, so each batch loop sees every wake-up;
+        # wake_for() only those of the shards that got rows.
         self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
+        self._shards_per_worker = per_worker
+        self._busy_loops = 0
         self._poll_delay.reset()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watch())
-            for event in self._worker_wakeups:
-                group.create_task(self._work(per_worker, event))
+            for index, event in enumerate(self._worker_wakeups):
+                group.create_task(self._work(per_worker, index * per_worker, event))
 
-    async def _work(self, max_shards: int, event: asyncio.Event) -> None:
-        """A batch loop: batches while it finds rows, then sleeps until the watcher wakes it."""
+    async def _work(self, max_shards: int, first_shard: int, event: asyncio.Event) -> None:
+        """A batch loop: batches while rows may be left, then sleeps until woken.
+
+        Each loop prefers its own shard range (from ``first_shard``), so idle loops
+        woken together cover every shard between them. After a batch that saw every
+        row of its shards (fewer than ``batch_size``, all the shards it asked for) the
+        loop waits for the next wake-up instead of looking again at once: rows committed
+        meanwhile woke it already, and the extra look was an empty transaction of four
+        round trips after every busy batch.
+        """
         while not self._stopping.is_set():
-            if await self._batch(max_shards):
-                self._poll_delay.reset()
-                continue  # more may be waiting (and a wake may have come meanwhile)
-            await event.wait()
             event.clear()
+            self._busy_loops += 1
+            try:
+                handled, saw_all = await self._batch(max_shards, first_shard, event)
+            finally:
+                self._busy_loops -= 1
+            if handled:
+                self._poll_delay.reset()
+                if not saw_all:
+                    continue  # a full batch, or shards held elsewhere: more may be waiting
+            await event.wait()  # at once if a wake-up came after the batch's claim
 
     async def _watch(self) -> None:
         """Wakes the batch loops when rows may be there; otherwise backs off.
@@ -184,12 +215,15 @@ class PollingRelay(Relay):
                 return
             if self.cleanup == "mark" and time.monotonic() >= self._next_cleanup:
                 await self._purge_marked()
-            if woken:
+            if woken or self._busy_loops:
+                # Activity. A busy loop looks again by itself until it has seen every
+                # row of its range: a look now would only find the rows it is publishing.
                 self._poll_delay.reset()
-            elif await self._rows_waiting():
+            elif (shard := await self._row_waiting()) is not None:
                 self._poll_delay.reset()
-                for event in self._worker_wakeups:
-                    event.set()
+                # The loop whose range holds the row; rows of other ranges are found by
+                # the next look, one pause later (waking every loop ran empty batches).
+                self._wake_shard(shard)
             else:
                 self._poll_delay.grow()
                 await self._renew_idle_lease()
@@ -209,13 +243,16 @@ class PollingRelay(Relay):
         self._wakeup.clear()
         return woken
 
-    async def _rows_waiting(self) -> bool:
-        """Is any unpublished row there, of any shard? One cheap query for all shards."""
-        stmt = select(outbox.c.id).limit(1)
+    async def _row_waiting(self) -> int | None:
+        """The shard of an unpublished row, if any is there: one cheap query for all."""
+        stmt = select(outbox.c.shard).limit(1)
         if self.cleanup == "mark":
             stmt = stmt.where(outbox.c.published_at.is_(None)).order_by(outbox.c.id)
+        # Never a locking read (FOR UPDATE SKIP LOCKED would skip a busy batch's rows):
+        # a row this look locked, however briefly, is one a claim skips, publishing the
+        # next row of its key first.
         async with self.engine.connect() as conn:
-            return (await conn.execute(stmt)).first() is not None
+            return (await conn.execute(stmt)).scalar()
 
     async def _renew_idle_lease(self) -> None:
         """SQLite: an idle leaseholder keeps its lease (batches renew it when busy)."""
@@ -241,30 +278,42 @@ class PollingRelay(Relay):
             self._lease_token = None
             self._lease_until = 0.0
 
-    async def _batch(self, max_shards: int | None = None) -> int:
-        """One claim-publish-delete round; returns how many rows it handled."""
+    async def _batch(
+        self,
+        max_shards: int | None = None,
+        first_shard: int = 0,
+        wakeup: asyncio.Event | None = None,
+    ) -> tuple[int, bool]:
+        """One claim-publish-delete round: (rows handled, whether it saw every row of the
+        shards it asked for, so that nothing is left until new rows are committed)."""
         if self.dialect == "sqlite":
-            return await self._batch_leased()
+            return await self._batch_leased(wakeup)
         async with self.engine.connect() as conn:
             if self.dialect == "mysql":
                 # No gap locks: the claim must not block the service's inserts.
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
             try:
                 async with conn.begin():
-                    done = await self._locked_batch(conn, max_shards or self.shards)
+                    done = await self._locked_batch(
+                        conn, max_shards or self.shards, first_shard, wakeup
+                    )
             finally:
                 if self.dialect == "mysql":
                     await self._forget_idle_timeout(conn)
         if done is None:
-            return 0
-        handled, outcome = done
+            return 0, True
+        handled, outcome, saw_all = done
         # Only now, with what did go out deleted and committed: back off and retry the rest.
         outcome.raise_failure()
-        return handled
+        return handled, saw_all
 
     async def _locked_batch(
-        self, conn: AsyncConnection, max_shards: int
-    ) -> tuple[int, PublishOutcome] | None:
+        self,
+        conn: AsyncConnection,
+        max_shards: int,
+        first_shard: int = 0,
+        wakeup: asyncio.Event | None = None,
+    ) -> tuple[int, PublishOutcome, bool] | None:
         """The body of a PostgreSQL/MariaDB batch, inside its transaction on ``conn``."""
         # Fencing: the shard locks last as long as this session. Should this process
         # stop answering (SIGSTOP, a partition), the server ends the session after
@@ -272,8 +321,14 @@ class PollingRelay(Relay):
         # this relay stop publishing before that can happen.
         tenure = Tenure(self.lease_ttl, f"relay {self.name}: the shard locks")
         asked_at = time.monotonic()
-        await self._set_idle_timeout(conn)
-        shards = await self._lock_shards(conn, max_shards)
+        if self.dialect == "mysql":
+            await self._set_mariadb_idle_timeout(conn)
+        # PostgreSQL: the lock query sets the batch's idle timeout itself.
+        lock = self._sql.lock(max_shards, first_shard)
+        shards = [
+            int(s)
+            for s in (await conn.execute(lock, self._sql.lock_values(self.lease_ttl))).scalars()
+        ]
         if not shards:
             return None
         if self.dialect == "mysql" and len(shards) < self.shards:
@@ -288,6 +343,7 @@ class PollingRelay(Relay):
         # went out before its earlier one. A plain read is one snapshot (a
         # transaction's rows all or none), and holding every shard already keeps
         # other relays out. PostgreSQL's locking read is a snapshot too.
+        _claiming(wakeup)
         rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
         if not rows:
             return None
@@ -307,20 +363,20 @@ class PollingRelay(Relay):
             await conn.invalidate()
             raise outcome.failure
         await self._settle(conn, outcome)
-        return len(rows), outcome
+        # Saw every row it may own now: not a full batch, and the shard range it prefers
+        # (another batch loop or relay holding some of them may leave rows behind).
+        preferred = {(first_shard + k) % self.shards for k in range(max_shards)}
+        return len(rows), outcome, len(rows) < self.batch_size and set(shards) == preferred
 
-    async def _set_idle_timeout(self, conn: AsyncConnection) -> None:
-        """Make the server end this batch's session after ``lease_ttl`` idle seconds."""
-        if self.dialect == "postgresql":
-            # SET LOCAL: for this transaction only (the connection goes back to a pool
-            # the service shares).
-            ms = max(1, round(self.lease_ttl * 1000))
-            await conn.execute(_SET_LOCAL_CONFIG, {"name": _PG_IDLE_TIMEOUT, "value": str(ms)})
-        else:
-            # MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout
-            # puts the server default back before the connection returns to the pool.
-            seconds = max(1, math.ceil(self.lease_ttl))
-            await conn.execute(_SET_MARIADB_IDLE_TIMEOUT, {"seconds": seconds})
+    async def _set_mariadb_idle_timeout(self, conn: AsyncConnection) -> None:
+        """Make MariaDB end this batch's session after ``lease_ttl`` idle seconds.
+
+        MariaDB has no SET LOCAL and counts whole seconds; _forget_idle_timeout puts the
+        server default back before the connection returns to the pool the service shares.
+        (PostgreSQL's timeout is SET LOCAL, set by the lock query: BatchStatements.lock.)
+        """
+        seconds = max(1, math.ceil(self.lease_ttl))
+        await conn.execute(_SET_MARIADB_IDLE_TIMEOUT, {"seconds": seconds})
 
     @staticmethod
     async def _forget_idle_timeout(conn: AsyncConnection) -> None:
@@ -328,69 +384,23 @@ class PollingRelay(Relay):
             await conn.exec_driver_sql("SET SESSION idle_transaction_timeout = DEFAULT")
             await conn.rollback()
 
-    async def _lock_shards(self, conn: AsyncConnection, limit: int) -> list[int]:
-        stmt = (
-            select(relay_shard.c.shard)
-            .where(
-                relay_shard.c.relay == OWNER_KEY,
-                relay_shard.c.shard >= 0,
-                relay_shard.c.shard < self.shards,
-            )
-            .order_by(relay_shard.c.shard)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [int(s) for s in (await conn.execute(stmt)).scalars()]
-
     async def _claim(
         self, conn: AsyncConnection, shards: list[int], *, lock: bool
     ) -> list[OutboxRow]:
-        stmt = select(outbox).order_by(outbox.c.id).limit(self.batch_size)
-        if self.cleanup == "mark":
-            stmt = stmt.where(outbox.c.published_at.is_(None))
-        if len(shards) < self.shards:
-            # Writers may use a different shard count; fold every row onto ours.
-            stmt = stmt.where((outbox.c.shard % self.shards).in_(shards))
-        if lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        result = await conn.execute(stmt)
+        result = await conn.execute(*self._sql.claim(shards, lock=lock))
         return [OutboxRow.from_mapping(r) for r in result.mappings()]
 
     async def _settle(self, conn: AsyncConnection, outcome: PublishOutcome) -> None:
         """Delete (or mark) what went out, move bad rows aside, count: in the batch's
         transaction, so only a session that still holds the shard locks can do it."""
-        published, bad = outcome.published, outcome.bad
-        now = time.time()
-        if published:
-            ids = [r.id for r in published]
-            if self.cleanup == "mark":
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
-                )
-            else:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
-        await move_aside(conn, bad, self.name)
-        await self._record(conn, published, now)
-        self._count(len(published), len(bad))
+        await self._finish(conn, outcome.published)
+        await move_aside(conn, outcome.bad, self.name)
+        self._count(len(outcome.published), len(outcome.bad))
 
-    async def _record(self, conn: AsyncConnection, published: list[OutboxRow], now: float) -> None:
+    async def _finish(self, conn: AsyncConnection, published: list[OutboxRow]) -> None:
         # Progress per shard row (already locked by this transaction: no extra contention).
-        per_shard: dict[int, int] = {}
-        for row in published:
-            key = LEASE_SHARD if self.dialect == "sqlite" else row.shard % self.shards
-            per_shard[key] = per_shard.get(key, 0) + 1
-        if not per_shard:
-            return
-        # One statement for every shard of the batch (a round trip per shard is slow).
-        await conn.execute(
-            update(relay_shard)
-            .where(relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard.in_(list(per_shard)))
-            .values(
-                last_published_at=now,
-                published=relay_shard.c.published
-                + case(per_shard, value=relay_shard.c.shard, else_=0),
-            )
-        )
+        for stmt, values in self._sql.settle(published, time.time()):
+            await conn.execute(stmt, values)
 
     # SQLite: one leaseholder ------------------------------------------------------------
 
@@ -454,18 +464,19 @@ class PollingRelay(Relay):
             log.warning("relay %s: %s; standing by", self.name, reason)
             self.active = False
 
-    async def _batch_leased(self) -> int:
+    async def _batch_leased(self, wakeup: asyncio.Event | None = None) -> tuple[int, bool]:
         if time.time() > self._lease_until - self.lease_ttl * 2 / 3:
             async with self.engine.begin() as conn:
                 if not await self._take_lease(conn):
-                    return 0
+                    return 0, True
         token, tenure = self._lease_token, self._lease_tenure
         if token is None:
-            return 0
+            return 0, True
+        _claiming(wakeup)
         async with self.engine.connect() as conn:
             rows = await self._claim(conn, list(range(self.shards)), lock=False)
         if not rows:
-            return 0
+            return 0, True
 
         async def renew() -> None:
             async with self.engine.begin() as conn:
@@ -489,21 +500,35 @@ class PollingRelay(Relay):
                     f"relay {self.name} lost the SQLite lease mid-batch; the new holder "
                     "publishes the rest"
                 )
-            now = time.time()
-            ids = [r.id for r in published]
-            if ids and self.cleanup == "mark":
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_(ids)).values(published_at=now)
-                )
-            elif ids:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            await self._finish(conn, published)
             await move_aside(conn, bad, self.name)
-            await self._record(conn, published, now)
         self._count(len(published), len(bad))
         outcome.raise_failure()
-        return len(rows)
+        return len(rows), len(rows) < self.batch_size
 
     # Setup, wake-up and cleanup ---------------------------------------------------------
+
+    def wake_for(self, messages: Sequence[Message]) -> None:
+        """Wake the batch loops whose shard ranges got rows for ``messages`` (just
+        committed by this process); the others stay asleep instead of running an empty
+        batch. A loop that finds its range partly held elsewhere looks again, and the
+        watcher's next look finds anything left (within ``poll_interval``)."""
+        wakeups = self._worker_wakeups
+        if len(wakeups) <= 1:
+            self.wake()
+            return
+        self._wakeup.set()  # the watcher: activity, set its pause back
+        for message in messages:
+            self._wake_shard(shard_for(message.partition_key, DEFAULT_SHARDS, message.id))
+
+    def _wake_shard(self, shard: int) -> None:
+        """Wake the batch loop whose shard range holds ``shard`` (a writer's shard)."""
+        wakeups = self._worker_wakeups
+        if not wakeups:
+            self.wake()
+            return
+        index = (shard % self.shards) // self._shards_per_worker
+        wakeups[min(index, len(wakeups) - 1)].set()
 
     async def _ensure_shard_rows(self) -> None:
         wanted = [LEASE_SHARD] if self.dialect == "sqlite" else list(range(self.shards))

@@ -27,6 +27,7 @@ from servicewire.messaging.channels import validate_name
 from servicewire.messaging.message import Headers, Message
 from servicewire.outbox.tables import outbox, outbox_dead
 from servicewire.transports.base import Transport
+from servicewire.transports.handled import confirm_handled
 
 # Errors a publish raises for the message itself, not for the broker's state.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -148,12 +149,15 @@ async def publish_rows(
     """
     outcome = PublishOutcome()
     good = _checked(transport, rows, outcome.bad)
-    for wave in _waves(good):
-        try:
-            await _publish_wave(transport, wave, outcome, guard)
-        except Exception as exc:  # a bad moment, not a bad row: the caller retries
-            outcome.failure = exc
-            break
+    # The caller deletes the rows that went out: a brokerless transport must confirm
+    # only once a member handled them, not on receipt (see servicewire.transports.handled).
+    with confirm_handled():
+        for wave in _waves(good):
+            try:
+                await _publish_wave(transport, wave, outcome, guard)
+            except Exception as exc:  # a bad moment, not a bad row: the caller retries
+                outcome.failure = exc
+                break
     return outcome
 
 

@@ -361,7 +361,7 @@ class Service:
     def _committed(self, sent: list[Message]) -> None:
         """Messages reached the outbox in a committed transaction."""
         if self._relay is not None:
-            self._relay.wake()
+            self._relay.wake_for(sent)
         if self.journal is not None:
             for message in sent:
                 self.journal.record_send(self.name, message)
@@ -391,6 +391,7 @@ class Service:
                     source=self.name,
                     codec=self.codecs.for_content_type(self.content_type),
                     default_reply_to=self.reply_channel if self._has_reply_handlers() else None,
+                    connection=await session.connection(),
                 )
                 yield ctx
                 if ctx.outgoing:

@@ -20,6 +20,9 @@ Semantics every transport keeps (checked by :mod:`servicewire.testing.contract`)
   group in publish order, and the next message of a shard is not delivered before the
   previous one is settled.
 * A delivery not acked (nacked, or its subscription closed) is delivered again.
+* ``delete_group`` and ``delete_channel`` remove what ``declare`` made, with its messages,
+  so that tests, tools and benchmarks leave a broker as they found it (see
+  :meth:`Transport.tear_down`).
 * Oversized messages (payload plus headers over ``max_message_size``, or headers over
   :data:`MAX_HEADER_BYTES`) raise :class:`~servicewire.errors.MessageTooLargeError`
   before any I/O: :meth:`Transport.publish` checks them, then calls the transport's own
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -186,6 +189,45 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Wait for publishes in flight, close subscriptions, close the connection."""
+
+    # Cleanup ----------------------------------------------------------------------------
+    #
+    # Every transport answers both calls. Deleting what does not exist is not an error,
+    # so a cleanup may run twice, or after a half-finished declare. The answer says
+    # whether the transport keeps broker objects of that kind at all: ``False`` (the
+    # default here) is "nothing to delete", as for the in-memory broker's groups or
+    # ZeroMQ, where a group lives exactly as long as its members.
+
+    async def delete_group(self, channel: str, group: str) -> bool:
+        """Delete ``group`` on ``channel`` with every message it has not acknowledged.
+
+        Returns ``True`` when the transport keeps per-group objects (RabbitMQ queues,
+        Redis consumer groups, NATS consumers) and they are gone now, ``False`` when it
+        keeps none. Members still subscribed lose the group under them: close them first.
+        """
+        return False
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete ``channel`` and its dead-letter channel ``<channel>.dlq`` with their messages.
+
+        Where a broker keeps groups inside the channel (Redis streams, a NATS stream, a
+        Kafka topic, the in-memory broker) they go too; on RabbitMQ a group's queues are
+        objects of their own, so delete the groups first (:meth:`tear_down` does both).
+        Returns ``False`` when the transport keeps nothing per channel.
+        """
+        return False
+
+    async def tear_down(self, channel: str, groups: Iterable[str] = ()) -> None:
+        """Delete ``groups`` on ``channel``, then the channel: what a test, tool or
+        benchmark declared, in the order every broker accepts::
+
+            await transport.declare("orders", "billing")
+            ...
+            await transport.tear_down("orders", ["billing"])
+        """
+        for group in groups:
+            await self.delete_group(channel, group)
+        await self.delete_channel(channel)
 
     # Shared helpers ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from servicewire.errors import MessageTooLargeError, TransportError
+from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
 from servicewire.messaging.message import Message
 from servicewire.testing.contract.attempts import AttemptContract
+from servicewire.testing.contract.cleanup import Declared
 from servicewire.testing.contract.helpers import (
     Member,
     duplicates,
@@ -62,6 +64,22 @@ class TransportSpec:
         return pytest.fixture(spec, name="spec")
 
 
+class LeavesNothingBehind:
+    """Each case deletes the channels and groups it declared when it ends."""
+
+    @pytest.fixture(autouse=True)
+    async def _leave_nothing_behind(self, spec: TransportSpec) -> AsyncIterator[None]:
+        """Watch every client the case makes (:mod:`.cleanup`); delete what they declared."""
+        make = spec.make
+        declared = Declared()
+        spec.make = declared.watching(make)
+        try:
+            yield
+        finally:
+            spec.make = make
+            await declared.delete(make, spec.timeout)
+
+
 def _at_least(count: Callable[[str], set[str]], key: str, wanted: int) -> bool:
     return len(count(key)) >= wanted
 
@@ -77,8 +95,78 @@ def _report(label: str, received: list[Message], caps: Capabilities) -> None:
         assert dup == 0, f"{label}: {dup} duplicates on a transport declared exactly-once"
 
 
-class TransportContract(AttemptContract):
-    """The base contract suite. Subclass it and provide a ``spec`` fixture."""
+def _keys_on_distinct_shards(shards: int) -> list[str]:
+    """One key per shard (at the default shard count): every key's retry waits at once."""
+    by_shard: dict[int, str] = {}
+    for n in range(shards * 64):
+        by_shard.setdefault(shard_for(f"k{n}", shards), f"k{n}")
+    return [by_shard[s] for s in sorted(by_shard)]
+
+
+async def _retry_through_a_membership_change(
+    transport: Transport, spec: TransportSpec, *, leave: bool
+) -> None:
+    """Each key's message 1 fails once with ``nack(delay)``; while the retries wait, a
+    second member joins (``leave=False``) or the member holding them leaves. A shard that
+    moves must bring its retry along: message 1 is handled before 2 on every key."""
+    channel, group = unique("handover"), unique("g")
+    await transport.declare(channel, group)
+    keys, per_key = _keys_on_distinct_shards(DEFAULT_SHARDS), 5
+    delay = spec.settle_time * 4  # long enough for the membership change to land
+    handled: dict[str, list[int]] = defaultdict(list)
+    failed_by: dict[str, str] = {}  # key -> the member that failed its message 1
+
+    def handler_for(name: str) -> Callable[[Delivery], Awaitable[None]]:
+        async def handler(delivery: Delivery) -> None:
+            key, seq = delivery.message.partition_key or "", int(delivery.message.headers["seq"])
+            if seq == 1 and key not in failed_by:
+                failed_by[key] = name
+                await delivery.nack(delay=delay)
+                return
+            handled[key].append(seq)
+            await delivery.ack()
+
+        return handler
+
+    members = {"a": Member(await transport.subscribe(channel, group), handler_for("a"))}
+    try:
+        if leave:
+            members["b"] = Member(await transport.subscribe(channel, group), handler_for("b"))
+        await asyncio.sleep(spec.settle_time * 2)  # let the group settle its assignment
+        sent = [make_message(channel, i, key=key) for i in range(per_key) for key in keys]
+        await publish_all(transport, sent)
+        await eventually(lambda: len(failed_by) == len(keys), spec.timeout, "every first try")
+        waiting = sum(1 for k in keys if 1 not in handled[k])
+        assert waiting, "every retry ran before the membership change: nothing to test"
+        if leave:
+            # The member that failed more of them leaves while their retries wait.
+            holder = max(("a", "b"), key=list(failed_by.values()).count)
+            await members.pop(holder).stop()
+        else:
+            members["b"] = Member(await transport.subscribe(channel, group), handler_for("b"))
+
+        def complete() -> bool:
+            return all(len(set(handled[k])) >= per_key for k in keys)
+
+        await eventually(complete, spec.timeout * 2, "every key's messages")
+        took = {name: member.deliveries for name, member in members.items()}
+        change = "leave" if leave else "join"
+        print(f"[contract] {change} with {waiting} retries waiting; deliveries {took}")
+        if transport.capabilities.ordered_per_key:
+            for key in keys:
+                first_seen = list(dict.fromkeys(handled[key]))
+                assert first_seen == list(range(per_key)), f"{key} out of order: {first_seen}"
+    finally:
+        for member in members.values():
+            await member.stop()
+
+
+class TransportContract(LeavesNothingBehind, AttemptContract):
+    """The base contract suite. Subclass it and provide a ``spec`` fixture.
+
+    Each case deletes the channels and groups it declared when it ends
+    (:meth:`~servicewire.transports.base.Transport.tear_down`).
+    """
 
     @pytest.fixture
     def spec(self) -> TransportSpec:
@@ -507,6 +595,16 @@ class TransportContract(AttemptContract):
             for pub in publishers:
                 await pub.close()
 
+    async def test_delayed_retry_keeps_its_place_when_a_member_joins(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        await _retry_through_a_membership_change(transport, spec, leave=False)
+
+    async def test_delayed_retry_keeps_its_place_when_its_member_leaves(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        await _retry_through_a_membership_change(transport, spec, leave=True)
+
     # Shutdown ---------------------------------------------------------------------------
 
     async def test_publisher_close_flushes_in_flight(
@@ -528,7 +626,7 @@ class TransportContract(AttemptContract):
             await member.stop()
 
 
-class RestartContract:
+class RestartContract(LeavesNothingBehind):
     """For transports whose broker the tests can restart: nothing is lost across restarts."""
 
     async def test_reconnects_after_two_broker_restarts_mid_stream(

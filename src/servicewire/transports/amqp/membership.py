@@ -28,7 +28,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
-from servicewire.transports.amqp.topology import members_exchange
+from servicewire.transports.amqp.topology import members_auto_delete, members_exchange
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Membership:
     ) -> None:
         self._channel = channel
         self._exchange_name = members_exchange(channel_name, group)
+        self._auto_delete = members_auto_delete(channel_name)
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self.member_id = member_id
         self._on_change = on_change
@@ -69,7 +70,10 @@ class Membership:
 
     async def start(self) -> None:
         self._exchange = await self._channel.declare_exchange(
-            self._exchange_name, aio_pika.ExchangeType.FANOUT, durable=False
+            self._exchange_name,
+            aio_pika.ExchangeType.FANOUT,
+            durable=False,
+            auto_delete=self._auto_delete,
         )
         queue = await self._channel.declare_queue(
             f"{self._exchange_name}/{self.member_id}", exclusive=True, auto_delete=True

@@ -14,6 +14,11 @@ connect_timeout   10         seconds the first connection attempt may take
 reconnect_delay   1          seconds between reconnection attempts
 member_interval   1          seconds between membership heartbeats of a group member
 member_timeout    3.5        a member silent this long is presumed gone; its shards move
+ce_headers        amqp       CloudEvents header names written: ``amqp`` (``cloudEvents:type``),
+                             ``rabbitmq`` (``ce-type``, the Knative RabbitMQ binding) or
+                             ``both``; every naming is read
+reply_expires     60         seconds an instance reply queue lives without a reader
+                             before RabbitMQ deletes it (``x-expires``)
 ================  =========  ===========================================================
 
 The keys aio-pika and aiormq read themselves (:data:`DRIVER_KEYS`: ``heartbeat``,
@@ -71,6 +76,9 @@ class AmqpOptions(TransportOptions):
     reconnect_delay: float = option(1.0, above=0)
     member_interval: float = option(1.0, above=0)
     member_timeout: float = option(3.5, above=0)
+    ce_headers: Literal["amqp", "rabbitmq", "both"] = "amqp"
+    """CloudEvents application-header names to write (:mod:`.headers`); all are read."""
+    reply_expires: float = option(60.0, at_least=1)
 
     def problems(self) -> list[str]:
         if self.member_timeout <= self.member_interval:

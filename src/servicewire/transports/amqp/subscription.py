@@ -19,12 +19,28 @@ requeued message behind the shard's next ones (a key's later messages would over
 it; the contract case ``test_nacked_message_comes_back_before_the_next_of_its_key``
 caught it). The member keeps it unacknowledged instead, so the shard stays blocked at
 the broker, and hands the same message out again after ``delay`` with ``attempt`` one
-higher. Only when it cannot (the subscription closes, the shard is being handed over,
-the channel was lost) does the broker get it back, and then with its count
+higher. Only when it cannot (the subscription closes, the channel was lost) or must not
+(``delivery_limit`` is set on a quorum queue: the broker does the counting then) does
+the broker get it back.
+
+A shard that is to move while one of its messages waits out a delay stays here until
+that message is settled for good: the retry is handed out here, and its ack (or
+reject) hands the shard over as above. Cancelling first and nacking after would let
+the new owner, active the moment we cancel, take the key's next message while the
+retried one is still checked out to us (the contract case
+``test_delayed_retry_keeps_its_place_when_a_member_joins`` caught it). For the same
+reason a nack that gives the message back to the broker (``delivery_limit`` set) never
+cancels first: the broker returns it to us, the still active consumer, ahead of the
+shard's next messages, and its settlement hands the shard over.
+
+Closing with a retry waiting (:meth:`AmqpSubscription.close`): if other members live,
+closing the channel returns the message ahead of the shard's next ones and the next
+owner counts it from the broker (``x-delivery-count``; a classic queue only sets
+``redelivered``). A member closing alone gives it back *with its count*
 (:meth:`AmqpSubscription._give_back`): a copy carrying the next attempt number goes to
 the end of the shard queue and the original is acked, because a classic queue counts
-no requeue, nor a quorum queue since RabbitMQ 4.3. With ``delivery_limit`` on a quorum
-queue the broker counts every delivery and must see every retry: ``nack`` requeues.
+no requeue, nor a quorum queue since RabbitMQ 4.3; nobody consumes the shard before the
+next instance starts, so a restart between attempts continues the count.
 """
 
 from __future__ import annotations
@@ -343,13 +359,16 @@ class AmqpSubscription(Subscription):
             and not self._broker_counts
             and channel is self._channel
             and not channel.is_closed
-            and shard not in self._yielding
+            # Not "and the shard stays ours": a shard being handed over waits for its
+            # retry to be settled (module docstring).
             and self._inflight.get(shard) is delivery
         )
 
     def _hand_out_again(self, delivery: AmqpDelivery) -> None:
+        if self._closed:
+            return  # close() decides how it goes back (module docstring)
         if not self._can_keep(delivery):
-            # Closing, handing the shard over, or the channel is gone: the broker takes it.
+            # Closing, or the channel is gone: the broker takes it.
             self._settle_later(delivery)
             return
         again = delivery._again()
@@ -361,18 +380,27 @@ class AmqpSubscription(Subscription):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _settle(self, delivery: AmqpDelivery, how: str) -> None:
-        """Settle on the broker: ``ack``, ``reject``, or ``give_back`` (see :meth:`_give_back`)."""
+    async def _settle(self, delivery: AmqpDelivery, how: str, *, closing: bool = False) -> None:
+        """Settle on the broker: ``ack``, ``reject``, or ``give_back`` (see :meth:`_give_back`).
+
+        Once the subscription closes, only :meth:`close` gives messages back (``closing``).
+        """
         channel = delivery._channel
         if channel is not self._channel or channel.is_closed:
             return  # the connection it came on is gone: the broker returns it by itself
+        if how == "give_back" and self._closed and not closing:
+            return  # close() gives it back, or closing the channel returns it
         shard = delivery.shard if delivery.shard is not None else 0
         if self._inflight.get(shard) is delivery:
             del self._inflight[shard]
         elif how == "give_back":
             return  # given back already (closing and a retry timer at once)
         try:
-            if shard in self._yielding and self._consumers.get(shard) == delivery.consumer_tag:
+            if (
+                how != "give_back"  # a requeued message comes back to us first: keep the shard
+                and shard in self._yielding
+                and self._consumers.get(shard) == delivery.consumer_tag
+            ):
                 async with self._lock:
                     if shard in self._yielding:
                         await self._cancel(channel, shard)
@@ -485,11 +513,15 @@ class AmqpSubscription(Subscription):
                 await asyncio.wait_for(asyncio.shield(self._reconciler), 10.0)
             except TimeoutError:
                 self._reconciler.cancel()
+        alone = self._membership is None or self._membership.members() == [self.member_id]
         if self._membership is not None:
             await self._membership.stop()
-        # Messages kept for a retry go back with their attempt count (not as a requeue).
-        for delivery in [d for d in self._inflight.values() if d.settled]:
-            await self._settle(delivery, "give_back")
+        if alone:
+            # Messages kept for a retry go back with their attempt count. With other
+            # members alive, closing the channel returns them ahead of the shard's next
+            # messages instead, for the next owner (module docstring).
+            for delivery in [d for d in self._inflight.values() if d.settled]:
+                await self._settle(delivery, "give_back", closing=True)
         if self._giver is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._giver.close(), 5.0)

@@ -12,6 +12,15 @@ For channel ``orders`` with ``shards=16`` and group ``billing``::
     exchange  orders.dlq             the dead-letter channel (one shard), with its
     queue     orders.dlq/dead-letters/0  group ``dead-letters`` keeping what arrives
 
+An instance reply channel (``<service>.replies.<instance>``, see
+:func:`~servicewire.messaging.channels.is_instance_reply_channel`) is one classic queue
+named like the channel, with ``x-expires`` so that RabbitMQ deletes it once its
+instance is gone, however it went; replies reach it through the default exchange, so a
+sender declares nothing and a late reply to a vanished instance is simply dropped::
+
+    queue     order-service.replies.3f2a    classic, durable, x-expires=reply_expires
+    exchange  order-service.replies.3f2a/<group>/members   fanout, auto-delete
+
 ``/`` never occurs in a channel or group name, so these names cannot collide.
 """
 
@@ -25,7 +34,12 @@ from typing import Any
 import aiormq
 
 from servicewire.errors import InvalidNameError, TransportError
-from servicewire.messaging.channels import dead_letter_channel, validate_name
+from servicewire.messaging.channels import (
+    dead_letter_channel,
+    is_instance_reply_channel,
+    validate_name,
+)
+from servicewire.messaging.channels import shards_of as _channel_shards
 
 DLQ_SUFFIX = ".dlq"
 DEAD_LETTER_GROUP = (
@@ -57,6 +71,8 @@ def unrouted_exchange(channel: str) -> str:
 
 
 def queue_name(channel: str, group: str, shard: int) -> str:
+    if is_instance_reply_channel(channel):
+        return _short(channel)  # one reader, one queue: senders address it by name
     return _short(f"{channel}/{group}/{shard}")
 
 
@@ -65,8 +81,20 @@ def members_exchange(channel: str, group: str) -> str:
 
 
 def shards_of(channel: str, shards: int) -> int:
-    """Dead-letter channels have one shard: order does not matter there, people do."""
-    return 1 if channel.endswith(DLQ_SUFFIX) else shards
+    """Dead-letter channels have one shard: order does not matter there, people do.
+    An instance reply channel has one too: it has one reader."""
+    return 1 if channel.endswith(DLQ_SUFFIX) else _channel_shards(channel, shards)
+
+
+def members_auto_delete(channel: str) -> bool:
+    """Whether ``channel``'s membership exchanges go when their last member leaves.
+
+    Only an instance reply channel's: the other channels' members exchanges were
+    declared without auto-delete by earlier versions, and RabbitMQ refuses to declare
+    an exchange again with another setting. There is one of those per group, not per
+    instance, so they do not accumulate.
+    """
+    return is_instance_reply_channel(channel)
 
 
 ShardKeys = tuple[str, ...]
@@ -83,11 +111,13 @@ class Topology:
         shards: int,
         queue_type: str,
         delivery_limit: int,
+        reply_expires: float = 60.0,
     ) -> None:
         self._channel = channel
         self.shards = shards
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
+        self.reply_expires = reply_expires
         self._exchanges: dict[str, asyncio.Future[None]] = {}
         self._groups: dict[tuple[str, str], asyncio.Future[None]] = {}
 
@@ -148,6 +178,13 @@ class Topology:
 
     def queue_arguments(self, channel: str) -> dict[str, Any]:
         args: dict[str, Any] = {"x-single-active-consumer": True}
+        if is_instance_reply_channel(channel):
+            # Classic: a quorum queue costs a Raft member, a WAL share and file handles,
+            # far too much for a queue that lives as long as one process. Unused (no
+            # consumer) for reply_expires, RabbitMQ deletes it: a crashed instance's too.
+            args["x-queue-type"] = "classic"
+            args["x-expires"] = max(1, round(self.reply_expires * 1000))
+            return args
         if self.queue_type == "quorum":
             args["x-queue-type"] = "quorum"
             if self.delivery_limit > 0:
@@ -158,6 +195,9 @@ class Topology:
         return args
 
     async def _declare_group(self, channel: str, group: str) -> None:
+        if is_instance_reply_channel(channel):
+            await self._declare_reply_queue(channel, group)
+            return
         await self.ensure_exchange(channel)
         if not channel.endswith(DLQ_SUFFIX):
             # Dead letters need somewhere to land before the first one happens.
@@ -175,6 +215,17 @@ class Topology:
             members_exchange(channel, group), exchange_type="fanout", durable=False
         )
 
+    async def _declare_reply_queue(self, channel: str, group: str) -> None:
+        ch = await self._channel()
+        queue = queue_name(channel, group, 0)
+        await ch.queue_declare(queue, durable=True, arguments=self.queue_arguments(channel))
+        await ch.exchange_declare(
+            members_exchange(channel, group),
+            exchange_type="fanout",
+            durable=False,
+            auto_delete=True,
+        )
+
     async def delete_group(self, channel: str, group: str) -> None:
         """Delete a group's shard queues (and every message in them)."""
         ch = await self._channel()
@@ -186,7 +237,11 @@ class Topology:
     async def delete_channel(self, channel: str) -> None:
         """Delete a channel's exchanges and its dead-letter channel with the
         ``dead-letters`` group (declared with the channel's first group). The other
-        groups' queues stay until :meth:`delete_group` removes them."""
+        groups' queues stay until :meth:`delete_group` removes them. An instance reply
+        channel has no exchanges: its queue goes with its group."""
+        if is_instance_reply_channel(channel):
+            self.forget(channel)
+            return
         ch = await self._channel()
         if not channel.endswith(DLQ_SUFFIX):
             await self.delete_group(dead_letter_channel(channel), DEAD_LETTER_GROUP)

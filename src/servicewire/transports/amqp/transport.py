@@ -38,7 +38,7 @@ from servicewire.errors import (
     PublishError,
     TransportError,
 )
-from servicewire.messaging.channels import shard_for
+from servicewire.messaging.channels import is_instance_reply_channel, shard_for, validate_name
 from servicewire.messaging.message import Message
 from servicewire.transports.amqp.headers import encode
 from servicewire.transports.amqp.options import AmqpOptions, parse
@@ -48,6 +48,7 @@ from servicewire.transports.amqp.topology import (
     Topology,
     check_channel,
     exchange_name,
+    queue_name,
     shards_of,
 )
 from servicewire.transports.base import (
@@ -99,6 +100,7 @@ class AmqpTransport(Transport):
             shards=self.options.shards,
             queue_type=self.options.queue_type,
             delivery_limit=self.options.delivery_limit,
+            reply_expires=self.options.reply_expires,
         )
         self._subscriptions: set[AmqpSubscription] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -184,14 +186,18 @@ class AmqpTransport(Transport):
 
     async def _publish(self, message: Message) -> None:
         channel = message.destination
-        if not self._topology.known_exchange(channel):
+        if self._topology.known_exchange(channel):
+            exchange, key = exchange_name(channel), self._shard_key(message, channel)
+        elif is_instance_reply_channel(channel):
+            # The default exchange routes by queue name: nothing to declare, and a reply
+            # to an instance whose queue expired is dropped instead of bringing it back.
+            check_channel(channel)
+            exchange, key = "", queue_name(channel, "", 0)
+        else:
             check_channel(channel)
             await self._retrying(channel, lambda: self._topology.ensure_exchange(channel))
-        key = SHARD_KEYS[
-            shard_for(message.partition_key, shards_of(channel, self.options.shards), message.id)
-        ]
-        body, props = encode(message)
-        exchange = exchange_name(channel)
+            exchange, key = exchange_name(channel), self._shard_key(message, channel)
+        body, props = encode(message, self.options.ce_headers)
         pub = self._pub
         if pub is not None and not pub.is_closed:
             # The hot path: one frame set, one confirm, no retry machinery.
@@ -221,6 +227,10 @@ class AmqpTransport(Transport):
                 )
 
         await self._retrying(channel, send)
+
+    def _shard_key(self, message: Message, channel: str) -> str:
+        shards = shards_of(channel, self.options.shards)
+        return SHARD_KEYS[shard_for(message.partition_key, shards, message.id)]
 
     async def _publisher_channel(self) -> aiormq.abc.AbstractChannel:
         assert self._publisher is not None
@@ -286,16 +296,24 @@ class AmqpTransport(Transport):
             raise
         return sub
 
-    async def delete_group(self, channel: str, group: str) -> None:
-        """Delete ``group``'s queues on ``channel`` with their messages (admin, tests)."""
+    async def delete_group(self, channel: str, group: str) -> bool:
+        """Delete ``group``'s shard queues on ``channel`` with their messages, and its
+        members exchange. Queues are found by name for this client's ``shards``: a
+        group declared with more shards keeps the others."""
         self._check_open()
+        check_channel(channel)
+        validate_name(group, "group")
         await self._topology.delete_group(channel, group)
+        return True
 
-    async def delete_channel(self, channel: str) -> None:
+    async def delete_channel(self, channel: str) -> bool:
         """Delete ``channel``'s exchanges and its ``.dlq`` channel with the
-        ``dead-letters`` group; delete the channel's own groups first (admin, tests)."""
+        ``dead-letters`` group; the channel's own groups are queues of their own:
+        delete them first (:meth:`~servicewire.transports.base.Transport.tear_down`)."""
         self._check_open()
+        check_channel(channel)
         await self._topology.delete_channel(channel)
+        return True
 
     def _check_open(self) -> None:
         if self._connection is None or self._closing:

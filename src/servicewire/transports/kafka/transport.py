@@ -36,7 +36,7 @@ from servicewire.errors import (
     PublishError,
     TransportError,
 )
-from servicewire.messaging.channels import shard_for, validate_name
+from servicewire.messaging.channels import dead_letter_channel, shard_for, validate_name
 from servicewire.messaging.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -44,6 +44,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
+from servicewire.transports.kafka.cleanup import delete_consumer_group, delete_topics
 from servicewire.transports.kafka.client import client_kwargs
 from servicewire.transports.kafka.headers import to_kafka
 from servicewire.transports.kafka.membership import group_consumer, kafka_group_id
@@ -304,6 +305,26 @@ class KafkaTransport(Transport):
             raise self._failed(exc) from None
         self._subscriptions.add(sub)
         return sub
+
+    # Cleanup ----------------------------------------------------------------------------
+
+    async def delete_group(self, channel: str, group: str) -> bool:
+        """Delete the consumer group of ``group`` on ``channel`` with its offsets."""
+        topic = self.topic_for(channel)
+        validate_name(group, "group")
+        await delete_consumer_group(await self._admin_client(), kafka_group_id(topic, group))
+        self._declared.discard((topic, group))
+        return True
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete ``channel``'s topic and its ``.dlq`` topic with their records; the
+        consumer groups' offsets go with :meth:`delete_group`."""
+        topics = [self.topic_for(channel), self.topic_for(dead_letter_channel(channel))]
+        await delete_topics(await self._admin_client(), topics)
+        for topic in topics:
+            self._topics.pop(topic, None)
+            self._declared = {(t, g) for t, g in self._declared if t != topic}
+        return True
 
     # Shutdown ---------------------------------------------------------------------------
 

@@ -186,6 +186,18 @@ class MemoryBroker:
             state = groups[group] = GroupState(self.shards)
         return state
 
+    def delete_group(self, channel: str, group: str) -> None:
+        """Forget ``group`` on ``channel`` with its messages; its members read nothing more."""
+        groups = self.channels.get(channel)
+        if groups is not None:
+            groups.pop(group, None)
+            if not groups:
+                del self.channels[channel]
+
+    def delete_channel(self, channel: str) -> None:
+        """Forget ``channel`` with every group on it."""
+        self.channels.pop(channel, None)
+
     def publish(self, message: Message) -> None:
         for state in self.channels.get(message.destination, {}).values():
             state.enqueue(message)

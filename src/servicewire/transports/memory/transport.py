@@ -16,7 +16,7 @@ Nothing survives the process (``persistent=False``).
 from __future__ import annotations
 
 from servicewire.errors import TransportError
-from servicewire.messaging.channels import validate_name
+from servicewire.messaging.channels import dead_letter_channel, validate_name
 from servicewire.messaging.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -77,6 +77,17 @@ class MemoryTransport(Transport):
         self._subscriptions.add(sub)
         state.join(sub)
         return sub
+
+    async def delete_group(self, channel: str, group: str) -> bool:
+        self._check_open()
+        self.broker.delete_group(validate_name(channel, "channel"), validate_name(group, "group"))
+        return True
+
+    async def delete_channel(self, channel: str) -> bool:
+        self._check_open()
+        self.broker.delete_channel(validate_name(channel, "channel"))
+        self.broker.delete_channel(dead_letter_channel(channel))
+        return True
 
     async def close(self) -> None:
         for sub in list(self._subscriptions):

@@ -17,6 +17,7 @@ option             default    meaning
 ``replicas``       1          stream replicas (a clustered server needs 3 for HA)
 ``storage``        ``file``   ``file`` survives a restart; ``memory`` does not
 ``lease_ttl``      6          seconds a member's lease lives without renewal
+``reply_ttl``      60         seconds an instance reply consumer outlives its reader
 ``timeout``        10         seconds to wait for a PubAck or a JetStream API reply
 ``connect_timeout`` 5         seconds to wait for the first connection
 ``name``           (none)     client name shown by the server's monitoring
@@ -49,6 +50,7 @@ class NatsOptions(TransportOptions):
     replicas: int = option(1, at_least=1)
     storage: Literal["file", "memory"] = "file"
     lease_ttl: float = option(6.0, above=0)
+    reply_ttl: float = option(60.0, at_least=1)
     timeout: float = option(10.0, above=0)
     connect_timeout: float = option(5.0, above=0)
     name: str | None = None

@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from servicewire.errors import TransportError
+from servicewire.messaging.channels import shards_of
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.nats.headers import from_nats
 from servicewire.transports.nats.membership import Membership, stop_task
-from servicewire.transports.nats.names import consumer_name, stream_name
+from servicewire.transports.nats.names import durable_name, stream_name
 from servicewire.transports.nats.options import NatsOptions
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ class NatsSubscription(Subscription):
         self._owned: set[int] = set()
         self._requests: dict[int, _Shard] = {}  # shards with a pull request outstanding
         self._next_subjects = [
-            f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{consumer_name(group, s)}"
-            for s in range(options.shards)
+            f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{durable_name(channel, group, s)}"
+            for s in range(shards_of(channel, options.shards))
         ]
         self._inbox = self._nc.new_inbox()
         self._sub: Any = None
@@ -128,7 +129,7 @@ class NatsSubscription(Subscription):
             channel=channel,
             group=group,
             member_id=self._inbox.rsplit(".", 1)[1],
-            shards=options.shards,
+            shards=shards_of(channel, options.shards),
             ttl=options.lease_ttl,
             on_change=self._assign,
         )

@@ -26,9 +26,16 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from nats.js import api
+from nats.js.errors import NotFoundError
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
-from servicewire.messaging.channels import shard_for, validate_name
+from servicewire.messaging.channels import (
+    dead_letter_channel,
+    is_instance_reply_channel,
+    shard_for,
+    shards_of,
+    validate_name,
+)
 from servicewire.messaging.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -39,7 +46,8 @@ from servicewire.transports.base import (
 from servicewire.transports.nats.client import FastHeadersClient
 from servicewire.transports.nats.headers import header_block
 from servicewire.transports.nats.names import (
-    consumer_name,
+    REPLY_MAX_AGE,
+    durable_name,
     shard_subject,
     stream_name,
     stream_subjects,
@@ -166,12 +174,14 @@ class NatsTransport(Transport):
 
     async def _create_stream(self, channel: str) -> None:
         opts = self.options
+        # Instance reply channels share one stream whose replies expire by themselves.
+        replies = is_instance_reply_channel(channel)
         config = api.StreamConfig(
             name=stream_name(channel),
             subjects=[stream_subjects(channel)],
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE if opts.storage == "file" else api.StorageType.MEMORY,
-            max_age=opts.max_age or None,
+            max_age=REPLY_MAX_AGE if replies else opts.max_age or None,
             num_replicas=opts.replicas,
             duplicate_window=120.0,
             max_msg_size=self._max_payload,
@@ -204,9 +214,12 @@ class NatsTransport(Transport):
         deliver = api.DeliverPolicy.ALL if opts.history == "all" else api.DeliverPolicy.NEW
         stream = stream_name(channel)
 
+        # An instance reply consumer goes by itself once nobody pulled for reply_ttl.
+        inactive = opts.reply_ttl if is_instance_reply_channel(channel) else None
+
         async def one(shard: int) -> None:
             config = api.ConsumerConfig(
-                durable_name=consumer_name(group, shard),
+                durable_name=durable_name(channel, group, shard),
                 filter_subject=shard_subject(channel, shard),
                 deliver_policy=deliver,
                 ack_policy=api.AckPolicy.EXPLICIT,
@@ -214,6 +227,7 @@ class NatsTransport(Transport):
                 max_ack_pending=1,  # the shard's next message waits for this one's ack
                 max_deliver=-1,
                 max_waiting=512,
+                inactive_threshold=inactive,
             )
             try:
                 await self.js.add_consumer(stream, config)
@@ -224,7 +238,7 @@ class NatsTransport(Transport):
                         f"{group!r} on {channel!r}: {exc}"
                     ) from None
 
-        await asyncio.gather(*(one(shard) for shard in range(opts.shards)))
+        await asyncio.gather(*(one(shard) for shard in range(shards_of(channel, opts.shards))))
         self._declared.add((channel, group))
 
     # Publishing -------------------------------------------------------------------------
@@ -238,7 +252,9 @@ class NatsTransport(Transport):
         size = len(header) + len(message.payload)
         if size > self._max_payload:
             raise MessageTooLargeError(size, self._max_payload, channel)
-        shard = shard_for(message.partition_key, self.options.shards, message.id)
+        shard = shard_for(
+            message.partition_key, shards_of(channel, self.options.shards), message.id
+        )
         return f"{prefix}{shard}", header
 
     async def _send(self, message: Message) -> None:
@@ -304,13 +320,37 @@ class NatsTransport(Transport):
 
     # Administration ---------------------------------------------------------------------
 
-    async def delete_channel(self, channel: str) -> None:
-        """Delete ``channel``'s stream with every message and group on it (tests, tools)."""
+    async def delete_group(self, channel: str, group: str) -> bool:
+        """Delete ``group``'s consumers on ``channel`` with their positions (tests, tools)."""
         self._check_open()
-        with contextlib.suppress(Exception):  # already gone
-            await self.js.delete_stream(stream_name(validate_name(channel, "channel")))
-        self._streams.pop(channel, None)
-        self._declared = {(c, g) for c, g in self._declared if c != channel}
+        validate_name(channel, "channel")
+        validate_name(group, "group")
+        stream = stream_name(channel)
+        for shard in range(shards_of(channel, self.options.shards)):
+            with contextlib.suppress(NotFoundError):  # already gone
+                await self.js.delete_consumer(stream, durable_name(channel, group, shard))
+        self._declared.discard((channel, group))
+        return True
+
+    async def delete_channel(self, channel: str) -> bool:
+        """Delete ``channel``'s stream and its ``.dlq`` stream with every message and
+        group on them (tests, tools). An instance reply channel's replies are purged
+        from the shared reply stream, which stays."""
+        self._check_open()
+        validate_name(channel, "channel")
+        if is_instance_reply_channel(channel):
+            with contextlib.suppress(NotFoundError):
+                await self.js.purge_stream(
+                    stream_name(channel), subject=f"{subject_prefix(channel)}*"
+                )
+            self._declared = {(c, g) for c, g in self._declared if c != channel}
+            return True
+        for name in (channel, dead_letter_channel(channel)):
+            with contextlib.suppress(NotFoundError):  # already gone
+                await self.js.delete_stream(stream_name(name))
+            self._streams.pop(name, None)
+            self._declared = {(c, g) for c, g in self._declared if c != name}
+        return True
 
     # Shutdown ---------------------------------------------------------------------------
 

@@ -106,7 +106,8 @@ class Membership:
         self.member = member_name()
         opts = link.options
         self._members_key = opts.members(channel, group)
-        self._lease_keys = [opts.lease(channel, group, s) for s in range(opts.shards)]
+        self._shards = opts.shards_of(channel)
+        self._lease_keys = [opts.lease(channel, group, s) for s in range(self._shards)]
         client = link.client
         self._heartbeat = client.register_script(HEARTBEAT_SCRIPT)
         self._lease = client.register_script(LEASE_SCRIPT)
@@ -118,7 +119,7 @@ class Membership:
         ttl_ms = int(opts.lease_ttl * 1000)
         live = await self._heartbeat(keys=[self._members_key], args=[self.member, ttl_ms])
         names = [m.decode() if isinstance(m, bytes) else str(m) for m in live]
-        desired = deal(names, opts.shards, self.member)
+        desired = deal(names, self._shards, self.member)
         owned = await self._lease(
             keys=self._lease_keys, args=[self.member, ttl_ms, *sorted(desired)]
         )

@@ -7,6 +7,9 @@ tag so every key of one channel lands in the same Redis Cluster slot)::
     P:{orders}:g:billing:members   sorted set: live members of group "billing" -> expiry (ms)
     P:{orders}:g:billing:lease:3   string: the member that owns shard 3, with a TTL
 
+An instance reply channel (``svc.replies.3f2a``) has one shard stream, which expires
+``reply_ttl`` seconds after its reader last renewed it (see docs/transports/redis.md).
+
 A stream entry carries the payload in field ``data`` and each header ``h`` in field
 ``ce_h`` (the CloudEvents binary-mode convention other bindings use), so a consumer in
 another language reads our messages with a plain ``XREADGROUP``::
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from urllib.parse import urlencode, urlunsplit
 
-from servicewire.messaging.channels import DEFAULT_SHARDS
+from servicewire.messaging.channels import DEFAULT_SHARDS, shards_of
 from servicewire.messaging.message import Headers, Message
 from servicewire.security.tls import driver_options
 from servicewire.transports.options import INTERNAL, TransportOptions, option
@@ -76,10 +79,16 @@ class RedisOptions(TransportOptions):
     """Entries a shard worker reads per round trip (kept locally, handed out one by one)."""
     block: float = option(2.0, above=0)
     """Seconds one blocking read waits for new entries before looping."""
+    trim_interval: float = option(10.0, at_least=0)
+    """Seconds between a member's safe trims of the shard streams it owns (0 = never):
+    ``XTRIM MINID`` below what every group of the stream still needs (:mod:`.trimming`)."""
     maxlen: int = option(0, at_least=0)
-    """Approximate cap on each shard stream (0 = no trimming; trimming can drop unread entries)."""
+    """Hard, lossy cap on each shard stream (``XADD MAXLEN ~``; 0 = none): it drops the
+    oldest entries even when a group has not read or acked them yet."""
     persistent: bool | None = None
     """Declared persistence; ``None`` (``auto``) = ask the server (``appendonly``) at connect."""
+    reply_ttl: float = option(60.0, at_least=1)
+    """Seconds an instance reply stream outlives its last reader (a crashed instance's)."""
 
     @classmethod
     def from_url(cls, url: str) -> RedisOptions:
@@ -110,6 +119,10 @@ class RedisOptions(TransportOptions):
         return []
 
     # Keys ---------------------------------------------------------------------------------
+
+    def shards_of(self, channel: str) -> int:
+        """Shard streams of ``channel``: one for an instance reply channel."""
+        return shards_of(channel, self.shards)
 
     def stream(self, channel: str, shard: int) -> str:
         return f"{self.prefix}:{{{channel}}}:s:{shard}"

@@ -33,6 +33,7 @@ from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.redis.membership import RETRYABLE as _RETRYABLE
 from servicewire.transports.redis.membership import Membership, RedisLink
 from servicewire.transports.redis.options import decode_entry
+from servicewire.transports.redis.trimming import trim_streams
 
 log = logging.getLogger("servicewire.transports.redis.transport")
 
@@ -378,13 +379,31 @@ class RedisSubscription(Subscription):
             yield item
 
     async def _tick_loop(self) -> None:
-        interval = self.link.options.heartbeat
+        opts = self.link.options
+        loop = asyncio.get_running_loop()
+        next_trim = loop.time() + opts.trim_interval
         while not self._closed:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(opts.heartbeat)
             try:
                 await self._tick()
             except (*_RETRYABLE, RedisError) as exc:
                 log.debug("member %s heartbeat failed: %s", self.member, exc)
+                continue
+            if opts.trim_interval and loop.time() >= next_trim and not self._closed:
+                next_trim = loop.time() + opts.trim_interval
+                try:
+                    await self.trim()
+                except Exception as exc:  # trimming only saves memory: never stop heartbeats
+                    log.warning("member %s: trimming failed: %s", self.member, exc)
+
+    async def trim(self) -> dict[str, int]:
+        """Trim the shard streams this member owns below what every group still needs.
+
+        Runs every ``trim_interval`` seconds; each shard has one owner per group, so a
+        stream is trimmed once per group and interval, whatever the message rate.
+        """
+        keys = [self.link.options.stream(self.channel, shard) for shard in self.owned_shards]
+        return await trim_streams(self.link.client, keys)
 
     async def _tick(self) -> None:
         owned, desired = await self._membership.tick()

@@ -16,8 +16,10 @@ Redis answered its XADD::
 
 URL options (query string; anything else goes to redis-py): ``shards`` (16),
 ``prefix`` (``sw``), ``lease_ttl`` (5 s), ``heartbeat`` (0.25 s), ``batch`` (64),
-``block`` (2 s), ``maxlen`` (0 = never trim), ``persistent`` (``auto``: ask the
-server whether ``appendonly`` is on; ``yes``/``no`` to declare it).
+``block`` (2 s), ``trim_interval`` (10 s: members trim their shard streams below what
+every group still needs; 0 = never), ``maxlen`` (0 = no hard cap; a cap is lossy),
+``persistent`` (``auto``: ask the server whether ``appendonly`` is on; ``yes``/``no``
+to declare it).
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from servicewire.errors import ConnectionFailedError, PublishError, TransportError
-from servicewire.messaging.channels import shard_for, validate_name
+from servicewire.messaging.channels import (
+    dead_letter_channel,
+    is_instance_reply_channel,
+    shard_for,
+    validate_name,
+)
 from servicewire.messaging.message import Message
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -47,6 +54,7 @@ from servicewire.transports.base import (
 )
 from servicewire.transports.redis.batch import AckBatcher, Pipeliner
 from servicewire.transports.redis.options import RedisOptions, encode_entry
+from servicewire.transports.redis.replies import ReplyStreams
 from servicewire.transports.redis.subscription import RedisSubscription
 from servicewire.urls import redact, redact_text
 
@@ -72,6 +80,7 @@ class RedisTransport(Transport):
         self._acks: AckBatcher | None = None
         self._subscriptions: set[RedisSubscription] = set()
         self._declared: set[tuple[str, str]] = set()
+        self._replies = ReplyStreams(self)
         self._closing = False
 
     # Connection -----------------------------------------------------------------------
@@ -132,7 +141,8 @@ class RedisTransport(Transport):
         """The shard stream key and the fields of ``message`` (names checked, no I/O)."""
         channel = validate_name(message.destination, "channel")
         opts = self.options
-        key = opts.stream(channel, shard_for(message.partition_key, opts.shards, message.id))
+        shards = opts.shards_of(channel)
+        key = opts.stream(channel, shard_for(message.partition_key, shards, message.id))
         return key, encode_entry(message)
 
     def _adder(self) -> Pipeliner:
@@ -143,20 +153,22 @@ class RedisTransport(Transport):
     async def _send(self, message: Message) -> None:
         key, fields = self._entry(message)
         maxlen = self.options.maxlen or None
+        # A reply to an instance whose stream is gone is dropped, not a stream made anew.
+        only = is_instance_reply_channel(message.destination)
         await self._adder().submit(
-            lambda pipe: pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+            lambda pipe: pipe.xadd(key, fields, maxlen=maxlen, approximate=True, nomkstream=only)
         )
 
     async def _send_batch(self, messages: Sequence[Message]) -> None:
         # Names first: one bad message refuses the whole batch before any I/O.
-        entries = [self._entry(m) for m in messages]
+        entries = [(*self._entry(m), is_instance_reply_channel(m.destination)) for m in messages]
         if not entries:
             return
         maxlen = self.options.maxlen or None
 
         def add_all(pipe: Pipeline) -> None:
-            for key, fields in entries:
-                pipe.xadd(key, fields, maxlen=maxlen, approximate=True)
+            for key, fields, only in entries:
+                pipe.xadd(key, fields, maxlen=maxlen, approximate=True, nomkstream=only)
 
         # One queue entry and one future for the batch; still one reply per message.
         await self._adder().submit(add_all, commands=len(entries))
@@ -180,8 +192,9 @@ class RedisTransport(Transport):
         if (channel, group) in self._declared:
             return
         pipe: Pipeline = self.client.pipeline(transaction=False)
-        for shard in range(self.options.shards):
+        for shard in range(self.options.shards_of(channel)):
             pipe.xgroup_create(self.options.stream(channel, shard), group, id="$", mkstream=True)
+        self._replies.bound(pipe, channel)
         try:
             results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
@@ -193,13 +206,35 @@ class RedisTransport(Transport):
                 raise self._wrap_error(result)
         self._declared.add((channel, group))
 
-    async def delete_channel(self, channel: str) -> None:
+    async def delete_group(self, channel: str, group: str) -> bool:
+        """Delete ``group`` on ``channel``: its consumer group on every shard stream (with
+        its pending entries), its members and its leases; the streams stay::
+
+            await transport.delete_group("orders", "billing")
+        """
+        validate_name(channel, "channel")
+        validate_name(group, "group")
+        opts = self.options
+        shards = range(opts.shards_of(channel))
+        pipe: Pipeline = self.client.pipeline(transaction=False)
+        for shard in shards:
+            pipe.xgroup_destroy(opts.stream(channel, shard), group)
+        pipe.delete(opts.members(channel, group), *(opts.lease(channel, group, s) for s in shards))
+        try:
+            # A missing stream answers with an error: nothing to delete there.
+            await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise self._wrap_error(exc) from None
+        self._declared.discard((channel, group))
+        return True
+
+    async def delete_channel(self, channel: str) -> bool:
         """Delete ``channel`` and its ``.dlq`` channel: every shard stream, group and lease
         key (tests, tools)::
 
             await transport.delete_channel("orders")
         """
-        for name in (channel, f"{channel}.dlq"):
+        for name in (channel, dead_letter_channel(channel)):
             validate_name(name, "channel")
             # Every key of a channel shares its hash tag ``{channel}``; validated names
             # hold no glob characters, so the pattern matches this channel only.
@@ -211,6 +246,7 @@ class RedisTransport(Transport):
             except (RedisError, OSError) as exc:
                 raise self._wrap_error(exc) from None
             self._declared = {(c, g) for c, g in self._declared if c != name}
+        return True
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
@@ -221,6 +257,7 @@ class RedisTransport(Transport):
         except (RedisError, OSError) as exc:
             await sub.close()
             raise self._wrap_error(exc) from None
+        self._replies.keep(channel, lambda: sub in self._subscriptions)
         return sub
 
     # Shutdown -------------------------------------------------------------------------
@@ -232,6 +269,7 @@ class RedisTransport(Transport):
             await self._adds.drain()  # publishes in flight get their confirmation first
         for sub in list(self._subscriptions):
             await sub.close()
+        await self._replies.close()
         if self._acks is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._acks.drain(final=True), 10)

@@ -13,7 +13,7 @@ option         default      meaning
 =============  ===========  ==========================================================
 ``shards``     16           shards per channel (same value on every node)
 ``heartbeat``  0.25         seconds between a node's heartbeats to the directory
-``timeout``    10           seconds publish waits for the receiving peers' receipts
+``timeout``    10           seconds publish waits for the receiving peers' receipts (acks)
 ``bind``       (see below)  interface of this node's inbox (tcp only)
 ``advertise``  (see below)  host other nodes dial to reach this node's inbox (tcp only)
 =============  ===========  ==========================================================
@@ -48,7 +48,8 @@ class ZmqOptions(TransportOptions):
     heartbeat: float = option(0.25, above=0)
     """Seconds between a node's heartbeats to the directory; 6 missed = the node is gone."""
     timeout: float = option(10.0, above=0)
-    """Seconds publish waits for the receiving peers' receipts."""
+    """Seconds publish waits for the receiving peers' receipts (their acks inside
+    :func:`~servicewire.transports.handled.confirm_handled`, as outbox relays publish)."""
     bind: str = ""
     """Interface of this node's inbox (tcp); empty: derived from the rendezvous host."""
     advertise: str = ""

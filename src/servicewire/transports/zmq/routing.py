@@ -10,6 +10,7 @@ to the shard's next owner, in the order it was sent::
     router = Router(ctx, shards=16)
     router.apply(view)                         # a new membership view from the directory
     receipts = router.start(message, channel)  # one receipt per group; no await
+    handled = router.start(message, channel, until_acked=True)  # done when acked
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import OrderedDict
 import zmq
 import zmq.asyncio
 
+from servicewire.errors import PublishError
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
 from servicewire.transports.sharding import owners
@@ -39,15 +41,21 @@ Target = tuple[str, str]
 
 
 class _Send:
-    """One message on its way to one group, kept by the sender until a member acks it."""
+    """One message on its way to one group, kept by the sender until a member acks it.
 
-    __slots__ = ("attempt", "channel", "group", "message", "receipt", "shard", "tag")
+    ``receipt`` is done when the member holds it, or, ``until_acked``, once it acked it.
+    """
 
-    def __init__(self, message: Message, channel: str, group: str, shard: int) -> None:
+    __slots__ = ("attempt", "channel", "group", "message", "receipt", "shard", "tag", "until_acked")
+
+    def __init__(
+        self, message: Message, channel: str, group: str, shard: int, until_acked: bool
+    ) -> None:
         self.message = message
         self.channel = channel
         self.group = group
         self.shard = shard
+        self.until_acked = until_acked
         self.attempt = 1
         self.tag = 0
         self.receipt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -119,22 +127,41 @@ class Router:
             peer.task.cancel()
             peer.socket.close(linger=0)
 
-    def start(self, message: Message, channel: str) -> list[asyncio.Future[None]]:
-        """Send ``message`` to one member of every group of ``channel`` (no await)."""
+    def has_members(self, channel: str) -> bool:
+        """Whether some group of ``channel`` has a live member (in this node's view)."""
+        return bool(self._owners.get(channel))
+
+    def start(
+        self, message: Message, channel: str, *, until_acked: bool = False
+    ) -> list[asyncio.Future[None]]:
+        """Send ``message`` to one member of every group of ``channel`` (no await).
+
+        The futures are done on the members' receipts, or ``until_acked`` on their acks.
+        With no live member in any group there are none: brokerless keeps nothing for
+        later, and the caller decides whether that is an error.
+        """
         receipts = []
         for group in self._owners.get(channel, {}):
             shard = shard_for(message.partition_key, self.shards, message.id)
-            send = _Send(message, channel, group, shard)
+            send = _Send(message, channel, group, shard, until_acked)
             self._route(send)
             receipts.append(send.receipt)
-        # No live member in any group: brokerless keeps nothing for later.
         return receipts
 
     def _route(self, send: _Send) -> None:
         dealt = self._owners.get(send.channel, {}).get(send.group)
         if not dealt:
             # The group's last member is gone: brokerless cannot keep it for later.
-            if not send.receipt.done():
+            if send.receipt.done():
+                pass
+            elif send.until_acked:
+                send.receipt.set_exception(
+                    PublishError(
+                        f"zmq: group {send.group!r} of {send.channel!r} has no live member "
+                        f"to handle message {send.message.id}"
+                    )
+                )
+            else:
                 send.receipt.set_result(None)
             return
         key = (send.channel, send.group, send.shard)
@@ -172,7 +199,7 @@ class Router:
             if kind == RECEIPT:
                 for tag in unpack_tags(frames[1]):
                     send = self._outstanding.get(tag)
-                    if send is not None and not send.receipt.done():
+                    if send is not None and not send.until_acked and not send.receipt.done():
                         send.receipt.set_result(None)
             elif kind == ACK:
                 for tag in unpack_tags(frames[1]):

@@ -8,6 +8,8 @@ it carries no messages::
     transport = await connect_transport("zmq+tcp://127.0.0.1:5555")
     sub = await transport.subscribe("orders", "billing")     # every node knows on return
     await transport.publish(message)       # returns when each group's member holds it
+    with confirm_handled():                # (as outbox relays publish)
+        await transport.publish(message)   # returns when each group's member acked it
 
 What holds, as on a broker: each group gets every message, members of a group share
 them, per-key order with competing members (a shard of a group is routed to one
@@ -42,6 +44,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
+from servicewire.transports.handled import handled_wanted
 from servicewire.transports.zmq.membership import DirectoryClient, DirectoryHost, NodeState, View
 from servicewire.transports.zmq.options import ZmqOptions
 from servicewire.transports.zmq.routing import Router
@@ -151,22 +154,45 @@ class ZmqTransport(Transport):
     # Publishing -----------------------------------------------------------------------
 
     async def _send(self, message: Message) -> None:
-        await self._confirmed(self._start(message), f"message {message.id}")
+        handled = handled_wanted()
+        router = self._sender([message], handled)
+        receipts = router.start(message, message.destination, until_acked=handled)
+        await self._confirmed(receipts, f"message {message.id}", handled)
 
     async def _send_batch(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        handled = handled_wanted()
+        router = self._sender(messages, handled)
         receipts: list[asyncio.Future[None]] = []
         for message in messages:
-            receipts.extend(self._start(message))
-        await self._confirmed(receipts, f"a batch of {len(messages)} messages")
+            receipts.extend(router.start(message, message.destination, until_acked=handled))
+        await self._confirmed(receipts, f"a batch of {len(messages)} messages", handled)
 
-    def _start(self, message: Message) -> list[asyncio.Future[None]]:
-        """Send ``message`` to one member of every group of its channel (no await)."""
-        channel = validate_name(message.destination, "channel")
-        if self._inbox is None or self._router is None or self._closing:
+    def _sender(self, messages: Sequence[Message], handled: bool) -> Router:
+        """The router, once every message can go out (names, connection; no I/O yet).
+
+        ``handled`` (inside :func:`~servicewire.transports.handled.confirm_handled`, as
+        outbox relays publish): receipts are done on the members' acks, and a channel
+        without any live member is a :class:`PublishError` before anything is sent, so
+        the caller keeps its copy.
+        """
+        router = self._router
+        for message in messages:
+            channel = validate_name(message.destination, "channel")
+            if self._inbox is None or router is None or self._closing:
+                raise TransportError(f"zmq transport {redact(self.url)} is not connected")
+            if handled and not router.has_members(channel):
+                raise PublishError(
+                    f"zmq: channel {channel!r} has no live member to handle message {message.id}"
+                )
+        if router is None:  # unreachable with messages (the loop raised); for mypy
             raise TransportError(f"zmq transport {redact(self.url)} is not connected")
-        return self._router.start(message, channel)
+        return router
 
-    async def _confirmed(self, receipts: list[asyncio.Future[None]], what: str) -> None:
+    async def _confirmed(
+        self, receipts: list[asyncio.Future[None]], what: str, handled: bool
+    ) -> None:
         if not receipts:
             return
         waiting = asyncio.gather(*receipts)
@@ -175,9 +201,14 @@ class ZmqTransport(Transport):
             async with asyncio.timeout(self.options.timeout):
                 await asyncio.shield(waiting)
         except TimeoutError:
+            # The sender keeps routing what it sent (a member may still ack it later);
+            # the caller keeps its copy and retries, so a retry may deliver it twice.
+            # Nobody awaits ``waiting`` any more: retrieve its outcome when it comes.
+            waiting.add_done_callback(_retrieve)
+            got = "ack" if handled else "receipt"
             raise PublishError(
-                f"zmq: no receipt for {what} within {self.options.timeout:.0f}s "
-                "(the consuming peer may be gone)"
+                f"zmq: no {got} for {what} within {self.options.timeout:.0f}s "
+                "(the consuming peer may be gone, or not done handling it)"
             ) from None
         finally:
             self._publishing.discard(waiting)
@@ -303,3 +334,9 @@ class ZmqTransport(Transport):
         ctx, self._ctx = self._ctx, None
         if ctx is not None:
             await asyncio.to_thread(ctx.term)  # waits out the inbox linger off the loop
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned future's outcome as seen (no "never retrieved" warning)."""
+    if not future.cancelled():
+        future.exception()
