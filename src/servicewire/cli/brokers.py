@@ -47,7 +47,8 @@ def add_parser(subparsers: Any) -> None:
         "urls",
         nargs="*",
         metavar="URL",
-        help="transports to probe (default: memory, amqp, nats, redis and zmq on this host)",
+        help="transports to probe (default: memory, amqp, nats, redis and zmq on this host, "
+        "and kafka:// on a private tansu broker)",
     )
     parser.add_argument(
         "--messages",
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    load_before = os.getloadavg()
     results = asyncio.run(probe_all(urls, messages=args.messages, progress=progress))
+    load = f"{load_before[0]:.2f} when it started, {os.getloadavg()[0]:.2f} when it ended"
     print(render_text(results))
     if not args.no_write:
         from servicewire.urls import redact_text
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         tail = (shlex.quote(redact_text(a)) for a in _argv_tail())
         command = "servicewire brokers " + " ".join(tail)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(render_markdown(results, command.strip(), args.chart, args.out))
+        args.out.write_text(render_markdown(results, command.strip(), args.chart, args.out, load))
         measured = [r for r in results if r.reachable]
         if measured:
             write_chart(measured, args.chart)
@@ -118,7 +121,11 @@ def render_text(results: list[ProbeResult]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(results: list[ProbeResult], command: str, chart: Path, out: Path) -> str:
+def render_markdown(
+    results: list[ProbeResult], command: str, chart: Path, out: Path, load: str = ""
+) -> str:
+    """The report; ``load`` is the host's load average during the run (figures are
+    only comparable between runs on an equally quiet host)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured = [r for r in results if r.reachable]
     header = "| " + " | ".join(t for t, _ in COLUMNS) + " |"
@@ -133,8 +140,10 @@ def render_markdown(results: list[ProbeResult], command: str, chart: Path, out: 
         "sheet; rerun the command to refresh this page. How each column is measured: see",
         "`servicewire/cli/brokers_probe.py` (3 competing members over 6 keys for ordering; a group",
         "with no member connected for durability; a private broker restarted for",
-        "persistence — shared brokers are never restarted; 500-byte messages).",
+        "persistence — shared brokers are never restarted; `kafka://` is a private tansu;",
+        "500-byte messages; latency after one warm-up message).",
         "",
+        *([f"Load average (1 min) of the host: {load}.", ""] if load else []),
         header,
         rule,
         *rows,

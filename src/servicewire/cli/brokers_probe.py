@@ -19,10 +19,16 @@ What each probe does (every wait is bounded):
 * **durability**: a declared group with no member connected; messages published;
   then a member joins — how many arrive.
 * **persistence**: only where the probe can restart a broker it started itself (a
-  private ``redis-server`` mirroring the target's ``appendonly``): publish, restart,
-  count. Shared brokers are never restarted; the cell says why it was not measured.
+  private ``redis-server`` mirroring the target's ``appendonly``; a private tansu on
+  its S3 storage for Kafka): publish, restart, count. Shared brokers are never
+  restarted; the cell says why it was not measured.
 * **throughput**: ``publish_batch`` of 500-byte messages, confirmed by the broker.
-* **latency**: one message at a time, publish to handler, p50 and p99.
+* **latency**: one message at a time, publish to handler, p50 and p99, after one
+  warm-up message (so a consumer group's join is not counted as latency).
+
+``kafka://`` without a host probes a private tansu (:mod:`servicewire.testing.tansu`)
+that the probe starts and stops, the way ``memory://`` gets a broker of its own: there
+is no shared Kafka on a development host, and stopping it removes everything made.
 """
 
 from __future__ import annotations
@@ -53,8 +59,32 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "nats": "nats://127.0.0.1:4222",
     "redis": "redis://127.0.0.1:6379/0",
     "zmq": "zmq+tcp://127.0.0.1:{port}",
+    "kafka": "kafka://",
 }
-"""What ``servicewire brokers`` probes when given no URL (kafka only when a URL is given)."""
+"""What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu)."""
+
+# Group timings for the private tansu: members notice a rebalance within 100 ms (the
+# transport's defaults suit a production cluster, where a join may take longer).
+TANSU_TUNING = (
+    "session_timeout_ms=6000&heartbeat_interval_ms=100&rebalance_timeout_ms=5000"
+    "&revoke_grace_ms=300&request_timeout_ms=15000&connect_timeout_ms=5000"
+)
+# On its S3 storage (the persistence probe) every batch and commit is an S3 request.
+TANSU_RESTART_TUNING = (
+    "&partitions=4&heartbeat_interval_ms=1000&linger_ms=20&commit_interval_ms=500"
+)
+
+
+def join_time(name: str) -> float:
+    """How long a new member may take before it receives anything.
+
+    A Kafka member joins its consumer group first; tansu's coordinator waits about
+    3-4 s for more members before it assigns partitions (Kafka's
+    ``group.initial.rebalance.delay.ms`` does the same). The other transports deliver
+    within milliseconds of subscribing.
+    """
+    return 20.0 if name == "kafka" else 3.0
+
 
 KEYS = 6
 MEMBERS = 3
@@ -182,7 +212,8 @@ async def _probe_order(transport: Transport, result: ProbeResult, count: int) ->
 
     members = [_Consumer(await transport.subscribe(channel, group), jitter) for _ in range(MEMBERS)]
     try:
-        await asyncio.sleep(0.5)  # let the group settle who owns which shard
+        # Let the group settle who owns which shard (Kafka: all three have joined).
+        await asyncio.sleep(0.5 if result.name != "kafka" else join_time("kafka") / 2)
         sent = [_message(channel, i, key=f"key-{i % KEYS}") for i in range(count)]
         await transport.publish_batch(sent)
         expected = {m.id for m in sent}
@@ -237,7 +268,7 @@ async def _probe_durability(transport: Transport, result: ProbeResult, count: in
     await transport.publish_batch(sent)
     consumer = _Consumer(await transport.subscribe(channel, group))
     try:
-        await _wait(lambda: len({m.id for m in consumer.got}) >= count, 3)
+        await _wait(lambda: len({m.id for m in consumer.got}) >= count, join_time(result.name))
         kept = len({m.id for m in consumer.got} & {m.id for m in sent})
         result.durability = (
             f"kept {kept}/{count}" if kept else f"none kept (0/{count}): no member, no buffer"
@@ -271,6 +302,11 @@ async def _probe_latency(transport: Transport, result: ProbeResult, count: int) 
     consumer = _Consumer(await transport.subscribe(channel, group), stamp)
     samples: list[float] = []
     try:
+        warm_up = _message(channel, -1)
+        await transport.publish(warm_up)
+        if not await _wait(_arrived(arrived, warm_up.id), join_time(result.name)):
+            result.notes.append("latency: the warm-up message did not arrive")
+            return
         for i in range(count):
             message = _message(channel, i)
             sent_ns = time.perf_counter_ns()
@@ -299,6 +335,9 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
     if name == "zmq":
         result.persistence = "not measured: brokerless, no broker to restart (nothing kept)"
         return
+    if name == "kafka":
+        await _probe_tansu_persistence(result, count)
+        return
     if name != "redis":
         result.persistence = "not measured: shared broker; only a private one is restarted"
         return
@@ -311,25 +350,54 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
         result.persistence = f"not measured: {exc}"
         return
     async with server:
-        transport = await connect_transport(server.url)
-        try:
-            channel, group = _name("restart"), "probe"
-            await transport.declare(channel, group)
-            sent = [_message(channel, i) for i in range(count)]
-            await transport.publish_batch(sent)
-            await server.restart()
-            consumer = await _resubscribe(transport, channel, group)
-            try:
-                await _wait(lambda: len({m.id for m in consumer.got}) >= count, 5)
-                kept = len({m.id for m in consumer.got} & {m.id for m in sent})
-            finally:
-                await consumer.stop()
-        finally:
-            await transport.close()
+        kept = await _kept_across_restart(server.url, server.restart, count, 5)
     aof = "yes" if appendonly else "no"
     result.persistence = (
         f"kept {kept}/{count} (private redis-server, appendonly {aof} like the target)"
     )
+
+
+async def _probe_tansu_persistence(result: ProbeResult, count: int) -> None:
+    """Publish to a private tansu on S3 storage, restart it, count what a member gets."""
+    from servicewire.testing.tansu import Tansu
+
+    try:
+        broker = Tansu(persistent=True)
+        await asyncio.to_thread(broker.start)
+    except ServicewireError as exc:
+        result.persistence = f"not measured: {exc}"
+        return
+
+    async def restart() -> None:
+        await asyncio.to_thread(broker.restart)
+
+    try:
+        url = f"{broker.url}/?{TANSU_TUNING}{TANSU_RESTART_TUNING}"
+        kept = await _kept_across_restart(url, restart, count, join_time("kafka") + 10)
+    finally:
+        await asyncio.to_thread(broker.stop)  # its storage (in memory) goes with it
+    result.persistence = f"kept {kept}/{count} (private tansu, S3 storage, restarted)"
+
+
+async def _kept_across_restart(
+    url: str, restart: Callable[[], Awaitable[None]], count: int, wait: float
+) -> int:
+    """Publish ``count`` to a declared group, restart the broker, count what arrives."""
+    transport = await connect_transport(url)
+    try:
+        channel, group = _name("restart"), "probe"
+        await transport.declare(channel, group)
+        sent = [_message(channel, i) for i in range(count)]
+        await transport.publish_batch(sent)
+        await restart()
+        consumer = await _resubscribe(transport, channel, group)
+        try:
+            await _wait(lambda: len({m.id for m in consumer.got}) >= count, wait)
+            return len({m.id for m in consumer.got} & {m.id for m in sent})
+        finally:
+            await consumer.stop()
+    finally:
+        await transport.close()
 
 
 async def _resubscribe(transport: Transport, channel: str, group: str) -> _Consumer:
@@ -353,6 +421,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
     name = transport_name(url)
     if name == "memory" and urlsplit(url).netloc in ("", "default"):
         url = f"memory://probe-{uuid.uuid4().hex[:8]}"  # a broker of its own
+    if name == "kafka" and not urlsplit(url).netloc:
+        return await _probe_private_tansu(messages, say)
     result = ProbeResult(name=name, url=redact(url))
     order_n = max(30, min(300, messages // 5))
     latency_n = max(20, min(300, messages // 10))
@@ -398,6 +468,32 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
             async with asyncio.timeout(15):
                 await transport.close()
     result.delivery = _delivery_cell(result)
+    return result
+
+
+async def _probe_private_tansu(messages: int, say: Progress) -> ProbeResult:
+    """Probe ``kafka://`` on a tansu of its own; stopping it removes all the probe made."""
+    from servicewire.testing.tansu import Tansu
+
+    try:
+        broker = Tansu()
+        say("[kafka] starting a private tansu broker")
+        await asyncio.to_thread(broker.start)
+    except ServicewireError as exc:
+        say(f"[kafka] unreachable: {exc}")
+        return ProbeResult(name="kafka", url="kafka://", reachable=False, error=str(exc))
+    try:
+        result = await probe(f"{broker.url}/?{TANSU_TUNING}", messages=messages, progress=say)
+    finally:
+        await asyncio.to_thread(broker.stop)
+    result.url = f"{broker.url} (private tansu, stopped after the probe)"
+    result.notes.append(
+        "private tansu 0.6 (memory storage) with fast group timings "
+        "(heartbeat 100 ms); every new member first waits ~3-4 s for the group's join. "
+        "tansu answers an empty fetch only when fetch_max_wait_ms (200 ms, the default) "
+        "expires, not when a record arrives, so latency is ~100 ms here "
+        "(docs/transports/kafka.md)"
+    )
     return result
 
 

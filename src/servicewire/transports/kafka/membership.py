@@ -45,7 +45,7 @@ def group_consumer(
         heartbeat_interval_ms=options.heartbeat_interval_ms,
         max_poll_interval_ms=options.max_poll_interval_ms,
         rebalance_timeout_ms=options.rebalance_timeout_ms,
-        fetch_max_wait_ms=200,
+        fetch_max_wait_ms=options.fetch_max_wait_ms,
         max_partition_fetch_bytes=max(1024 * 1024, max_message_size * 2),
     )
 

@@ -51,6 +51,9 @@ class KafkaOptions(TransportOptions):
     """Least time between two offset commits of one member (they coalesce meanwhile)."""
     revoke_grace_ms: int = option(1_000, at_least=0)
     """How long a revoked partition waits for its in-flight deliveries to settle."""
+    fetch_max_wait_ms: int = option(200, at_least=1)
+    """Longest a fetch waits at the broker for records (Kafka answers as soon as one
+    arrives; tansu 0.6 only when this expires, so there it is about twice the latency)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 A :class:`KafkaSubscription` owns one ``AIOKafkaConsumer`` that joined the group. Kafka
 assigns it some partitions of the channel's topic; for each it keeps:
 
-* a buffer of fetched records not yet handed out;
+* a buffer of fetched records not yet handed out; when it is full the partition
+  alone is paused in the client (``pause``/``resume``), so a partition held back by a
+  poison message never stops the fetches of the others;
 * an :class:`~servicewire.transports.kafka.offsets.OffsetTracker` of records handed
   out, so the commit is the highest *contiguous* settled offset (auto-commit is off:
   it would commit records whose handler has not finished);
@@ -11,7 +13,10 @@ assigns it some partitions of the channel's topic; for each it keeps:
   record of a partition waits for the previous one to be settled;
 * the attempt count of records nacked here, and a "not before" time after
   ``nack(delay)``: the record goes back to the head of the partition's buffer, so it is
-  redelivered before anything after it and order holds.
+  redelivered before anything after it and order holds. Each nack also writes the
+  partition's counts to the group's attempts record
+  (:mod:`~servicewire.transports.kafka.attempts`), and a newly assigned partition reads
+  them back before it hands anything out, so the count survives a rebalance.
 
 A committer task coalesces watermarks into one OffsetCommit request at a time. On a
 rebalance the revoked partitions stop handing out, wait briefly (``revoke_grace_ms``)
@@ -35,9 +40,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from servicewire.transports.base import Delivery, Subscription
+from servicewire.transports.kafka.attempts import AttemptsLog
 from servicewire.transports.kafka.headers import from_kafka
 from servicewire.transports.kafka.membership import Rebalance
 from servicewire.transports.kafka.offsets import OffsetTracker
@@ -56,9 +62,12 @@ class _Partition:
         "attempts",
         "buffer",
         "draining",
+        "failed",
         "gone",
         "inflight",
+        "loading",
         "not_before",
+        "paused",
         "tp",
         "tracker",
     )
@@ -69,9 +78,12 @@ class _Partition:
         self.tracker = OffsetTracker()
         self.inflight = 0
         self.not_before = 0.0
-        self.attempts: dict[int, int] = {}
+        self.attempts: dict[int, int] = {}  # offset -> deliveries made (handed out)
+        self.failed: dict[int, int] = {}  # offset -> attempts, of records nacked, unsettled
+        self.loading = False  # reading the attempts record: hand out nothing yet
         self.draining = False  # revoked: hand out nothing more, let in-flight settle
         self.gone = False  # revoked and forgotten: settling its deliveries does nothing
+        self.paused = False  # its buffer is full: the client fetches nothing more for it
 
     def requeue(self, record: Any) -> None:
         """Put ``record`` back in offset order (the head, when one is in flight)."""
@@ -100,6 +112,7 @@ class KafkaDelivery(Delivery):
         if not self._settled:
             self._settled = True
             self._sub._settle(self, requeue=True, delay=delay)
+            await self._sub._record_attempts(self._part)
 
 
 class KafkaSubscription(Subscription):
@@ -116,6 +129,7 @@ class KafkaSubscription(Subscription):
         revoke_grace_ms: int,
         commit_interval_ms: int,
         on_close: Callable[[KafkaSubscription], None],
+        attempts: AttemptsLog | None = None,
         ordered: bool = True,
     ) -> None:
         self.channel = channel
@@ -124,14 +138,17 @@ class KafkaSubscription(Subscription):
         self.prefetch = max(1, prefetch)
         self._consumer = consumer
         self._on_close = on_close
+        self._attempts = attempts
+        self._loads: set[asyncio.Task[None]] = set()
         self._per = 1 if ordered else self.prefetch  # unsettled per partition
         self._parts: dict[TopicPartition, _Partition] = {}
         self._outstanding = 0
-        self._buffered = 0
-        self._buffer_limit = max(256, self.prefetch * 8)  # fetched, not yet handed out
+        # Fetched, not yet handed out, per partition: a full buffer pauses that partition
+        # only. (A limit for the whole member would let one partition stuck on a poison
+        # message fill it and stop every other partition's fetches.)
+        self._buffer_limit = max(256, self.prefetch * 8)
         self._queue: asyncio.Queue[KafkaDelivery | None] = asyncio.Queue()
         self._commit_wanted = asyncio.Event()
-        self._space = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,12 +180,6 @@ class KafkaSubscription(Subscription):
 
     async def _fetch_loop(self) -> None:
         while not self._closed:
-            if self._buffered >= self._buffer_limit:
-                # Enough is waiting locally; let handlers catch up before fetching more.
-                self._space.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._space.wait(), 0.5)
-                continue
             try:
                 batches = await self._consumer.getmany(
                     timeout_ms=_FETCH_TIMEOUT_MS, max_records=self._buffer_limit
@@ -184,7 +195,10 @@ class KafkaSubscription(Subscription):
                 if part is None or part.draining:
                     continue  # fetched for a partition that is no longer ours
                 part.buffer.extend(records)
-                self._buffered += len(records)
+                if len(part.buffer) >= self._buffer_limit and not part.paused:
+                    # Enough of this partition waits locally; the others keep fetching.
+                    part.paused = True
+                    self._pause(tp, True)
             if batches:
                 self._dispatch()
 
@@ -196,27 +210,33 @@ class KafkaSubscription(Subscription):
             ready_at = self._dispatch_part(part, now)
             if ready_at is not None:
                 wake = ready_at if wake is None else min(wake, ready_at)
-        if self._buffered < self._buffer_limit:
-            self._space.set()
         if wake is not None:
             self._schedule(wake - now)
 
     def _dispatch_part(self, part: _Partition, now: float) -> float | None:
         """Hand out records of ``part``; returns when to retry if it is held back."""
-        if part.draining:
+        if part.draining or part.loading:
             return None
         if part.not_before > now:
             return part.not_before if part.buffer else None
         while part.buffer and self._outstanding < self.prefetch and part.inflight < self._per:
             record = part.buffer.popleft()
-            self._buffered -= 1
             attempt = part.attempts.get(record.offset, 0) + 1
             part.attempts[record.offset] = attempt
             part.tracker.started(record.offset)
             part.inflight += 1
             self._outstanding += 1
             self._queue.put_nowait(KafkaDelivery(self, part, record, attempt))
+        if part.paused and len(part.buffer) <= self._buffer_limit // 2:
+            part.paused = False
+            self._pause(part.tp, False)
         return None
+
+    def _pause(self, tp: TopicPartition, pause: bool) -> None:
+        try:
+            (self._consumer.pause if pause else self._consumer.resume)(tp)
+        except IllegalStateError:
+            pass  # no longer assigned: the next assignment starts unpaused anyway
 
     def _schedule(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -240,12 +260,13 @@ class KafkaSubscription(Subscription):
         part.inflight -= 1
         self._outstanding -= 1
         if requeue:
+            part.failed[record.offset] = delivery.attempt
             part.requeue(record)
-            self._buffered += 1
             if delay > 0:
                 part.not_before = max(part.not_before, time.monotonic() + delay)
         else:
             part.attempts.pop(record.offset, None)
+            part.failed.pop(record.offset, None)
             if part.tracker.done(record.offset) is not None:
                 self._commit_wanted.set()
         if self._closed:
@@ -254,8 +275,31 @@ class KafkaSubscription(Subscription):
             self._dispatch()  # other partitions may have waited on the prefetch cap
         else:
             self._dispatch_part(part, time.monotonic())
-            if self._buffered < self._buffer_limit:
-                self._space.set()
+
+    async def _record_attempts(self, part: _Partition) -> None:
+        """Write ``part``'s failed records and their counts to the attempts record."""
+        if self._attempts is None or part.gone:
+            return
+        mark = part.tracker.committable
+        if mark is not None:  # below the watermark everything is settled
+            part.failed = {o: n for o, n in part.failed.items() if o >= mark}
+        await self._attempts.save(part.tp.partition, dict(part.failed))
+
+    async def _load_attempts(self, parts: list[_Partition]) -> None:
+        """Start the counts of newly assigned ``parts`` where the last owner left them."""
+        assert self._attempts is not None
+        loaded: dict[int, dict[int, int]] = {}
+        try:
+            loaded = await self._attempts.load(p.tp.partition for p in parts)
+        finally:  # (cancelled by close: the parts are gone anyway)
+            for part in parts:
+                counts = loaded.get(part.tp.partition, {})
+                for offset, n in counts.items():
+                    part.attempts[offset] = max(part.attempts.get(offset, 0), n)
+                    part.failed[offset] = max(part.failed.get(offset, 0), n)
+                part.loading = False
+            if not self._closed:
+                self._dispatch()
 
     # Commits ----------------------------------------------------------------------------
 
@@ -298,16 +342,23 @@ class KafkaSubscription(Subscription):
     # Rebalance --------------------------------------------------------------------------
 
     def _assign(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            if tp not in self._parts:
-                self._parts[tp] = _Partition(tp)
+        new = [_Partition(tp) for tp in assigned if tp not in self._parts]
+        for part in new:
+            self._parts[part.tp] = part
+        if new and self._attempts is not None:
+            for part in new:
+                part.loading = True
+            task = asyncio.create_task(
+                self._load_attempts(new), name=f"kafka-attempts-{self.topic}"
+            )
+            self._loads.add(task)
+            task.add_done_callback(self._loads.discard)
         self._dispatch()
 
     async def _revoke(self, revoked: set[TopicPartition]) -> None:
         parts = [self._parts[tp] for tp in revoked if tp in self._parts]
         for part in parts:
             part.draining = True
-            self._buffered -= len(part.buffer)
             part.buffer.clear()
         deadline = time.monotonic() + self._revoke_grace
         while any(p.inflight for p in parts) and time.monotonic() < deadline and not self._closed:
@@ -329,9 +380,9 @@ class KafkaSubscription(Subscription):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._loads]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._loads]:
             with contextlib.suppress(BaseException):
                 await task
         # Unsettled deliveries are simply not committed: the group gets them again.

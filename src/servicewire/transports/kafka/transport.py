@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -44,6 +45,7 @@ from servicewire.transports.base import (
     Subscription,
     Transport,
 )
+from servicewire.transports.kafka.attempts import AttemptsLog, attempts_topic
 from servicewire.transports.kafka.cleanup import delete_consumer_group, delete_topics
 from servicewire.transports.kafka.client import client_kwargs
 from servicewire.transports.kafka.headers import to_kafka
@@ -167,13 +169,15 @@ class KafkaTransport(Transport):
                 self._topic_names[channel] = topic
         return topic
 
-    async def _partitions(self, topic: str) -> int:
+    async def _partitions(
+        self, topic: str, *, partitions: int | None = None, compact: bool = False
+    ) -> int:
         """The partition count of ``topic``, creating the topic on first use."""
         known = self._topics.get(topic)
         if known is None:
             known = self._topics[topic] = asyncio.get_running_loop().create_future()
             try:
-                known.set_result(await self._create_topic(topic))
+                known.set_result(await self._create_topic(topic, partitions, compact))
             except BaseException as exc:
                 del self._topics[topic]
                 known.set_exception(exc)
@@ -181,13 +185,15 @@ class KafkaTransport(Transport):
                 raise
         return await asyncio.shield(known)
 
-    async def _create_topic(self, topic: str) -> int:
+    async def _create_topic(self, topic: str, partitions: int | None, compact: bool) -> int:
         options = self.address.options
         admin = await self._admin_client()
+        configs = {"cleanup.policy": "compact"} if compact else {}
+        new = NewTopic(
+            topic, partitions or options.partitions, options.replication, topic_configs=configs
+        )
         try:
-            response = await admin.create_topics(
-                [NewTopic(topic, options.partitions, options.replication)]
-            )
+            response = await admin.create_topics([new])
         except KafkaError as exc:
             raise TransportError(f"kafka: cannot create topic {topic!r}: {exc!r}") from None
         for _name, code, *rest in response.topic_errors:
@@ -196,10 +202,10 @@ class KafkaTransport(Transport):
                 raise TransportError(f"kafka: cannot create topic {topic!r}: error {code} {detail}")
         producer = self._require_producer()
         try:
-            partitions = await producer.partitions_for(topic)
+            found = await producer.partitions_for(topic)
         except KafkaError as exc:
             raise TransportError(f"kafka: no metadata for topic {topic!r}: {exc!r}") from None
-        return len(partitions) if partitions else options.partitions
+        return len(found) if found else new.num_partitions
 
     # Publishing -------------------------------------------------------------------------
 
@@ -207,33 +213,83 @@ class KafkaTransport(Transport):
         headers, key, _ = to_kafka(message)
         topic = self.topic_for(message.destination)
         producer = self._require_producer()
-        self._inflight += 1
-        self._idle.clear()
+        self._started()
         try:
             partitions = self._known_partitions(topic) or await self._partitions(topic)
             partition = shard_for(message.partition_key, partitions, message.id)
-            try:
-                sent = await producer.send(
-                    topic, message.payload, key=key, headers=headers, partition=partition
-                )
-                await sent
-            except (KafkaError, OSError, TimeoutError) as exc:
-                raise PublishError(
-                    f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}"
-                ) from None
-            except AssertionError as exc:
-                # aiokafka asserts when its metadata no longer has the partition (a
-                # restarted broker that lost the topic). Forget the topic so the next
-                # publish declares it again, and report a clear, retryable error.
-                self._topics.pop(topic, None)
-                raise PublishError(
-                    f"kafka: publish to {topic!r} failed: the broker no longer knows its "
-                    f"partitions ({exc}); retry"
-                ) from None
+            sent = await producer.send(
+                topic, message.payload, key=key, headers=headers, partition=partition
+            )
+            await sent
+        except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
+            raise self._not_confirmed(topic, exc) from None
         finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self._finished()
+
+    async def _send_batch(self, messages: Sequence[Message]) -> None:
+        """Build one record batch per partition and send those, as aiokafka allows.
+
+        One ``send()`` per message costs a future, a callback and an accumulator lookup
+        each; ``create_batch``/``send_batch`` builds the partition's records directly and
+        confirms them with one future. Records of a partition keep the batch's order.
+        """
+        if len(messages) < 2:
+            await super()._send_batch(messages)
+            return
+        producer = self._require_producer()
+        groups: dict[tuple[str, int], list[Message]] = {}
+        for message in messages:
+            topic = self.topic_for(message.destination)
+            partitions = self._known_partitions(topic) or await self._partitions(topic)
+            partition = shard_for(message.partition_key, partitions, message.id)
+            groups.setdefault((topic, partition), []).append(message)
+        sends = [self._send_partition(producer, t, p, group) for (t, p), group in groups.items()]
+        await asyncio.gather(*sends)
+
+    async def _send_partition(
+        self, producer: AIOKafkaProducer, topic: str, partition: int, messages: list[Message]
+    ) -> None:
+        self._started()
+        try:
+            confirmations = []
+            batch = producer.create_batch()
+            for message in messages:
+                headers, key, _ = to_kafka(message)
+                record = {"timestamp": None, "key": key, "value": message.payload}
+                if batch.append(**record, headers=headers) is None:  # full: send it
+                    confirmations.append(
+                        await producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = producer.create_batch()
+                    batch.append(**record, headers=headers)  # an empty batch takes any record
+            confirmations.append(await producer.send_batch(batch, topic, partition=partition))
+            await asyncio.gather(*confirmations)
+        except (KafkaError, OSError, TimeoutError, AssertionError) as exc:
+            raise self._not_confirmed(topic, exc) from None
+        finally:
+            self._finished()
+
+    def _started(self) -> None:
+        """One more publish in flight: ``close`` waits for them."""
+        self._inflight += 1
+        self._idle.clear()
+
+    def _finished(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _not_confirmed(self, topic: str, exc: BaseException) -> PublishError:
+        if isinstance(exc, AssertionError):
+            # aiokafka asserts when its metadata no longer has the partition (a
+            # restarted broker that lost the topic). Forget the topic so the next
+            # publish declares it again, and report a clear, retryable error.
+            self._topics.pop(topic, None)
+            return PublishError(
+                f"kafka: publish to {topic!r} failed: the broker no longer knows its "
+                f"partitions ({exc}); retry"
+            )
+        return PublishError(f"kafka: publish to {topic!r} not confirmed: {redact_text(repr(exc))}")
 
     def _known_partitions(self, topic: str) -> int | None:
         known = self._topics.get(topic)
@@ -283,6 +339,25 @@ class KafkaTransport(Transport):
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
+    def _attempts_log(self, topic: str, group: str) -> AttemptsLog:
+        """The attempts record of ``group`` on ``topic`` (created by its first nack)."""
+        name = attempts_topic(topic, group)
+
+        async def ensure() -> int:
+            return await self._partitions(
+                name, partitions=await self._partitions(topic), compact=True
+            )
+
+        async def exists() -> bool:
+            if self._known_partitions(name) is not None:
+                return True
+            # Listed, not described: a Metadata request naming a missing topic makes
+            # brokers with auto-creation (tansu, Kafka's default) create it.
+            admin = await self._admin_client()
+            return name in await admin.list_topics()
+
+        return AttemptsLog(self.address, name, self._require_producer, ensure, exists)
+
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         await self.declare(channel, group)
         topic = self.topic_for(channel)
@@ -296,6 +371,7 @@ class KafkaTransport(Transport):
             revoke_grace_ms=options.revoke_grace_ms,
             commit_interval_ms=options.commit_interval_ms,
             on_close=self._subscriptions.discard,
+            attempts=self._attempts_log(topic, group),
         )
         try:
             await sub.start()
@@ -309,10 +385,15 @@ class KafkaTransport(Transport):
     # Cleanup ----------------------------------------------------------------------------
 
     async def delete_group(self, channel: str, group: str) -> bool:
-        """Delete the consumer group of ``group`` on ``channel`` with its offsets."""
+        """Delete the consumer group of ``group`` on ``channel`` with its offsets, and its
+        attempts record (the ``<topic>.<group>.attempts`` topic, when a nack made it)."""
         topic = self.topic_for(channel)
         validate_name(group, "group")
-        await delete_consumer_group(await self._admin_client(), kafka_group_id(topic, group))
+        admin = await self._admin_client()
+        await delete_consumer_group(admin, kafka_group_id(topic, group))
+        attempts = attempts_topic(topic, group)
+        await delete_topics(admin, [attempts])
+        self._topics.pop(attempts, None)
         self._declared.discard((topic, group))
         return True
 
