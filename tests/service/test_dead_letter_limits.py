@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from servicewire import Context, RetryPolicy, Service, ServiceOptions
 from servicewire.codecs import to_message
@@ -23,8 +22,8 @@ from servicewire.messaging.message import Message
 from servicewire.pipeline.deadletter_replay import list_dead_letters, replay_dead_letters
 from servicewire.transports import connect_transport
 from servicewire.transports.base import DEFAULT_MAX_MESSAGE_SIZE, MAX_HEADER_BYTES
+from tests.redis_prefix import redis_prefix_url
 from tests.service.contracts import CreateTicket
-from tests.services import URLS, require
 
 
 @contextlib.asynccontextmanager
@@ -33,18 +32,8 @@ async def transport_url(kind: str) -> AsyncIterator[str]:
     if kind == "memory":
         yield f"memory://{uuid.uuid4().hex}"
         return
-    require("redis")
-    prefix = f"test-dlq-{uuid.uuid4().hex[:10]}"
-    try:
-        yield f"{URLS['redis']}?prefix={prefix}"
-    finally:
-        client = Redis.from_url(URLS["redis"])
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+    async with redis_prefix_url("test-dlq") as url:
+        yield url
 
 
 def near_the_limit(order_id: str) -> Message:

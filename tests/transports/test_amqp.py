@@ -27,6 +27,7 @@ import pytest
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
+from servicewire.testing.contract import AttemptContract
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import decode, encode
@@ -174,6 +175,17 @@ class TestAmqpContract(TransportContract, RestartContract):
             await asyncio.to_thread(private_rabbit.restart)
 
         return TransportSpec(make=make, restart_broker=restart, settle_time=0.5, timeout=60.0)
+
+
+class TestAmqpClassicQueueAttempts(AttemptContract):
+    """Classic queues have no delivery count, only a "redelivered" flag: the attempt
+    cases (a poison message dead-lettered after N attempts, the count surviving a
+    consumer restart) on ``?queue_type=classic``."""
+
+    @pytest.fixture
+    def spec(self, private_rabbit: PrivateRabbit) -> TransportSpec:
+        url = private_rabbit.url + "?queue_type=classic&member_interval=0.5&member_timeout=2"
+        return TransportSpec.for_url(url, settle_time=0.5, timeout=60.0)
 
 
 async def test_delayed_retry_keeps_its_place_with_a_delivery_limit(

@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
-from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
+from servicewire.testing.contract.attempts import next_delivery
+from servicewire.testing.contract.helpers import (
+    Member,
+    eventually,
+    make_message,
+    publish_all,
+    unique,
+)
 from servicewire.testing.redis_server import PrivateRedis, free_port
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Transport
@@ -195,3 +202,32 @@ async def test_entries_stuck_with_a_dead_member_are_claimed(private_redis: Priva
     finally:
         await survivor.close()
         await doomed.close()
+
+
+async def test_entries_read_but_never_handed_out_keep_their_attempt(shared: Transport) -> None:
+    # A member reads a batch of a shard's entries and hands out one at a time. Closing
+    # with the rest still in its buffer must not count them as delivered: the next
+    # owner hands them out as attempt 1 (the one in the application's hands: 2).
+    channel, group = unique("unhanded"), unique("g")
+    await shared.declare(channel, group)
+    await publish_all(shared, [make_message(channel, i, key="same") for i in range(3)])
+    try:
+        first = await shared.subscribe(channel, group)
+        try:
+            held = await next_delivery(first, 10)
+            assert held.attempt == 1
+        finally:
+            await first.close()  # closes with `held` unsettled and two entries buffered
+        second = await shared.subscribe(channel, group)
+        attempts: list[int] = []
+        try:
+            for _ in range(3):
+                delivery = await next_delivery(second, 10)
+                attempts.append(delivery.attempt)
+                await delivery.ack()
+        finally:
+            await second.close()
+        assert attempts == [2, 1, 1], attempts
+    finally:
+        assert isinstance(shared, RedisTransport)
+        await shared.delete_channel(channel)  # the shared server keeps nothing of the test

@@ -64,6 +64,7 @@ def dead_letter_message(
         h.DLQ_TIME: utc_now_rfc3339(),
         h.DLQ_EXCEPTION: _clip(f"{type(exception).__name__}: {exception}") if exception else None,
         h.DLQ_HANDLER: handler,
+        h.ATTEMPT: None,  # a transport's retry count, said by dlqattempts from here on
     }
     return message.with_header_map(changes)
 

@@ -17,6 +17,7 @@ import pytest
 from servicewire.errors import MessageTooLargeError, TransportError
 from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
 from servicewire.messaging.message import Message
+from servicewire.testing.contract.attempts import AttemptContract
 from servicewire.testing.contract.cleanup import Declared
 from servicewire.testing.contract.helpers import (
     Member,
@@ -160,7 +161,7 @@ async def _retry_through_a_membership_change(
             await member.stop()
 
 
-class TransportContract(LeavesNothingBehind):
+class TransportContract(LeavesNothingBehind, AttemptContract):
     """The base contract suite. Subclass it and provide a ``spec`` fixture.
 
     Each case deletes the channels and groups it declared when it ends
@@ -170,14 +171,6 @@ class TransportContract(LeavesNothingBehind):
     @pytest.fixture
     def spec(self) -> TransportSpec:
         raise NotImplementedError("a transport's test class must provide the spec fixture")
-
-    @pytest.fixture
-    async def transport(self, spec: TransportSpec) -> AsyncIterator[Transport]:
-        transport = await spec.make()
-        try:
-            yield transport
-        finally:
-            await transport.close()
 
     # Declarations ---------------------------------------------------------------------
 

@@ -45,6 +45,9 @@ Naming = Literal["amqp", "rabbitmq", "both"]
 HANDOVER = "x-sw-handover"
 """Application header of the marker a member puts into a shard queue to hand it over."""
 
+ATTEMPT_HEADER = PREFIX + h.ATTEMPT
+"""Application header of a copy a member gave back: the attempt its first delivery is."""
+
 _PERSISTENT = 2
 # Header names are few and repeat on every message: build each prefixed name once.
 _prefixed: dict[str, str] = {}
@@ -151,3 +154,30 @@ def _note_dead_letter(data: dict[str, str], deaths: Any, channel: str) -> None:
     if len(parts) >= 3:
         data.setdefault(h.DLQ_GROUP, parts[1])
     data[h.DESTINATION] = channel
+
+
+def attempt_of(props: Basic.Properties, deliver: Basic.Deliver) -> int:
+    """``Delivery.attempt`` of an AMQP delivery (1 on the first).
+
+    The broker counts its own redeliveries: a quorum queue's ``x-delivery-count``, or
+    only the ``redelivered`` flag on a classic queue (and on a quorum queue since
+    RabbitMQ 4.3 counts no requeue). A copy a member gave back with
+    :data:`ATTEMPT_HEADER` = n starts at attempt n and adds the broker's count of its
+    own redeliveries::
+
+        attempt_of(props_with({"cloudEvents:deliveryattempt": "3"}), redelivered)  # 3, or 4
+    """
+    headers = props.headers
+    count = headers.get("x-delivery-count") if headers else None
+    if isinstance(count, int):
+        redeliveries = count
+    else:
+        redeliveries = 1 if deliver.redelivered else 0
+    carried = headers.get(ATTEMPT_HEADER) if headers else None
+    if carried is None:
+        return 1 + redeliveries
+    try:
+        first = int(_text(carried))
+    except ValueError:
+        first = 1
+    return max(1, first) + redeliveries

@@ -20,8 +20,8 @@ it; the contract case ``test_nacked_message_comes_back_before_the_next_of_its_ke
 caught it). The member keeps it unacknowledged instead, so the shard stays blocked at
 the broker, and hands the same message out again after ``delay`` with ``attempt`` one
 higher. Only when it cannot (the subscription closes, the channel was lost) or must not
-(``delivery_limit`` is set: the broker does the counting then) does the broker get it
-back; its ``x-delivery-count`` then counts in ``Delivery.attempt`` as before.
+(``delivery_limit`` is set on a quorum queue: the broker does the counting then) does
+the broker get it back.
 
 A shard that is to move while one of its messages waits out a delay stays here until
 that message is settled for good: the retry is handed out here, and its ack (or
@@ -32,6 +32,15 @@ retried one is still checked out to us (the contract case
 reason a nack that gives the message back to the broker (``delivery_limit`` set) never
 cancels first: the broker returns it to us, the still active consumer, ahead of the
 shard's next messages, and its settlement hands the shard over.
+
+Closing with a retry waiting (:meth:`AmqpSubscription.close`): if other members live,
+closing the channel returns the message ahead of the shard's next ones and the next
+owner counts it from the broker (``x-delivery-count``; a classic queue only sets
+``redelivered``). A member closing alone gives it back *with its count*
+(:meth:`AmqpSubscription._give_back`): a copy carrying the next attempt number goes to
+the end of the shard queue and the original is acked, because a classic queue counts
+no requeue, nor a quorum queue since RabbitMQ 4.3; nobody consumes the shard before the
+next instance starts, so a restart between attempts continues the count.
 """
 
 from __future__ import annotations
@@ -47,8 +56,10 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from servicewire.errors import TransportError
+from servicewire.messaging import headers as h
 from servicewire.messaging.ids import new_id
-from servicewire.transports.amqp.headers import HANDOVER, decode
+from servicewire.transports.amqp.headers import HANDOVER, attempt_of, decode, encode
 from servicewire.transports.amqp.membership import Membership
 from servicewire.transports.amqp.options import AmqpOptions
 from servicewire.transports.amqp.topology import queue_name, shards_of
@@ -65,6 +76,10 @@ _SETTLE_ERRORS = (
 )
 
 
+_GIVE_BACK_TIMEOUT = 5.0
+"""Seconds to wait for the broker to confirm a given-back copy before requeueing."""
+
+
 class AmqpDelivery(Delivery):
     """A message delivered from one shard queue, settled on the AMQP channel it came on."""
 
@@ -79,12 +94,7 @@ class AmqpDelivery(Delivery):
     ) -> None:
         props = raw.header.properties
         deliver = cast(Basic.Deliver, raw.delivery)  # consumers only ever get Deliver
-        count = props.headers.get("x-delivery-count") if props.headers else None
-        if isinstance(count, int):
-            attempt = count + 1
-        else:  # classic queues keep no count: the redelivered flag is all there is
-            attempt = 2 if deliver.redelivered else 1
-        super().__init__(decode(raw.body, props, sub.channel), attempt, shard)
+        super().__init__(decode(raw.body, props, sub.channel), attempt_of(props, deliver), shard)
         self._sub = sub
         self._tag: int = deliver.delivery_tag or 0
         self.consumer_tag: str = deliver.consumer_tag or ""
@@ -114,7 +124,7 @@ class AmqpDelivery(Delivery):
             loop = asyncio.get_running_loop()
             loop.call_later(delay, self._sub._settle_later, self)
         else:
-            await self._sub._settle(self, "nack")
+            await self._sub._settle(self, "give_back")
 
     def _again(self) -> AmqpDelivery:
         """The same broker delivery, handed out once more (one attempt later)."""
@@ -187,6 +197,9 @@ class AmqpSubscription(Subscription):
         self._closed = False
         self._handed = 0  # deliveries given to the application and not yet settled
         self._room = asyncio.Event()
+        # With a delivery limit the broker counts deliveries and must see every retry.
+        self._broker_counts = options.delivery_limit > 0 and options.queue_type == "quorum"
+        self._giver: aio_pika.abc.AbstractRobustChannel | None = None
 
     async def start(self) -> None:
         options = self._options
@@ -343,7 +356,7 @@ class AmqpSubscription(Subscription):
         shard = delivery.shard if delivery.shard is not None else 0
         return (
             not self._closed
-            and not self._options.delivery_limit  # the broker counts deliveries then
+            and not self._broker_counts
             and channel is self._channel
             and not channel.is_closed
             # Not "and the shard stays ours": a shard being handed over waits for its
@@ -352,6 +365,8 @@ class AmqpSubscription(Subscription):
         )
 
     def _hand_out_again(self, delivery: AmqpDelivery) -> None:
+        if self._closed:
+            return  # close() decides how it goes back (module docstring)
         if not self._can_keep(delivery):
             # Closing, or the channel is gone: the broker takes it.
             self._settle_later(delivery)
@@ -361,20 +376,28 @@ class AmqpSubscription(Subscription):
         self._inbox.put_nowait(again)
 
     def _settle_later(self, delivery: AmqpDelivery) -> None:
-        task = asyncio.get_running_loop().create_task(self._settle(delivery, "nack"))
+        task = asyncio.get_running_loop().create_task(self._settle(delivery, "give_back"))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _settle(self, delivery: AmqpDelivery, how: str) -> None:
+    async def _settle(self, delivery: AmqpDelivery, how: str, *, closing: bool = False) -> None:
+        """Settle on the broker: ``ack``, ``reject``, or ``give_back`` (see :meth:`_give_back`).
+
+        Once the subscription closes, only :meth:`close` gives messages back (``closing``).
+        """
         channel = delivery._channel
         if channel is not self._channel or channel.is_closed:
             return  # the connection it came on is gone: the broker returns it by itself
+        if how == "give_back" and self._closed and not closing:
+            return  # close() gives it back, or closing the channel returns it
         shard = delivery.shard if delivery.shard is not None else 0
         if self._inflight.get(shard) is delivery:
             del self._inflight[shard]
+        elif how == "give_back":
+            return  # given back already (closing and a retry timer at once)
         try:
             if (
-                how != "nack"  # a requeued message comes back to us first: keep the shard
+                how != "give_back"  # a requeued message comes back to us first: keep the shard
                 and shard in self._yielding
                 and self._consumers.get(shard) == delivery.consumer_tag
             ):
@@ -383,13 +406,56 @@ class AmqpSubscription(Subscription):
                         await self._cancel(channel, shard)
             if how == "ack":
                 await channel.basic_ack(delivery._tag, wait=False)
-            elif how == "nack":
-                await channel.basic_nack(delivery._tag, requeue=True, wait=False)
+            elif how == "give_back":
+                await self._give_back(channel, delivery)
             else:
                 await channel.basic_reject(delivery._tag, requeue=False, wait=False)
         except _SETTLE_ERRORS as exc:
             # Lost with the connection: the broker redelivers it (at least once).
             log.debug("settlement %s on %s lost: %s", how, self._queues[shard], exc)
+
+    async def _give_back(self, channel: aiormq.abc.AbstractChannel, delivery: AmqpDelivery) -> None:
+        """Return a failed delivery to the broker without losing its attempt count.
+
+        A requeue would count nothing on a classic queue (only the "redelivered" flag)
+        nor, since RabbitMQ 4.3, on a quorum queue. So a copy carrying the next attempt
+        number (:data:`ATTEMPT_HEADER`) goes to the end of the shard queue, confirmed,
+        and the original is acked; the copy is the next attempt, wherever it lands.
+        With ``delivery_limit`` the broker counts and must see the requeue itself.
+        """
+        if self._closed:
+            # Or the copy comes straight back to this closing member, which never hands
+            # it out, and the broker counts that delivery too.
+            await self._stop_consuming(channel)
+        if not self._broker_counts:
+            again = delivery.message.with_headers(**{h.ATTEMPT: str(delivery.attempt + 1)})
+            body, props = encode(again)
+            queue = self._queues[delivery.shard or 0]
+            try:
+                # A blocked broker (resource alarm) must not hang close().
+                confirm = await asyncio.wait_for(
+                    self._publish_copy(queue, body, props), _GIVE_BACK_TIMEOUT
+                )
+            except (*_SETTLE_ERRORS, TransportError, TimeoutError) as exc:
+                log.warning("could not hand %s back with its attempt: %s", delivery.message.id, exc)
+            else:
+                if isinstance(confirm, Basic.Ack):
+                    await channel.basic_ack(delivery._tag, wait=False)
+                    return
+        await channel.basic_nack(delivery._tag, requeue=True, wait=False)
+
+    async def _stop_consuming(self, channel: aiormq.abc.AbstractChannel) -> None:
+        async with self._lock:
+            for shard in list(self._consumers):
+                with contextlib.suppress(*_SETTLE_ERRORS):
+                    await self._cancel(channel, shard)
+
+    async def _publish_copy(self, queue: str, body: bytes, props: Basic.Properties) -> object:
+        """Publish to ``queue`` on a confirming channel opened on first use; the confirm."""
+        if self._giver is None or self._giver.is_closed:
+            self._giver = await self._open_channel(confirms=True)
+        publisher = await self._giver.get_underlay_channel()
+        return await publisher.basic_publish(body, exchange="", routing_key=queue, properties=props)
 
     async def __aiter__(self) -> AsyncIterator[Delivery]:
         while True:
@@ -447,8 +513,18 @@ class AmqpSubscription(Subscription):
                 await asyncio.wait_for(asyncio.shield(self._reconciler), 10.0)
             except TimeoutError:
                 self._reconciler.cancel()
+        alone = self._membership is None or self._membership.members() == [self.member_id]
         if self._membership is not None:
             await self._membership.stop()
+        if alone:
+            # Messages kept for a retry go back with their attempt count. With other
+            # members alive, closing the channel returns them ahead of the shard's next
+            # messages instead, for the next owner (module docstring).
+            for delivery in [d for d in self._inflight.values() if d.settled]:
+                await self._settle(delivery, "give_back", closing=True)
+        if self._giver is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._giver.close(), 5.0)
         if self._robust is not None:
             # Closing the channel returns every unsettled delivery to its queue.
             with contextlib.suppress(Exception):

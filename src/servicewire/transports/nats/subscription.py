@@ -61,10 +61,16 @@ class NatsDelivery(Delivery):
     async def nack(self, delay: float = 0.0) -> None:
         if not self._settled:
             self._settled = True
-            body = _NAK
-            if delay > 0:
-                body = b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode()
-            await self._sub._settle(self, body)
+            if 0 < delay < self._sub._hold_limit and not self._sub._closed:
+                self._sub._hold(self, delay)  # see NatsSubscription._hold
+            else:
+                await self._sub._settle(self, _nak(delay))
+
+
+def _nak(delay: float) -> bytes:
+    if delay <= 0:
+        return _NAK
+    return b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode()
 
 
 class _Shard:
@@ -102,6 +108,10 @@ class NatsSubscription(Subscription):
         self._stream = stream_name(channel)
         self._queue: asyncio.Queue[NatsDelivery | None] = asyncio.Queue()
         self._unsettled: set[NatsDelivery] = set()
+        # Nacked deliveries held for their delay: delivery -> (timer, when it is due).
+        self._held: dict[NatsDelivery, tuple[asyncio.TimerHandle, float]] = {}
+        self._hold_limit = options.ack_wait / 2
+        self._naks: set[asyncio.Task[None]] = set()
         self._owned: set[int] = set()
         self._requests: dict[int, _Shard] = {}  # shards with a pull request outstanding
         self._next_subjects = [
@@ -224,6 +234,36 @@ class NatsSubscription(Subscription):
         except Exception as exc:
             raise TransportError(f"nats transport could not settle a delivery: {exc}") from exc
 
+    def _hold(self, delivery: NatsDelivery, delay: float) -> None:
+        """Keep a nacked delivery unacknowledged for ``delay`` seconds, then NAK it.
+
+        A ``-NAK {"delay": ...}`` would have the server redeliver it after the delay,
+        even into the pull request of a member that is closing and never hands it out:
+        ``num_delivered`` (``Delivery.attempt``) counts that delivery too, and the next
+        member saw one attempt more than were made. Held here (the shard stays blocked,
+        ``max_ack_pending=1``), the NAK goes out when the delay is over, or at close
+        once the pull requests are gone (with what is left of the delay). Delays of
+        half ``ack_wait`` or more go to the server, which would redeliver a held one.
+        """
+        self._unsettled.discard(delivery)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(delay, self._release_held, delivery)
+        self._held[delivery] = (timer, loop.time() + delay)
+
+    def _release_held(self, delivery: NatsDelivery) -> None:
+        if self._closed:
+            return  # close NAKs it after its pull requests ended
+        self._held.pop(delivery, None)
+        task = asyncio.get_running_loop().create_task(self._settle(delivery, _NAK))
+        self._naks.add(task)
+        task.add_done_callback(self._nak_done)
+
+    def _nak_done(self, task: asyncio.Task[None]) -> None:
+        self._naks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Lost with the connection: the server redelivers it after ack_wait.
+            log.debug("a delayed NAK was not sent: %s", task.exception())
+
     # Iteration and close ----------------------------------------------------------------
 
     async def _await_requests_end(self) -> None:
@@ -262,11 +302,20 @@ class NatsSubscription(Subscription):
                 async with asyncio.timeout(5):
                     await self._sub.drain()
         await self._membership.stop()
-        # Unsettled deliveries go back at once rather than after ack_wait.
+        # Unsettled deliveries go back at once rather than after ack_wait; held ones
+        # after what is left of their delay.
+        now = asyncio.get_running_loop().time()
         for delivery in list(self._unsettled):
             delivery._settled = True
             with contextlib.suppress(Exception):
                 await self._nc.publish(delivery._reply, _NAK)
         self._unsettled.clear()
+        for delivery, (timer, due) in list(self._held.items()):
+            timer.cancel()
+            with contextlib.suppress(Exception):
+                await self._nc.publish(delivery._reply, _nak(due - now))
+        self._held.clear()
+        if self._naks:
+            await asyncio.wait(list(self._naks), timeout=5.0)
         self._queue.put_nowait(None)
         self._on_close(self)

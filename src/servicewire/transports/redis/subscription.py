@@ -228,27 +228,34 @@ class _ShardWorker:
         if self.current is not delivery:
             return
         entry = delivery._entry
-        entry.attempt += 1
-        # XCLAIM to ourselves bumps Redis's delivery counter, so a later owner sees the
-        # true attempt number.
-        sub = self.sub
-        with contextlib.suppress(TransportError):
-            client = sub.link.client
-            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
-            self._track(asyncio.ensure_future(claim))
         if delay > 0:
             timer = asyncio.get_running_loop().call_later(delay, self._redeliver)
             self._delayed = (entry, timer)
         else:
-            self.buffer.appendleft(entry)
+            self._again(entry)
         self._settled()
 
     def _redeliver(self) -> None:
         if self._delayed is not None:
             entry, _ = self._delayed
             self._delayed = None
-            self.buffer.appendleft(entry)
+            self._again(entry)
             self.pump()
+
+    def _again(self, entry: _Entry) -> None:
+        """Put a nacked entry first in line for its next attempt.
+
+        XCLAIM to ourselves bumps Redis's delivery counter as a read would, so a later
+        owner continues the count. Not at the nack: a member stopping during the delay
+        would leave the counter one ahead of the deliveries made.
+        """
+        entry.attempt += 1
+        sub = self.sub
+        with contextlib.suppress(TransportError):
+            client = sub.link.client
+            claim = client.xclaim(self.key, sub.group, sub.member, 0, [entry.entry_id])
+            self._track(asyncio.ensure_future(claim))
+        self.buffer.appendleft(entry)
 
     def _ack_entry(self, entry_id: bytes) -> None:
         self.sub.link.queue_ack(self.key, self.sub.group, entry_id)
@@ -274,6 +281,7 @@ class _ShardWorker:
         if self._delayed is not None:
             self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
             self._delayed = None
+        await self.uncount_buffered()
         # Hand the shard over only once our acks landed, or the next owner would claim
         # and redeliver entries we already handled.
         await self.sub.link.acks_landed()
@@ -292,6 +300,33 @@ class _ShardWorker:
             current._settled = True
             self.sub._outstanding -= 1
         self._idle.set()
+
+    async def uncount_buffered(self) -> None:
+        """Set Redis's delivery counter of entries read but never handed out back to the
+        deliveries made, so the next owner's XAUTOCLAIM (which adds one) hands them out
+        as the attempt they are, not one later (``XCLAIM ... RETRYCOUNT n JUSTID``).
+        Only while we still hold the shard's lease: XCLAIM makes us their owner again.
+        Best effort: without an answer within a second they count one extra."""
+        by_count: dict[int, list[Any]] = {}
+        for entry in self.buffer:
+            if entry.fields is not None:
+                by_count.setdefault(entry.attempt - 1, []).append(entry.entry_id)
+        self.buffer.clear()
+        sub = self.sub
+        for count, entry_ids in by_count.items():
+            with contextlib.suppress(*_RETRYABLE, RedisError, TransportError, TimeoutError):
+                await asyncio.wait_for(
+                    sub.link.client.xclaim(
+                        self.key,
+                        sub.group,
+                        sub.member,
+                        0,
+                        tuple(entry_ids),
+                        retrycount=count,
+                        justid=True,
+                    ),
+                    1.0,
+                )
 
 
 class RedisSubscription(Subscription):
@@ -418,6 +453,7 @@ class RedisSubscription(Subscription):
         self._workers.clear()
         for worker in workers:
             await worker.kill()
+            await worker.uncount_buffered()  # the leases are still ours until leave()
         await self._membership.leave()
         self._queue.put_nowait(None)
         self._on_close(self)
