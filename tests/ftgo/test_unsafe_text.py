@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,32 +32,21 @@ from ftgo.order.grpc import OrderServicer
 from ftgo.order.rest import build_order_app
 from servicewire.grpc import Server
 from tests.ftgo.scenario import Scenario, prepare
-from tests.relay.dbs import private_database
+from tests.fuzz.stores import ftgo_on
 
 STORES = ["postgres", "mariadb"]
 
 
 @contextlib.asynccontextmanager
-async def ftgo_on(store: str) -> AsyncIterator[tuple[FtgoSystem, Scenario]]:
-    """FTGO with each service on its own private database of ``store``; quiet."""
-    async with contextlib.AsyncExitStack() as stack:
-        dbs = {
-            s: await stack.enter_async_context(private_database(store))
-            for s in ("order", "consumer", "restaurant")
-        }
-        system = FtgoSystem.create(
-            order_db=dbs["order"],
-            consumer_db=dbs["consumer"],
-            restaurant_db=dbs["restaurant"],
-            transport=f"memory://{uuid.uuid4().hex}",
-        )
-        async with system:
-            scenario = await prepare(system)
-            deadline = time.monotonic() + 20
-            while await system.orders.restaurant(scenario.restaurant_id) is None:
-                assert time.monotonic() < deadline, "replica never filled"
-                await asyncio.sleep(0.05)
-            yield system, scenario
+async def ftgo_prepared(store: str) -> AsyncIterator[tuple[FtgoSystem, Scenario]]:
+    """FTGO on private databases of ``store``, with a restaurant (replicated) and consumers."""
+    async with ftgo_on(store) as system:
+        scenario = await prepare(system)
+        deadline = time.monotonic() + 20
+        while await system.orders.restaurant(scenario.restaurant_id) is None:
+            assert time.monotonic() < deadline, "replica never filled"
+            await asyncio.sleep(0.05)
+        yield system, scenario
 
 
 async def rows(engine: AsyncEngine | None) -> dict[str, int]:
@@ -108,7 +96,7 @@ def assert_refused(response: httpx.Response, field: str, words: str) -> None:
 
 @pytest.mark.parametrize("store", STORES)
 async def test_rest_refuses_nul_and_lone_surrogates_and_writes_nothing(store: str) -> None:
-    async with ftgo_on(store) as (system, s):
+    async with ftgo_prepared(store) as (system, s):
         server = HttpServer(build_order_app(system.orders))
         await server.start()
         try:
@@ -153,7 +141,7 @@ def _raw_request(s: Scenario, *, restaurant_id: str, street: str = "1 Main St") 
 
 @pytest.mark.parametrize("store", STORES)
 async def test_grpc_refuses_nul_and_lone_surrogates_and_writes_nothing(store: str) -> None:
-    async with ftgo_on(store) as (system, s):
+    async with ftgo_prepared(store) as (system, s):
         server = Server()
         server.add_service(
             order_pb2_grpc.add_OrderServiceServicer_to_server,

@@ -2,17 +2,19 @@
 
 Every documented operation gets generated requests, valid and invalid (bodies, paths,
 query strings, headers); none may answer 5xx or hang. The FTGO system runs in a thread
-of its own (its own event loop, SQLite files, in-memory transport), so schemathesis'
-synchronous calls reach it over real HTTP on loopback.
+of its own (its own event loop, in-memory transport), on each store of
+``SERVICEWIRE_FUZZ_STORES`` (PostgreSQL by default: on SQLite, which stores NUL
+happily, a NUL in a body never failed), so schemathesis' synchronous calls reach it
+over real HTTP on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,9 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
-from tests.fuzz.settings import FUZZ, per_operation
+from tests import services
+from tests.fuzz.settings import FUZZ, STORES, per_operation
+from tests.fuzz.stores import ftgo_on
 from tests.rest.server import serve
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api"
@@ -38,25 +42,25 @@ def _operations(document: str) -> int:
 
 
 class FtgoInThread:
-    """The embedded FTGO system and its three HTTP servers, on a loop in a thread."""
+    """FTGO on ``store`` and its three HTTP servers, on a loop in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: str) -> None:
+        self.store = store
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.dir = tempfile.TemporaryDirectory(prefix="sw-fuzz-ftgo-")
         self.urls: dict[str, str] = {}
+        self.running = contextlib.AsyncExitStack()
 
     async def _start(self) -> None:
-        from ftgo.app.system import FtgoSystem
         from ftgo.app.web import HttpServer
         from ftgo.consumer.rest import build_consumer_app
         from ftgo.order.rest import build_order_app
         from ftgo.restaurant.rest import build_restaurant_app
 
-        self.system = FtgoSystem.embedded(
-            Path(self.dir.name), transport=f"memory://{uuid.uuid4().hex}"
+        self.system = await self.running.enter_async_context(
+            ftgo_on(self.store, Path(self.dir.name))
         )
-        await self.system.start()
         self.servers = {
             "order": HttpServer(build_order_app(self.system.orders)),
             "consumer": HttpServer(build_consumer_app(self.system.consumer_service)),
@@ -69,7 +73,7 @@ class FtgoInThread:
     async def _stop(self) -> None:
         for server in self.servers.values():
             await server.stop()
-        await self.system.stop()
+        await self.running.aclose()  # FTGO stops, its databases are dropped
 
     def __enter__(self) -> FtgoInThread:
         self.thread.start()
@@ -86,9 +90,11 @@ class FtgoInThread:
             self.dir.cleanup()
 
 
-@pytest.fixture(scope="module")
-def ftgo() -> Iterator[FtgoInThread]:
-    with FtgoInThread() as running:
+@pytest.fixture(scope="module", params=STORES)
+def ftgo(request: pytest.FixtureRequest) -> Iterator[FtgoInThread]:
+    if request.param != "sqlite":
+        services.require(request.param)
+    with FtgoInThread(request.param) as running:
         yield running
 
 
