@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servicewire import Context, RetryPolicy, Service, ServiceOptions
+from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs.serialization import to_message
 from servicewire.errors import DecodeError, EncodeError, ServicewireError
 from servicewire.messaging import headers as h
@@ -138,11 +138,24 @@ def hostile_deliveries(draw: st.DrawFn) -> Message:
     return message.with_header_map(changes) if changes else message
 
 
-@pytest.mark.parametrize("store", STORES)
-def test_pipeline_never_loses_or_half_applies_hostile_messages(store: str, tmp_path: Path) -> None:
+def hostile_batch(store: str) -> list[Message]:
+    """FUZZ-many hostile deliveries (after checking that ``store`` is up)."""
     if store != "sqlite":
         services.require(store)
-    service = Service("fuzz-kitchen", options=ServiceOptions(retry=NO_RETRY))
+    batch: list[Message] = []
+
+    @FUZZ
+    @given(hostile_deliveries())
+    def collect(message: Message) -> None:
+        batch.append(message)
+
+    collect()
+    return batch
+
+
+def kitchen(**where: str) -> Service:
+    """A service whose handler writes an event, then fails when told to (rolled back)."""
+    service = Service("fuzz-kitchen", **where, options=ServiceOptions(retry=NO_RETRY))
 
     @service.handles(CreateTicket)
     async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
@@ -150,10 +163,17 @@ def test_pipeline_never_loses_or_half_applies_hostile_messages(store: str, tmp_p
         if cmd.fail:
             raise RuntimeError("refused after writing: must roll back")
 
+    return service
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_pipeline_never_loses_or_half_applies_hostile_messages(store: str, tmp_path: Path) -> None:
+    batch = hostile_batch(store)
+
     async def run(messages: list[Message]) -> None:
         async with (
             private_database(store, tmp_path) as db,
-            ServiceHarness(service, db=db) as harness,
+            ServiceHarness(kitchen(), db=db) as harness,
         ):
             outcomes = [await harness.deliver(m, channel="test-kitchen") for m in messages]
             handled = outcomes.count(Outcome.HANDLED)
@@ -164,14 +184,6 @@ def test_pipeline_never_loses_or_half_applies_hostile_messages(store: str, tmp_p
             assert len(await harness.sent()) == handled  # one event per handled, none else
             assert await inbox_size(harness.engine) == handled  # no id claimed otherwise
 
-    batch: list[Message] = []
-
-    @FUZZ
-    @given(hostile_deliveries())
-    def collect(message: Message) -> None:
-        batch.append(message)
-
-    collect()
     asyncio.run(asyncio.wait_for(run(batch), timeout=max(60.0, len(batch) * 0.05)))
 
 
@@ -182,32 +194,11 @@ def test_pipeline_over_a_real_transport_settles_every_hostile_message(
     """The same messages through Redis to a running service: each is handled or
     dead-lettered, none stuck or retried forever, and only handled ones hold an inbox id."""
     services.require("redis")
-    if store != "sqlite":
-        services.require(store)
-    batch: list[Message] = []
-
-    @FUZZ
-    @given(hostile_deliveries())
-    def collect(message: Message) -> None:
-        batch.append(message)
-
-    collect()
+    batch = hostile_batch(store)
 
     async def run() -> None:
         async with transport_url("redis") as url, private_database(store, tmp_path) as db:
-            service = Service(
-                "fuzz-kitchen",
-                db=db,
-                transport=url,
-                options=ServiceOptions(retry=RetryPolicy(immediate=0, delayed=0)),
-            )
-
-            @service.handles(CreateTicket)
-            async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
-                await ctx.publish(TicketEvent(order_id=cmd.order_id, seq=1))
-                if cmd.fail:
-                    raise RuntimeError("refused after writing: must roll back")
-
+            service = kitchen(db=db, transport=url)
             tool = await connect_transport(url)
             try:
                 async with service:
