@@ -77,9 +77,9 @@ class Order(TextSafeModel):
 @pytest.mark.parametrize(
     ("data", "where"),
     [
-        ({"address": {"street": "a\x00"}}, "address"),
+        ({"address": {"street": "a\x00"}}, "address.street"),
         ({"address": {"street": "a"}, "labels": {"k\x00": "v"}}, "labels.k\x00.[key]"),
-        ({"address": {"street": "a"}, "extra": {"deep": ["x", "\udb66"]}}, "extra"),
+        ({"address": {"street": "a"}, "extra": {"deep": ["x", "\udb66"]}}, "extra.deep.1"),
         ({"address": {"street": "a"}, "note": "\x00"}, "note"),
     ],
 )

@@ -27,11 +27,14 @@ For a single value outside a model, :data:`SafeText` is the annotated type, and
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
+from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, GetCoreSchemaHandler
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic import AfterValidator, BaseModel, GetCoreSchemaHandler, ValidationError
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError
 from pydantic_core import core_schema as cs
 
 __all__ = [
@@ -51,11 +54,15 @@ UNSAFE_TEXT: Final = "unsafe_text"
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 _search = _UNSAFE.search
 _MARK: Final = "servicewire_text"  # metadata of the validators this module adds
+# Field values that hold no text: skipped without a look.
+_NO_TEXT = frozenset({int, float, bool, type(None), Decimal, datetime, date, UUID, bytes})
+
+Location = tuple[str | int, ...]
 
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` may not cross a boundary, or ``None`` when it may."""
-    found = _UNSAFE.search(value)
+    found = _search(value)
     if found is None:
         return None
     point = ord(found.group())
@@ -69,7 +76,14 @@ def find_unsafe_text(value: object, *, skip_checked: bool = False) -> tuple[str,
     Walks strings, mappings (keys and values), lists, tuples, sets and Pydantic models;
     ``skip_checked`` leaves out :class:`TextSafeModel` instances (already validated).
     """
-    stack: list[tuple[str, object]] = [("", value)]
+    found = _locate(value, skip_checked)
+    if found is None:
+        return None
+    return ".".join(str(part) for part in found[0]), found[1]
+
+
+def _locate(value: object, skip_checked: bool) -> tuple[Location, str] | None:
+    stack: list[tuple[Location, object]] = [((), value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):
@@ -78,24 +92,55 @@ def find_unsafe_text(value: object, *, skip_checked: bool = False) -> tuple[str,
                 return where, problem
         elif isinstance(item, BaseModel):
             if not (skip_checked and isinstance(item, TextSafeModel)):
-                stack.extend((_join(where, k), v) for k, v in reversed(item.__dict__.items()))
+                stack.extend(((*where, k), v) for k, v in reversed(item.__dict__.items()))
         elif isinstance(item, Mapping):
             for key, inner in reversed(list(item.items())):
-                stack.append((_join(where, "[key]"), key))
-                stack.append((_join(where, _name(key)), inner))
+                stack.append(((*where, _name(key), "[key]"), key))
+                stack.append(((*where, _name(key)), inner))
         elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend((_join(where, str(i)), v) for i, v in reversed(list(enumerate(item))))
+            stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(item))))
     return None
 
 
 def _name(key: object) -> str:
-    if isinstance(key, str) and text_problem(key) is None:
-        return key
-    return ascii(key)
+    if not isinstance(key, str):
+        return str(key)
+    return key if text_problem(key) is None else ascii(key)[1:-1]
 
 
-def _join(where: str, part: str) -> str:
-    return f"{where}.{part}" if where else part
+def _holds_unsafe(value: object) -> bool:
+    """Whether ``value`` holds unsafe text outside :class:`TextSafeModel` s (which check
+    themselves): the fast yes/no of the after-validation check, no location built."""
+    if isinstance(value, str):  # str, a str enum, a str subclass
+        return _unsafe_str(value)
+    if type(value) in _NO_TEXT:
+        return False
+    if isinstance(value, BaseModel):
+        if isinstance(value, TextSafeModel):
+            return False
+        values: Iterable[object] = value.__dict__.values()
+    elif isinstance(value, Mapping):
+        for key in value:
+            if _holds_unsafe(key):
+                return True
+        values = value.values()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        values = value
+    else:
+        return False
+    for inner in values:
+        kind = type(inner)
+        if kind is str:  # inline: most values are text or numbers
+            if _unsafe_str(inner):  # type: ignore[arg-type]
+                return True
+        elif kind not in _NO_TEXT and _holds_unsafe(inner):
+            return True
+    return False
+
+
+def _unsafe_str(value: str) -> bool:
+    # isascii() reads a flag (no scan): most text is ASCII, and then only NUL can be in it.
+    return "\x00" in value if value.isascii() else _search(value) is not None
 
 
 def check_text(value: str) -> str:
@@ -106,27 +151,33 @@ def check_text(value: str) -> str:
     return value
 
 
-def _check_str(value: Any, handler: cs.ValidatorFunctionWrapHandler) -> Any:
-    """Text given as text is checked before the ``str`` validator, which would refuse a
-    surrogate with a vaguer ``string_unicode``; text made from other input, after."""
-    if isinstance(value, str):
-        if _search(value) is not None:
-            check_text(value)  # raises, saying why
-        return handler(value)
-    return check_text(handler(value))
+SafeText = Annotated[str, AfterValidator(check_text)]
+"""``str`` that refuses NUL and unpaired surrogates, for a value outside a model."""
 
 
-def _check_nested(value: Any) -> Any:
-    """For ``Any`` values and models of other bases: every text inside them."""
-    found = find_unsafe_text(value, skip_checked=True)
-    if found is not None:
-        where, problem = found
-        raise PydanticCustomError(UNSAFE_TEXT, f"{where}: {problem}" if where else problem)
+def _check_str(value: str) -> str:
+    if "\x00" in value if value.isascii() else _search(value) is not None:  # _unsafe_str
+        check_text(value)  # raises, saying where
     return value
 
 
-SafeText = Annotated[str, AfterValidator(check_text)]
-"""``str`` that refuses NUL and unpaired surrogates, for a value outside a model."""
+def _check_nested(value: object) -> object:
+    """For ``Any`` values and models of other bases: every text inside them."""
+    if not _holds_unsafe(value):
+        return value
+    found = _locate(value, skip_checked=True)
+    if found is None:  # pragma: no cover - _holds_unsafe said there was one
+        return value
+    where, problem = found
+    raise _located_error(where, problem, value)
+
+
+def _located_error(where: Location, problem: str, value: object) -> ValidationError:
+    """An ``unsafe_text`` error at ``where`` inside the value being validated."""
+    error = InitErrorDetails(
+        type=PydanticCustomError(UNSAFE_TEXT, problem), loc=where, input=_at(value, where)
+    )
+    return ValidationError.from_exception_data("text", [error])
 
 
 def _guard(node: Any) -> Any:
@@ -139,10 +190,11 @@ def _guard(node: Any) -> Any:
         return node  # guarded already (a nested model of ours)
     kind = node.get("type")
     if kind == "str":
-        return cs.no_info_wrap_validator_function(_check_str, node, metadata={_MARK: True})
+        return cs.no_info_after_validator_function(_check_str, node, metadata={_MARK: True})
     if kind in ("any", "definition-ref"):
-        # An Any holds whatever the input had; a reference is a model (of any base)
-        # defined elsewhere in the schema: both are checked as values, after validation.
+        # An Any holds whatever the input had; a reference is a model (of any base) or
+        # an enum defined elsewhere in the schema: checked as values, after validation.
+        # (A model of ours checks itself: it is passed over at once.)
         return cs.no_info_after_validator_function(_check_nested, node, metadata={_MARK: True})
     return {key: value if key == "metadata" else _guard(value) for key, value in node.items()}
 
@@ -150,9 +202,14 @@ def _guard(node: Any) -> Any:
 class TextSafeModel(BaseModel):
     """A model whose every text refuses NUL and unpaired surrogates (``unsafe_text``).
 
-    The check is added to the model's validation schema (the JSON schema, and so the
-    OpenAPI documents, are unchanged), so each error names the field that carried it,
-    as any other validation error does.
+    The check is added to the model's validation schema, so the JSON schema (and the
+    OpenAPI documents) are unchanged and each error is located at the field that
+    carried the text, as any other validation error is. A ``str`` field costs a
+    substring test (ASCII text) or one regular-expression scan; a nested model of
+    another base, or an ``Any``, is walked after validation (derive nested models from
+    this class too: cheaper). Where Pydantic's own ``str`` validation refuses a
+    surrogate first, as ``string_unicode``, REST problem details show that error as
+    ``unsafe_text`` with the reason.
     """
 
     @classmethod
@@ -160,3 +217,19 @@ class TextSafeModel(BaseModel):
         cls, source: type[BaseModel], handler: GetCoreSchemaHandler
     ) -> CoreSchema:
         return _guard(handler(source))  # type: ignore[no-any-return]
+
+
+def _at(value: object, where: Location) -> object:
+    """The text at ``where`` inside ``value`` (for the error's ``input``)."""
+    for part in where:
+        if part == "[key]":
+            break
+        if isinstance(value, BaseModel):
+            value = value.__dict__.get(str(part))
+        elif isinstance(value, Mapping):
+            value = next((v for k, v in value.items() if _name(k) == part), None)
+        elif isinstance(value, (list, tuple)) and isinstance(part, int):
+            value = value[part]
+        else:
+            break
+    return value

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicewire.messaging.text import text_problem
+from servicewire.messaging.text import UNSAFE_TEXT, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,13 @@ def _invalid_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
     fields = []
     for error in errors:
         location = ".".join(_printable(part) for part in error.get("loc", ()))
-        fields.append(
-            {"field": location, "message": str(error.get("msg", "")), "code": str(error["type"])}
-        )
+        message, code = str(error.get("msg", "")), str(error["type"])
+        given = error.get("input")
+        if code == "string_unicode" and isinstance(given, str):
+            # Pydantic refuses a lone surrogate with a vague "unable to parse raw data
+            # as a unicode string": say which character, as the text rule does.
+            message, code = text_problem(given) or message, UNSAFE_TEXT
+        fields.append({"field": location, "message": message, "code": code})
     return fields
 
 
