@@ -31,7 +31,7 @@ from ftgo.order.grpc import SERVICE as ORDER_SERVICE
 from ftgo.order.grpc import OrderServicer
 from ftgo.order.rest import build_order_app
 from servicewire.grpc import Server
-from tests.ftgo.scenario import Scenario, prepare
+from tests.ftgo.scenario import Scenario, prepare_replicated
 from tests.fuzz.stores import ftgo_on
 
 STORES = ["postgres", "mariadb"]
@@ -41,12 +41,7 @@ STORES = ["postgres", "mariadb"]
 async def ftgo_prepared(store: str) -> AsyncIterator[tuple[FtgoSystem, Scenario]]:
     """FTGO on private databases of ``store``, with a restaurant (replicated) and consumers."""
     async with ftgo_on(store) as system:
-        scenario = await prepare(system)
-        deadline = time.monotonic() + 20
-        while await system.orders.restaurant(scenario.restaurant_id) is None:
-            assert time.monotonic() < deadline, "replica never filled"
-            await asyncio.sleep(0.05)
-        yield system, scenario
+        yield system, await prepare_replicated(system)
 
 
 async def rows(engine: AsyncEngine | None) -> dict[str, int]:
