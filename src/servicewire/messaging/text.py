@@ -163,10 +163,13 @@ def _check_str(value: str) -> str:
 
 def _check_nested(value: object) -> object:
     """For ``Any`` values and models of other bases: every text inside them."""
-    if not _holds_unsafe(value):
-        return value
+    try:
+        if not _holds_unsafe(value):
+            return value
+    except RecursionError:  # nested deeper than the fast check goes: walk it
+        pass
     found = _locate(value, skip_checked=True)
-    if found is None:  # pragma: no cover - _holds_unsafe said there was one
+    if found is None:  # nothing after all (it was only deep)
         return value
     where, problem = found
     raise _located_error(where, problem, value)
