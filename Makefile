@@ -9,17 +9,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 PYTEST_ARGS ?=
+# make fuzz: inputs per surface, and the stores FTGO and the pipeline run on.
+FUZZ_EXAMPLES ?= 10000
+FUZZ_STORES ?= postgres,mariadb
 # uv must use the machine's Python (it may not download one) and this venv.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export SERVICEWIRE_UV := $(abspath $(UV))
 
-.PHONY: help install demo test soak test-latest test-minimum lock lint typecheck bench services protos clean
+.PHONY: help install demo test soak fuzz test-latest test-minimum lock lint typecheck bench services protos clean
 
 help:
 	@echo "make demo          run the FTGO demo on the embedded default (SQLite + in-memory transport)"
 	@echo "make test          install from uv.lock, prepare local services, run ruff, mypy and pytest"
 	@echo "make soak          the long tests (marked soak) that make test leaves out"
+	@echo "make fuzz          the fuzz suites, 10,000 inputs per surface, on PostgreSQL and MariaDB"
 	@echo "make test-latest   the suite on the newest release of every dependency (.venv-latest)"
 	@echo "make test-minimum  the suite on the lowest declared version of every dependency (.venv-minimum)"
 	@echo "make lock          refresh uv.lock to the newest versions pyproject.toml allows"
@@ -65,6 +69,14 @@ test: $(STAMP) services lint
 # relay...); pyproject's addopts deselects them, `-m soak` selects only them.
 soak: $(STAMP) services
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m soak $(PYTEST_ARGS)
+
+# The fuzz suites at full strength (docs/security.md): FUZZ_EXAMPLES generated inputs per
+# surface, FTGO and the pipeline on each of FUZZ_STORES. `make test` runs the same
+# suites as a fast slice: 150 inputs per surface, on PostgreSQL.
+fuzz: $(STAMP) services
+	SERVICEWIRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SERVICEWIRE_FUZZ_STORES=$(FUZZ_STORES) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --durations=0 --timeout=0 \
+		tests/fuzz tests/codecs $(PYTEST_ARGS)
 
 # The same suite outside the lock: an upstream release that breaks us shows up here,
 # as its own signal, instead of turning main red.

@@ -39,23 +39,27 @@ import msgspec
 import orjson
 from defusedxml import ElementTree as SafeET
 from grpc_tools import protoc
-from pydantic import BaseModel
 
 from servicewire.codecs import default_codecs
 from servicewire.codecs._proto_schema import proto_schema
 from servicewire.codecs.avro import avro_schema
 from servicewire.codecs.protobuf import proto_source
 from servicewire.messaging.contracts import Event
+from servicewire.messaging.text import TextSafeModel
+
+# Nested values derive from TextSafeModel, as FTGO's (ftgo.values) do: the text rule
+# then checks each string once, where a nested plain BaseModel would be walked again
+# after validation (docs/benchmarks.md, Codecs).
 
 
-class LineItem(BaseModel):
+class LineItem(TextSafeModel):
     menu_item_id: str
     name: str
     quantity: int
     price: Decimal
 
 
-class DeliveryAddress(BaseModel):
+class DeliveryAddress(TextSafeModel):
     street1: str
     street2: str | None = None
     city: str

@@ -1,13 +1,15 @@
-"""Value types shared by FTGO's published APIs."""
+"""Value types shared by FTGO's published APIs (text-safe: no NUL, no lone surrogate)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from servicewire.messaging import TextSafeModel
 
 
-class LineItem(BaseModel):
+class LineItem(TextSafeModel):
     """One line of an order: a menu item and how many."""
 
     model_config = ConfigDict(frozen=True)
@@ -16,7 +18,7 @@ class LineItem(BaseModel):
     quantity: int = Field(gt=0, le=1000)
 
 
-class MenuItem(BaseModel):
+class MenuItem(TextSafeModel):
     """One dish on a restaurant's menu."""
 
     model_config = ConfigDict(frozen=True)
@@ -26,7 +28,7 @@ class MenuItem(BaseModel):
     price: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
 
 
-class Address(BaseModel):
+class Address(TextSafeModel):
     """A delivery address."""
 
     model_config = ConfigDict(frozen=True)

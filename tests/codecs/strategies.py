@@ -35,10 +35,14 @@ FUZZ = settings(
 SMALL = settings(FUZZ, max_examples=max(20, EXAMPLES // 10))
 
 
+# Any text a contract may hold: not NUL (nor a surrogate, which hypothesis leaves out).
+CONTRACT_TEXT = st.characters(exclude_characters="\x00")
+
+
 def leaf(node: TypeNode) -> st.SearchStrategy[Any]:
     kind = node.kind
     if kind == "str":
-        return st.text(max_size=20)
+        return st.text(CONTRACT_TEXT, max_size=20)
     if kind == "int":
         return st.integers(*INT64)
     if kind == "float":
@@ -79,7 +83,9 @@ def for_node(node: TypeNode, depth: int = 0) -> st.SearchStrategy[Any]:
         assert node.inner is not None
         if depth > 3:
             return st.just({})
-        return st.dictionaries(st.text(max_size=8), for_node(node.inner, depth + 1), max_size=3)
+        return st.dictionaries(
+            st.text(CONTRACT_TEXT, max_size=8), for_node(node.inner, depth + 1), max_size=3
+        )
     assert node.model is not None
     return values_of(node.model, depth + 1)
 

@@ -30,7 +30,7 @@ from tests.codecs.roundtrip import CODECS, assert_roundtrips, assert_roundtrips_
 from tests.codecs.strategies import FUZZ, SMALL, values_of
 
 EVERYTHING = Everything(
-    text="héllo <&> \x00\r\n",
+    text="héllo <&> \x01\r\n",  # \x01: XML 1.0 cannot carry it (NUL no contract may)
     number=-(2**63),
     ratio=-0.0,
     flag=True,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import func, select
+
 from ftgo.app.system import FtgoSystem
 from ftgo.consumer.service import create_consumer
-from ftgo.order.service import CreateOrderRequest
+from ftgo.order.service import CreateOrderRequest, Order, state_changes
 from ftgo.restaurant.service import create_restaurant
 from ftgo.values import Address, LineItem, MenuItem
 
@@ -74,3 +78,43 @@ def mix(n: int, seed: int = 42) -> list[str]:
     rng = random.Random(seed)
     names = list(CASES)
     return [names[0] if rng.random() < 0.5 else rng.choice(names[1:]) for _ in range(n)]
+
+
+async def prepare_replicated(system: FtgoSystem) -> Scenario:
+    """:func:`prepare`, then wait (at most 20 s) until the Order Service's replica holds
+    the restaurant, so that orders for it can be taken."""
+    scenario = await prepare(system)
+    deadline = time.monotonic() + 20
+    while await system.orders.restaurant(scenario.restaurant_id) is None:
+        assert time.monotonic() < deadline, "replica never filled"
+        await asyncio.sleep(0.05)
+    return scenario
+
+
+async def assert_final_states(
+    system: FtgoSystem, orders: list[Order], cases: list[str], within: float
+) -> None:
+    """Each order leaves PENDING within ``within`` seconds, for the state (and reason)
+    its case dictates, and changed state exactly twice (PENDING, then final)."""
+    deadline = time.monotonic() + within
+    for order, case in zip(orders, cases, strict=True):
+        while True:
+            current = await system.orders.get(order.order_id)
+            assert current is not None
+            if current.state != "PENDING":
+                break
+            assert time.monotonic() < deadline, f"order for {case!r} stuck PENDING"
+            await asyncio.sleep(0.05)
+        state, words = CASES[case]
+        assert current.state == state, (case, current.rejection_reason)
+        if words:
+            assert current.rejection_reason and words in current.rejection_reason
+    assert system.order_service.engine is not None
+    async with system.order_service.engine.connect() as conn:
+        per_order = (
+            await conn.execute(
+                select(state_changes.c.order_id, func.count()).group_by(state_changes.c.order_id)
+            )
+        ).all()
+    assert len(per_order) == len(orders)
+    assert all(count == 2 for _id, count in per_order), "an order changed state twice"

@@ -7,59 +7,18 @@ and one final state change."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import time
-import uuid
 
-from sqlalchemy import func, select
-
-from ftgo.app.system import FtgoSystem
-from ftgo.order.service import state_changes
-from tests.ftgo.scenario import CASES, mix, order_for, prepare
-from tests.relay.dbs import private_database
+from tests.ftgo.scenario import assert_final_states, mix, order_for, prepare_replicated
+from tests.fuzz.stores import ftgo_on
 
 
 async def test_forty_orders_on_mariadb_reach_their_state_once() -> None:
-    async with contextlib.AsyncExitStack() as stack:
-        dbs = {
-            s: await stack.enter_async_context(private_database("mariadb"))
-            for s in ("order", "consumer", "restaurant")
-        }
-        system = FtgoSystem.create(
-            order_db=dbs["order"],
-            consumer_db=dbs["consumer"],
-            restaurant_db=dbs["restaurant"],
-            transport=f"memory://{uuid.uuid4().hex}",
+    async with ftgo_on("mariadb") as system:
+        scenario = await prepare_replicated(system)
+        rng = random.Random(7)
+        cases = mix(40)
+        orders = await asyncio.gather(
+            *(system.orders.create(order_for(case, scenario, rng)) for case in cases)
         )
-        async with system:
-            scenario = await prepare(system)
-            deadline = time.monotonic() + 20
-            while await system.orders.restaurant(scenario.restaurant_id) is None:
-                assert time.monotonic() < deadline, "replica never filled"
-                await asyncio.sleep(0.05)
-            rng = random.Random(7)
-            cases = mix(40)
-            orders = await asyncio.gather(
-                *(system.orders.create(order_for(case, scenario, rng)) for case in cases)
-            )
-            deadline = time.monotonic() + 60
-            for order, case in zip(orders, cases, strict=True):
-                while True:
-                    current = await system.orders.get(order.order_id)
-                    assert current is not None
-                    if current.state != "PENDING":
-                        break
-                    assert time.monotonic() < deadline, f"order for {case!r} stuck PENDING"
-                    await asyncio.sleep(0.05)
-                assert current.state == CASES[case][0], (case, current.rejection_reason)
-            assert system.order_service.engine is not None
-            async with system.order_service.engine.connect() as conn:
-                counts = (
-                    await conn.execute(
-                        select(state_changes.c.order_id, func.count()).group_by(
-                            state_changes.c.order_id
-                        )
-                    )
-                ).all()
-            assert len(counts) == 40 and all(n == 2 for _id, n in counts)
+        await assert_final_states(system, orders, cases, within=60)

@@ -1,6 +1,12 @@
-"""How hard to fuzz: ``SERVICEWIRE_FUZZ_EXAMPLES`` inputs per surface (nightly: 10000).
+"""How hard to fuzz, and on which stores.
 
-``make test`` uses the default (150 per surface); the nightly run sets 10000.
+``SERVICEWIRE_FUZZ_EXAMPLES``: inputs per surface. ``make test`` uses the default
+(150 per surface); ``make fuzz`` sets 10000.
+
+``SERVICEWIRE_FUZZ_STORES``: the databases FTGO and the pipeline run on under fuzz,
+comma-separated among ``sqlite``, ``postgres``, ``mariadb``. ``make test`` uses the
+default, PostgreSQL (the store that refuses the most: NUL in text, for one);
+``make fuzz`` sets ``postgres,mariadb``.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 EXAMPLES = int(os.environ.get("SERVICEWIRE_FUZZ_EXAMPLES", "150"))
+STORES = [s for s in os.environ.get("SERVICEWIRE_FUZZ_STORES", "postgres").split(",") if s]
 
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -4,24 +4,24 @@ Raw bytes, mutated valid requests and well-formed requests with arbitrary field 
 go to every unary and server-streaming method over a real loopback server. Properties:
 every call ends with a status within its deadline (no hang, no UNKNOWN); bytes that do
 not parse get INVALID_ARGUMENT; a request that parses as its message type never makes
-a handler crash (no INTERNAL); and afterwards
-the server still reports SERVING and answers a valid call.
+a handler crash (no INTERNAL: a string with NUL, which PostgreSQL refuses, is
+INVALID_ARGUMENT); and afterwards the server still reports SERVING and answers a
+valid call. FTGO runs on each store of ``SERVICEWIRE_FUZZ_STORES``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ftgo.app.system import FtgoSystem
 from ftgo.generated.order.v1 import order_pb2, order_pb2_grpc
 from ftgo.generated.restaurant.v1 import restaurant_pb2, restaurant_pb2_grpc
 from ftgo.order.grpc import SERVICE as ORDER_SERVICE
@@ -31,9 +31,11 @@ from ftgo.restaurant.grpc import RestaurantServicer
 from servicewire.grpc import Server
 from servicewire.grpc.generated.testing.v1 import echo_pb2
 from servicewire.grpc.testing import add_echo_service
-from tests.fuzz.settings import FUZZ
+from tests import services
+from tests.fuzz.settings import FUZZ, STORES
+from tests.fuzz.stores import ftgo_on
 
-text = st.text(max_size=40)
+text = st.one_of(st.text(max_size=40), st.text(max_size=5).map(lambda t: f"a\x00{t}"))
 ids = st.one_of(text, st.uuids().map(str))
 
 # method path -> (request type, streaming?, strategy of well-formed requests)
@@ -124,9 +126,8 @@ async def _call(channel: grpc.aio.Channel, method: str, payload: bytes) -> grpc.
     return grpc.StatusCode.OK
 
 
-async def _run(cases: list[tuple[str, bytes]], directory: Path) -> None:
-    system = FtgoSystem.embedded(directory, transport=f"memory://{uuid.uuid4().hex}")
-    async with system:
+async def _run(cases: list[tuple[str, bytes]], store: str, directory: Path) -> None:
+    async with ftgo_on(store, directory) as system:
         server = Server(grace=0.5)
         server.add_service(
             order_pb2_grpc.add_OrderServiceServicer_to_server,
@@ -163,7 +164,10 @@ async def _run(cases: list[tuple[str, bytes]], directory: Path) -> None:
             await server.stop(0)
 
 
-def test_grpc_methods_survive_hostile_messages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", STORES)
+def test_grpc_methods_survive_hostile_messages(store: str, tmp_path: Path) -> None:
+    if store != "sqlite":
+        services.require(store)
     cases: list[tuple[str, bytes]] = []
 
     @FUZZ
@@ -172,4 +176,6 @@ def test_grpc_methods_survive_hostile_messages(tmp_path: Path) -> None:
         cases.append(case)
 
     collect()
-    asyncio.run(asyncio.wait_for(_run(cases, tmp_path), timeout=max(120.0, len(cases) * 0.1)))
+    asyncio.run(
+        asyncio.wait_for(_run(cases, store, tmp_path), timeout=max(120.0, len(cases) * 0.1))
+    )

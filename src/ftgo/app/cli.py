@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from servicewire.cli import refuse_unsafe_text
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftgo", description="FTGO, Servicewire's reference app.")
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    refuse_unsafe_text(parser, args)  # ids and URLs reach databases
     if args.command == "demo":
         from ftgo.app.demo import run_demo
 

@@ -50,6 +50,7 @@ from ftgo.restaurant.api import (
 )
 from ftgo.values import Address, LineItem, MenuItem
 from servicewire import Context, Service, ServiceOptions, new_id
+from servicewire.messaging import TextSafeModel
 from servicewire.transports import Transport
 
 NAME = "order-service"
@@ -111,7 +112,7 @@ _SELECT_REPLICA = select(restaurant_replica).where(
 )
 
 
-class CreateOrderRequest(BaseModel):
+class CreateOrderRequest(TextSafeModel):
     """What a client sends to create an order."""
 
     consumer_id: str = Field(min_length=1, max_length=64)

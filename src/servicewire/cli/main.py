@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from servicewire.cli.arguments import refuse_unsafe_text
+
 # Subcommand modules, in the order `servicewire --help` lists them. A module that is
 # missing (not written yet, or its optional dependency absent) is left out of the help.
 COMMANDS = [
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    refuse_unsafe_text(parser, args)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

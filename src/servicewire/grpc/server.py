@@ -25,12 +25,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import Message as ProtoMessage
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from servicewire.discovery import Instance
 from servicewire.grpc.interceptors import ServerContextInterceptor
+from servicewire.grpc.text import unsafe_field
 
 if TYPE_CHECKING:
     from servicewire.discovery.redis import RedisRegistry, Registration
@@ -40,24 +42,27 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 class _Malformed:
-    """Stands in for a request whose bytes do not parse as its message type."""
+    """Stands in for a request refused before its handler: unparseable, or unsafe text."""
+
+    def __init__(self, reason: str = "is not a valid protobuf message") -> None:
+        self.reason = reason
 
 
 _MALFORMED = _Malformed()
 
 
-async def _refuse(context: grpc.aio.ServicerContext, method: str) -> None:
-    await context.abort(
-        grpc.StatusCode.INVALID_ARGUMENT, f"request to {method} is not a valid protobuf message"
-    )
+async def _refuse(context: grpc.aio.ServicerContext, method: str, why: _Malformed) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request to {method} {why.reason}")
 
 
 class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Unparseable request bytes get INVALID_ARGUMENT, not grpc's UNKNOWN.
+    """Unparseable requests, and requests with unsafe text, get INVALID_ARGUMENT.
 
     grpc.aio parses requests before any interceptor's behaviour runs, and answers a
     parse failure with UNKNOWN and the parser's exception text. This guard, innermost,
-    parses leniently and lets the call refuse the request as the client's error.
+    parses leniently and lets the call refuse the request as the client's error. A
+    string field holding NUL (which protobuf accepts, and PostgreSQL does not) is
+    refused the same way, naming the field (:mod:`servicewire.grpc.text`).
     """
 
     async def intercept_service(
@@ -73,9 +78,17 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         def lenient(raw: bytes) -> Any:
             try:
-                return parse(raw)
+                request = parse(raw)
             except Exception:  # any parser error means the same: not a valid request
                 return _MALFORMED
+            # No 0x00 byte on the wire, no NUL in any string: most requests skip the walk
+            # (and a surrogate, not being UTF-8, never parses).
+            unsafe = None
+            if b"\x00" in raw and isinstance(request, ProtoMessage):
+                unsafe = unsafe_field(request)
+            if unsafe is not None:
+                return _Malformed(f"field {unsafe[0]}: {unsafe[1]}")
+            return request
 
         common = {
             "request_deserializer": lenient,
@@ -85,15 +98,15 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             behavior = handler.unary_unary or handler.unary_stream
 
             async def unary_in(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if request is _MALFORMED:
-                    await _refuse(context, method)
+                if isinstance(request, _Malformed):
+                    await _refuse(context, method, request)
                 return await behavior(request, context)
 
             async def unary_in_stream_out(
                 request: Any, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
-                if request is _MALFORMED:
-                    await _refuse(context, method)
+                if isinstance(request, _Malformed):
+                    await _refuse(context, method, request)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -110,8 +123,8 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         def each(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
             async def checked() -> AsyncIterator[Any]:
                 async for request in requests:
-                    if request is _MALFORMED:
-                        await _refuse(context, method)
+                    if isinstance(request, _Malformed):
+                        await _refuse(context, method, request)
                     yield request
 
             return checked()

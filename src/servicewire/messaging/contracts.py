@@ -16,7 +16,9 @@ channel. Declare them with class keywords::
 version of a contract kept to read or test old messages; add it to a registry of its
 own). ``key`` names the field whose value becomes the message's partition key, so all
 messages about one order are handled in order. Readers are tolerant: unknown fields
-are ignored and missing optional fields take their defaults.
+are ignored and missing optional fields take their defaults. No text anywhere in a
+contract may hold NUL or an unpaired UTF-16 surrogate (:mod:`~.text`): a payload
+carrying one does not decode.
 
 Every concrete contract is registered in :data:`default_registry`; a registry resolves
 ``(wire name, MAJOR)`` to a class, so a reader on 1.0 accepts 1.7 messages and refuses
@@ -29,10 +31,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from servicewire.errors import DuplicateContractError, UnknownContractError, UnsupportedVersionError
 from servicewire.messaging.message import MessageKind
+from servicewire.messaging.text import TextSafeModel
 from servicewire.messaging.versioning import SemVer
 
 __all__ = [
@@ -48,8 +51,13 @@ __all__ = [
 ]
 
 
-class Contract(BaseModel):
-    """Base of every message contract. Subclass a kind (Command, Event, ...), not this."""
+class Contract(TextSafeModel):
+    """Base of every message contract. Subclass a kind (Command, Event, ...), not this.
+
+    A :class:`~servicewire.messaging.text.TextSafeModel`: no text in a contract may
+    hold NUL or an unpaired surrogate, so a codec refuses such a payload
+    (``DecodeError``, and the pipeline dead-letters the message at once).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

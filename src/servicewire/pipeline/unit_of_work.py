@@ -54,6 +54,7 @@ from servicewire.errors import (
     UnsupportedVersionError,
 )
 from servicewire.messaging.message import Message
+from servicewire.messaging.text import text_problem
 from servicewire.outbox.writer import PendingRows
 from servicewire.pipeline import inbox
 from servicewire.pipeline.after_commit import run_after_commit
@@ -256,6 +257,9 @@ class Pipeline:
                 self._authenticity.check(message)
             except SignatureError as exc:
                 return await self._dead_letter(delivery, f"signature: {exc}", exc, None)
+        unsafe_id = text_problem(message.id)
+        if unsafe_id is not None:  # the inbox stores it: PostgreSQL would refuse each run
+            return await self._dead_letter(delivery, f"unsafe message id: {unsafe_id}", None, None)
         try:
             spec = self._handlers.lookup(self.channel, self.group, message.type, message.version)
             value = self._codecs.for_content_type(message.content_type).decode(

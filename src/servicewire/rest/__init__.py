@@ -32,6 +32,7 @@ from servicewire.rest.openapi import export_openapi, problem_responses, render_o
 from servicewire.rest.problems import PROBLEM_JSON, InvalidField, Problem, ProblemDetails
 from servicewire.rest.responses import created, no_content
 from servicewire.rest.routing import MediaTypeVersioning, ResourceRoute, versioned_router
+from servicewire.rest.text import TextGuard
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -51,6 +52,7 @@ __all__ = [
     "Representation",
     "ResourceRoute",
     "RestClient",
+    "TextGuard",
     "create_app",
     "created",
     "etag_for",

@@ -5,7 +5,8 @@
     app.include_router(v2)          # versioned_router(2)
 
 Installed: problem details for every error (including 404, 405 and unhandled
-exceptions), a request body cap answered with 413 before the body is read, the
+exceptions), a request body cap answered with 413 before the body is read, a 422 for
+a path, query parameter or header holding NUL (:mod:`servicewire.rest.text`), the
 OpenAPI post-processing of :mod:`servicewire.rest.openapi`, and, with ``vendor``,
 media-type versioning (``Accept: application/vnd.ftgo.v2+json`` on ``/orders``).
 """
@@ -20,6 +21,7 @@ from servicewire.rest.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from servicewire.rest.openapi import install_openapi
 from servicewire.rest.problems import UnhandledErrorGuard, install_problem_handlers
 from servicewire.rest.routing import VENDOR_STATE_KEY, MediaTypeVersioning
+from servicewire.rest.text import TextGuard
 from servicewire.telemetry.rest_spans import TracingMiddleware
 
 
@@ -37,7 +39,9 @@ def create_app(
     app = FastAPI(title=title, version=version, description=description, **fastapi_options)
     install_problem_handlers(app)
     install_openapi(app)
-    # add_middleware wraps outside-in in reverse order: the guard ends up outermost.
+    # add_middleware wraps outside-in in reverse order: the guard ends up outermost,
+    # the text guard innermost (it names path parameters by the versioned path).
+    app.add_middleware(TextGuard)
     if vendor:
         setattr(app.state, VENDOR_STATE_KEY, vendor)
         app.add_middleware(MediaTypeVersioning, vendor=vendor, default_major=default_major)

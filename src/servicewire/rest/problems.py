@@ -32,6 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicewire.messaging.text import UNSAFE_TEXT, text_problem
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON: Final = "application/problem+json"
@@ -111,11 +113,35 @@ def problem_response(
 def _invalid_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
     fields = []
     for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ()))
-        fields.append(
-            {"field": location, "message": str(error.get("msg", "")), "code": str(error["type"])}
-        )
+        location = ".".join(_printable(part) for part in error.get("loc", ()))
+        message, code = str(error.get("msg", "")), str(error["type"])
+        given = error.get("input")
+        if code == "string_unicode" and isinstance(given, str):
+            # Pydantic refuses a lone surrogate with a vague "unable to parse raw data
+            # as a unicode string": say which character, as the text rule does.
+            message, code = text_problem(given) or message, UNSAFE_TEXT
+        fields.append({"field": location, "message": message, "code": code})
     return fields
+
+
+def _printable(part: object) -> str:
+    # A location can be a dict key the client sent: one holding a lone surrogate
+    # cannot be written as UTF-8 JSON, so such a key is shown escaped.
+    text = str(part)
+    return text if text_problem(text) is None else ascii(text)
+
+
+def validation_problem(fields: list[dict[str, str]], instance: str | None) -> Response:
+    """The 422 problem listing ``fields`` (``field``, ``message``, ``code`` each)."""
+    names = ", ".join(f["field"] for f in fields[:5])
+    return problem_response(
+        422,
+        "Request validation failed",
+        detail=f"invalid fields: {names}" if names else None,
+        type="https://servicewire.dev/problems/validation",
+        instance=instance,
+        extensions={"errors": fields},
+    )
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
@@ -147,16 +173,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    fields = _invalid_fields(exc.errors())
-    names = ", ".join(f["field"] for f in fields[:5])
-    return problem_response(
-        422,
-        "Request validation failed",
-        detail=f"invalid fields: {names}" if names else None,
-        type="https://servicewire.dev/problems/validation",
-        instance=request.url.path,
-        extensions={"errors": fields},
-    )
+    return validation_problem(_invalid_fields(exc.errors()), request.url.path)
 
 
 class UnhandledErrorGuard:
