@@ -88,8 +88,9 @@ async def test_cancelled_order_has_no_cancel_link_and_cannot_be_cancelled_twice(
 
 
 async def test_unknown_resource_and_route_are_404_problems(base_url: str) -> None:
-    _problem(*await _call(base_url, "GET", "/v1/orders/o-missing"), 404)
-    _problem(*await _call(base_url, "GET", "/nowhere/at/all"), 404)
+    missing = _problem(*await _call(base_url, "GET", "/v1/orders/o-missing"), 404)
+    nowhere = _problem(*await _call(base_url, "GET", "/nowhere/at/all"), 404)
+    assert missing["status"] == nowhere["status"] == 404
 
 
 async def test_wrong_method_is_a_405_problem_with_allow(base_url: str) -> None:
@@ -130,7 +131,8 @@ async def test_unsupported_content_type_is_415(base_url: str) -> None:
         data=b"<order/>",
         headers={"content-type": "application/xml"},
     )
-    _problem(status, headers, body, 415)
+    problem = _problem(status, headers, body, 415)
+    assert problem["status"] == 415
 
 
 async def test_unacceptable_accept_is_406(base_url: str) -> None:

@@ -199,9 +199,11 @@ async def test_delayed_retry_keeps_its_place_with_a_delivery_limit(
     spec = TransportSpec.for_url(url, settle_time=0.5)
     transport = await spec.make()
     try:
+        # Asserts each key's first-seen order (and that retries were waiting) inside.
         await TransportContract().test_delayed_retry_keeps_its_place_when_a_member_joins(
             transport, spec
         )
+        assert transport.capabilities.ordered_per_key  # so the order check above ran
     finally:
         await transport.close()
 
@@ -408,6 +410,7 @@ async def test_shards_spread_across_members_and_move_when_one_leaves(shared: Sha
         await subs[0].close()
         rest = subs[1:]
         await eventually(lambda: dealt(rest), 20, "the leaver's shards to move")
+        assert set().union(*held()[1:]) == set(range(16))  # the leaver's shards moved
     finally:
         for sub in subs:
             await sub.close()
@@ -481,6 +484,7 @@ async def test_a_stand_by_member_lets_go_of_shards_it_does_not_own(shared: Share
         # Its markers reach the active first member, which tells it to let go: well
         # before the periodic marker resend (member_timeout) could matter.
         await eventually(dealt, 3, "the stand-by consumers to be cancelled")
+        assert len(second._consumers) < 16  # type: ignore[attr-defined]
     finally:
         for sub in subs:
             await sub.close()

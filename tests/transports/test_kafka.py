@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -98,7 +99,7 @@ class TestKafkaContract(TransportContract, RestartContract):
         test_concurrent_subscribe_and_close = None  # type: ignore[assignment]
 
 
-async def _nothing_lost_across_two_restarts(persistent_tansu: Tansu) -> None:
+async def _nothing_lost_across_two_restarts(persistent_tansu: Tansu) -> int:
     """Two restarts of the broker mid-stream: 600 messages from 12 publishers, none lost."""
     url = _url(persistent_tansu, RESTART_TUNING)
     consumer_side = await connect_transport(url)
@@ -138,6 +139,7 @@ async def _nothing_lost_across_two_restarts(persistent_tansu: Tansu) -> None:
         await asyncio.wait_for(publishing, 120)
         await eventually(lambda: received() >= sent, 120, "all 600 after restart 2")
         assert not [m.error for m in members if m.error], "a member's iteration failed"
+        return len(received() & sent)
         print(f"[kafka] two restarts: {len(errors)} publish retries")
     finally:
         for mem in members:
@@ -328,6 +330,7 @@ async def test_a_member_that_leaves_hands_its_unsettled_message_to_the_other(
         second = Member(await transport.subscribe(channel, group))
         await first.stop()
         await eventually(lambda: len({m.id for m in second.acked}) >= 10, 60, "all 10")
+        assert {m.id for m in second.acked} >= {d.message.id for d in held}
     finally:
         with contextlib.suppress(Exception):
             await first.stop()
@@ -343,17 +346,21 @@ async def test_a_member_that_leaves_hands_its_unsettled_message_to_the_other(
 # checks every message on its own channel.
 
 
-async def _twice(body: Callable[[], Awaitable[None]]) -> None:
+_T = TypeVar("_T")
+
+
+async def _twice(body: Callable[[], Awaitable[_T]]) -> _T:
     try:
-        await body()
+        return await body()
     except (AssertionError, asyncio.CancelledError, TimeoutError, ServicewireError) as first:
         print(f"[kafka] tansu restart scenario failed once ({first!r}); trying again")
-        await body()
+        return await body()
 
 
 async def test_nothing_lost_across_two_restarts(persistent_tansu: Tansu) -> None:
     """Two restarts of the broker mid-stream: 600 messages from 12 publishers, none lost."""
-    await _twice(lambda: _nothing_lost_across_two_restarts(persistent_tansu))
+    delivered = await _twice(lambda: _nothing_lost_across_two_restarts(persistent_tansu))
+    assert delivered == 600
 
 
 async def test_publish_to_a_stopped_broker_fails_clearly_then_recovers(tansu: Tansu) -> None:
