@@ -41,6 +41,11 @@ from servicewire.messaging.message import Message
 from servicewire.outbox.tables import outbox
 
 
+def outbox_shard(message: Message, shards: int = DEFAULT_SHARDS) -> int:
+    """The ``shard`` column of ``message``'s outbox row (its partition key's shard)."""
+    return shard_for(message.partition_key, shards, message.id)
+
+
 def outbox_rows(messages: Sequence[Message], shards: int = DEFAULT_SHARDS) -> list[dict[str, Any]]:
     """The outbox row values for ``messages`` (without ids: the database assigns them)."""
     now = time.time()
@@ -54,7 +59,7 @@ def outbox_rows(messages: Sequence[Message], shards: int = DEFAULT_SHARDS) -> li
                 "headers": json.dumps(message.headers.to_dict(), separators=(",", ":")),
                 "payload": message.payload,
                 "partition_key": key,
-                "shard": shard_for(key, shards, message.id),
+                "shard": outbox_shard(message, shards),
                 "created_at": now,
             }
         )

@@ -65,9 +65,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from servicewire.messaging.channels import DEFAULT_SHARDS, shard_for
+from servicewire.messaging.channels import DEFAULT_SHARDS
 from servicewire.messaging.message import Message
 from servicewire.outbox.tables import NOTIFY_CHANNEL, outbox, relay_shard
+from servicewire.outbox.writer import outbox_shard
 from servicewire.relay.base import Relay
 from servicewire.relay.batch_statements import LEASE_SHARD, BatchStatements
 from servicewire.relay.fencing import OwnershipLostError, Tenure
@@ -519,7 +520,7 @@ class PollingRelay(Relay):
             return
         self._wakeup.set()  # the watcher: activity, set its pause back
         for message in messages:
-            self._wake_shard(shard_for(message.partition_key, DEFAULT_SHARDS, message.id))
+            self._wake_shard(outbox_shard(message))  # the shard its row was written with
 
     def _wake_shard(self, shard: int) -> None:
         """Wake the batch loop whose shard range holds ``shard`` (a writer's shard)."""
