@@ -220,11 +220,13 @@ class PollingRelay(Relay):
                 # Activity. A busy loop looks again by itself until it has seen every
                 # row of its range: a look now would only find the rows it is publishing.
                 self._poll_delay.reset()
-            elif (shard := await self._row_waiting()) is not None:
+            elif await self._row_waiting() is not None:
                 self._poll_delay.reset()
-                # The loop whose range holds the row; rows of other ranges are found by
-                # the next look, one pause later (waking every loop ran empty batches).
-                self._wake_shard(shard)
+                # Every loop: this is the safety net (rows nobody announced, rows a
+                # cancelled batch left locked for a while), so no loop may stay asleep
+                # on them. Commits in this process wake loops by shard (wake_for).
+                for event in self._worker_wakeups:
+                    event.set()
             else:
                 self._poll_delay.grow()
                 await self._renew_idle_lease()
