@@ -65,6 +65,7 @@ from servicewire.outbox.writer import outbox_rows
 from servicewire.pipeline.inbox import inbox
 from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
+from servicewire.timeouts import within
 from servicewire.transports import Transport, connect_transport
 
 PG_ADMIN = os.environ.get("SERVICEWIRE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -210,7 +211,7 @@ async def latency(db: str, transport_url: str, rate: int, seconds: float) -> tup
             reply_to=REPLIES,
             extra={"benchsent": repr(time.perf_counter())},
         )
-        await asyncio.wait_for(publisher.publish(message), 30)  # a stuck broker fails the run
+        await within(publisher.publish(message), 30)  # a stuck broker fails the run
     deadline = time.perf_counter() + 30
     while len(latencies) < total and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)

@@ -17,6 +17,7 @@ import uuid
 import aio_pika
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.transport import AmqpTransport
 
@@ -84,7 +85,7 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
                     return
 
         task = asyncio.create_task(consume())
-        await asyncio.wait_for(clock.done.wait(), 600)
+        await within(clock.done.wait(), 600)
         await task
         await sub.close()
         return publish_rate, clock.rate()
@@ -124,7 +125,7 @@ async def raw(url: str, n: int, size: int) -> tuple[float, float]:
             clock.tick()
 
         tag = await cqueue.consume(on_message)
-        await asyncio.wait_for(clock.done.wait(), 600)
+        await within(clock.done.wait(), 600)
         await cqueue.cancel(tag)
         await channel.queue_delete(name)
         await channel.exchange_delete(name)
@@ -169,7 +170,7 @@ async def faststream(url: str, n: int, size: int) -> tuple[float, float]:
 
         publish_rate = await _pipelined(publish, n)
         await broker.start()
-        await asyncio.wait_for(clock.done.wait(), 600)
+        await within(clock.done.wait(), 600)
         return publish_rate, clock.rate()
     finally:
         await broker.stop()

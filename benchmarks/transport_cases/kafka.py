@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.kafka.transport import KafkaTransport
 
@@ -116,7 +117,7 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
                     return
 
         task = asyncio.create_task(consume())
-        await asyncio.wait_for(clock.done.wait(), 600)
+        await within(clock.done.wait(), 600)
         await task
         await sub.close()
         return publish_rate, clock.rate()

@@ -28,6 +28,7 @@ import nats
 from nats.js import api
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.nats.transport import NatsTransport
 
@@ -93,7 +94,7 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
                     return
 
         task = asyncio.create_task(consume())
-        await asyncio.wait_for(clock.done.wait(), 600)
+        await within(clock.done.wait(), 600)
         await task
         await sub.close()
         return publish_rate, clock.rate()

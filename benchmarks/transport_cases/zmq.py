@@ -23,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.zmq.transport import ZmqTransport
 
@@ -71,7 +72,7 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
         for base in range(0, n, WINDOW):
             await transport.publish_batch(messages[base : base + WINDOW])
         publish_rate = n / (time.perf_counter() - start)
-        await asyncio.wait_for(task, 600)
+        await within(task, 600)
         await sub.close()
         return publish_rate, n / (times["last"] - times["first"])
     finally:
@@ -125,9 +126,9 @@ async def raw(url: str, n: int, size: int) -> tuple[float, float]:
                 message = messages[i]
                 headers = json.dumps(message.headers.to_dict(), separators=(",", ":")).encode()
                 await dealer.send_multipart([str(i).encode(), headers, message.payload])
-            await asyncio.wait_for(window_done.wait(), 600)
+            await within(window_done.wait(), 600)
         publish_rate = n / (time.perf_counter() - start)
-        await asyncio.wait_for(consumer, 600)
+        await within(consumer, 600)
         listener.cancel()
         return publish_rate, n / (times["last"] - times["first"])
     finally:

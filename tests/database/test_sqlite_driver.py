@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicewire.storage import sqlite as sqlite_driver
 from servicewire.storage.database import async_url, create_engine
+from servicewire.timeouts import within
 
 metadata = MetaData()
 items = Table(
@@ -85,7 +86,7 @@ async def test_a_locked_database_is_waited_for_without_blocking_the_loop(tmp_pat
             second = asyncio.create_task(_insert(waiter, "second"))
             await asyncio.sleep(0.3)
             assert not second.done()  # waiting for the lock, politely
-        await asyncio.wait_for(second, 5)
+        await within(second, 5)
         waited = time.monotonic() - started
         tick_task.cancel()
         # The loop kept running while the second writer waited (SQLite's own busy handler
@@ -111,7 +112,7 @@ async def test_a_lock_held_too_long_fails_with_a_clear_error(
         async with holder.begin() as conn:
             await conn.execute(items.insert().values(name="first"))
             with pytest.raises(exc.OperationalError, match="database is locked"):
-                await asyncio.wait_for(_insert(waiter, "second"), 5)
+                await within(_insert(waiter, "second"), 5)
     finally:
         await holder.dispose()
         await waiter.dispose()

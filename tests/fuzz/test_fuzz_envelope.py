@@ -27,6 +27,7 @@ from servicewire.pipeline.inbox import size as inbox_size
 from servicewire.pipeline.retry import NO_RETRY
 from servicewire.pipeline.unit_of_work import Outcome
 from servicewire.testing import ServiceHarness
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from tests import services
 from tests.fuzz.settings import FUZZ, STORES
@@ -184,7 +185,7 @@ def test_pipeline_never_loses_or_half_applies_hostile_messages(store: str, tmp_p
             assert len(await harness.sent()) == handled  # one event per handled, none else
             assert await inbox_size(harness.engine) == handled  # no id claimed otherwise
 
-    asyncio.run(asyncio.wait_for(run(batch), timeout=max(60.0, len(batch) * 0.05)))
+    asyncio.run(within(run(batch), timeout=max(60.0, len(batch) * 0.05)))
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -217,4 +218,4 @@ def test_pipeline_over_a_real_transport_settles_every_hostile_message(
             finally:
                 await tool.close()
 
-    asyncio.run(asyncio.wait_for(run(), timeout=max(120.0, len(batch) * 0.1)))
+    asyncio.run(within(run(), timeout=max(120.0, len(batch) * 0.1)))

@@ -31,6 +31,7 @@ from ftgo.restaurant.grpc import RestaurantServicer
 from servicewire.grpc import Server
 from servicewire.grpc.generated.testing.v1 import echo_pb2
 from servicewire.grpc.testing import add_echo_service
+from servicewire.timeouts import within
 from tests import services
 from tests.fuzz.settings import FUZZ, STORES
 from tests.fuzz.stores import ftgo_on
@@ -176,6 +177,4 @@ def test_grpc_methods_survive_hostile_messages(store: str, tmp_path: Path) -> No
         cases.append(case)
 
     collect()
-    asyncio.run(
-        asyncio.wait_for(_run(cases, store, tmp_path), timeout=max(120.0, len(cases) * 0.1))
-    )
+    asyncio.run(within(_run(cases, store, tmp_path), timeout=max(120.0, len(cases) * 0.1)))

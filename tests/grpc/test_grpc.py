@@ -33,6 +33,7 @@ from servicewire.resilience import (
     counts_as_failure,
     is_transient,
 )
+from servicewire.timeouts import within
 from tests.rest.server import free_port
 from tests.services import URLS, require
 
@@ -281,7 +282,7 @@ async def test_serve_runs_until_stopped_then_shuts_down() -> None:
             assert reply.message == "up"
     finally:
         stop.set()
-        await asyncio.wait_for(serving, 5)
+        await within(serving, 5)
     async with grpc.aio.insecure_channel(server.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError):
             await EchoServiceStub(channel).Echo(echo_pb2.EchoRequest(), timeout=0.5)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from servicewire.timeouts import within
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,10 +99,10 @@ class RelayProcess:
 
     async def wait(self, timeout: float) -> int:
         try:
-            code = await asyncio.wait_for(self.proc.wait(), timeout)
+            code = await within(self.proc.wait(), timeout)
         except TimeoutError:
             self.proc.kill()
             code = await self.proc.wait()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._reader, 5)
+            await within(self._reader, 5)
         return code

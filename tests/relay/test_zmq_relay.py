@@ -21,6 +21,7 @@ from servicewire.outbox import outbox, write_messages
 from servicewire.relay.polling import PollingRelay
 from servicewire.storage.database import create_engine
 from servicewire.testing.redis_server import free_port
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Transport
 from servicewire.transports.handled import confirm_handled
@@ -117,7 +118,7 @@ async def test_relay_deletes_the_row_only_after_the_member_acked(
             if len(attempts) == 1:
                 await delivery.nack()  # the handler failed: redelivered, not acked
                 continue
-            await asyncio.wait_for(release.wait(), 30)  # a slow handler: holds it
+            await within(release.wait(), 30)  # a slow handler: holds it
             await delivery.ack()
 
     task = asyncio.create_task(consume())

@@ -28,6 +28,7 @@ from servicewire.pipeline.inbox import inbox
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.pipeline.unit_of_work import Outcome, Pipeline
 from servicewire.testing import HarnessDelivery, ServiceHarness
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery
 from tests.service.contracts import CreateTicket
 from tests.service.test_pipeline_rules import (
@@ -235,7 +236,7 @@ async def test_at_low_load_a_delivery_is_handled_at_once_without_linger(db: str)
         _recording_batches(service, sizes)
         started = time.perf_counter()
         await service.send(CreateTicket(order_id="o-1"))
-        await asyncio.wait_for(handled.wait(), 10)
+        await within(handled.wait(), 10)
         # A linger of 2 s would show; the relay's poll and the hop take milliseconds.
         assert time.perf_counter() - started < 1.0
         assert sizes == [1]

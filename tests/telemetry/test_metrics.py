@@ -23,6 +23,7 @@ from servicewire import Command, Service, ServiceOptions
 from servicewire.exposition import exposition
 from servicewire.resilience import CircuitState
 from servicewire.telemetry import breaker_listener
+from servicewire.timeouts import within
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -151,7 +152,7 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
         deadline = time.monotonic() + 30
         lines: list[str] = []
         while port is None and time.monotonic() < deadline:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            line = (await within(proc.stderr.readline(), 30)).decode()
             if not line:
                 break
             lines.append(line)
@@ -179,7 +180,7 @@ async def test_relay_process_serves_metrics_on_its_own_port(tmp_path: Path) -> N
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), 15)
+            await within(proc.wait(), 15)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from servicewire.errors import ConnectionFailedError, ServicewireError, TransportError
 from servicewire.messaging.message import Message
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport, transport_from_url
 from servicewire.transports.base import Delivery, Transport
 from servicewire.transports.kafka.headers import from_kafka, to_kafka
@@ -136,7 +137,7 @@ async def _nothing_lost_across_two_restarts(persistent_tansu: Tansu) -> int:
         await asyncio.to_thread(persistent_tansu.restart)
         await eventually(lambda: len(received()) >= 300, 120, "messages after restart 1")
         await asyncio.to_thread(persistent_tansu.restart)
-        await asyncio.wait_for(publishing, 120)
+        await within(publishing, 120)
         await eventually(lambda: received() >= sent, 120, "all 600 after restart 2")
         assert not [m.error for m in members if m.error], "a member's iteration failed"
         return len(received() & sent)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Delivery
 from servicewire.transports.redis.transport import RedisTransport
@@ -99,7 +100,7 @@ async def test_members_trim_what_both_groups_acked_and_nothing_else(
 
     async def slow_handler(delivery: Delivery) -> None:
         if delivery.message.headers["seq"] == "11":
-            await asyncio.wait_for(release.wait(), 30)  # pending with slow meanwhile
+            await within(release.wait(), 30)  # pending with slow meanwhile
         await delivery.ack()
         assert slow is not None
         slow.acked.append(delivery.message)

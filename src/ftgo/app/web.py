@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from servicewire.timeouts import within
+
 log = logging.getLogger("ftgo.app.web")
 T = TypeVar("T")
 
@@ -107,5 +109,5 @@ class HttpServer:
             return
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self._task, 10)
+            await within(self._task, 10)
         self._task = None

@@ -26,6 +26,7 @@ from servicewire.pipeline.inbox import inbox as inbox_table
 from servicewire.relay.status import relay_status
 from servicewire.storage.database import display_url
 from servicewire.telemetry.metrics import CONTENT_TYPE, metrics
+from servicewire.timeouts import within
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -134,7 +135,7 @@ async def serve_metrics(
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            request = await within(reader.readuntil(b"\r\n\r\n"), 10)
             first = request.split(b"\r\n", 1)[0].split()
             if len(first) >= 2 and first[0] == b"GET" and first[1].split(b"?")[0] == b"/metrics":
                 await _refresh_all(refresh)

@@ -13,13 +13,13 @@ their dead-letter headers) and rotates the rest::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from servicewire.messaging.channels import dead_letter_channel
 from servicewire.messaging.message import Message
 from servicewire.pipeline.deadletter import DLQ_GROUP, payload_removed, replay_message
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Transport
 
 log = logging.getLogger("servicewire.pipeline.deadletter")
@@ -50,7 +50,7 @@ async def _rotate(
     try:
         while len(seen) < limit:
             try:
-                delivery: Delivery = await asyncio.wait_for(iterator.__anext__(), idle)
+                delivery: Delivery = await within(iterator.__anext__(), idle)
             except (TimeoutError, StopAsyncIteration):
                 break
             message = delivery.message

@@ -30,6 +30,7 @@ from servicewire.messaging.message import Message
 from servicewire.outbox.tables import ALL_TABLES, outbox
 from servicewire.relay.observed import observed_transport
 from servicewire.storage.database import DatabaseError, display_url, missing_tables
+from servicewire.timeouts import within, woken
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
@@ -89,7 +90,7 @@ class Relay(abc.ABC):
         if task is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            await within(asyncio.shield(task), timeout)
         except TimeoutError:
             log.warning("relay %s did not stop within %.0fs; cancelling it", self.name, timeout)
             task.cancel()
@@ -172,8 +173,7 @@ class Relay(abc.ABC):
         if seconds <= 0:
             return
         event = event or self._wakeup
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+        await woken(event, seconds)
         event.clear()
 
     def _activate(self, detail: str) -> None:

@@ -33,6 +33,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from servicewire.timeouts import within
+
 TRUSTED_FRACTION = 0.5
 """How much of the lease a proof is trusted for (the rest absorbs scheduling delays)."""
 
@@ -141,7 +143,7 @@ class Tenure:
     async def _keep(self, renew: Callable[[], Awaitable[None]], done: asyncio.Event) -> None:
         while self._lost is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.renew_every)
+                await within(done.wait(), self.renew_every)
             if done.is_set():
                 return
             try:

@@ -55,6 +55,7 @@ from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY, binlog_lock_name
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
 from servicewire.storage.database import DatabaseError
+from servicewire.timeouts import within
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")
@@ -185,7 +186,7 @@ class _Reader:
                 self.stream._stream_connection._sock.shutdown(socket.SHUT_RDWR)
         if self.future is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.future), 5.0)
+                await within(asyncio.shield(self.future), 5.0)
 
 
 class MysqlBinlogRelay(Relay):
@@ -335,7 +336,7 @@ class MysqlBinlogRelay(Relay):
             await lock_conn.commit()
             if got != 1:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.takeover_interval)
+                    await within(self._stopping.wait(), self.takeover_interval)
                 return
             self._lock_conn = lock_conn
             self._tenure = Tenure(self.lease_ttl, f"relay {self.name}: {self.lock_name}")
@@ -381,7 +382,7 @@ class MysqlBinlogRelay(Relay):
             last_checkpoint = time.monotonic()
             while not self._stopping.is_set():
                 try:
-                    item = await asyncio.wait_for(reader.queue.get(), 0.2)
+                    item = await within(reader.queue.get(), 0.2)
                 except TimeoutError:
                     item = None
                 while item is not None:

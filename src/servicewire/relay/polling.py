@@ -76,6 +76,7 @@ from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.poll_delay import PollDelay
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
 from servicewire.storage.database import dialect_of, plain_url
+from servicewire.timeouts import woken
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
@@ -240,11 +241,9 @@ class PollingRelay(Relay):
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; True if woken (or stopped) meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-        woken = self._wakeup.is_set()
+        was_woken = await woken(self._wakeup, seconds)
         self._wakeup.clear()
-        return woken
+        return was_woken
 
     async def _row_waiting(self) -> int | None:
         """The shard of an unpublished row, if any is there: one cheap query for all."""

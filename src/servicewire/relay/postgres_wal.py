@@ -65,6 +65,7 @@ from servicewire.relay.pgoutput import (
 from servicewire.relay.replication_slot import ReplicationSlot, slot_name_for
 from servicewire.relay.rows import OutboxRow, move_aside, publish_rows
 from servicewire.storage.database import plain_url
+from servicewire.timeouts import within
 from servicewire.transports.base import Transport
 
 log = logging.getLogger("servicewire.relay")
@@ -208,7 +209,7 @@ class PostgresWalRelay(Relay):
 
     async def _idle_until_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            await within(self._stopping.wait(), seconds)
 
     async def _stream(self, connection: Any, cursor: Any) -> None:
         """Read, publish, then hand the published rows to :meth:`_settle_published`.

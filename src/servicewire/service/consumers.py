@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicewire.pipeline import inbox
 from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.unit_of_work import Pipeline
+from servicewire.timeouts import within
 from servicewire.transports import Subscription, Transport
 from servicewire.transports.base import Delivery
 
@@ -127,7 +128,7 @@ class Consumers:
                     break
                 else:
                     try:
-                        more = await asyncio.wait_for(ready.get(), left)
+                        more = await within(ready.get(), left)
                     except TimeoutError:
                         break
                 if more is None:

@@ -19,6 +19,7 @@ import time
 from types import TracebackType
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 
 log = logging.getLogger("servicewire.service.requests")
 
@@ -77,7 +78,7 @@ class ReplyWaiter:
                     break
                 self._arrived.clear()
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    await within(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
             return list(self._replies)

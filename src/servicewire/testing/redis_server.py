@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from servicewire.errors import TransportError
+from servicewire.timeouts import within
 
 
 def free_port() -> int:
@@ -81,7 +82,7 @@ class PrivateRedis:
                 try:
                     writer.write(b"PING\r\n")
                     await writer.drain()
-                    line = await asyncio.wait_for(reader.readline(), 1.0)
+                    line = await within(reader.readline(), 1.0)
                 finally:
                     writer.close()
                     with contextlib.suppress(OSError):
@@ -98,7 +99,7 @@ class PrivateRedis:
             return
         proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await within(proc.wait(), timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription, Transport
 
 
@@ -73,7 +74,7 @@ class Member:
     async def stop(self) -> None:
         await self.sub.close()
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            await within(asyncio.shield(self._task), timeout=10)
         except (TimeoutError, asyncio.CancelledError):
             self._task.cancel()
             with contextlib.suppress(BaseException):

@@ -28,6 +28,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
+from servicewire.timeouts import within
 from servicewire.transports.amqp.topology import members_auto_delete, members_exchange
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,12 @@ class Membership:
         if self._ticker is not None:
             # Not cancelled: a heartbeat half-written would cost the channel.
             try:
-                await asyncio.wait_for(asyncio.shield(self._ticker), 5.0)
+                await within(asyncio.shield(self._ticker), 5.0)
             except TimeoutError:
                 self._ticker.cancel()
             self._ticker = None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.announce("bye"), 2.0)
+            await within(self.announce("bye"), 2.0)
 
     async def announce(self, event: str, **extra: str | int) -> None:
         if self._exchange is None:
@@ -149,7 +150,7 @@ class Membership:
     async def _tick(self) -> None:
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+                await within(self._stopping.wait(), self._interval)
             if self._stopping.is_set():
                 return
             self.expire()

@@ -59,6 +59,7 @@ from pamqp.commands import Basic
 from servicewire.errors import TransportError
 from servicewire.messaging import headers as h
 from servicewire.messaging.ids import new_id
+from servicewire.timeouts import within
 from servicewire.transports.amqp.headers import HANDOVER, attempt_of, decode, encode
 from servicewire.transports.amqp.membership import Membership
 from servicewire.transports.amqp.options import AmqpOptions
@@ -235,7 +236,7 @@ class AmqpSubscription(Subscription):
         await asyncio.sleep(min(0.15, interval))
         while not self._closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), interval)
+                await within(self._dirty.wait(), interval)
             self._dirty.clear()
             if self._closed:
                 return
@@ -433,9 +434,7 @@ class AmqpSubscription(Subscription):
             queue = self._queues[delivery.shard or 0]
             try:
                 # A blocked broker (resource alarm) must not hang close().
-                confirm = await asyncio.wait_for(
-                    self._publish_copy(queue, body, props), _GIVE_BACK_TIMEOUT
-                )
+                confirm = await within(self._publish_copy(queue, body, props), _GIVE_BACK_TIMEOUT)
             except (*_SETTLE_ERRORS, TransportError, TimeoutError) as exc:
                 log.warning("could not hand %s back with its attempt: %s", delivery.message.id, exc)
             else:
@@ -510,7 +509,7 @@ class AmqpSubscription(Subscription):
             # Let a pass in progress finish: cancelling an AMQP call half-way makes
             # aiormq drop the channel, and a late frame on it costs the connection.
             try:
-                await asyncio.wait_for(asyncio.shield(self._reconciler), 10.0)
+                await within(asyncio.shield(self._reconciler), 10.0)
             except TimeoutError:
                 self._reconciler.cancel()
         alone = self._membership is None or self._membership.members() == [self.member_id]
@@ -524,11 +523,11 @@ class AmqpSubscription(Subscription):
                 await self._settle(delivery, "give_back", closing=True)
         if self._giver is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._giver.close(), 5.0)
+                await within(self._giver.close(), 5.0)
         if self._robust is not None:
             # Closing the channel returns every unsettled delivery to its queue.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._robust.close(), 5.0)
+                await within(self._robust.close(), 5.0)
         self._channel = None
         self._room.set()
         self._inbox.put_nowait(None)

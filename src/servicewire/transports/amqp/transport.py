@@ -40,6 +40,7 @@ from servicewire.errors import (
 )
 from servicewire.messaging.channels import is_instance_reply_channel, shard_for, validate_name
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.amqp.headers import encode
 from servicewire.transports.amqp.options import AmqpOptions, parse
 from servicewire.transports.amqp.subscription import AmqpDelivery, AmqpSubscription
@@ -116,7 +117,7 @@ class AmqpTransport(Transport):
             return
         options = self.options
         try:
-            connection = await asyncio.wait_for(
+            connection = await within(
                 aio_pika.connect_robust(
                     self._client_url,
                     reconnect_interval=options.reconnect_delay,
@@ -246,7 +247,7 @@ class AmqpTransport(Transport):
         while True:
             try:
                 remaining = max(0.1, deadline - loop.time())
-                await asyncio.wait_for(action(), remaining)
+                await within(action(), remaining)
                 return
             except PublishError:
                 raise
@@ -327,15 +328,15 @@ class AmqpTransport(Transport):
         self._closing = True
         # Publishes already started finish (or fail) first: close never drops them.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), self.options.publish_timeout + 5)
+            await within(self._drained.wait(), self.options.publish_timeout + 5)
         for sub in list(self._subscriptions):
             await sub.close()
         for task in list(self._background):
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 1.0)
+                await within(task, 1.0)
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._connection.close(), 5.0)
+                await within(self._connection.close(), 5.0)
         self._connection = None
 
 

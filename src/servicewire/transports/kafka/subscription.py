@@ -42,6 +42,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kafka.attempts import AttemptsLog
 from servicewire.transports.kafka.headers import from_kafka
@@ -315,7 +316,7 @@ class KafkaSubscription(Subscription):
         if not offsets:
             return
         try:
-            await asyncio.wait_for(self._consumer.commit(offsets), _COMMIT_TIMEOUT)
+            await within(self._consumer.commit(offsets), _COMMIT_TIMEOUT)
         except asyncio.CancelledError:
             raise
         except (KafkaError, TimeoutError) as exc:
@@ -391,7 +392,7 @@ class KafkaSubscription(Subscription):
         for part in parts:
             part.gone = True
         try:
-            await asyncio.wait_for(self._consumer.stop(), _COMMIT_TIMEOUT)
+            await within(self._consumer.stop(), _COMMIT_TIMEOUT)
         except Exception as exc:
             log.info("kafka consumer on %s stopped uncleanly: %s", self.topic, exc)
         self._queue.put_nowait(None)

@@ -39,6 +39,7 @@ from servicewire.errors import (
 )
 from servicewire.messaging.channels import dead_letter_channel, shard_for, validate_name
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Capabilities,
@@ -113,7 +114,7 @@ class KafkaTransport(Transport):
         producer = AIOKafkaProducer(**self._producer_kwargs(idempotent))
         timeout = self.address.options.connect_timeout_ms / 1000
         try:
-            await asyncio.wait_for(producer.start(), timeout)
+            await within(producer.start(), timeout)
         except BaseException:
             with contextlib.suppress(Exception):
                 await producer.stop()
@@ -414,9 +415,7 @@ class KafkaTransport(Transport):
             return
         # Publishes already started finish (or fail) before the producer goes away.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._idle.wait(), self.address.options.request_timeout_ms / 1000 + 5
-            )
+            await within(self._idle.wait(), self.address.options.request_timeout_ms / 1000 + 5)
         self._closing = True
         for sub in list(self._subscriptions):
             await sub.close()

@@ -37,6 +37,7 @@ from servicewire.messaging.channels import (
     validate_name,
 )
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Capabilities,
@@ -108,7 +109,7 @@ class NatsTransport(Transport):
         opts = self.options
         try:
             self.nc = FastHeadersClient()
-            await asyncio.wait_for(
+            await within(
                 self.nc.connect(
                     opts.servers,
                     name=opts.name,

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from servicewire.errors import TransportError
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.redis.membership import RETRYABLE as _RETRYABLE
 from servicewire.transports.redis.membership import Membership, RedisLink
@@ -315,7 +316,7 @@ class _ShardWorker:
         sub = self.sub
         for count, entry_ids in by_count.items():
             with contextlib.suppress(*_RETRYABLE, RedisError, TransportError, TimeoutError):
-                await asyncio.wait_for(
+                await within(
                     sub.link.client.xclaim(
                         self.key,
                         sub.group,

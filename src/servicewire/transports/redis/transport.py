@@ -24,7 +24,6 @@ to declare it).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from servicewire.messaging.channels import (
     validate_name,
 )
 from servicewire.messaging.message import Message
+from servicewire.timeouts import within
 from servicewire.transports.base import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Capabilities,
@@ -182,7 +182,7 @@ class RedisTransport(Transport):
         """Wait (bounded) until queued XACKs were answered."""
         if self._acks is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acks.drain(), timeout)
+                await within(self._acks.drain(), timeout)
 
     # Groups ---------------------------------------------------------------------------
 
@@ -272,7 +272,7 @@ class RedisTransport(Transport):
         await self._replies.close()
         if self._acks is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acks.drain(final=True), 10)
+                await within(self._acks.drain(final=True), 10)
         self._closing = True
         client, self._client = self._client, None
         self._adds = self._acks = None

@@ -37,6 +37,7 @@ import zmq
 import zmq.asyncio
 
 from servicewire.errors import ConnectionFailedError
+from servicewire.timeouts import within
 
 log = logging.getLogger("servicewire.transports.zmq.transport")
 
@@ -225,7 +226,7 @@ class DirectoryHost:
     async def _answer(self, routing_id: bytes, request_id: bytes, barrier: _Barrier | None) -> None:
         if barrier is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(barrier.done.wait(), timeout=1.0)
+                await within(barrier.done.wait(), timeout=1.0)
         self._send(routing_id, OK, request_id, json.dumps(self._view()).encode())
 
     async def _expire(self) -> None:
@@ -301,7 +302,7 @@ class DirectoryClient:
                 if remaining <= 0:
                     raise TimeoutError
                 with contextlib.suppress(TimeoutError):
-                    view = await asyncio.wait_for(asyncio.shield(future), min(remaining, 1.0))
+                    view = await within(asyncio.shield(future), min(remaining, 1.0))
                     self._apply(view)
                     return
         finally:
