@@ -86,10 +86,12 @@ def code_for(exc: BaseException) -> grpc.StatusCode:
 
 
 def rich_status(code: grpc.StatusCode, message: str, details: Sequence[Message]) -> grpc.Status:
-    """A ``grpc.Status`` carrying ``details`` in a ``google.rpc.Status``, to abort with::
+    """A ``grpc.Status`` carrying ``details`` in a ``google.rpc.Status``.
 
-    status = rich_status(grpc.StatusCode.NOT_FOUND, "no order o-9", [info])
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    A handler that aborts by itself answers the way the server interceptor does::
+
+        status = rich_status(grpc.StatusCode.NOT_FOUND, "no order o-9", [info])
+        await context.abort(status.code, status.details, status.trailing_metadata)
     """
     status = status_pb2.Status(code=code.value[0], message=message)
     for detail in details:
