@@ -34,7 +34,7 @@ from servicewire.grpc.context import (
 )
 from servicewire.grpc.interceptors import ServerContextInterceptor, client_interceptors
 from servicewire.grpc.server import Server
-from servicewire.grpc.status import code_for, error_from_rpc, status_for
+from servicewire.grpc.status import code_for, error_from_rpc, rich_status, status_for
 from servicewire.telemetry.grpc_spans import TracingServerInterceptor, client_span
 
 __all__ = [
@@ -53,5 +53,6 @@ __all__ = [
     "current_traceparent",
     "error_from_rpc",
     "new_traceparent",
+    "rich_status",
     "status_for",
 ]

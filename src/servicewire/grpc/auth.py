@@ -28,10 +28,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 
-from servicewire.grpc.status import DETAILS_KEY, DOMAIN
+from servicewire.grpc.status import DOMAIN, rich_status
 from servicewire.security.authorization import AccessPolicy, PermissionDeniedError
 from servicewire.security.identity import (
     AuthenticationError,
@@ -82,13 +81,11 @@ def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
     )
 
 
-def _trailers(code: grpc.StatusCode, message: str, reason: str) -> tuple[tuple[str, bytes], ...]:
-    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
-    status = status_pb2.Status(code=code.value[0], message=message)
-    packed = any_pb2.Any()
-    packed.Pack(info)
-    status.details.append(packed)
-    return ((DETAILS_KEY, status.SerializeToString()),)
+async def _refuse(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """Abort the call with ``code`` and an ``ErrorInfo`` whose reason is the code's name."""
+    info = error_details_pb2.ErrorInfo(reason=code.name, domain=DOMAIN)
+    status = rich_status(code, message, [info])
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -125,15 +122,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             identity = self.authenticate(context)
         except AuthenticationError as exc:
-            code = grpc.StatusCode.UNAUTHENTICATED
-            context.set_trailing_metadata(_trailers(code, str(exc), "UNAUTHENTICATED"))
-            await context.abort(code, str(exc))
+            await _refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         try:
             self.policy.check(identity, method)
         except PermissionDeniedError as exc:
-            code = grpc.StatusCode.PERMISSION_DENIED
-            context.set_trailing_metadata(_trailers(code, str(exc), "PERMISSION_DENIED"))
-            await context.abort(code, str(exc))
+            await _refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
         _caller.set(identity)  # each call runs in a task of its own: scoped to this call
 
     def _unary(self, behavior: Callable[..., Awaitable[Any]], method: str) -> Any:

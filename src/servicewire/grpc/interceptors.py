@@ -50,8 +50,7 @@ async def _fail(context: grpc.aio.ServicerContext, method: str, exc: Exception) 
     code, message, trailers = status_for(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.exception("unhandled error in %s", method)
-    context.set_trailing_metadata(trailers)
-    await context.abort(code, message)
+    await context.abort(code, message, trailers)
 
 
 def _wrap_unary_response(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import Message as ProtoMessage
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio  # the public name of the asyncio servicer
 from grpc_reflection.v1alpha import reflection
 
 from servicewire.discovery import Instance
@@ -176,7 +176,7 @@ class Server:
             options=list(options),
         )
         self._services: list[str] = []
-        self._health = HealthServicer() if health else None
+        self._health = health_aio.HealthServicer() if health else None
         self._reflection = reflection
         self._registry = registry
         self._service_name = service_name

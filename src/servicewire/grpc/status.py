@@ -9,15 +9,24 @@ naming the error kind, and ``BadRequest`` field violations for invalid arguments
 The client maps the status back, so callers catch the same ``NotFoundError`` over REST
 and gRPC. Anything unexpected becomes ``INTERNAL`` with a generic message: the
 exception text may hold internals and stays in the server log.
+
+The ``google.rpc.Status`` travels the way gRPC's own ``grpcio-status`` package puts it
+(``grpc_status.rpc_status``: ``to_status`` on the server, ``from_call`` on the client,
+which also checks that the details agree with the call's code and message); this
+module only chooses the details.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Final
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from pydantic import ValidationError
 
 from servicewire.errors import DecodeError
@@ -34,7 +43,8 @@ from servicewire.resilience import (
     ServiceUnavailableError,
 )
 
-DETAILS_KEY: Final = "grpc-status-details-bin"
+log = logging.getLogger(__name__)
+
 DOMAIN: Final = "servicewire"
 
 _SERVER_SIDE: list[tuple[type[BaseException], grpc.StatusCode]] = [
@@ -75,6 +85,20 @@ def code_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def rich_status(code: grpc.StatusCode, message: str, details: Sequence[Message]) -> grpc.Status:
+    """A ``grpc.Status`` carrying ``details`` in a ``google.rpc.Status``.
+
+    A handler that aborts by itself answers the way the server interceptor does::
+
+        status = rich_status(grpc.StatusCode.NOT_FOUND, "no order o-9", [info])
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    """
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
     """``(code, message, trailing metadata)`` to answer ``exc`` with."""
     code = code_for(exc)
@@ -87,16 +111,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[st
     info = error_details_pb2.ErrorInfo(reason=type(exc).__name__, domain=DOMAIN)
     if isinstance(exc, RemoteError) and exc.title:
         info.metadata["title"] = exc.title
-    details = [info]
+    details: list[Message] = [info]
     violations = _violations(exc)
     if violations:
         details.append(error_details_pb2.BadRequest(field_violations=violations))
-    status = status_pb2.Status(code=code.value[0], message=message)
-    for detail in details:
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        status.details.append(packed)
-    return code, message, ((DETAILS_KEY, status.SerializeToString()),)
+    status = rich_status(code, message, details)
+    return status.code, status.details, tuple(status.trailing_metadata)
 
 
 def _violations(exc: BaseException) -> list[error_details_pb2.BadRequest.FieldViolation]:
@@ -130,19 +150,22 @@ def error_from_rpc(
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceededError(operation, timeout)
     cls, http_status = _CLIENT_SIDE.get(code, (RemoteServerError, 500))
-    title = ""
-    errors: list[dict[str, str]] = []
-    for key, value in error.trailing_metadata() or ():
-        if key == DETAILS_KEY and isinstance(value, bytes):
-            title, errors = _parse_details(value)
+    title, errors = _details_of(error, operation)
     return cls(service, message, status=http_status, title=title or code.name, errors=errors)
 
 
-def _parse_details(raw: bytes) -> tuple[str, list[dict[str, str]]]:
-    status = status_pb2.Status.FromString(raw)
+def _details_of(error: grpc.aio.AioRpcError, operation: str) -> tuple[str, list[dict[str, str]]]:
+    """The title (``ErrorInfo``) and field errors (``BadRequest``) the status carries."""
+    try:
+        status = rpc_status.from_call(error)
+    except (ValueError, ProtobufDecodeError) as exc:
+        # Unreadable, or contradicting the call's code or message: the status code and
+        # message still say what failed, so answer with those and say why details are gone.
+        log.warning("%s: ignoring the status details of the error: %s", operation, exc)
+        return "", []
     title = ""
     errors: list[dict[str, str]] = []
-    for packed in status.details:
+    for packed in status.details if status is not None else ():
         if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             packed.Unpack(info)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import weakref
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TypeVar
 
 from servicewire.resilience.errors import DeadlineExceededError
 
@@ -70,90 +69,35 @@ class Deadline:
         return time.monotonic() >= self.expires_at
 
     async def run(self, awaitable: Awaitable[T], operation: str) -> T:
-        """Await ``awaitable`` within the time left; raise :class:`DeadlineExceededError`."""
+        """Await ``awaitable`` within the time left; raise :class:`DeadlineExceededError`.
+
+        Enforced by :func:`asyncio.timeout`, which counts its own cancellation apart
+        from anyone else's (``Task.cancelling``): a cancel of the caller that arrives as
+        the deadline passes still propagates as :class:`asyncio.CancelledError`, nested
+        calls in one task each keep their own deadline, and whichever passes first is
+        the one reported.
+        """
         left = self.remaining()
         if left <= 0:
-            if isinstance(awaitable, asyncio.Future | asyncio.Task):
-                awaitable.cancel()
-            elif hasattr(awaitable, "close"):
-                awaitable.close()
+            _discard(awaitable)
             raise DeadlineExceededError(operation, self.timeout)
-        task = asyncio.current_task()
-        if task is None:  # not inside a task: fall back to the standard timer
-            try:
-                async with asyncio.timeout(left):
-                    return await awaitable
-            except TimeoutError:
-                raise DeadlineExceededError(operation, self.timeout) from None
-        watchdog = _Watchdog.of(asyncio.get_running_loop())
-        watchdog.watch(task, self.expires_at)
+        timer = asyncio.timeout(left)
         try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if watchdog.fired(task):
-                # Our cancellation, not the caller's: undo it and say what happened.
-                task.uncancel()
+            async with timer:
+                return await awaitable
+        except TimeoutError:
+            # A TimeoutError of the work itself (an inner deadline among them) is not ours.
+            if timer.expired():
                 raise DeadlineExceededError(operation, self.timeout) from None
             raise
-        finally:
-            watchdog.unwatch(task)
 
 
-class _Watchdog:
-    """Cancels tasks whose deadline has passed, with one timer for all of them.
-
-    A timer per call (``asyncio.timeout``) costs about as much CPU as a whole keep-alive
-    HTTP exchange on the client side; a sweep every ``RESOLUTION`` seconds over the
-    calls in flight costs almost nothing per call. A deadline fires at most
-    ``RESOLUTION`` late.
-    """
-
-    RESOLUTION: Final = 0.005
-    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        # Per task, the deadlines of its nested calls (a call inside a call), innermost
-        # last; the task is cancelled when the earliest passes.
-        self._deadlines: dict[asyncio.Task[Any], list[float]] = {}
-        self._fired: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _Watchdog:
-        watchdog = cls._by_loop.get(loop)
-        if watchdog is None:
-            watchdog = cls._by_loop[loop] = cls(loop)
-        return watchdog
-
-    def watch(self, task: asyncio.Task[Any], expires_at: float) -> None:
-        self._deadlines.setdefault(task, []).append(expires_at)
-        if self._timer is None:
-            self._timer = self._loop.call_later(self.RESOLUTION, self._sweep)
-
-    def unwatch(self, task: asyncio.Task[Any]) -> None:
-        self._fired.discard(task)
-        stack = self._deadlines.get(task)
-        if stack:
-            stack.pop()
-            if not stack:
-                del self._deadlines[task]
-
-    def fired(self, task: asyncio.Task[Any]) -> bool:
-        return task in self._fired
-
-    def _sweep(self) -> None:
-        self._timer = None
-        now = time.monotonic()
-        expired = [task for task, stack in self._deadlines.items() if min(stack) <= now]
-        for task in expired:
-            del self._deadlines[task]
-            self._fired.add(task)
-            task.cancel()
-        if self._deadlines:
-            self._timer = self._loop.call_later(self.RESOLUTION, self._sweep)
+def _discard(awaitable: Awaitable[object]) -> None:
+    """Release work that will never be awaited (no "coroutine was never awaited")."""
+    if isinstance(awaitable, asyncio.Future):  # tasks too
+        awaitable.cancel()
+    elif hasattr(awaitable, "close"):
+        awaitable.close()
 
 
 def current_deadline() -> Deadline | None:
