@@ -9,13 +9,14 @@ What is counted, and where:
 ``servicewire_messages_dead_lettered_total``            pipeline
 ``servicewire_handler_duration_seconds``                pipeline, histogram
 ``servicewire_relay_publish_latency_seconds``           relay, commit (message time) to publish
-``servicewire_outbox_backlog`` / ``_oldest_age_seconds``  per database, refreshed at scrape
-``servicewire_inbox_size``                              per service, refreshed at scrape
+``servicewire_outbox_backlog`` / ``_oldest_age_seconds``  per database, read at scrape
+``servicewire_inbox_size``                              per service, read at scrape
 ``servicewire_circuit_breaker_state``                   0 closed, 1 half open, 2 open
 ======================================================  =================================
 
 These are the recorders, called by the pipeline and the relay; serving them (``GET
-/metrics``) is :mod:`servicewire.exposition`. Without prometheus-client every recording
+/metrics``) is :mod:`servicewire.exposition`, whose custom collector also reads the
+three gauges read at scrape from the databases. Without prometheus-client every recording
 function is a no-op.
 """
 
@@ -78,17 +79,6 @@ class _Metrics:
             "From the message's creation in the committing transaction to its publish",
             ["relay"],
             buckets=_LATENCY_BUCKETS,
-        )
-        self.backlog = prom.Gauge(
-            "servicewire_outbox_backlog", "Outbox rows not yet published", ["database"]
-        )
-        self.oldest_age = prom.Gauge(
-            "servicewire_outbox_oldest_age_seconds",
-            "Age of the oldest unpublished outbox row (0 when empty)",
-            ["database"],
-        )
-        self.inbox = prom.Gauge(
-            "servicewire_inbox_size", "Message ids kept by the inbox", ["service"]
         )
         self._children: dict[tuple[Any, ...], Any] = {}
         self.breaker = prom.Gauge(
