@@ -27,18 +27,12 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
 
-if TYPE_CHECKING:
-    pass
-
-
 log = logging.getLogger("servicewire.telemetry")
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
