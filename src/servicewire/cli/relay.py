@@ -117,14 +117,12 @@ async def _relay(args: argparse.Namespace) -> int:
     log = logging.getLogger("servicewire.relay")
     metrics = None
     if args.metrics_port is not None:
-        from servicewire.exposition import refresh_database, serve_metrics
+        from servicewire.exposition import serve_metrics
 
-        async def refresh() -> None:
-            await refresh_database(engine)
-
-        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, refresh=[refresh])
-        port = metrics.sockets[0].getsockname()[1]
-        log.info("relay %s: metrics on http://%s:%d/metrics", args.name, args.metrics_host, port)
+        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, engines=[engine])
+        log.info(
+            "relay %s: metrics on http://%s:%d/metrics", args.name, args.metrics_host, metrics.port
+        )
     log.info(
         "relay %s (%s): %s -> %s",
         args.name,
@@ -136,7 +134,7 @@ async def _relay(args: argparse.Namespace) -> int:
         await relay.run()
     finally:
         if metrics is not None:
-            metrics.close()
+            await metrics.close()
         await transport.close()
         await engine.dispose()
     log.info(

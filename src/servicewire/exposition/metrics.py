@@ -1,32 +1,33 @@
-"""Serving the metrics: ``GET /metrics`` on a FastAPI app or a tiny server of its own.
+"""Serving the metrics with prometheus_client: its ASGI app on a REST app, or its own server.
 
-The recorders live in :mod:`servicewire.telemetry.metrics`; this module reads them out
-and refreshes the gauges that are read from databases at scrape time (outbox backlog
-and oldest row, inbox size). Expose them on a REST app, refreshing the gauges of
-``services`` at each scrape::
+The recorders live in :mod:`servicewire.telemetry.metrics` (prometheus_client's default
+registry); the gauges read from databases at scrape time (outbox backlog and oldest
+row, inbox size) are a custom collector (:mod:`~.collector`). Each endpoint serves the
+recorders plus the gauges of the services or databases it was given. On a REST app::
 
-    mount_metrics(app, service)          # GET /metrics
+    mount_metrics(app, service)          # GET /metrics (prometheus_client's ASGI app)
 
-and in a process without a web app (``servicewire relay --metrics-port 9464``)::
+and in a process without a web app (``servicewire relay --metrics-port 9464``), with
+prometheus_client's HTTP server on a thread of its own, bound to loopback unless told::
 
-    server = await serve_metrics(9464, refresh=[lambda: refresh_database(engine)])
+    server = await serve_metrics(9464, engines=[engine])
+    ...
+    await server.close()
+
+Both need prometheus-client (the ``telemetry`` extra).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from servicewire.pipeline.inbox import inbox as inbox_table
-from servicewire.relay.status import relay_status
-from servicewire.storage.database import display_url
-from servicewire.telemetry.metrics import CONTENT_TYPE, metrics
-from servicewire.timeouts import within
+from servicewire.exposition.collector import DatabaseCollector
+from servicewire.telemetry.metrics import metrics
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -36,42 +37,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("servicewire.metrics")
 
-
-# Gauges refreshed at scrape time ----------------------------------------------------------
-
-
-async def refresh_database(engine: AsyncEngine) -> None:
-    """Set the outbox backlog and oldest-row age gauges of one database."""
-    m = metrics()
-    if m is None:
-        return
-    status = await relay_status(engine)
-    name = display_url(engine)
-    m.backlog.labels(name).set(status.backlog)
-    m.oldest_age.labels(name).set(status.oldest_unpublished_age or 0.0)
+_MISSING = "serving metrics needs prometheus-client: pip install 'servicewire[telemetry]'"
 
 
-async def refresh_service(service: Service) -> None:
-    """Set a running service's inbox size and its database's outbox gauges."""
-    m = metrics()
-    if m is None or service.engine is None:
-        return
-    async with service.engine.connect() as conn:
-        size = (await conn.execute(select(func.count()).select_from(inbox_table))).scalar_one()
-    m.inbox.labels(service.name).set(int(size))
-    await refresh_database(service.engine)
-
-
-async def _refresh_all(refresh: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    for step in refresh:
-        try:
-            await step()
-        except Exception as exc:  # a scrape must still answer with what it has
-            log.warning("metrics refresh failed: %s", type(exc).__name__)
+def _prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError:
+        raise RuntimeError(_MISSING) from None
+    return prometheus_client
 
 
 def exposition() -> bytes:
-    """The text exposition of every metric in the default registry."""
+    """The text exposition of every metric in prometheus_client's default registry."""
     try:
         from prometheus_client import generate_latest
     except ImportError:
@@ -79,80 +57,113 @@ def exposition() -> bytes:
     return bytes(generate_latest())
 
 
-def mount_metrics(app: FastAPI, *services: Service, path: str = "/metrics") -> None:
-    """Serve ``GET /metrics`` on a FastAPI app, refreshing ``services``' gauges per scrape.
+def metrics_registry(collector: DatabaseCollector) -> Any:
+    """A registry serving the default one (the recorders) plus ``collector``'s gauges."""
+    prom = _prometheus()
+    metrics()  # the recorders exist from the first scrape on, at zero
+    registry = prom.CollectorRegistry(auto_describe=False)
+    registry.register(prom.REGISTRY)
+    registry.register(collector)
+    return registry
 
-    Installed as the outermost ASGI middleware, so path rewriting (media-type
-    versioning), body limits and the OpenAPI document leave it alone.
+
+def mount_metrics(app: FastAPI, *services: Service, path: str = "/metrics") -> None:
+    """Serve ``GET <path>`` on a FastAPI app with prometheus_client's ASGI app.
+
+    ``services``' inbox and outbox gauges are refreshed before each scrape. Installed
+    as the outermost ASGI middleware, so path rewriting (media-type versioning), body
+    limits and the OpenAPI document leave it alone. Without prometheus-client nothing
+    is mounted (a warning says so).
     """
-    app.add_middleware(MetricsEndpoint, path=path, refresh=tuple(_refresher(s) for s in services))
+    try:
+        _prometheus()
+    except RuntimeError:
+        log.warning("GET %s not served: %s", path, _MISSING)
+        return
+    app.add_middleware(MetricsEndpoint, path=path, collector=DatabaseCollector(services=services))
 
 
 class MetricsEndpoint:
-    """ASGI middleware answering ``GET <path>`` with the metrics exposition."""
+    """ASGI middleware handing ``GET <path>`` to prometheus_client's ASGI app."""
 
-    def __init__(
-        self, app: Any, *, path: str, refresh: Sequence[Callable[[], Awaitable[None]]]
-    ) -> None:
+    def __init__(self, app: Any, *, path: str, collector: DatabaseCollector) -> None:
         self.app = app
         self.path = path
-        self.refresh = refresh
+        self.collector = collector
+        self.metrics_app = _prometheus().make_asgi_app(metrics_registry(collector))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        if scope["method"] not in ("GET", "HEAD"):
-            status, body, kind = 405, b"method not allowed\n", b"text/plain"
-        else:
-            await _refresh_all(self.refresh)
-            status, body, kind = 200, exposition(), CONTENT_TYPE.encode()
-        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""}
-        )
+        await self.collector.refresh()  # in this loop, where the engines live
+        await self.metrics_app(scope, receive, send)
 
 
-def _refresher(service: Service) -> Callable[[], Awaitable[None]]:
-    async def refresh() -> None:
-        await refresh_service(service)
+class MetricsServer:
+    """prometheus_client's HTTP server, started by :func:`serve_metrics`; stop it with
+    :meth:`close` (or use it as ``async with``)."""
 
-    return refresh
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The bound port (what port 0 picked)."""
+        return int(self._server.server_address[1])
+
+    @property
+    def serving(self) -> bool:
+        return self._thread.is_alive()
+
+    async def close(self) -> None:
+        """Stop serving and release the port (off the loop: shutting down waits a poll)."""
+        await asyncio.to_thread(self._stop)
+
+    def _stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    async def __aenter__(self) -> MetricsServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 async def serve_metrics(
     port: int,
     *,
     host: str = "127.0.0.1",
-    refresh: Sequence[Callable[[], Awaitable[None]]] = (),
-) -> asyncio.Server:
-    """A tiny HTTP server answering ``GET /metrics`` (for processes without a web app).
+    engines: Sequence[AsyncEngine] = (),
+    services: Sequence[Service] = (),
+) -> MetricsServer:
+    """Start prometheus_client's HTTP server (for processes without a web app).
 
-    Runs in the event loop, so the refresh steps may query databases asynchronously.
-    ``port`` 0 picks a free port (``server.sockets[0].getsockname()[1]``).
+    Serves the metrics at any path (``/metrics`` by convention) from a thread of its
+    own; the database gauges of ``engines`` and ``services`` are read in this event
+    loop at each scrape. ``host`` defaults to loopback (prometheus_client's own default
+    is every interface); ``port`` 0 picks a free port (``server.port``)::
+
+        async with await serve_metrics(0, engines=[engine]) as server:
+            print(f"http://127.0.0.1:{server.port}/metrics")
     """
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await within(reader.readuntil(b"\r\n\r\n"), 10)
-            first = request.split(b"\r\n", 1)[0].split()
-            if len(first) >= 2 and first[0] == b"GET" and first[1].split(b"?")[0] == b"/metrics":
-                await _refresh_all(refresh)
-                status, body, kind = b"200 OK", exposition(), CONTENT_TYPE.encode()
-            else:
-                status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
-                + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return await asyncio.start_server(answer, host, port)
+    prom = _prometheus()
+    collector = DatabaseCollector(engines=engines, services=services)
+    collector.bind(asyncio.get_running_loop())
+    registry = metrics_registry(collector)
+    server, thread = await asyncio.to_thread(
+        prom.start_http_server, port, addr=host, registry=registry
+    )
+    return MetricsServer(server, thread)

@@ -24,11 +24,17 @@ constant               header / CE attribute   meaning
 ``REPLY_OUTCOME``      ``replyoutcome``        ``success`` or ``failure`` on replies
 ``TRACEPARENT``        ``traceparent``         W3C trace context (CE distributed tracing ext.)
 ``TRACESTATE``         ``tracestate``          W3C trace state
+``BAGGAGE``            ``baggage``             W3C baggage (OpenTelemetry's default propagators)
 =====================  ======================  =========================================
+
+Trace context is written and read by OpenTelemetry's configured propagators
+(:mod:`servicewire.telemetry.propagation`); a propagator's field is stored under
+:func:`propagation_header` of its name, which leaves the W3C names above unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 ID: Final = "id"
@@ -47,6 +53,7 @@ REPLY_TO: Final = "replyto"
 REPLY_OUTCOME: Final = "replyoutcome"
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+BAGGAGE: Final = "baggage"
 
 # Headers the delivery pipeline adds when it dead-letters a message.
 DLQ_REASON: Final = "dlqreason"
@@ -86,5 +93,20 @@ STANDARD: Final = frozenset(
         REPLY_OUTCOME,
         TRACEPARENT,
         TRACESTATE,
+        BAGGAGE,
     }
 )
+
+
+@functools.lru_cache(maxsize=256)
+def propagation_header(field: str) -> str:
+    """The message header a trace propagator's ``field`` is stored under.
+
+    Header names are CloudEvents attribute names (lowercase letters and digits), so
+    the field is lowercased and everything else dropped; the W3C fields keep their
+    names::
+
+        propagation_header("traceparent")    # "traceparent"
+        propagation_header("X-B3-TraceId")   # "xb3traceid"
+    """
+    return "".join(c for c in field.lower() if c.isascii() and c.isalnum())

@@ -29,7 +29,8 @@ from servicewire.telemetry.tracing import current_trace_headers
 
 # Headers an outgoing message inherits from the one being handled: the conversation
 # (correlation) and the trace continue across the hop.
-_INHERITED = (h.CORRELATION_ID, h.TRACEPARENT, h.TRACESTATE)
+# Passed on unchanged while tracing is off; with it on, the propagators write them.
+_PASSED_ON = (h.TRACEPARENT, h.TRACESTATE, h.BAGGAGE)
 
 
 class Context:
@@ -117,15 +118,19 @@ class Context:
 
     def _derive(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         inherited: dict[str, str] = {}
+        # With tracing on, the current span (handler or REST request) is the parent,
+        # and the current baggage goes along.
+        trace = current_trace_headers()
         if self.message is not None:
-            for name in _INHERITED:
-                value = self.message.headers.get(name)
-                if value is not None:
-                    inherited[name] = value
-            if h.CORRELATION_ID not in inherited:
-                inherited[h.CORRELATION_ID] = self.message.id
-        # With tracing on, the current span (handler or REST request) is the parent.
-        inherited.update(current_trace_headers())
+            headers = self.message.headers
+            correlation = headers.get(h.CORRELATION_ID)
+            inherited[h.CORRELATION_ID] = self.message.id if correlation is None else correlation
+            if not trace:
+                for name in _PASSED_ON:
+                    value = headers.get(name)
+                    if value is not None:
+                        inherited[name] = value
+        inherited.update(trace)
         if extra:
             inherited.update(extra)
         return inherited

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -245,9 +246,29 @@ def identity_from_common_name(common_name: str | bytes | None) -> Identity:
 
 # Message authenticity ---------------------------------------------------------------------
 
-# Rewritten by every hop's tracing (the relay stamps its publish span): a signature over
-# them would break on the way, and they carry no authority, so they stay out of it.
-_HOP_HEADERS = (h.TRACEPARENT, h.TRACESTATE)
+# Rewritten by every hop's tracing (the relay stamps its publish span, baggage is
+# re-encoded): a signature over them would break on the way, and they carry no
+# authority, so they stay out of it. So do the fields of whatever other propagators
+# OTEL_PROPAGATORS configures.
+_TRACE_HEADERS = (h.TRACEPARENT, h.TRACESTATE, h.BAGGAGE)
+
+
+@functools.cache
+def _propagate() -> Any:
+    """``opentelemetry.propagate``, or ``None`` without the telemetry extra."""
+    try:
+        from opentelemetry import propagate
+    except ImportError:
+        return None
+    return propagate
+
+
+def _hop_headers() -> tuple[str, ...]:
+    propagate = _propagate()
+    if propagate is None:
+        return _TRACE_HEADERS
+    fields = {h.propagation_header(f) for f in propagate.get_global_textmap().fields}
+    return _TRACE_HEADERS + tuple(sorted(fields.difference(_TRACE_HEADERS)))
 
 
 class MessageAuthenticity:
@@ -277,7 +298,7 @@ class MessageAuthenticity:
     def sign(self, message: Message) -> Message:
         if self.signer is None:
             return message
-        hop = {name: message.headers[name] for name in _HOP_HEADERS if name in message.headers}
+        hop = {name: message.headers[name] for name in _hop_headers() if name in message.headers}
         signed = self.signer.sign(message.with_header_map(dict.fromkeys(hop)))
         return signed.with_header_map(hop) if hop else signed
 
@@ -292,7 +313,7 @@ class MessageAuthenticity:
             if self.required:
                 raise SignatureError("message is not signed")
             return
-        self.verifier.verify(message.with_header_map(dict.fromkeys(_HOP_HEADERS)))
+        self.verifier.verify(message.with_header_map(dict.fromkeys(_hop_headers())))
 
 
 __all__ = [

@@ -3,13 +3,16 @@
 One import for everything observability; the pieces live in their own modules:
 
 * :mod:`servicewire.telemetry.tracing` - OpenTelemetry spans at every hop (REST request,
-  outbox write, relay publish, handler run), W3C trace context in message headers;
+  outbox write, relay publish, handler run), trace context and baggage in message headers;
+* :mod:`servicewire.telemetry.propagation` - OpenTelemetry's configured propagators
+  (``OTEL_PROPAGATORS``; default W3C trace context + baggage) over message headers,
+  HTTP headers and gRPC metadata;
 * :mod:`servicewire.telemetry.rest_spans` - the REST request span (installed by ``create_app``);
 * :mod:`servicewire.telemetry.grpc_spans` - the gRPC server span per call;
 * :mod:`servicewire.telemetry.logs` - JSON (or terminal) log lines with service,
   message id, correlation id and trace id;
 * :mod:`servicewire.telemetry.metrics` - Prometheus metrics (served by
-  :mod:`servicewire.exposition`);
+  :mod:`servicewire.exposition` with prometheus_client's ASGI app and HTTP server);
 * the relay records its publishes through these (:mod:`servicewire.relay.observed`);
 * :mod:`servicewire.telemetry.journal` - every send and receive, kept in memory or in
   SQL, and :mod:`servicewire.telemetry.sequence` - one conversation of it drawn as a
@@ -56,6 +59,7 @@ from servicewire.telemetry.tracing import (
     active as tracing_active,
 )
 from servicewire.telemetry.tracing import (
+    current_call_headers,
     current_trace_headers,
     current_trace_id,
     span,
@@ -66,6 +70,7 @@ __all__ = [
     "MemoryJournal",
     "breaker_listener",
     "configure_logging",
+    "current_call_headers",
     "current_trace_headers",
     "current_trace_id",
     "message_context",

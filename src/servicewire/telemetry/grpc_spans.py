@@ -1,4 +1,4 @@
-"""A server span per gRPC call, parented by the caller's ``traceparent`` metadata.
+"""A server span per gRPC call, parented by the trace context of the caller's metadata.
 
 Add the interceptor to a :class:`~servicewire.grpc.Server`; it runs inside
 Servicewire's own context interceptor, so the span sees the handler's exception
@@ -6,8 +6,9 @@ before it becomes a status code::
 
     server = Server(port=9081, interceptors=[TracingServerInterceptor()])
 
-A client continues the trace by sending the current span as metadata (last value
-wins over the generated one)::
+A client continues the trace by sending the current span (and baggage) as metadata,
+written by OpenTelemetry's configured propagators (last value wins over the
+``traceparent`` that :mod:`servicewire.grpc.context` generates)::
 
     with client_span("restaurant-service", "ValidateOrderDetails") as metadata:
         await grpc_client.unary(..., metadata=metadata)
@@ -22,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from servicewire.telemetry.tracing import active, current_trace_headers, span
+from servicewire.telemetry.tracing import active, current_call_headers, span
 
 
 @contextlib.contextmanager
@@ -30,15 +31,14 @@ def client_span(service: str, method: str) -> Iterator[tuple[tuple[str, str], ..
     """A ``CLIENT`` span for one outgoing call; yields the metadata that carries it."""
     attributes = {"rpc.system": "grpc", "rpc.method": method, "server.address": service}
     with span(f"call {service}/{method}", kind="CLIENT", attributes=attributes):
-        yield tuple(current_trace_headers().items())
+        yield tuple(current_call_headers().items())
 
 
-def _carrier(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    return {
-        k: v
-        for k, v in (context.invocation_metadata() or ())
-        if k in ("traceparent", "tracestate") and isinstance(v, str)
-    }
+def _parent(context: grpc.aio.ServicerContext) -> Any:
+    """The OpenTelemetry context the call's metadata carries (tracing is on)."""
+    from servicewire.telemetry.propagation import extract_metadata
+
+    return extract_metadata(context.invocation_metadata())
 
 
 def _name(method: str) -> str:
@@ -79,7 +79,7 @@ def rewrap_handler(
 
 def _unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        with span(_name(method), kind="SERVER", carrier=_carrier(context),
+        with span(_name(method), kind="SERVER", parent=_parent(context),
                   attributes=_attributes(method)):  # fmt: skip
             return await behavior(request, context)
 
@@ -91,7 +91,7 @@ def _streaming(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         return _unary(behavior, method)
 
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        with span(_name(method), kind="SERVER", carrier=_carrier(context),
+        with span(_name(method), kind="SERVER", parent=_parent(context),
                   attributes=_attributes(method)):  # fmt: skip
             async for item in behavior(request, context):
                 yield item

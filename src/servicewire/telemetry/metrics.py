@@ -9,13 +9,14 @@ What is counted, and where:
 ``servicewire_messages_dead_lettered_total``            pipeline
 ``servicewire_handler_duration_seconds``                pipeline, histogram
 ``servicewire_relay_publish_latency_seconds``           relay, commit (message time) to publish
-``servicewire_outbox_backlog`` / ``_oldest_age_seconds``  per database, refreshed at scrape
-``servicewire_inbox_size``                              per service, refreshed at scrape
+``servicewire_outbox_backlog`` / ``_oldest_age_seconds``  per database, read at scrape
+``servicewire_inbox_size``                              per service, read at scrape
 ``servicewire_circuit_breaker_state``                   0 closed, 1 half open, 2 open
 ======================================================  =================================
 
 These are the recorders, called by the pipeline and the relay; serving them (``GET
-/metrics``) is :mod:`servicewire.exposition`. Without prometheus-client every recording
+/metrics``) is :mod:`servicewire.exposition`, whose custom collector also reads the
+three gauges read at scrape from the databases. Without prometheus-client every recording
 function is a no-op.
 """
 
@@ -26,18 +27,12 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
 
-if TYPE_CHECKING:
-    pass
-
-
 log = logging.getLogger("servicewire.telemetry")
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -78,17 +73,6 @@ class _Metrics:
             "From the message's creation in the committing transaction to its publish",
             ["relay"],
             buckets=_LATENCY_BUCKETS,
-        )
-        self.backlog = prom.Gauge(
-            "servicewire_outbox_backlog", "Outbox rows not yet published", ["database"]
-        )
-        self.oldest_age = prom.Gauge(
-            "servicewire_outbox_oldest_age_seconds",
-            "Age of the oldest unpublished outbox row (0 when empty)",
-            ["database"],
-        )
-        self.inbox = prom.Gauge(
-            "servicewire_inbox_size", "Message ids kept by the inbox", ["service"]
         )
         self._children: dict[tuple[Any, ...], Any] = {}
         self.breaker = prom.Gauge(

@@ -1,4 +1,4 @@
-"""A server span per REST request, parented by the caller's ``traceparent`` header.
+"""A server span per REST request, parented by the trace context of the caller's headers.
 
 Pure ASGI middleware (no dependency beyond the OpenTelemetry API), installed by
 :func:`~servicewire.rest.app.create_app` on every Servicewire REST app::
@@ -8,7 +8,9 @@ Pure ASGI middleware (no dependency beyond the OpenTelemetry API), installed by
 Inside the request, the span is current: messages the endpoint sends through
 ``service.transaction()`` carry it as their parent, so the trace continues through
 the outbox, the relay and every handler. The span is named after the route template
-(``POST /v1/orders``), not the raw path, to keep span names few.
+(``POST /v1/orders``), not the raw path, to keep span names few. The request's trace
+context and baggage are read by OpenTelemetry's configured propagators
+(:mod:`~.propagation`), and the baggage is current inside the request.
 """
 
 from __future__ import annotations
@@ -34,11 +36,9 @@ class TracingMiddleware:
         if scope["type"] != "http" or not active():
             await self.app(scope, receive, send)
             return
-        carrier = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope.get("headers", ())
-            if k in (b"traceparent", b"tracestate")
-        }
+        from servicewire.telemetry.propagation import extract_asgi  # OpenTelemetry is there
+
+        parent = extract_asgi(scope)
         method = scope.get("method", "GET")
         status: dict[str, int] = {}
 
@@ -48,7 +48,7 @@ class TracingMiddleware:
             await send(message)
 
         attributes = {"http.request.method": method, "url.path": scope.get("path", "")}
-        with span(f"{method} {scope.get('path', '')}", kind="SERVER", carrier=carrier,
+        with span(f"{method} {scope.get('path', '')}", kind="SERVER", parent=parent,
                   attributes=attributes) as current:  # fmt: skip
             try:
                 await self.app(scope, receive, send_status)

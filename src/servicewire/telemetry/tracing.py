@@ -1,34 +1,34 @@
-"""Tracing: OpenTelemetry spans at every hop, W3C trace context in every envelope.
+"""Tracing: OpenTelemetry spans at every hop, trace context and baggage in every envelope.
 
 One trace follows a request through the whole system::
 
     POST /v1/orders            (server span, REST middleware; parent from HTTP headers)
       outbox write             (the transaction that stored the order's messages)
-        relay publish          (producer span per message; parent from its traceparent)
+        relay publish          (producer span per message; parent from its headers)
           handle ValidateX     (consumer span in the receiving service)
             outbox write       (the reply) -> relay publish -> handle the reply ...
 
-The parent of each hop travels in the message's ``traceparent``/``tracestate`` headers,
-so the trace survives the outbox table, the relay process and the broker. Spans are
-made with the OpenTelemetry *API* only; install the SDK and set a tracer provider to
-record them::
+The parent of each hop, and the baggage, travel in message headers written and read by
+OpenTelemetry's configured propagators (``OTEL_PROPAGATORS``; by default W3C
+``traceparent``/``tracestate`` and ``baggage``: :mod:`~.propagation`), so the trace
+survives the outbox table, the relay process and the broker. Spans are made with the
+OpenTelemetry *API* only; install the SDK and set a tracer provider to record them::
 
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     trace.set_tracer_provider(TracerProvider())     # plus an exporter of your choice
 
 Without the API installed, or with no tracer provider set, every helper here is a
-cheap no-op (a function call and a global lookup), so the hot paths pay nothing.
+cheap no-op (a function call and a global lookup), so the hot paths pay nothing; the
+pipeline then passes the W3C headers of a message on to what its handler sends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from servicewire.messaging import headers as h
 from servicewire.messaging.message import Message
 
 TRACER_NAME = "servicewire"
@@ -77,52 +77,39 @@ def _tracer() -> Any:
     return provider.get_tracer(TRACER_NAME)
 
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+def _propagation() -> Any:
+    """:mod:`~.propagation` (imports OpenTelemetry's propagators; call once tracing is on)."""
+    from servicewire.telemetry import propagation
+
+    return propagation
 
 
-def _parent(carrier: Mapping[str, str]) -> Any:
-    """The OpenTelemetry context a carrier's ``traceparent`` names (none: a new trace).
-
-    Parsed here rather than by the W3C propagator: on a relay's hot path the generic
-    propagator (carrier copies, getters, validation) costs several times more.
-    """
-    match = _TRACEPARENT.match(carrier.get(h.TRACEPARENT, ""))
-    if match is None:
-        return None
-    trace = _trace()
-    trace_id, span_id = int(match[1], 16), int(match[2], 16)
-    if not trace_id or not span_id:
-        return None
-    state = carrier.get(h.TRACESTATE)
-    remote = trace.SpanContext(
-        trace_id,
-        span_id,
-        is_remote=True,
-        trace_flags=trace.TraceFlags(int(match[3], 16)),
-        trace_state=trace.TraceState.from_header([state]) if state else None,
+def _headers_of(current: Any, context: Any = None) -> dict[str, str]:
+    """Message headers naming span ``current`` as parent (plus ``context``'s baggage)."""
+    headers: dict[str, str] = _propagation().inject_message(
+        _trace().set_span_in_context(current, context)
     )
-    return trace.set_span_in_context(trace.NonRecordingSpan(remote))
-
-
-def _headers_of(current: Any) -> dict[str, str]:
-    """``traceparent`` (and ``tracestate``) naming span ``current``."""
-    context = current.get_span_context()
-    if not context.is_valid:
-        return {}
-    headers = {
-        h.TRACEPARENT: f"00-{context.trace_id:032x}-{context.span_id:016x}-"
-        f"{context.trace_flags:02x}"
-    }
-    if context.trace_state:
-        headers[h.TRACESTATE] = context.trace_state.to_header()
     return headers
 
 
 def current_trace_headers() -> dict[str, str]:
-    """``traceparent``/``tracestate`` of the current span; empty when none is recording."""
+    """Message headers the configured propagators write for the current context.
+
+    By default ``traceparent``, ``tracestate`` and ``baggage``; empty when tracing is
+    off (no tracer provider set).
+    """
     if not active():
         return {}
-    return _headers_of(_trace().get_current_span())
+    headers: dict[str, str] = _propagation().inject_message()
+    return headers
+
+
+def current_call_headers() -> dict[str, str]:
+    """HTTP headers (or gRPC metadata) carrying the current context; empty when off."""
+    if not active():
+        return {}
+    headers: dict[str, str] = _propagation().inject_call()
+    return headers
 
 
 def current_trace_id() -> str | None:
@@ -134,9 +121,16 @@ def current_trace_id() -> str | None:
 
 
 def trace_id_of(message: Message) -> str | None:
-    """The trace id a message's ``traceparent`` carries, if well formed."""
-    parts = message.headers.get(h.TRACEPARENT, "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    """The trace id a message's trace headers carry (read by the configured propagators).
+
+    ``None`` when they carry none, are malformed, or the OpenTelemetry API is missing.
+    """
+    trace = _trace()
+    if not trace:
+        return None
+    context = _propagation().extract_message(message.headers)
+    span_context = trace.get_current_span(context).get_span_context()
+    return f"{span_context.trace_id:032x}" if span_context.is_valid else None
 
 
 @contextlib.contextmanager
@@ -145,26 +139,42 @@ def span(
     *,
     kind: str = "INTERNAL",
     carrier: Mapping[str, str] | None = None,
+    parent: Any = None,
     attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[Any]:
     """A current span named ``name`` (``None`` when tracing is off).
 
-    ``carrier``: headers whose ``traceparent`` is the parent (a message, an HTTP
-    request, gRPC metadata); without it the span continues the current trace.
+    ``carrier``: message headers carrying the parent (and baggage), read by the
+    configured propagators; ``parent``: an OpenTelemetry context already extracted
+    (an HTTP request's, a gRPC call's: :mod:`~.propagation`). With neither the span
+    continues the current trace. The extracted baggage is current inside the block.
     An exception escaping the block is recorded on the span and re-raised.
     """
     if not active():
         yield None
         return
     trace = _trace()
-    parent = _parent(carrier) if carrier is not None else None
-    with _tracer().start_as_current_span(
-        name,
-        context=parent,
-        kind=getattr(trace.SpanKind, kind),
-        attributes=dict(attributes or {}),
-    ) as current:
-        yield current
+    if carrier is not None:
+        parent = _propagation().extract_message(carrier)
+    if parent is None:
+        with _tracer().start_as_current_span(
+            name, kind=getattr(trace.SpanKind, kind), attributes=dict(attributes or {})
+        ) as current:
+            yield current
+        return
+    from opentelemetry import context as otel_context
+
+    token = otel_context.attach(parent)  # the baggage is current for the block too
+    try:
+        with _tracer().start_as_current_span(
+            name,
+            context=parent,
+            kind=getattr(trace.SpanKind, kind),
+            attributes=dict(attributes or {}),
+        ) as current:
+            yield current
+    finally:
+        otel_context.detach(token)
 
 
 def message_attributes(message: Message, operation: str) -> dict[str, str]:
@@ -232,6 +242,7 @@ def start_publish_spans(relay: str, messages: Sequence[Message]) -> tuple[list[M
         return list(messages), []
     trace = _trace()
     tracer = _tracer()
+    extract = _propagation().extract_message
     stamped: list[Message] = []
     spans: list[Any] = []
     for message in messages:
@@ -243,13 +254,11 @@ def start_publish_spans(relay: str, messages: Sequence[Message]) -> tuple[list[M
             "messaging.message.id": message.id,
             "servicewire.relay": relay,
         }
+        parent = extract(message.headers)  # the writer's span and the baggage
         current = tracer.start_span(
-            f"publish {short}",
-            context=_parent(message.headers),
-            kind=trace.SpanKind.PRODUCER,
-            attributes=attributes,
+            f"publish {short}", context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes
         )
-        stamped.append(message.with_header_map(_headers_of(current)))
+        stamped.append(message.with_header_map(_headers_of(current, parent)))
         spans.append(current)
     return stamped, spans
 
@@ -265,4 +274,4 @@ def end_spans(spans: Sequence[Any], error: BaseException | None = None) -> None:
 
 def inject_http(headers: MutableMapping[str, str]) -> None:
     """Add the current trace context to outgoing HTTP headers (or gRPC metadata)."""
-    headers.update(current_trace_headers())
+    headers.update(current_call_headers())
