@@ -313,6 +313,13 @@ async def test_unsafe_default_header_or_link_method_is_refused(server: RawServer
     assert len(server.heads) == 1
 
 
+async def test_header_values_must_be_text(server: RawServer) -> None:
+    async with _client(server.port) as client:
+        with pytest.raises(TypeError, match="must be str, not int"):
+            await client.get("raw", "/a", headers={"x-count": 3})  # type: ignore[dict-item]
+    assert server.connections == 0
+
+
 async def test_header_values_are_not_echoed_in_the_error(server: RawServer) -> None:
     async with _client(server.port) as client:
         with pytest.raises(UnsafeRequestError) as refused:

@@ -49,6 +49,8 @@ def check_target(target: str) -> None:
 
 def check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header names and values must be str, not {type(value).__name__}")
         if not _TOKEN.fullmatch(name):
             raise UnsafeRequestError(f"header name {name[:40]!r} is not a token")
         bad = _VALUE_FORBIDDEN.search(value)
