@@ -35,7 +35,11 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
         "raw aio-pika (floor)",
     ),
     (["relay_cpu.py", "--rows", "200", "--db", "pg"], ("postgres",), "µs CPU/row"),
-    (["rpc.py", "--seconds", "0.5", "--rounds", "1"], (), "gRPC: servicewire / raw grpc.aio"),
+    (
+        ["rpc.py", "--seconds", "0.5", "--rounds", "1", "--libraries"],
+        (),
+        "REST: servicewire / raw aiohttp",
+    ),
     (["security.py", "--rounds", "1"], (), "service token verify"),
     (["telemetry_overhead.py", "--rounds", "1", "--rows", "200"], ("postgres",), "tracing"),
     (

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from xml.etree import ElementTree
 
 import pytest
 from fastapi import FastAPI, Request
@@ -209,3 +210,16 @@ async def test_load_balancing_across_registered_instances_and_failover() -> None
                 await doomed.stop()
     finally:
         await registry.close()
+
+
+async def test_client_negotiates_xml_and_sends_conditional_requests(port: int) -> None:
+    async with _client(port) as client:
+        order = await client.post("orders", "/v1/orders", json=ORDER)
+        path = order.links["self"].href
+        xml = await client.get("orders", path, headers={"accept": "application/xml"})
+        assert xml.headers["content-type"].startswith("application/xml")
+        assert ElementTree.fromstring(xml.body).tag
+        fresh = await client.get("orders", path)
+        assert fresh.etag
+        unchanged = await client.get("orders", path, headers={"if-none-match": fresh.etag})
+        assert (unchanged.status, unchanged.body) == (304, b"")

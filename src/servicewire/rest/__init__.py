@@ -19,7 +19,7 @@ Client side::
         order = await client.get("order-service", "/v1/orders/o-1")
         await client.follow(order, "cancel")
 
-Needs ``servicewire[rest]`` (FastAPI, uvicorn, orjson, tenacity).
+Needs ``servicewire[rest]`` (FastAPI, uvicorn, orjson, aiohttp for the client).
 """
 
 from servicewire.rest.app import create_app
@@ -30,6 +30,7 @@ from servicewire.rest.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from servicewire.rest.negotiation import HAL_JSON, JSON, XML
 from servicewire.rest.openapi import export_openapi, problem_responses, render_openapi
 from servicewire.rest.problems import PROBLEM_JSON, InvalidField, Problem, ProblemDetails
+from servicewire.rest.request_safety import UnsafeRequestError
 from servicewire.rest.responses import created, no_content
 from servicewire.rest.routing import MediaTypeVersioning, ResourceRoute, versioned_router
 from servicewire.rest.text import TextGuard
@@ -53,6 +54,7 @@ __all__ = [
     "ResourceRoute",
     "RestClient",
     "TextGuard",
+    "UnsafeRequestError",
     "create_app",
     "created",
     "etag_for",

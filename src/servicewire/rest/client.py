@@ -12,8 +12,11 @@ back typed: a problem details response becomes ``NotFoundError``, ``ConflictErro
         order = await client.follow(order, "cancel")     # no URL written by hand
         "cancel" in order.links                          # False: the order is cancelled
 
-The transport is our small keep-alive client, :mod:`servicewire.rest.http`, chosen by
-measurement over aiohttp and httpx (docs/rest.md).
+The transport is one aiohttp session per client (connection pooling, keep-alive), with
+the limits of :mod:`servicewire.rest.transport`; a path, method or header that could
+change the request's framing (CR, LF, NUL ...) is refused before anything is sent
+(:mod:`servicewire.rest.request_safety`). Redirects are not followed: a 3xx is reported
+as a :class:`~servicewire.resilience.RemoteError`, not returned as a success.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import orjson
 
 from servicewire.discovery import Instance, Locator, Resolver, StaticResolver
@@ -39,9 +43,15 @@ from servicewire.resilience import (
     remote_error_class,
 )
 from servicewire.rest.hal import Link
-from servicewire.rest.http import HttpPool, HttpProtocolError
 from servicewire.rest.negotiation import is_json
 from servicewire.rest.problems import PROBLEM_JSON
+from servicewire.rest.request_safety import check_headers, check_method, check_target
+from servicewire.rest.transport import (
+    DEFAULT_MAX_BODY,
+    ResponseLimitError,
+    open_session,
+    read_body,
+)
 from servicewire.security.tls import TLSConfig
 
 if TYPE_CHECKING:
@@ -50,6 +60,8 @@ if TYPE_CHECKING:
     from servicewire.security.identity import TokenIssuer
 
 _ACCEPT = "application/hal+json, application/json;q=0.9, application/problem+json;q=0.5"
+# A 304 answers a conditional request; without one of these it is a redirect like any 3xx.
+_CONDITIONAL = ("if-none-match", "if-modified-since")
 
 
 class LinkNotFoundError(ServicewireError, LookupError):
@@ -121,6 +133,19 @@ def _remote_error(service: str, status: int, content_type: str, body: bytes) -> 
     )
 
 
+def _joined(headers: Mapping[str, str]) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined with ``", "``."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return joined
+
+
+def _is_conditional(headers: Mapping[str, str]) -> bool:
+    return any(name.lower() in _CONDITIONAL for name in headers)
+
+
 DEFAULT_RETRY = CallRetryPolicy(
     attempts=3, initial_backoff=0.05, max_backoff=1.0, retryable=is_transient
 )
@@ -130,9 +155,13 @@ class RestClient:
     """A resilient HTTP/1.1 keep-alive client for services found through discovery.
 
     ``services`` is a :class:`Locator`, any :class:`Resolver`, or a static mapping of
-    service names to addresses. One client holds one connection pool; share it.
-    Open connections per instance follow the number of concurrent calls, which the
-    bulkhead caps; ``max_idle_connections`` bounds how many stay open between bursts.
+    service names to addresses. One client holds one connection pool (an aiohttp
+    session, opened on the first call inside the running loop, closed by :meth:`close`;
+    a closed client opens a new one if it is used again); share it. Open connections per
+    instance follow the number of concurrent calls, which the bulkhead caps;
+    ``max_idle_connections`` bounds the connections open to one instance (a call beyond
+    it waits for one), idle ones close after 4 s. A response body larger than
+    ``max_body_bytes`` fails the call with ``RemoteServerError``.
     """
 
     def __init__(
@@ -141,6 +170,7 @@ class RestClient:
         *,
         resilience: Resilience | None = None,
         max_idle_connections: int = 256,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
         headers: Mapping[str, str] | None = None,
         auth: TokenIssuer | None = None,
         tls: TLSConfig | ssl.SSLContext | None = None,
@@ -155,12 +185,28 @@ class RestClient:
             timeout=5.0, retry=DEFAULT_RETRY, is_failure=counts_as_failure
         )
         self._headers = {"accept": _ACCEPT, **(headers or {})}
+        check_headers(self._headers)
         self._auth = auth
-        context = tls.client_context() if isinstance(tls, TLSConfig) else tls
-        self._pool = HttpPool(max_idle_per_host=max_idle_connections, ssl_context=context)
+        self._ssl_context = tls.client_context() if isinstance(tls, TLSConfig) else tls
+        self._scheme = "http" if self._ssl_context is None else "https"
+        self._max_connections = max_idle_connections
+        self.max_body_bytes = max_body_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            session = self._session = open_session(
+                ssl_context=self._ssl_context, max_connections_per_host=self._max_connections
+            )
+        return session
 
     async def close(self) -> None:
-        await self._pool.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    aclose = close
 
     async def __aenter__(self) -> RestClient:
         return self
@@ -185,21 +231,23 @@ class RestClient:
         pass ``True`` for a POST that carries an idempotency key.
         """
         method = method.upper()
+        check_method(method)
+        check_target(path)
         body = orjson.dumps(json) if json is not None else None
         all_headers = dict(self._headers)
         if body is not None:
             all_headers["content-type"] = "application/json"
         if headers:
+            check_headers(headers)
             all_headers.update(headers)
         if self._auth is not None:
             all_headers.update(self._auth.headers(service))  # audience: the service called
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        retry_stale = idempotent
 
         async def attempt(deadline: Deadline) -> Representation:
             instance = await self.locator.pick(service)
-            return await self._send(instance, method, path, body, all_headers, retry_stale)
+            return await self._send(instance, method, path, body, all_headers)
 
         return await self.resilience.call(
             service,
@@ -216,33 +264,49 @@ class RestClient:
         path: str,
         body: bytes | None,
         headers: Mapping[str, str],
-        retry_stale: bool,
     ) -> Representation:
+        session = self._open_session()
+        url = instance.url(self._scheme) + path  # Instance.url brackets an IPv6 host
         try:
-            response = await self._pool.request(
-                instance.host, instance.port, method, path, headers, body, retry_stale=retry_stale
-            )
-        except ConnectionRefusedError as exc:
-            self.locator.mark_failed(instance)
-            raise ServiceUnavailableError(
-                instance.service, f"cannot connect to {instance.address}: {exc.strerror or exc}"
-            ) from exc
-        except (OSError, EOFError) as exc:
+            async with session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                response_headers = _joined(response.headers)
+                content = await read_body(response, self.max_body_bytes)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ConnectionRefusedError):
+                self.locator.mark_failed(instance)
+                raise ServiceUnavailableError(
+                    instance.service, f"cannot connect to {instance.address}: {exc.os_error}"
+                ) from exc
             raise ServiceUnavailableError(
                 instance.service, f"connection to {instance.address} failed: {exc}"
             ) from exc
-        except HttpProtocolError as exc:
+        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
             raise RemoteServerError(
                 instance.service, f"invalid HTTP response from {instance.address}: {exc}"
             ) from exc
-        if response.status >= 400:
+        except ResponseLimitError as exc:
+            raise RemoteServerError(
+                instance.service, f"response from {instance.address} refused: {exc}"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailableError(
+                instance.service, f"connection to {instance.address} failed: {exc!r}"
+            ) from exc
+        if status >= 400:
             raise _remote_error(
-                instance.service,
-                response.status,
-                response.headers.get("content-type", ""),
-                response.body,
+                instance.service, status, response_headers.get("content-type", ""), content
             )
-        return Representation(instance.service, response.status, response.headers, response.body)
+        if 300 <= status < 400 and not (status == 304 and _is_conditional(headers)):
+            where = response_headers.get("location", "nowhere")
+            raise RemoteError(
+                instance.service,
+                f"redirect to {where[:200]} not followed ({method} {path[:200]})",
+                status=status,
+            )
+        return Representation(instance.service, status, response_headers, content)
 
     async def get(self, service: str, path: str, **options: Any) -> Representation:
         return await self.request(service, "GET", path, **options)
