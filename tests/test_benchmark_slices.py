@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
     (["amqp_headers.py", "--n", "200", "--rounds", "1"], ("rabbitmq",), "rabbitmq"),
     (["codecs.py", "--rounds", "1"], (), "pydantic model_dump"),
+    (["deadline.py", "--n", "2000", "--rounds", "1"], (), "Deadline.run / asyncio.timeout"),
     (["idle.py", "--seconds", "1", "--warmup", "1"], ("postgres",), "statements/s"),
     (["journal.py", "--messages", "200"], (), "direct / buffered"),
     (
