@@ -42,6 +42,7 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
         "REST: servicewire / raw aiohttp",
     ),
     (["security.py", "--rounds", "1"], (), "service token verify"),
+    (["tokens.py", "--calls", "5", "--windows", "2"], (), "EdDSA (Ed25519)"),
     (["telemetry_overhead.py", "--rounds", "1", "--rows", "200"], ("postgres",), "tracing"),
     (
         ["transports.py", "--only", "memory,redis", "--n", "300", "--rounds", "1"],

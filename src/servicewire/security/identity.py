@@ -14,18 +14,15 @@ be replayed against another; it expires after ``ttl`` seconds (default 60)::
 
 Which caller may call which operation is :mod:`servicewire.security.authorization`.
 Tokens are compact JWS (``header.claims.signature``, alg HS256 or EdDSA), so other
-stacks can issue and read them. Enforcement on servers is in
+stacks can issue and read them; joserfc signs and checks them
+(:mod:`servicewire.security.jws`, imported on first use: ``servicewire[security]``, which
+the ``rest`` and ``grpc`` extras include). Enforcement on servers is in
 :mod:`servicewire.rest.auth` and :mod:`servicewire.grpc.auth`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,24 +55,29 @@ class Identity:
     claims: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise AuthenticationError("token is not base64url") from None
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 def _check_kid(kid: str) -> None:
     if not kid or len(kid) > 64:
         raise ValueError(f"key id {kid!r} must be 1..64 characters")
+
+
+def _check_hmac_keys(hmac_keys: Mapping[str, bytes]) -> None:
+    for kid, secret in hmac_keys.items():
+        _check_kid(kid)
+        # RFC 7518 3.2: an HS256 key at least as long as the hash (256 bits).
+        if len(secret) < 32:
+            raise ValueError(f"key {kid!r} is shorter than 32 bytes")
+
+
+def _import_jws() -> None:
+    """Import :mod:`servicewire.security.jws` (joserfc) when tokens are first used."""
+    try:
+        import servicewire.security.jws  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"service tokens need joserfc ({exc.name} is missing): "
+            "pip install 'servicewire[security]' (the rest and grpc extras include it)",
+            name=exc.name,
+        ) from exc
 
 
 class TokenIssuer:
@@ -95,30 +97,24 @@ class TokenIssuer:
         self.service = validate_name(service, "service")
         self.ttl = ttl
         self._cache: dict[str, tuple[str, float]] = {}
+        _import_jws()
+        from servicewire.security.jws import TokenSigner
+
         if hmac_keys is not None:
             if not hmac_keys:
                 raise ValueError("hmac_keys is empty")
-            for kid, secret in hmac_keys.items():
-                _check_kid(kid)
-                if len(secret) < 32:
-                    raise ValueError(f"key {kid!r} is shorter than 32 bytes")
-            self.kid = active or next(iter(hmac_keys))
-            if self.kid not in hmac_keys:
-                raise ValueError(f"active key {self.kid!r} is not among hmac_keys")
-            self._secret: bytes | None = hmac_keys[self.kid]
-            self._private: Any = None
-            self.alg = "HS256"
+            _check_hmac_keys(hmac_keys)
+            kid = active or next(iter(hmac_keys))
+            if kid not in hmac_keys:
+                raise ValueError(f"active key {kid!r} is not among hmac_keys")
+            self._signer = TokenSigner.hmac(kid, hmac_keys[kid])
         else:
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
             assert ed25519_private_key is not None
             if active is None:
                 raise ValueError("an Ed25519 issuer needs active= (its key id)")
             _check_kid(active)
-            self.kid = active
-            self._secret = None
-            self._private = Ed25519PrivateKey.from_private_bytes(ed25519_private_key)
-            self.alg = "EdDSA"
+            self._signer = TokenSigner.ed25519(active, ed25519_private_key)
+        self.kid, self.alg = self._signer.kid, self._signer.alg
 
     def token(self, audience: str, *, now: float | None = None) -> str:
         """A token for calls to ``audience``; reused until a quarter of its life is left."""
@@ -126,16 +122,9 @@ class TokenIssuer:
         cached = self._cache.get(audience)
         if cached is not None and now is None and cached[1] - at > self.ttl / 4:
             return cached[0]
-        header = {"alg": self.alg, "kid": self.kid, "typ": "JWT"}
         exp = at + self.ttl
-        claims: dict[str, str | int] = {"iss": self.service, "sub": self.service}
-        claims |= {"aud": audience, "iat": int(at), "exp": int(exp)}
-        signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}"
-        if self._secret is not None:
-            sig = hmac.new(self._secret, signing_input.encode(), hashlib.sha256).digest()
-        else:
-            sig = self._private.sign(signing_input.encode())
-        token = f"{signing_input}.{_b64(sig)}"
+        claims = {"iss": self.service, "sub": self.service, "aud": audience}
+        token = self._signer.sign(claims | {"iat": int(at), "exp": int(exp)})
         if now is None:
             self._cache[audience] = (token, exp)
         return token
@@ -146,7 +135,13 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    """Checks tokens addressed to ``service``: signature, key id, audience, expiry."""
+    """Checks tokens addressed to ``service``: signature, key id, audience, lifetime.
+
+    ``aud`` may be a string or a list that holds ``service``; ``exp``, ``nbf`` and
+    ``iat`` are checked with ``leeway`` seconds of clock skew; a token may live at most
+    ``max_ttl`` seconds (``exp - iat``). Give several keys to rotate: tokens under the
+    old and the new key id both verify until the old one is removed.
+    """
 
     def __init__(
         self,
@@ -162,67 +157,29 @@ class TokenVerifier:
         self.service = service
         self.leeway = leeway
         self.max_ttl = max_ttl
-        self._hmac = dict(hmac_keys or {})
-        self._ed25519: dict[str, Any] = {}
-        if ed25519_public_keys:
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        _import_jws()
+        from servicewire.security.jws import TokenChecker
 
-            self._ed25519 = {
-                kid: Ed25519PublicKey.from_public_bytes(raw)
-                for kid, raw in ed25519_public_keys.items()
-            }
+        self._checker = TokenChecker(service, leeway=leeway, max_ttl=max_ttl)
+        _check_hmac_keys(hmac_keys or {})
+        for kid, secret in (hmac_keys or {}).items():
+            self._checker.add_hmac(kid, secret)
+        for kid, raw in (ed25519_public_keys or {}).items():
+            _check_kid(kid)
+            self._checker.add_ed25519(kid, raw)
 
     def verify(self, token: str, *, now: float | None = None) -> Identity:
         """The identity a token proves; :class:`AuthenticationError` if it proves none."""
+        from servicewire.security.jws import TokenRefused
+
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthenticationError("token too long")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise AuthenticationError("malformed token")
         try:
-            header = json.loads(_unb64(parts[0]))
-            claims = json.loads(_unb64(parts[1]))
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly
-            raise AuthenticationError("malformed token") from None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
-            raise AuthenticationError("malformed token")
-        self._check_signature(header, f"{parts[0]}.{parts[1]}".encode(), _unb64(parts[2]))
-        return self._check_claims(claims, time.time() if now is None else now)
-
-    def _check_signature(self, header: dict[str, Any], signed: bytes, sig: bytes) -> None:
-        alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(kid, str):
-            raise AuthenticationError("token names no key")
-        # The algorithm is fixed by the key, never chosen by the token ("alg": "none"...).
-        if alg == "HS256" and kid in self._hmac:
-            mac = hmac.new(self._hmac[kid], signed, hashlib.sha256).digest()
-            if not hmac.compare_digest(mac, sig):
-                raise AuthenticationError("token signature does not match")
-            return
-        if alg == "EdDSA" and kid in self._ed25519:
-            from cryptography.exceptions import InvalidSignature
-
-            try:
-                self._ed25519[kid].verify(sig, signed)
-            except (InvalidSignature, ValueError):
-                raise AuthenticationError("token signature does not match") from None
-            return
-        raise AuthenticationError(f"token signed with unknown key {kid[:64]!r}")
-
-    def _check_claims(self, claims: dict[str, Any], now: float) -> Identity:
-        service, aud = claims.get("iss"), claims.get("aud")
-        exp, iat = claims.get("exp"), claims.get("iat")
-        if not isinstance(service, str) or not service:
-            raise AuthenticationError("token names no issuer")
-        if aud != self.service:
-            raise AuthenticationError("token is for another service")
-        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
-            raise AuthenticationError("token without exp/iat")
-        if now > exp + self.leeway:
-            raise AuthenticationError("token expired")
-        if iat > now + self.leeway or exp - iat > self.max_ttl:
-            raise AuthenticationError("token issued in the future or lives too long")
-        return Identity(service=service, via="token", expires_at=float(exp), claims=claims)
+            claims = self._checker.check(token, time.time() if now is None else now)
+        except TokenRefused as exc:
+            raise AuthenticationError(str(exc)) from None
+        expires_at = float(claims["exp"])
+        return Identity(service=claims["iss"], via="token", expires_at=expires_at, claims=claims)
 
 
 def bearer_token(authorization: str | None) -> str:
