@@ -27,10 +27,8 @@ from servicewire.grpc.context import (
     CORRELATION_ID,
     TRACEPARENT,
     call_context,
-    child_traceparent,
     current_correlation_id,
     current_traceparent,
-    new_traceparent,
 )
 from servicewire.grpc.interceptors import ServerContextInterceptor, client_interceptors
 from servicewire.grpc.server import Server
@@ -45,14 +43,12 @@ __all__ = [
     "ServerContextInterceptor",
     "TracingServerInterceptor",
     "call_context",
-    "child_traceparent",
     "client_interceptors",
     "client_span",
     "code_for",
     "current_correlation_id",
     "current_traceparent",
     "error_from_rpc",
-    "new_traceparent",
     "rich_status",
     "status_for",
 ]

@@ -12,8 +12,9 @@ A unary call gets the whole :class:`~servicewire.resilience.Resilience` treatmen
 deadline (sent as the gRPC timeout), retries only when ``idempotent=True`` and the error
 is transient (UNAVAILABLE), a circuit breaker and a bulkhead per service. A stream
 holds a bulkhead slot while open, passes the breaker, is bounded by its deadline, and
-is never retried (part of it may have been consumed). The correlation id and a child
-``traceparent`` go out as metadata on every call.
+is never retried (part of it may have been consumed). The correlation id, and the
+current trace context and baggage as OpenTelemetry's configured propagators write them,
+go out as metadata on every call (:mod:`servicewire.grpc.context`).
 """
 
 from __future__ import annotations
@@ -130,11 +131,7 @@ class GrpcClient:
                 return await call(
                     request,
                     timeout=deadline.remaining(),
-                    metadata=(
-                        *call_context.outgoing_metadata(),
-                        *self._auth_of(service),
-                        *metadata,
-                    ),
+                    metadata=call_context.outgoing_metadata((*self._auth_of(service), *metadata)),
                 )
             except grpc.aio.AioRpcError as exc:
                 raise self._error(instance, exc, label, deadline) from None
@@ -175,7 +172,7 @@ class GrpcClient:
             call = self._method(instance, stub_class, method)(
                 argument,
                 timeout=deadline.remaining(),
-                metadata=(*call_context.outgoing_metadata(), *self._auth_of(service), *metadata),
+                metadata=call_context.outgoing_metadata((*self._auth_of(service), *metadata)),
             )
             try:
                 async for item in call:

@@ -4,11 +4,14 @@ Server side, :class:`ServerContextInterceptor` wraps every method of every style
 
 * the caller's deadline (``context.time_remaining()``) becomes the inherited
   :class:`~servicewire.resilience.Deadline`, so calls the handler makes get no more time;
-* ``x-correlation-id`` and ``traceparent`` become the current call context;
+* ``x-correlation-id`` becomes the current correlation id (a new one when missing),
+  and what OpenTelemetry's configured propagators extract from the metadata (by default
+  W3C ``traceparent``/``tracestate`` and ``baggage``) the current OpenTelemetry context;
 * an exception becomes a status code with details (:mod:`servicewire.grpc.status`).
 
-Client side, :func:`client_interceptors` add the correlation id and a child
-``traceparent`` to every call, and shrink its timeout to the inherited deadline::
+Client side, :func:`client_interceptors` add the correlation id and what the
+propagators write for the current context to every call, and shrink its timeout to
+the inherited deadline::
 
     channel = grpc.aio.insecure_channel(address, interceptors=client_interceptors())
 
@@ -37,10 +40,7 @@ log = logging.getLogger(__name__)
 def _enter(context: grpc.aio.ServicerContext, method: str) -> None:
     # Each RPC runs in a task of its own, with a copy of the context: setting the
     # variables here scopes them to this call without an explicit reset.
-    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-    call_context.adopt(
-        metadata.get(call_context.CORRELATION_ID), metadata.get(call_context.TRACEPARENT)
-    )
+    call_context.adopt(context.invocation_metadata())
     remaining = context.time_remaining()
     if remaining is not None and remaining > 0:
         _current_deadline.set(Deadline(remaining))
@@ -105,10 +105,8 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
 
 def _outgoing(client_call_details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
-    for key, value in call_context.outgoing_metadata():
-        if key not in metadata:
-            metadata[key] = value
+    given = tuple(client_call_details.metadata or ())
+    metadata = grpc.aio.Metadata(*call_context.outgoing_metadata(given))
     timeout = client_call_details.timeout
     inherited = current_deadline()
     if inherited is not None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+from opentelemetry import baggage
 
 from servicewire.grpc import context as call_context
 from servicewire.grpc.generated.testing.v1 import echo_pb2, echo_pb2_grpc
@@ -47,6 +48,7 @@ def _context() -> dict[str, str]:
     seen = {
         "correlation_id": call_context.current_correlation_id() or "",
         "traceparent": call_context.current_traceparent() or "",
+        "baggage": ",".join(f"{k}={v}" for k, v in sorted(baggage.get_all().items())),
     }
     deadline = current_deadline()
     if deadline is not None:

@@ -7,8 +7,8 @@ before it becomes a status code::
     server = Server(port=9081, interceptors=[TracingServerInterceptor()])
 
 A client continues the trace by sending the current span (and baggage) as metadata,
-written by OpenTelemetry's configured propagators (last value wins over the
-``traceparent`` that :mod:`servicewire.grpc.context` generates)::
+written by OpenTelemetry's configured propagators (a ``GrpcClient`` call inside the
+block sends the same by itself; the metadata serves other clients)::
 
     with client_span("restaurant-service", "ValidateOrderDetails") as metadata:
         await grpc_client.unary(..., metadata=metadata)
