@@ -10,6 +10,7 @@ command lines exit 2. The store-backed cases are tests/ftgo/test_unsafe_text.py
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -86,6 +87,44 @@ class Order(TextSafeModel):
 def test_a_text_safe_model_finds_unsafe_text_at_any_depth(data: dict[str, Any], where: str) -> None:
     with pytest.raises(ValidationError) as refused:
         Order.model_validate(data)
+    [error] = refused.value.errors()
+    assert error["type"] == "unsafe_text"
+    assert ".".join(str(p) for p in error["loc"]) == where
+
+
+class Line(TextSafeModel):
+    name: str
+
+
+class Basket(TextSafeModel):
+    lines: list[Line]
+    gift: Line | None = None
+
+
+class Chain(TextSafeModel):  # refers to itself: its reference cannot be resolved early
+    label: str
+    next: Chain | None = None
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "where"),
+    [
+        (Basket, {"lines": [{"name": "ok"}, {"name": "b\x00"}]}, "lines.1.name"),
+        (Basket, {"lines": [], "gift": {"name": "\x00"}}, "gift.name"),
+        (
+            Chain,
+            {"label": "a", "next": {"label": "b", "next": {"label": "\x00"}}},
+            "next.next.label",
+        ),
+    ],
+)
+def test_nested_text_safe_models_check_their_own_text(
+    model: type[TextSafeModel], data: dict[str, Any], where: str
+) -> None:
+    # Nested models of ours carry no extra after-check (they check themselves): the
+    # error still comes once, at the nested field.
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate_json(json.dumps(data))
     [error] = refused.value.errors()
     assert error["type"] == "unsafe_text"
     assert ".".join(str(p) for p in error["loc"]) == where

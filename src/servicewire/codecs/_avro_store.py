@@ -18,41 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from fastavro import parse_schema
+from fastavro.schema import fingerprint as schema_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 from pydantic import BaseModel
 
 from servicewire.codecs._avro_schema import avro_schema
 from servicewire.messaging.contracts import ContractRegistry, default_registry
 
-_CRC64_EMPTY = 0xC15D213AA4D7A795
-_MASK = 0xFFFFFFFFFFFFFFFF
-
-
-def _crc64_table() -> list[int]:
-    table = []
-    for i in range(256):
-        fp = i
-        for _ in range(8):
-            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
-        table.append(fp & _MASK)
-    return table
-
-
-_TABLE = _crc64_table()
-
-
-def crc64_avro(data: bytes) -> int:
-    """The Rabin CRC-64 the Avro specification calls CRC-64-AVRO."""
-    fp = _CRC64_EMPTY
-    for byte in data:
-        fp = (fp >> 8) ^ _TABLE[(fp ^ byte) & 0xFF]
-    return fp
+_CRC64 = "CRC-64-AVRO"
 
 
 def fingerprint(schema: dict[str, Any] | str) -> bytes:
-    """The 8-byte little-endian CRC-64-AVRO fingerprint of ``schema``'s canonical form."""
+    """The 8-byte little-endian CRC-64-AVRO fingerprint of ``schema``'s canonical form.
+
+    fastavro computes it (``fastavro.schema.fingerprint`` gives the bytes as hex)::
+
+        fingerprint('"int"') == bytes.fromhex("8f5c393f1ad57572")
+    """
     canonical = to_parsing_canonical_form(_as_dict(schema))
-    return crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
+    return bytes.fromhex(schema_fingerprint(canonical, _CRC64))
 
 
 def _as_dict(schema: dict[str, Any] | str) -> Any:
@@ -63,8 +47,9 @@ def is_recursive(schema: Any) -> bool:
     """Whether a named type refers to itself (directly or through others) in ``schema``.
 
     Data of a recursive schema can nest as deep as its payload allows, and fastavro's
-    compiled reader recurses on the C stack; such schemas are read with its pure-Python
-    reader instead, where deep nesting ends in a RecursionError rather than a crash.
+    compiled reader recurses on the C stack; such schemas are read with Apache Avro's
+    pure-Python reader instead, where deep nesting ends in a RecursionError rather than
+    a crash.
     """
     return _refers_back(schema, [], "")
 

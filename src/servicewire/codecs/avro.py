@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
-from fastavro._read_py import schemaless_reader as _safe_reader
 from pydantic import BaseModel, ValidationError
 
+from servicewire.codecs._avro_deep import read_nested
 from servicewire.codecs._avro_schema import avro_schema
 from servicewire.codecs._avro_store import SchemaStore, default_schema_store, fingerprint
 from servicewire.codecs._dumper import build_dumper
@@ -70,9 +70,11 @@ def _enum_value(v: Any) -> Any:
 class _Plan:
     """Everything about one contract class, computed once."""
 
+    schema: dict[str, Any]
     parsed: Any
     header: bytes
     fingerprint: bytes
+    recursive: bool
     dump: Callable[[Any], dict[str, Any]]
 
 
@@ -97,71 +99,84 @@ class AvroCodec:
                 schema = avro_schema(cls)
                 fp = self.store.add(schema)
                 self.store.add_contract(cls)
-                dump = build_dumper(cls, _leaf, {"_ev": _enum_value})
-                plan = _Plan(parse_schema(schema, named_schemas={}), MAGIC + fp, fp, dump)
+                plan = _Plan(
+                    schema=schema,
+                    parsed=parse_schema(schema, named_schemas={}),
+                    header=MAGIC + fp,
+                    fingerprint=fp,
+                    recursive=self.store.recursive(fp),
+                    dump=build_dumper(cls, _leaf, {"_ev": _enum_value}),
+                )
                 self._plans[cls] = plan
         return plan
 
     def encode(self, value: Contract) -> bytes:
-        plan = self.plan(type(value))
+        cls = type(value)
+        plan = self._plans.get(cls) or self.plan(cls)
         out = io.BytesIO()
         out.write(plan.header)
         try:
             schemaless_writer(out, plan.parsed, plan.dump(value))
         except Exception as exc:
-            raise EncodeError(
-                f"cannot encode {type(value).contract_name()} as avro: {exc}"
-            ) from None
+            raise EncodeError(f"cannot encode {cls.contract_name()} as avro: {exc}") from None
         return out.getvalue()
 
     def decode(self, payload: bytes, cls: type[C]) -> C:
         check_size(payload, cls, self.format_name, self.max_size)
-        name = cls.contract_name() or cls.__name__
-        try:
-            plan = self.plan(cls)
-        except TypeError as exc:
-            raise DecodeError(name, self.format_name, f"no Avro schema: {exc}") from None
-        data = bytes(payload)
+        plan = self._plans.get(cls)
+        if plan is None:
+            try:
+                plan = self.plan(cls)
+            except TypeError as exc:
+                raise self._error(cls, f"no Avro schema: {exc}") from None
+        data = payload if type(payload) is bytes else bytes(payload)
         if len(data) < _HEADER or data[:2] != MAGIC:
-            raise DecodeError(
-                name,
-                self.format_name,
+            raise self._error(
+                cls,
                 "not Avro single-object encoding (expected C3 01 and an 8-byte fingerprint)",
                 offset=0,
             )
         fp = data[2:_HEADER]
+        stream = io.BytesIO(data)
+        stream.seek(_HEADER)
+        try:
+            if fp == plan.fingerprint and not plan.recursive:
+                record = schemaless_reader(stream, plan.parsed, None)  # the common case
+            else:
+                record = self._read_other(stream, fp, plan, cls)
+        except DecodeError:
+            raise
+        except RecursionError:
+            raise self._error(cls, "nesting too deep", offset=stream.tell()) from None
+        except Exception as exc:
+            raise self._error(cls, f"{type(exc).__name__}: {exc}", offset=stream.tell()) from None
+        if stream.tell() != len(data):
+            raise self._error(cls, "trailing bytes after the record", offset=stream.tell())
+        try:
+            return cls.__pydantic_validator__.validate_python(record)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            raise validation_error(cls, self.format_name, exc) from None
+        except Exception as exc:
+            raise self._error(cls, str(exc)) from None
+
+    def _read_other(self, stream: io.BytesIO, fp: bytes, plan: _Plan, cls: type[C]) -> Any:
+        """A record written with another schema (resolved), or of a recursive schema."""
         writer = plan.parsed if fp == plan.fingerprint else self.store.get(fp)
         if writer is None:
-            raise DecodeError(
-                name,
-                self.format_name,
+            raise self._error(
+                cls,
                 f"unknown writer schema fingerprint {fp.hex()}; add the writer's schema to "
                 "the SchemaStore",
                 offset=2,
             )
-        stream = io.BytesIO(data)
-        stream.seek(_HEADER)
-        read = _safe_reader if self.store.recursive(fp) else schemaless_reader
-        try:
-            if writer is plan.parsed:
-                record = read(stream, writer, None)
-            else:
-                record = read(stream, writer, plan.parsed)
-        except RecursionError:
-            raise DecodeError(
-                name, self.format_name, "nesting too deep", offset=stream.tell()
-            ) from None
-        except Exception as exc:
-            raise DecodeError(
-                name, self.format_name, f"{type(exc).__name__}: {exc}", offset=stream.tell()
-            ) from None
-        if stream.tell() != len(data):
-            raise DecodeError(
-                name, self.format_name, "trailing bytes after the record", offset=stream.tell()
-            )
-        try:
-            return cls.model_validate(record)
-        except ValidationError as exc:
-            raise validation_error(cls, self.format_name, exc) from None
-        except Exception as exc:
-            raise DecodeError(name, self.format_name, str(exc)) from None
+        if self.store.recursive(fp) or plan.recursive:
+            # Nesting as deep as the payload says: never on fastavro's C stack.
+            written = plan.schema if writer is plan.parsed else self.store.schema(fp)
+            assert written is not None
+            return read_nested(stream, written, plan.schema)
+        return schemaless_reader(stream, writer, plan.parsed)
+
+    def _error(self, cls: type[C], reason: str, offset: int | None = None) -> DecodeError:
+        return DecodeError(
+            cls.contract_name() or cls.__name__, self.format_name, reason, offset=offset
+        )

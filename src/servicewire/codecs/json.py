@@ -32,7 +32,7 @@ class JsonCodec:
     def decode(self, payload: bytes, cls: type[C]) -> C:
         check_size(payload, cls, self.format_name, self.max_size)
         try:
-            return cls.model_validate_json(payload)
+            return cls.__pydantic_validator__.validate_json(payload)  # type: ignore[no-any-return]
         except ValidationError as exc:
             error = validation_error(cls, self.format_name, exc)
             if error.field is None:  # not valid JSON at all: say where parsing stopped

@@ -102,7 +102,7 @@ class ProtobufCodec:
         self.max_size = max_size
 
     def encode(self, value: Contract) -> bytes:
-        plan = _plan(type(value))
+        plan = _plans.get(type(value)) or _plan(type(value))
         try:
             return plan.encode(value).SerializeToString()  # type: ignore[no-any-return]
         except Exception as exc:
@@ -112,21 +112,25 @@ class ProtobufCodec:
 
     def decode(self, payload: bytes, cls: type[C]) -> C:
         check_size(payload, cls, self.format_name, self.max_size)
-        name = cls.contract_name() or cls.__name__
         try:
-            plan = _plan(cls)
+            plan = _plans.get(cls) or _plan(cls)
         except TypeError as exc:
-            raise DecodeError(name, self.format_name, f"no protobuf schema: {exc}") from None
+            raise self._error(cls, f"no protobuf schema: {exc}") from None
         try:
-            message = plan.message_class.FromString(bytes(payload))
+            message = plan.message_class.FromString(
+                payload if type(payload) is bytes else bytes(payload)
+            )
             data = plan.decode(message)
         except RecursionError:
-            raise DecodeError(name, self.format_name, "nesting too deep") from None
+            raise self._error(cls, "nesting too deep") from None
         except Exception as exc:
-            raise DecodeError(name, self.format_name, f"{type(exc).__name__}: {exc}") from None
+            raise self._error(cls, f"{type(exc).__name__}: {exc}") from None
         try:
-            return cls.model_validate(data)
+            return cls.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
         except ValidationError as exc:
             raise validation_error(cls, self.format_name, exc) from None
         except Exception as exc:
-            raise DecodeError(name, self.format_name, str(exc)) from None
+            raise self._error(cls, str(exc)) from None
+
+    def _error(self, cls: type[C], reason: str) -> DecodeError:
+        return DecodeError(cls.contract_name() or cls.__name__, self.format_name, reason)

@@ -27,7 +27,7 @@ For a single value outside a model, :data:`SafeText` is the annotated type, and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
@@ -183,10 +183,15 @@ def _located_error(where: Location, problem: str, value: object) -> ValidationEr
     return ValidationError.from_exception_data("text", [error])
 
 
-def _guard(node: Any) -> Any:
-    """``node`` (a core schema or a part of one) with every text checked."""
+def _guard(node: Any, checks_itself: Callable[[Any], bool]) -> Any:
+    """``node`` (a core schema or a part of one) with every text checked.
+
+    ``checks_itself(ref)`` says whether a ``definition-ref`` names a model of ours,
+    whose own schema is guarded already: no after-check is added for it (on the
+    validation path that is one Python call saved per nested model).
+    """
     if isinstance(node, list):
-        return [_guard(item) for item in node]
+        return [_guard(item, checks_itself) for item in node]
     if not isinstance(node, dict):
         return node
     if (node.get("metadata") or {}).get(_MARK):
@@ -194,12 +199,31 @@ def _guard(node: Any) -> Any:
     kind = node.get("type")
     if kind == "str":
         return cs.no_info_after_validator_function(_check_str, node, metadata={_MARK: True})
+    if kind == "definition-ref" and checks_itself(node):
+        return node
     if kind in ("any", "definition-ref"):
         # An Any holds whatever the input had; a reference is a model (of any base) or
         # an enum defined elsewhere in the schema: checked as values, after validation.
-        # (A model of ours checks itself: it is passed over at once.)
+        # (A model of ours met here, e.g. one still being defined, is passed over at once.)
         return cs.no_info_after_validator_function(_check_nested, node, metadata={_MARK: True})
-    return {key: value if key == "metadata" else _guard(value) for key, value in node.items()}
+    return {
+        key: value if key == "metadata" else _guard(value, checks_itself)
+        for key, value in node.items()
+    }
+
+
+def _own_model(handler: GetCoreSchemaHandler) -> Callable[[Any], bool]:
+    """For :func:`_guard`: whether a reference resolves to a :class:`TextSafeModel`."""
+
+    def checks_itself(ref: Any) -> bool:
+        try:
+            target = handler.resolve_ref_schema(ref)
+        except LookupError:  # a model still being defined (recursion): check its values
+            return False
+        cls = target.get("cls") if target.get("type") == "model" else None
+        return isinstance(cls, type) and issubclass(cls, TextSafeModel)
+
+    return checks_itself
 
 
 class TextSafeModel(BaseModel):
@@ -219,7 +243,7 @@ class TextSafeModel(BaseModel):
     def __get_pydantic_core_schema__(
         cls, source: type[BaseModel], handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        return _guard(handler(source))  # type: ignore[no-any-return]
+        return _guard(handler(source), _own_model(handler))  # type: ignore[no-any-return]
 
 
 def _at(value: object, where: Location) -> object:
