@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.transports import Transport, transport_from_url
 
+
 def open_engine(db: str | AsyncEngine, service: str) -> tuple[AsyncEngine, str | None]:
     """The engine for ``db`` and the temporary SQLite file made for it, if one was."""
     from servicewire.storage.database import create_engine, dialect_of, is_sqlite_memory
