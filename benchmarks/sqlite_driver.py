@@ -22,6 +22,7 @@ Cases:
 
     .venv/bin/python benchmarks/sqlite_driver.py
     .venv/bin/python benchmarks/sqlite_driver.py --n 5000 --rounds 5
+    .venv/bin/python benchmarks/sqlite_driver.py --n 100 --rounds 1 --slow-rows 10000  # a check
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
     "SELECT count(*) FROM c"
 )
-SLOW_ROWS = 1_000_000
 HEARTBEAT = 0.005
 
 Transaction = Callable[[int], Awaitable[None]]
+Case = tuple[Transaction, Callable[[], Awaitable[Any]], Callable[[], Awaitable[None]]]
+"""A case's transaction (given a fresh key), its slow statement, and its close."""
 
 
 def _pragmas(conn: Any, _record: Any = None) -> None:
@@ -100,7 +102,7 @@ async def _stall(slow: Callable[[], Awaitable[Any]]) -> float:
     return max(gaps)
 
 
-async def servicewire_case(path: str) -> tuple[Transaction, Callable[[], Awaitable[Any]], Any]:
+async def servicewire_case(path: str, slow_rows: int) -> Case:
     engine = create_engine(f"sqlite:///{path}")
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -113,12 +115,12 @@ async def servicewire_case(path: str) -> tuple[Transaction, Callable[[], Awaitab
 
     async def slow() -> Any:
         async with engine.connect() as conn:
-            return (await conn.execute(text(SLOW.replace("?", ":n")), {"n": SLOW_ROWS})).scalar()
+            return (await conn.execute(text(SLOW.replace("?", ":n")), {"n": slow_rows})).scalar()
 
     return transaction, slow, engine.dispose
 
 
-async def aiosqlite_case(path: str) -> tuple[Transaction, Callable[[], Awaitable[Any]], Any]:
+async def aiosqlite_case(path: str, slow_rows: int) -> Case:
     conn = await aiosqlite.connect(path)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA synchronous=NORMAL")
@@ -132,13 +134,13 @@ async def aiosqlite_case(path: str) -> tuple[Transaction, Callable[[], Awaitable
         await conn.commit()
 
     async def slow() -> Any:
-        async with conn.execute(SLOW, (SLOW_ROWS,)) as cursor:
+        async with conn.execute(SLOW, (slow_rows,)) as cursor:
             return await cursor.fetchone()
 
     return transaction, slow, conn.close
 
 
-async def sqlalchemy_sync_case(path: str) -> tuple[Transaction, Callable[[], Awaitable[Any]], Any]:
+async def sqlalchemy_sync_case(path: str, slow_rows: int) -> Case:
     engine = create_sync_engine(f"sqlite+pysqlite:///{path}")
     sa_event.listen(engine, "connect", _pragmas)
     with engine.begin() as conn:
@@ -152,7 +154,7 @@ async def sqlalchemy_sync_case(path: str) -> tuple[Transaction, Callable[[], Awa
 
     async def slow() -> Any:
         with engine.connect() as conn:
-            return conn.execute(text(SLOW.replace("?", ":n")), {"n": SLOW_ROWS}).scalar()
+            return conn.execute(text(SLOW.replace("?", ":n")), {"n": slow_rows}).scalar()
 
     async def close() -> None:
         engine.dispose()
@@ -160,7 +162,7 @@ async def sqlalchemy_sync_case(path: str) -> tuple[Transaction, Callable[[], Awa
     return transaction, slow, close
 
 
-async def sqlite3_case(path: str) -> tuple[Transaction, Callable[[], Awaitable[Any]], Any]:
+async def sqlite3_case(path: str, slow_rows: int) -> Case:
     conn = sqlite3.connect(path)
     _pragmas(conn)
     conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(32))")
@@ -172,7 +174,7 @@ async def sqlite3_case(path: str) -> tuple[Transaction, Callable[[], Awaitable[A
         conn.commit()
 
     async def slow() -> Any:
-        return conn.execute(SLOW, (SLOW_ROWS,)).fetchone()
+        return conn.execute(SLOW, (slow_rows,)).fetchone()
 
     async def close() -> None:
         conn.close()
@@ -188,9 +190,10 @@ CASES = {
 }
 
 
-async def measure(name: str, n: int, rounds: int, tmp: str) -> dict[str, float]:
+async def measure(name: str, args: argparse.Namespace, tmp: str) -> dict[str, float]:
     """Median wall and CPU µs per transaction over ``rounds`` of ``n``, and the stall."""
-    transaction, slow, close = await CASES[name](os.path.join(tmp, f"{name}.db"))
+    n, rounds = args.n, args.rounds
+    transaction, slow, close = await CASES[name](os.path.join(tmp, f"{name}.db"), args.slow_rows)
     try:
         await _timed(transaction, 10_000_000, min(n, 200))  # warm caches and the pool
         walls, cpus = [], []
@@ -219,12 +222,15 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="transactions per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument(
+        "--slow-rows", type=int, default=1_000_000, help="rows the slow statement counts"
+    )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="sw-sqlite-bench-") as tmp:
         for name in args.cases.split(","):
-            results[name] = await measure(name, args.n, args.rounds, tmp)
+            results[name] = await measure(name, args, tmp)
     columns = ["tx/s", "wall µs", "CPU µs", "slow ms", "stall ms"]
     print(f"{'case':<16}" + "".join(f"{c:>11}" for c in columns))
     for name, row in results.items():
