@@ -240,7 +240,7 @@ async def main() -> None:
         for base in ("aiosqlite", "sqlalchemy-sync", "sqlite3"):
             if base in results:
                 print(
-                    f"servicewire / {base}: {ours['tx/s'] / results[base]['tx/s']:.2f}x tx/s, "
+                    f"servicewire / {base}: {ours['tx/s'] / results[base]['tx/s']:.3f}x tx/s, "
                     f"{ours['CPU µs'] / results[base]['CPU µs']:.2f}x CPU per transaction"
                 )
     print(f"load average at end: {os.getloadavg()}")
