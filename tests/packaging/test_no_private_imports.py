@@ -18,9 +18,7 @@ FIRST_PARTY = {"servicewire", "ftgo"}
 
 # Issue 17 replaces these in branches of their own (the Avro codec's reader); each line
 # goes when its fix is merged, and the test fails while a line is no longer needed so
-# the list cannot outlive its reason. Empty it, do not add to it. (Only imports are
-# read: storage/sqlite.py subclasses SQLAlchemy's dialect and calls private methods of
-# it, which its own fix handles; no import statement of it names a private module.)
+# the list cannot outlive its reason. Empty it, do not add to it.
 ISSUE_17_NOT_YET_REPLACED: set[tuple[str, str]] = {
     ("src/servicewire/codecs/avro.py", "fastavro._read_py"),
 }
