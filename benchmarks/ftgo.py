@@ -14,7 +14,7 @@ Two deployments:
     .venv/bin/python benchmarks/ftgo.py --only distributed --rates 100 --seconds 20 \
         --plot docs/ftgo-distributed-latency.png
     .venv/bin/python benchmarks/ftgo.py --only embedded --n 500
-    .venv/bin/python benchmarks/ftgo.py --only embedded,embedded-aiosqlite --n 300 --rate 20
+    .venv/bin/python benchmarks/ftgo.py --only embedded --n 300 --rate 20
     .venv/bin/python benchmarks/ftgo.py --only embedded --plot docs/ftgo-latency.png
 """
 
@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, int(len(ordered) * q) - 1)] * 1000
 
 
-async def embedded(n: int, rate: int, seconds: float, driver: str = "inline") -> dict[str, Any]:
+async def embedded(n: int, rate: int, seconds: float) -> dict[str, Any]:
     from ftgo.app.system import FtgoSystem
     from ftgo.consumer.service import create_consumer
     from ftgo.order.service import CreateOrderRequest
@@ -56,9 +56,9 @@ async def embedded(n: int, rate: int, seconds: float, driver: str = "inline") ->
 
     workdir = Path(tempfile.mkdtemp(prefix="ftgo-bench-"))
     system = FtgoSystem.create(
-        order_db=f"sqlite+{driver}:///{workdir / 'order.db'}",
-        consumer_db=f"sqlite+{driver}:///{workdir / 'consumer.db'}",
-        restaurant_db=f"sqlite+{driver}:///{workdir / 'restaurant.db'}",
+        order_db=f"sqlite:///{workdir / 'order.db'}",
+        consumer_db=f"sqlite:///{workdir / 'consumer.db'}",
+        restaurant_db=f"sqlite:///{workdir / 'restaurant.db'}",
         transport=f"memory://{uuid.uuid4().hex}",
     )
     done: dict[str, float] = {}
@@ -160,8 +160,7 @@ async def main(args: argparse.Namespace) -> None:
             continue
         print(f"== {mode}: {args.n} orders, then {args.rate}/s for {args.seconds:g}s", flush=True)
         started = time.process_time()
-        driver = mode.partition("-")[2] or "inline"  # embedded-aiosqlite: the old default
-        results[mode] = await embedded(args.n, args.rate, args.seconds, driver)
+        results[mode] = await embedded(args.n, args.rate, args.seconds)
         results[mode]["cpu"] = time.process_time() - started
     if not results:
         return

@@ -26,11 +26,10 @@ transport loop.
 
     .venv/bin/python benchmarks/pipeline.py                 # sqlite+memory, postgres+amqp
     .venv/bin/python benchmarks/pipeline.py --only sqlite --n 3000
-    .venv/bin/python benchmarks/pipeline.py --only sqlite --sqlite-drivers inline
     .venv/bin/python benchmarks/pipeline.py --only postgres --pg-transport memory
 
-SQLite runs with the inline driver (servicewire.storage.sqlite, the default) and with
-aiosqlite (a thread hop per statement), so the run shows what the driver saves.
+SQLite runs on aiosqlite (``sqlite://``'s driver: a thread hop per driver call);
+benchmarks/sqlite_driver.py measures that hop against sqlite3 on the loop.
 """
 
 from __future__ import annotations
@@ -425,32 +424,28 @@ def profile_row(stats: pstats.Stats | None) -> tuple[str, str, str]:
     return ("  where time goes", shares, "")
 
 
-async def sqlite_rows(args: argparse.Namespace, driver: str) -> list[tuple[str, str, str]]:
-    print(f"== SQLite ({driver}) + memory://", flush=True)
+async def sqlite_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    print("== SQLite (aiosqlite) + memory://", flush=True)
     path = Path(tempfile.mkdtemp(prefix="sw-bench-")) / "bench.db"
     try:
-        rate, cpu = await throughput(
-            f"sqlite+{driver}:///{path}", f"memory://{uuid.uuid4().hex}", args.n
-        )
+        rate, cpu = await throughput(f"sqlite:///{path}", f"memory://{uuid.uuid4().hex}", args.n)
         alone, alone_cpu = await throughput(
-            f"sqlite+{driver}:///{path}.alone", f"memory://{uuid.uuid4().hex}", args.n, False
+            f"sqlite:///{path}.alone", f"memory://{uuid.uuid4().hex}", args.n, False
         )
         raw = await raw_memory_consume(args.n)
         p50, p99 = await latency(
-            f"sqlite+{driver}:///{path}.lat",
+            f"sqlite:///{path}.lat",
             f"memory://{uuid.uuid4().hex}",
             args.rate,
             args.seconds,
         )
-        cost = await overhead(f"sqlite+{driver}:///{path}.ovh", min(args.n, 3000))
-        single = await overhead(
-            f"sqlite+{driver}:///{path}.one", min(args.n, 3000), profile=False, batch=1
-        )
+        cost = await overhead(f"sqlite:///{path}.ovh", min(args.n, 3000))
+        single = await overhead(f"sqlite:///{path}.one", min(args.n, 3000), profile=False, batch=1)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
     return [
         (
-            f"SQLite ({driver}) + memory",
+            "SQLite (aiosqlite) + memory",
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"raw memory consume+ack {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
@@ -512,9 +507,6 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--only", default="sqlite,postgres")
     parser.add_argument(
-        "--sqlite-drivers", default="inline,aiosqlite", help="SQLite drivers to compare"
-    )
-    parser.add_argument(
         "--pg-transport",
         default="amqp",
         choices=["amqp", "memory"],
@@ -527,8 +519,7 @@ async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()[0]
     if "sqlite" in wanted:
-        for driver in args.sqlite_drivers.split(","):
-            rows += show(await sqlite_rows(args, driver))
+        rows += show(await sqlite_rows(args))
     if "postgres" in wanted:
         rows += show(await postgres_rows(args))
     print()

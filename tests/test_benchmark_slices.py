@@ -41,6 +41,11 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
         (),
         "REST: servicewire / raw aiohttp",
     ),
+    (
+        ["sqlite_driver.py", "--n", "100", "--rounds", "1", "--slow-rows", "10000"],
+        (),
+        "servicewire / sqlite3",
+    ),
     (["security.py", "--rounds", "1"], (), "service token verify"),
     (["tokens.py", "--calls", "5", "--windows", "2"], (), "EdDSA (Ed25519)"),
     (["telemetry_overhead.py", "--rounds", "1", "--rows", "200"], ("postgres",), "tracing"),

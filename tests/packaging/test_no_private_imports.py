@@ -19,9 +19,7 @@ FIRST_PARTY = {"servicewire", "ftgo"}
 # Issue 17 replaced these in branches of their own (the Avro codec's reader was the
 # last: recursive schemas now go through Apache Avro's public DatumReader); the test
 # fails while a line is no longer needed, so the list cannot outlive its reason. Keep
-# it empty. (Only imports are read: storage/sqlite.py subclasses SQLAlchemy's dialect
-# and calls private methods of it, which its own fix handles; no import statement of
-# it names a private module.)
+# it empty.
 ISSUE_17_NOT_YET_REPLACED: set[tuple[str, str]] = set()
 
 # grpcio-tools writes this into every *_pb2_grpc.py (its check that the installed grpcio

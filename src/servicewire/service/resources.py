@@ -24,33 +24,25 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicewire.transports import Transport, transport_from_url
 
-IN_MEMORY_SQLITE: Final = (
-    "sqlite://",
-    "sqlite:///:memory:",
-    "sqlite+aiosqlite://",
-    "sqlite+inline://",
-)
-"""The database URLs that mean an in-memory SQLite database."""
-
 
 def open_engine(db: str | AsyncEngine, service: str) -> tuple[AsyncEngine, str | None]:
     """The engine for ``db`` and the temporary SQLite file made for it, if one was."""
-    from servicewire.storage.database import create_engine, dialect_of
+    from servicewire.storage.database import create_engine, dialect_of, is_sqlite_memory
 
     if isinstance(db, AsyncEngine):
         return db, None
-    temp_file = temporary_sqlite_file(service) if db in IN_MEMORY_SQLITE else None
+    temp_file = temporary_sqlite_file(service) if is_sqlite_memory(db) else None
     url = f"sqlite:///{temp_file}" if temp_file is not None else db
     # SQLite has one writer at a time: with one connection, the relay and the
     # handlers queue for it in asyncio instead of sleeping in SQLite's busy
-    # handler (which backs off in steps of up to 100 ms).
+    # handler (which backs off in steps of up to 100 ms, on aiosqlite's thread).
     single = {"pool_size": 1, "max_overflow": 0} if dialect_of(url) == "sqlite" else {}
     return create_engine(url, **single), temp_file
 

@@ -4,9 +4,8 @@
 
     engine = create_engine("postgresql://127.0.0.1/orders")   # asyncpg, TLS options, ...
 
-:mod:`~.database` (URLs to async engines, redaction), :mod:`~.schema` (the metadata the
-outbox, inbox, relay and journal tables share), :mod:`~.sqlite` (the inline SQLite
-driver).
+:mod:`~.database` (URLs to async engines, redaction; SQLite on aiosqlite), :mod:`~.schema`
+(the metadata the outbox, inbox, relay and journal tables share).
 """
 
 from servicewire.storage.database import (
@@ -15,6 +14,7 @@ from servicewire.storage.database import (
     create_engine,
     dialect_of,
     display_url,
+    is_sqlite_memory,
     plain_url,
     sync_url,
 )
@@ -27,6 +27,7 @@ __all__ = [
     "create_engine",
     "dialect_of",
     "display_url",
+    "is_sqlite_memory",
     "metadata",
     "plain_url",
     "sync_url",

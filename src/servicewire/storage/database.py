@@ -1,9 +1,12 @@
 """Database engines from plain URLs, with the right async driver and sane defaults.
 
-Users write the URL they know; Servicewire picks the driver (asyncpg, aiomysql, and
-for SQLite :mod:`servicewire.storage.sqlite`, which runs sqlite3 on the event loop;
-``sqlite+aiosqlite://`` keeps aiosqlite) and tunes the pool. SQLite gets WAL mode and
-a wait for the write lock, so a relay and the service can share one file::
+Users write the URL they know; Servicewire picks the driver (asyncpg, aiomysql,
+aiosqlite) and tunes the pool. SQLite runs on aiosqlite: every statement, commit and
+checkpoint runs on the connection's own thread, so a slow one never stalls the event
+loop (the price, a thread hop per driver call, is measured by
+``benchmarks/sqlite_driver.py``). SQLite gets WAL mode, ``synchronous=NORMAL`` and a
+wait for the write lock (SQLite's busy handler, sleeping on that thread, not on the
+loop), so a relay and the service can share one file::
 
     engine = create_engine("postgresql://postgres@127.0.0.1:5432/orders")
     engine = create_engine("mariadb://root@127.0.0.1:3306/orders")
@@ -30,11 +33,10 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from servicewire.errors import ServicewireError
 from servicewire.security.tls import TLSConfig, TLSConfigError, split_tls_options
-from servicewire.storage import sqlite as sqlite_driver
 from servicewire.urls import redact
 
 Dialect = Literal["postgresql", "mysql", "sqlite"]
@@ -42,10 +44,8 @@ Dialect = Literal["postgresql", "mysql", "sqlite"]
 _ASYNC_DRIVERS: dict[Dialect, str] = {
     "postgresql": "asyncpg",
     "mysql": "aiomysql",
-    "sqlite": "inline",  # servicewire.storage.sqlite: sqlite3 on the loop, no thread hop
+    "sqlite": "aiosqlite",  # a thread per connection: the loop stays free
 }
-# Async drivers a URL may name explicitly and keep (others are replaced by the default).
-_EXPLICIT_ASYNC_DRIVERS = {"sqlite": {"aiosqlite", "inline"}}
 _SYNC_DRIVERS: dict[Dialect, str] = {
     "postgresql": "psycopg2",
     "mysql": "pymysql",
@@ -53,7 +53,10 @@ _SYNC_DRIVERS: dict[Dialect, str] = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a SQLite writer waits for the lock before giving up."""
+"""How long a SQLite writer waits for the lock before giving up.
+
+SQLite's busy handler does the waiting, on the aiosqlite connection's thread: the event
+loop (and with it a lock holder of the same process) runs on meanwhile."""
 
 
 class DatabaseError(ServicewireError):
@@ -87,8 +90,6 @@ def async_url(url: str | URL) -> URL:
     """``url`` with the async driver for its database."""
     parsed = _parse(url)
     dialect = dialect_of(parsed)
-    if parsed.get_driver_name() in _EXPLICIT_ASYNC_DRIVERS.get(dialect, ()):
-        return parsed
     return parsed.set(drivername=f"{dialect}+{_ASYNC_DRIVERS[dialect]}")
 
 
@@ -127,15 +128,27 @@ async def missing_tables(engine: AsyncEngine, names: Sequence[str]) -> list[str]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (the relay) run while a writer (the service) commits; the busy
-    # timeout makes a second writer wait instead of failing with "database is locked".
+    # WAL lets readers (the relay) run while a writer (the service) commits.
+    # synchronous=NORMAL: in WAL mode a commit no longer waits for an fsync (the WAL is
+    # synced at checkpoints), and a power cut can lose the last commits but never
+    # corrupts the file. The busy timeout is sqlite3's ``timeout`` (see create_engine).
+    # No foreign_keys: Servicewire's tables declare no foreign keys.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    if not isinstance(dbapi_connection, sqlite_driver.InlineConnection):
-        # The inline driver waits for the lock itself, giving the event loop back.
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def is_sqlite_memory(url: str | URL) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``:memory:``).
+
+    ::
+
+        assert is_sqlite_memory("sqlite+aiosqlite://")
+        assert not is_sqlite_memory("sqlite:///orders.db")
+    """
+    parsed = _parse(url)
+    return dialect_of(parsed) == "sqlite" and (parsed.database or "") in ("", ":memory:")
 
 
 def _split_tls(url: URL) -> tuple[URL, TLSConfig | None]:
@@ -167,15 +180,16 @@ def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
         # to plaintext when the server declines TLS.
         options["connect_args"] = {"ssl": tls.client_context()}
     if dialect == "sqlite":
-        database = target.database or ""
-        if database in ("", ":memory:"):
-            # One in-memory database shared by every user of this engine.
-            options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-        if target.get_driver_name() != sqlite_driver.DRIVER:
-            options["connect_args"] = {
-                **options.get("connect_args", {}),
-                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-            }
+        # sqlite3's timeout is SQLite's busy handler: a writer that finds the file
+        # locked sleeps and retries on the connection's thread, not on the loop.
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if is_sqlite_memory(target):
+            # One in-memory database (one connection, one thread) shared by every user.
+            options["poolclass"] = StaticPool
+        else:
+            # A pool of connections, each keeping its thread. SQLAlchemy before 2.0.38
+            # gave aiosqlite files a NullPool: a new connection and thread per checkout.
+            options["poolclass"] = AsyncAdaptedQueuePool
     else:
         # Relays hold a connection for a batch while the service writes; keep a few
         # spares. No pre-ping: it costs a round trip per transaction (~0.2 ms CPU and
