@@ -118,6 +118,15 @@ def test_avro_decimal_shows_precision_and_scale(
     assert "decimal(10,2) -> decimal(10,4)" in out and "decimal -> decimal" not in out
 
 
+def test_avro_union_change_shows_both_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _record({"name": "note", "type": "string"})
+    new = _record({"name": "note", "type": ["null", "string"], "default": None})
+    _, out = _compat(tmp_path, capsys, "paid.avsc", old, new)
+    assert 'type string changed to union ["null", "string"]' in out, out
+
+
 @pytest.mark.parametrize(
     ("before", "after", "message"),
     [

@@ -123,6 +123,12 @@ class _AvroDiff:
             return _name_of(schema, ns) or str(schema.get("type"))
         return "union"
 
+    def _shape(self, schema: Any, ns: str | None) -> str:
+        """A type as the schema writes it: ``string``, union ``["null", "string"]``."""
+        if isinstance(schema, list):
+            return "union [" + ", ".join(f'"{self._label(b, ns)}"' for b in schema) + "]"
+        return self._label(schema, ns)
+
     def compare(
         self,
         old: Any,
@@ -243,8 +249,8 @@ class _AvroDiff:
         loc: str,
     ) -> None:
         if not isinstance(old, list) or not isinstance(new, list):
-            what = "became a union" if isinstance(new, list) else "is no longer a union"
-            self.out.add("type-changed", loc, f"type {what}")
+            before, after = self._shape(old, old_ns), self._shape(new, new_ns)
+            self.out.add("type-changed", loc, f"type {before} changed to {after}")
             return
         old_map = {self._label(b, old_ns): b for b in old}
         new_map = {self._label(b, new_ns): b for b in new}
