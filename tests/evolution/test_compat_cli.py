@@ -79,7 +79,7 @@ def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text('"response-enum-value-added" = "minor"\n')
     assert main(["compat", old, str(new), "--policy", str(policy_file)]) == 0
-    assert main(["compat", old, str(new), "--policy", "no-such-code=minor"]) == 3
+    assert main(["compat", old, str(new), "--policy", "no-such-code=minor"]) == 2
     assert "unknown change code" in capsys.readouterr().err
 
 
@@ -101,18 +101,18 @@ def test_policy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         ),
     ],
 )
-def test_unreadable_input_exits_3(
+def test_unreadable_input_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str, message: str
 ) -> None:
     bad = tmp_path / name
     bad.write_text(content)
-    assert main(["compat", str(bad), str(bad)]) == 3
+    assert main(["compat", str(bad), str(bad)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_missing_file_and_kind_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compat", str(tmp_path / "nope.yaml"), str(tmp_path / "nope.yaml")]) == 3
+    assert main(["compat", str(tmp_path / "nope.yaml"), str(tmp_path / "nope.yaml")]) == 2
     case = CASES
     assert (
         main(
@@ -122,7 +122,7 @@ def test_missing_file_and_kind_mismatch(tmp_path: Path, capsys: pytest.CaptureFi
                 str(case / "asyncapi-no-change" / "old.yaml"),
             ]
         )
-        == 3
+        == 2
     )
     err = capsys.readouterr().err
     assert "No such file" in err and "not an OpenAPI 3.0/3.1 document" in err
@@ -131,6 +131,6 @@ def test_missing_file_and_kind_mismatch(tmp_path: Path, capsys: pytest.CaptureFi
 def test_kind_option_forces_the_reader(capsys: pytest.CaptureFixture[str]) -> None:
     case = CASES / "openapi-no-change"
     assert (
-        main(["compat", str(case / "old.yaml"), str(case / "new.yaml"), "--kind", "asyncapi"]) == 3
+        main(["compat", str(case / "old.yaml"), str(case / "new.yaml"), "--kind", "asyncapi"]) == 2
     )
     assert "not an AsyncAPI 3.x document" in capsys.readouterr().err

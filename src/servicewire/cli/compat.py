@@ -4,9 +4,10 @@
     servicewire compat old.proto new.proto --old-version 1.2.0 --new-version 1.3.0
     servicewire compat old.avsc new.avsc --format json --policy tolerant-clients
 
-Prints the required bump and every reason with its location. Exit codes:
-0 the declared version change covers the required bump (or no versions are known),
-1 the bump is insufficient, 3 an input cannot be read (2 is a usage error).
+Prints the required bump and every finding with its location. Exit codes:
+0 the declared version change covers the required bump, or no versions are declared
+(then the required bump is reported, not checked), 1 the declared bump is too small
+(or goes back), 2 an input cannot be read or the command line is wrong.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 EXIT_OK = 0
 EXIT_INSUFFICIENT = 1
-EXIT_UNREADABLE = 3
+EXIT_UNREADABLE = 2
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,8 +28,8 @@ def add_parser(subparsers: Any) -> None:
         "compat",
         help="classify the change between two versions of an API document",
         description="Print the semantic-version bump a change to an API document needs, "
-        "with every reason. Exit 0 when NEW's version covers it, 1 when it does not, "
-        "3 when an input cannot be read.",
+        "with every finding. Exit 0 when NEW's version covers it (or no versions are "
+        "declared), 1 when the bump is too small, 2 when an input cannot be read.",
     )
     parser.add_argument("old", type=Path, help="the previous version of the document")
     parser.add_argument("new", type=Path, help="the new version of the document")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         out["old_version"] = str(old_version or old.version or "") or None
         out["new_version"] = str(new_version or new.version or "") or None
         out["declared"] = verdict.declared.label if verdict.declared is not None else None
-        out["ok"] = verdict.ok
+        out["ok"] = verdict.ok if verdict.declared is not None or not verdict.ok else None
         out["verdict"] = verdict.message
         print(json.dumps(out, indent=2))
     else:
@@ -86,5 +87,10 @@ def run(args: argparse.Namespace) -> int:
         for change in report.changes:
             print(f"  {change.bump.label:<5}  {change.code:<40} {change.location}")
             print(f"         {change.message}")
-        print(("ok: " if verdict.ok else "FAIL: ") + verdict.message)
+            if change.used_at:
+                print(f"         used at {', '.join(change.used_at)}")
+        if verdict.declared is None and verdict.ok:
+            print(verdict.message)  # nothing was checked: neither "ok" nor "FAIL"
+        else:
+            print(("ok: " if verdict.ok else "FAIL: ") + verdict.message)
     return EXIT_OK if verdict.ok else EXIT_INSUFFICIENT

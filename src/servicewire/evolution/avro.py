@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from servicewire.evolution.jsonschema import canonical
-from servicewire.evolution.model import DocumentError, Report
+from servicewire.evolution.model import DocumentError, Report, default_change, logical_type
 from servicewire.evolution.policy import Collector, Policy
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -123,6 +123,12 @@ class _AvroDiff:
             return _name_of(schema, ns) or str(schema.get("type"))
         return "union"
 
+    def _shape(self, schema: Any, ns: str | None) -> str:
+        """A type as the schema writes it: ``string``, union ``["null", "string"]``."""
+        if isinstance(schema, list):
+            return "union [" + ", ".join(f'"{self._label(b, ns)}"' for b in schema) + "]"
+        return self._label(schema, ns)
+
     def compare(
         self,
         old: Any,
@@ -181,7 +187,7 @@ class _AvroDiff:
             new_logical = None if isinstance(new, str) else new.get("logicalType")
             if old_logical != new_logical:
                 self.out.add(
-                    "logical-type-changed", loc, f"logical type {old_logical} -> {new_logical}"
+                    "logical-type-changed", loc, f"{logical_type(old)} -> {logical_type(new)}"
                 )
             return
         if old.get("logicalType") != new.get("logicalType") or (
@@ -191,7 +197,7 @@ class _AvroDiff:
             self.out.add(
                 "logical-type-changed",
                 loc,
-                f"logical type {old.get('logicalType')} -> {new.get('logicalType')}",
+                f"{logical_type(old)} -> {logical_type(new)}",
             )
         if canonical(old.get("doc")) != canonical(new.get("doc")):
             self.out.add("documentation-changed", loc + ".doc", "doc changed")
@@ -243,8 +249,8 @@ class _AvroDiff:
         loc: str,
     ) -> None:
         if not isinstance(old, list) or not isinstance(new, list):
-            what = "became a union" if isinstance(new, list) else "is no longer a union"
-            self.out.add("type-changed", loc, f"type {what}")
+            before, after = self._shape(old, old_ns), self._shape(new, new_ns)
+            self.out.add("type-changed", loc, f"type {before} changed to {after}")
             return
         old_map = {self._label(b, old_ns): b for b in old}
         new_map = {self._label(b, new_ns): b for b in new}
@@ -295,10 +301,9 @@ class _AvroDiff:
             other = new_fields[name]
             if canonical(field.get("doc")) != canonical(other.get("doc")):
                 self.out.add("documentation-changed", where + ".doc", "doc changed")
-            if ("default" in field) != ("default" in other) or canonical(
-                field.get("default")
-            ) != canonical(other.get("default")):
-                self.out.add("default-changed", where, f"default of {name!r} changed")
+            default = default_change(field, other)
+            if default:
+                self.out.add("default-changed", where, default)
             self.compare(field["type"], other["type"], old_names, new_names, old_ns, new_ns, where)
         common_old = [n for n in old_fields if n in new_fields]
         common_new = [n for n in new_fields if n in old_fields]
@@ -320,5 +325,6 @@ class _AvroDiff:
         kept_new = [s for s in new_symbols if s in old_symbols]
         if kept_old != kept_new:
             self.out.add("enum-symbols-reordered", loc, "enum symbols were reordered")
-        if old.get("default") != new.get("default"):
-            self.out.add("default-changed", loc, "the enum default changed")
+        default = default_change(old, new)
+        if default:
+            self.out.add("default-changed", loc, f"enum {default}")

@@ -170,7 +170,8 @@ def judge(
             required,
             None,
             True,
-            f"requires {required.label}; no versions declared, nothing to check",
+            f"no versions declared; {_needs(required)} (give --old-version and "
+            "--new-version, or versions in the documents, to check it)",
         )
     try:
         declared = Bump.between(old, new)
@@ -195,3 +196,9 @@ def judge(
     return Verdict(
         required, declared, True, f"{old} -> {new} ({declared.label}) covers {required.label}"
     )
+
+
+def _needs(required: Bump) -> str:
+    if required is Bump.NONE:
+        return "the change needs no version bump"
+    return f"the change needs a {required.label} bump"

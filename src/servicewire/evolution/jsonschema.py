@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from servicewire.evolution.model import DocumentError, join
+from servicewire.evolution.model import DocumentError, default_change, join, shown
 from servicewire.evolution.policy import Collector
 from servicewire.evolution.refs import resolve
 
@@ -66,12 +66,19 @@ class SchemaDiff:
             if pair in self._active:
                 return
             self._active.add(pair)
+        outer_use = self.out.used_at
+        if old_ref == new_ref and isinstance(old_ref, str) and old_ref.startswith("#/"):
+            # A shared schema: its changes are located in it, once, whoever uses it.
+            if outer_use is None:
+                self.out.used_at = loc
+            loc = old_ref[1:]
         try:
             self._compare(
                 self._flatten(old, self.old_root), self._flatten(new, self.new_root), loc, ctx
             )
         finally:
             self._active.discard(pair)
+            self.out.used_at = outer_use
 
     # Normalisation ------------------------------------------------------------------------
 
@@ -151,9 +158,9 @@ class SchemaDiff:
         self._compare_types(old_types, new_types, loc, ctx)
         self._compare_enum(old, new, loc, ctx)
         self._compare_constraints(old, new, loc, ctx)
-        if "default" in old or "default" in new:
-            if canonical(old.get("default")) != canonical(new.get("default")):
-                self.out.add("default-changed", loc, "the default value changed")
+        default = default_change(old, new)
+        if default:
+            self.out.add("default-changed", join(loc, "default"), default)
         if _is_object(old, old_types) or _is_object(new, new_types):
             self._compare_object(old, new, loc, ctx)
         if "items" in old or "items" in new:
@@ -192,18 +199,12 @@ class SchemaDiff:
     ) -> None:
         if "const" in old or "const" in new:
             if canonical(old.get("const")) != canonical(new.get("const")):
-                if "const" in old and "const" in new:
-                    self._emit(
-                        ctx, "type-changed", join(loc, "const"), "the constant value changed"
-                    )
-                elif "const" in new:
-                    self._emit(
-                        ctx, "constraint-tightened", join(loc, "const"), "a constant was added"
-                    )
-                else:
-                    self._emit(
-                        ctx, "constraint-loosened", join(loc, "const"), "the constant was removed"
-                    )
+                base = "const-changed"
+                if "const" not in old:
+                    base = "constraint-tightened"
+                elif "const" not in new:
+                    base = "constraint-loosened"
+                self._emit(ctx, base, join(loc, "const"), default_change(old, new, "const"))
         if "enum" not in old and "enum" not in new:
             return
         if "enum" not in new:
@@ -241,11 +242,11 @@ class SchemaDiff:
                 continue
             where = join(loc, key)
             if a is None:
-                self._emit(ctx, "constraint-tightened", where, f"{key} {b!r} added")
+                self._emit(ctx, "constraint-tightened", where, f"{key} {shown(b)} added")
             elif b is None:
-                self._emit(ctx, "constraint-loosened", where, f"{key} {a!r} removed")
+                self._emit(ctx, "constraint-loosened", where, f"{key} {shown(a)} removed")
             else:
-                self._emit(ctx, "constraint-changed", where, f"{key} {a!r} -> {b!r}")
+                self._emit(ctx, "constraint-changed", where, f"{key} {shown(a)} -> {shown(b)}")
         if bool(old.get("uniqueItems")) != bool(new.get("uniqueItems")):
             base = "constraint-tightened" if new.get("uniqueItems") else "constraint-loosened"
             self._emit(ctx, base, join(loc, "uniqueItems"), "uniqueItems changed")

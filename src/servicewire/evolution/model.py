@@ -13,7 +13,9 @@ its ``location`` in the document and a sentence for people::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from servicewire.errors import ServicewireError
@@ -63,21 +65,27 @@ class Change:
     """One difference between two documents and the bump it needs.
 
     ``code`` is stable (tests and policies key on it), ``location`` is a JSON pointer
-    (``/paths/~1orders/post/requestBody``) or a dotted protobuf/Avro name.
+    (``/paths/~1orders/post/requestBody``) or a dotted protobuf/Avro name. A change
+    inside a shared schema (``/components/schemas/Order``) is one change located at the
+    schema, with ``used_at`` listing the places that use it.
     """
 
     code: str
     bump: Bump
     location: str
     message: str
+    used_at: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "code": self.code,
             "bump": self.bump.label,
             "location": self.location,
             "message": self.message,
         }
+        if self.used_at:
+            out["used_at"] = list(self.used_at)
+        return out
 
 
 @dataclass(slots=True)
@@ -92,8 +100,17 @@ class Report:
         """The largest bump any change needs (``NONE`` when nothing changed)."""
         return max((c.bump for c in self.changes), default=Bump.NONE)
 
-    def add(self, code: str, bump: Bump, location: str, message: str) -> None:
-        self.changes.append(Change(code, bump, location or "/", message))
+    def add(
+        self, code: str, bump: Bump, location: str, message: str, used_at: str | None = None
+    ) -> None:
+        """Record a change; the same change again (a shared schema) only adds ``used_at``."""
+        location = location or "/"
+        for i, known in enumerate(self.changes):
+            if (known.code, known.location, known.message) == (code, location, message):
+                if used_at is not None and used_at not in known.used_at:
+                    self.changes[i] = replace(known, used_at=(*known.used_at, used_at))
+                return
+        self.changes.append(Change(code, bump, location, message, (used_at,) if used_at else ()))
 
     def codes(self) -> list[str]:
         """The distinct change codes, sorted (what the corpus's expected.json lists)."""
@@ -126,3 +143,40 @@ def join(base: str, *parts: object) -> str:
     """Extend JSON pointer ``base`` with ``parts``."""
     tail = pointer(*parts)
     return tail if base in ("", "/") else base + tail
+
+
+def shown(value: object) -> str:
+    """A document value exactly as the document spells it: JSON (``"WEB"``, ``10``, ``null``)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def default_change(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    key: str = "default",
+    show: Callable[[Any], str] = shown,
+) -> str:
+    """``default added: 5``, ``default removed (was 5)`` or ``default changed 5 -> 6``.
+
+    ``""`` when both sides say the same (or neither has a default). ``show`` spells a
+    value in the document's language (JSON by default).
+    """
+    if key in old and key not in new:
+        return f"{key} removed (was {show(old[key])})"
+    if key in new and key not in old:
+        return f"{key} added: {show(new[key])}"
+    if key in old and show(old[key]) != show(new[key]):
+        return f"{key} changed {show(old[key])} -> {show(new[key])}"
+    return ""
+
+
+def logical_type(schema: object) -> str:
+    """An Avro type with its logical type as written: ``decimal(10,2)``, ``long``."""
+    if not isinstance(schema, Mapping):
+        return str(schema)
+    logical = schema.get("logicalType")
+    if logical is None:
+        return str(schema.get("type"))
+    if logical == "decimal":
+        return f"decimal({schema.get('precision')},{schema.get('scale', 0)})"
+    return str(logical)

@@ -47,6 +47,7 @@ _SCHEMA_RULES: dict[str, tuple[Bump, Bump, Bump]] = {
     "opened-to-extension": (MINOR, MINOR, MAJOR),
     "variant-added": (MINOR, MAJOR, MAJOR),
     "variant-removed": (MAJOR, PATCH, MAJOR),
+    "const-changed": (MAJOR, MAJOR, MAJOR),
 }
 
 _OTHER_RULES: dict[str, Bump] = {
@@ -215,6 +216,8 @@ class Collector:
     def __init__(self, kind: DocumentKind, policy: Policy) -> None:
         self.report = Report(kind)
         self.policy = policy
+        # While a shared schema is compared: where the document uses it.
+        self.used_at: str | None = None
 
     def add(self, code: str, location: str, message: str) -> None:
-        self.report.add(code, self.policy.bump(code), location, message)
+        self.report.add(code, self.policy.bump(code), location, message, self.used_at)

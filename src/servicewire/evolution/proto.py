@@ -18,11 +18,11 @@ Requires ``grpcio-tools`` (the ``evolution`` extra).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from google.protobuf import descriptor_pb2 as d
 
-from servicewire.evolution.model import Report
+from servicewire.evolution.model import Report, default_change
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.proto_document import ProtoDocument, load_proto, text_digest
 
@@ -218,28 +218,25 @@ class _ProtoDiff:
         new: d.FieldDescriptorProto,
     ) -> None:
         if not self._same_type(old, new):
-            old_type = self.old.short(old.type_name) or d.FieldDescriptorProto.Type.Name(old.type)
-            new_type = self.new.short(new.type_name) or d.FieldDescriptorProto.Type.Name(new.type)
+            old_type = _keyword(old, self.old.short)
+            new_type = _keyword(new, self.new.short)
             self.out.add("field-type-changed", where, f"type {old_type} -> {new_type}")
         if old.label != new.label:
             self.out.add(
                 "field-label-changed",
                 where,
-                f"label {d.FieldDescriptorProto.Label.Name(old.label)} -> "
-                f"{d.FieldDescriptorProto.Label.Name(new.label)}",
+                f"label {_label(old, self.old.file.syntax)} -> {_label(new, self.new.file.syntax)}",
             )
-        if _oneof(old_msg, old) != _oneof(new_msg, new):
-            self.out.add(
-                "field-oneof-changed",
-                where,
-                f"oneof {_oneof(old_msg, old)} -> {_oneof(new_msg, new)}",
-            )
+        old_oneof, new_oneof = _oneof(old_msg, old), _oneof(new_msg, new)
+        if old_oneof != new_oneof:
+            self.out.add("field-oneof-changed", where, _oneof_move(old_oneof, new_oneof))
         if old.json_name != new.json_name:
             self.out.add(
                 "field-json-name-changed", where, f"json_name {old.json_name} -> {new.json_name}"
             )
-        if old.default_value != new.default_value:
-            self.out.add("default-changed", where, "default value changed")
+        default = default_change(_default(old), _default(new), show=_literal(new))
+        if default:
+            self.out.add("default-changed", where, default)
         if old.options.SerializeToString(deterministic=True) != new.options.SerializeToString(
             deterministic=True
         ):
@@ -294,7 +291,10 @@ class _ProtoDiff:
                 self.out.add(
                     "method-type-changed",
                     where,
-                    f"{a.input_type} -> {a.output_type} became {b.input_type} -> {b.output_type}",
+                    f"rpc {method}({self.old.short(a.input_type)}) returns "
+                    f"({self.old.short(a.output_type)}) became "
+                    f"rpc {method}({self.new.short(b.input_type)}) returns "
+                    f"({self.new.short(b.output_type)})",
                 )
             before = _STREAMING[(a.client_streaming, a.server_streaming)]
             after = _STREAMING[(b.client_streaming, b.server_streaming)]
@@ -311,3 +311,36 @@ def _oneof(message: d.DescriptorProto, field: d.FieldDescriptorProto) -> str | N
     if not field.HasField("oneof_index") or field.proto3_optional:
         return None
     return message.oneof_decl[field.oneof_index].name
+
+
+def _keyword(field: d.FieldDescriptorProto, short: Callable[[str], str]) -> str:
+    """The field's type as ``.proto`` writes it: ``int64``, ``string``, ``Money``."""
+    if field.type_name:
+        return short(field.type_name)
+    return d.FieldDescriptorProto.Type.Name(field.type).removeprefix("TYPE_").lower()
+
+
+def _label(field: d.FieldDescriptorProto, syntax: str) -> str:
+    """``optional``, ``required`` or ``repeated``; a proto3 field with no label is ``singular``."""
+    optional = field.label == d.FieldDescriptorProto.LABEL_OPTIONAL
+    if optional and syntax == "proto3" and not field.proto3_optional:
+        return "singular"
+    return d.FieldDescriptorProto.Label.Name(field.label).removeprefix("LABEL_").lower()
+
+
+def _oneof_move(old: str | None, new: str | None) -> str:
+    if old is None:
+        return f"moved into oneof {new}"
+    if new is None:
+        return f"moved out of oneof {old}"
+    return f"oneof {old} -> {new}"
+
+
+def _default(field: d.FieldDescriptorProto) -> dict[str, str]:
+    return {"default": field.default_value} if field.HasField("default_value") else {}
+
+
+def _literal(field: d.FieldDescriptorProto) -> Callable[[object], str]:
+    """How ``[default = ...]`` spells a value of the field's type (strings quoted)."""
+    quoted = field.type in (d.FieldDescriptorProto.TYPE_STRING, d.FieldDescriptorProto.TYPE_BYTES)
+    return (lambda v: f'"{v}"') if quoted else str
