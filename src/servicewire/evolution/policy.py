@@ -47,6 +47,16 @@ _SCHEMA_RULES: dict[str, tuple[Bump, Bump, Bump]] = {
     "opened-to-extension": (MINOR, MINOR, MAJOR),
     "variant-added": (MINOR, MAJOR, MAJOR),
     "variant-removed": (MAJOR, PATCH, MAJOR),
+    # Readers on both sides dispatch on the discriminator: a renamed property or a value
+    # that now selects another schema (or none) sends data to the wrong code.
+    "discriminator-property-changed": (MAJOR, MAJOR, MAJOR),
+    "discriminator-mapping-changed": (MAJOR, MAJOR, MAJOR),
+    # A new value is a new variant: fine for a server that reads it, not for a client
+    # that dispatches over the values it knows (like a new response enum value).
+    "discriminator-mapping-added": (MINOR, MAJOR, MAJOR),
+    # A changed `if` (or a branch changed in a way we cannot order) moves constraints
+    # across instances: some inputs are rejected and some outputs are new.
+    "conditional-changed": (MAJOR, MAJOR, MAJOR),
 }
 
 _OTHER_RULES: dict[str, Bump] = {
@@ -153,7 +163,11 @@ PRESETS: Mapping[str, Mapping[str, Bump]] = {
     "strict": {},
     # Clients written as tolerant readers map unknown enum values to a fallback, so a
     # new value in a response does not break them.
-    "tolerant-clients": {"response-enum-value-added": MINOR, "response-variant-added": MINOR},
+    "tolerant-clients": {
+        "response-enum-value-added": MINOR,
+        "response-variant-added": MINOR,
+        "response-discriminator-mapping-added": MINOR,
+    },
     # Consumers that dead-letter unknown message types on a channel they read.
     "strict-channels": {"channel-message-added": MAJOR, "operation-message-added": MAJOR},
 }
