@@ -24,6 +24,7 @@ from servicewire.evolution.jsonschema import SchemaDiff, canonical
 from servicewire.evolution.model import DocumentError, Report, join
 from servicewire.evolution.openapi_access import (
     compare_security,
+    compare_security_schemes,
     compare_servers,
     effective_security,
 )
@@ -67,6 +68,12 @@ class _OpenApiDiff:
             ):
                 self.out.add("documentation-changed", join("/info", name), f"info.{name} changed")
         compare_servers(self.out, self.old.get("servers"), self.new.get("servers"), "/servers")
+        compare_security_schemes(
+            self.out,
+            (self.old.get("components") or {}).get("securitySchemes"),
+            (self.new.get("components") or {}).get("securitySchemes"),
+            "/components/securitySchemes",
+        )
         self._pair("paths", "operation", self._path_operation)
         self._pair("webhooks", "webhook", self._webhook)
         return self.out.report

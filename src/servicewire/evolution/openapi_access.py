@@ -18,6 +18,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from servicewire.evolution.jsonschema import canonical
 from servicewire.evolution.model import join
 from servicewire.evolution.policy import Collector
 
@@ -80,6 +81,35 @@ def compare_security(
                 out.add(
                     "security-scope-removed", where, f"scope {scope!r} of {scheme} no longer needed"
                 )
+
+
+def compare_security_schemes(out: Collector, old: Any, new: Any, loc: str) -> None:
+    """Report a scheme both versions define that a client must now use differently.
+
+    A new header name, token URL, flow or scheme type means old clients send the wrong
+    credentials. Descriptions and the catalogue of a flow's scopes are left out: which
+    scopes an operation needs is judged on its requirement.
+    """
+    old_schemes = old if isinstance(old, dict) else {}
+    new_schemes = new if isinstance(new, dict) else {}
+    for name in sorted(old_schemes.keys() & new_schemes.keys()):
+        if _scheme_shape(old_schemes[name]) != _scheme_shape(new_schemes[name]):
+            out.add("security-scheme-changed", join(loc, name), f"security scheme {name} changed")
+
+
+def _scheme_shape(scheme: Any) -> str:
+    if not isinstance(scheme, dict):
+        return canonical(scheme)
+    shape = {k: v for k, v in scheme.items() if k != "description"}
+    flows = shape.get("flows")
+    if isinstance(flows, dict):
+        shape["flows"] = {
+            kind: {k: v for k, v in flow.items() if k != "scopes"}
+            if isinstance(flow, dict)
+            else flow
+            for kind, flow in flows.items()
+        }
+    return canonical(shape)
 
 
 def server_urls(servers: Any) -> list[str]:

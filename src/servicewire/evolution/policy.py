@@ -93,6 +93,7 @@ _OTHER_RULES: dict[str, Bump] = {
     "security-alternative-removed": MAJOR,
     "security-scope-added": MAJOR,
     "security-scope-removed": MINOR,
+    "security-scheme-changed": MAJOR,
     "server-added": MINOR,
     "server-removed": MAJOR,
     "server-base-path-changed": MAJOR,
