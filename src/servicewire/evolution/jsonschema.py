@@ -36,6 +36,7 @@ _DOC_KEYS = ("title", "description", "examples", "example", "$comment", "depreca
 _LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 # Upper bounds: lowering them (or adding one) rejects values that were valid.
 _UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_CONDITIONAL = ("if", "then", "else")
 _ALL_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 
 
@@ -169,6 +170,10 @@ class SchemaDiff:
             self._simple_variants(new, self.new_root) is None
         ):
             self._compare_variants(old, new, loc, ctx)
+        if "discriminator" in old or "discriminator" in new:
+            self._compare_discriminator(old, new, join(loc, "discriminator"), ctx)
+        if any(key in old or key in new for key in _CONDITIONAL):
+            self._compare_conditional(old, new, loc, ctx)
 
     def _compare_docs(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
         for key in _DOC_KEYS:
@@ -320,6 +325,95 @@ class SchemaDiff:
                 index = (new_list or []).index(new_map[name])
                 self.compare(old_map[name], new_map[name], join(loc, key, index), ctx)
 
+    def _compare_discriminator(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        """OpenAPI's ``discriminator``: readers on both sides dispatch on its values."""
+        old_d = old.get("discriminator") or {}
+        new_d = new.get("discriminator") or {}
+        old_name, new_name = old_d.get("propertyName"), new_d.get("propertyName")
+        if old_name != new_name:
+            what = f"discriminator property {old_name!r} became {new_name!r}"
+            self._emit(ctx, "discriminator-property-changed", join(loc, "propertyName"), what)
+            return
+        old_map = _mapping(old_d, old)
+        new_map = _mapping(new_d, new)
+        where = join(loc, "mapping")
+        for value in sorted(new_map.keys() - old_map.keys()):
+            self._emit(ctx, "discriminator-mapping-added", where, f"value {value!r} added")
+        for value in sorted(old_map.keys() - new_map.keys()):
+            self._emit(ctx, "discriminator-mapping-changed", where, f"value {value!r} removed")
+        for value in sorted(old_map.keys() & new_map.keys()):
+            if old_map[value] != new_map[value]:
+                what = f"value {value!r} now selects {new_map[value]} (was {old_map[value]})"
+                self._emit(ctx, "discriminator-mapping-changed", where, what)
+
+    def _compare_conditional(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        """``if``/``then``/``else``: a constraint that applies to some instances only.
+
+        A changed ``if`` moves the line between instances, so it is judged as changed both
+        ways. An added ``then``/``else`` tightens, a removed one loosens; one on both
+        sides is compared constraint by constraint (a property a branch now mentions, or
+        now requires, tightens it).
+        """
+        if canonical(old.get("if")) != canonical(new.get("if")):
+            what = {
+                (False, True): "an if condition was added",
+                (True, False): "the if condition was removed",
+            }.get(("if" in old, "if" in new), "the if condition changed")
+            self._emit(ctx, "conditional-changed", join(loc, "if"), what)
+        for key in ("then", "else"):
+            where = join(loc, key)
+            if key not in old and key not in new:
+                continue
+            if key not in old:
+                self._emit(ctx, "constraint-tightened", where, f"a conditional {key} was added")
+                continue
+            if key not in new:
+                self._emit(ctx, "constraint-loosened", where, f"the conditional {key} was removed")
+                continue
+            before = len(self.out.report.changes)
+            self._compare_branch(
+                self._flatten(old[key], self.old_root),
+                self._flatten(new[key], self.new_root),
+                where,
+                ctx,
+            )
+            if len(self.out.report.changes) == before and (
+                canonical(old[key]) != canonical(new[key])
+            ):
+                self._emit(ctx, "conditional-changed", where, f"the conditional {key} changed")
+
+    def _compare_branch(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        # A branch adds constraints to an instance the outer schema already accepted, so
+        # a property or a requirement it gains is a constraint, not a new field.
+        self._compare_docs(old, new, loc)
+        self._compare_types(
+            self._types(old, self.old_root), self._types(new, self.new_root), loc, ctx
+        )
+        self._compare_enum(old, new, loc, ctx)
+        self._compare_constraints(old, new, loc, ctx)
+        old_props: dict[str, Any] = old.get("properties") or {}
+        new_props: dict[str, Any] = new.get("properties") or {}
+        for name in sorted(new_props.keys() - old_props.keys()):
+            where = join(loc, "properties", name)
+            self._emit(ctx, "constraint-tightened", where, f"a constraint on {name!r} was added")
+        for name in sorted(old_props.keys() - new_props.keys()):
+            where = join(loc, "properties", name)
+            self._emit(ctx, "constraint-loosened", where, f"the constraint on {name!r} was removed")
+        for name in sorted(old_props.keys() & new_props.keys()):
+            self.compare(old_props[name], new_props[name], join(loc, "properties", name), ctx)
+        old_req = set(old.get("required") or [])
+        new_req = set(new.get("required") or [])
+        for name in sorted(new_req - old_req):
+            self._emit(ctx, "constraint-tightened", join(loc, "required"), f"{name!r} required")
+        for name in sorted(old_req - new_req):
+            self._emit(ctx, "constraint-loosened", join(loc, "required"), f"{name!r} optional")
+
     def _keyed(self, options: list[Any], root: Any) -> Iterator[tuple[str, Any]]:
         """Name each variant: by its ``$ref`` when it has one, else by type or content."""
         for option in options:
@@ -333,6 +427,24 @@ class SchemaDiff:
                 yield flat["type"], option
             else:
                 yield canonical(flat), option
+
+
+def _mapping(discriminator: dict[str, Any], schema: dict[str, Any]) -> dict[str, str]:
+    """Discriminator value -> schema reference, explicit ``mapping`` plus implicit names.
+
+    Without a mapping entry, a ``oneOf``/``anyOf`` member ``$ref: '#/.../Dog'`` is
+    selected by the value ``Dog`` (OpenAPI's implicit mapping).
+    """
+    found: dict[str, str] = {}
+    for value, target in (discriminator.get("mapping") or {}).items():
+        ref = str(target)
+        found[str(value)] = ref if "/" in ref else f"#/components/schemas/{ref}"
+    for key in ("oneOf", "anyOf"):
+        for option in schema.get(key) or []:
+            member = option.get("$ref") if isinstance(option, dict) else None
+            if isinstance(member, str) and member not in found.values():
+                found.setdefault(member.rsplit("/", 1)[-1], member)
+    return found
 
 
 def _is_object(schema: dict[str, Any], types: frozenset[str] | None) -> bool:

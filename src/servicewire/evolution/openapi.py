@@ -9,16 +9,25 @@ request bodies are what clients *send* (``request`` context), responses what the
     report.bump           # Bump.MAJOR when a required query parameter was added
 
 Path templates are matched by shape, so renaming ``/orders/{id}`` to
-``/orders/{orderId}`` (which no client can see) is not a change.
+``/orders/{orderId}`` (which no client can see) is not a change. Servers and security
+requirements are judged in :mod:`servicewire.evolution.openapi_access`; OpenAPI 3.1
+webhooks, which the server calls, are judged with the directions swapped.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from servicewire.evolution.jsonschema import SchemaDiff, canonical
 from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.openapi_access import (
+    compare_security,
+    compare_security_schemes,
+    compare_servers,
+    effective_security,
+)
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.refs import resolve
 
@@ -58,29 +67,110 @@ class _OpenApiDiff:
                 self.new.get("info", {}).get(name)
             ):
                 self.out.add("documentation-changed", join("/info", name), f"info.{name} changed")
-        old_ops = self._operations(self.old)
-        new_ops = self._operations(self.new)
-        for key, (path, method, _) in new_ops.items():
-            if key not in old_ops:
-                where = join("/paths", path, method)
-                self.out.add("operation-added", where, f"operation {method.upper()} {path} added")
-        for key, (path, method, old_op) in old_ops.items():
-            where = join("/paths", path, method)
-            if key not in new_ops:
-                self.out.add(
-                    "operation-removed", where, f"operation {method.upper()} {path} removed"
-                )
-                continue
-            new_path, _, new_op = new_ops[key]
-            self._operation(old_op, new_op, join("/paths", new_path, method), path, new_path)
+        compare_servers(self.out, self.old.get("servers"), self.new.get("servers"), "/servers")
+        compare_security_schemes(
+            self.out,
+            (self.old.get("components") or {}).get("securitySchemes"),
+            (self.new.get("components") or {}).get("securitySchemes"),
+            "/components/securitySchemes",
+        )
+        self._pair("paths", "operation", self._path_operation)
+        self._pair("webhooks", "webhook", self._webhook)
         return self.out.report
 
+    def _pair(
+        self,
+        section: str,
+        noun: str,
+        compare: Callable[[dict[str, Any], tuple[str, str, dict[str, Any]], str], None],
+    ) -> None:
+        """Report operations of ``section`` added or removed; ``compare`` the others."""
+        old_ops = self._operations(self.old, section)
+        new_ops = self._operations(self.new, section)
+        for key, (path, method, _) in new_ops.items():
+            if key not in old_ops:
+                where = join(f"/{section}", path, method)
+                self.out.add(f"{noun}-added", where, f"{noun} {method.upper()} {path} added")
+        for key, (path, method, old_op) in old_ops.items():
+            if key not in new_ops:
+                where = join(f"/{section}", path, method)
+                self.out.add(f"{noun}-removed", where, f"{noun} {method.upper()} {path} removed")
+                continue
+            compare(old_op, new_ops[key], path)
+
+    def _path_operation(
+        self, old_op: dict[str, Any], new: tuple[str, str, dict[str, Any]], old_path: str
+    ) -> None:
+        new_path, method, new_op = new
+        self._operation(old_op, new_op, join("/paths", new_path, method), old_path, new_path)
+
+    def _webhook(
+        self, old: dict[str, Any], new_hook: tuple[str, str, dict[str, Any]], _: str
+    ) -> None:
+        """OpenAPI 3.1 webhooks: the server calls the client, so the directions swap.
+
+        The server writes the webhook's parameters and body and reads its responses.
+        """
+        name, method, new = new_hook
+        loc = join("/webhooks", name, method)
+        for key in (*_DOC_KEYS, "operationId", "tags"):
+            if canonical(old.get(key)) != canonical(new.get(key)):
+                self.out.add("documentation-changed", join(loc, key), f"{key} changed")
+        params = join(loc, "parameters")
+        for key in new["parameters"].keys() - old["parameters"].keys():
+            param = new["parameters"][key]
+            where = join(params, param["in"], param["name"])
+            self.out.add("webhook-parameter-added", where, f"parameter {param['name']!r} added")
+        for key, param in old["parameters"].items():
+            where = join(params, param["in"], param["name"])
+            if key not in new["parameters"]:
+                self.out.add(
+                    "webhook-parameter-removed", where, f"parameter {param['name']!r} removed"
+                )
+                continue
+            other = new["parameters"][key]
+            self.schemas.compare(
+                param.get("schema", {}), other.get("schema", {}), join(where, "schema"), "response"
+            )
+        old_body = resolve(self.old, old.get("requestBody"), self.source) or {}
+        new_body = resolve(self.new, new.get("requestBody"), self.source) or {}
+        self._content(
+            old_body.get("content") or {},
+            new_body.get("content") or {},
+            join(loc, "requestBody", "content"),
+            "response",
+        )
+        old_resps = {str(k): v for k, v in (old.get("responses") or {}).items()}
+        new_resps = {str(k): v for k, v in (new.get("responses") or {}).items()}
+        for status in sorted(new_resps.keys() - old_resps.keys()):
+            where = join(loc, "responses", status)
+            self.out.add("webhook-response-added", where, f"response {status} accepted")
+        for status in sorted(old_resps.keys() - new_resps.keys()):
+            where = join(loc, "responses", status)
+            self.out.add("webhook-response-removed", where, f"response {status} no longer accepted")
+        for status in sorted(old_resps.keys() & new_resps.keys()):
+            old_resp = resolve(self.old, old_resps[status], self.source) or {}
+            new_resp = resolve(self.new, new_resps[status], self.source) or {}
+            self._content(
+                old_resp.get("content") or {},
+                new_resp.get("content") or {},
+                join(loc, "responses", status, "content"),
+                "request",
+            )
+
     def _operations(
-        self, doc: dict[str, Any]
+        self, doc: dict[str, Any], section: str = "paths"
     ) -> dict[tuple[str, str], tuple[str, str, dict[str, Any]]]:
-        """Operations keyed by (path shape, method); path-level parameters folded in."""
+        """Operations keyed by (path shape, method); path-level parameters folded in.
+
+        Each carries its effective ``security`` and, when it or its path sets them, its
+        own ``servers`` (``None`` when the document's servers apply).
+        """
         found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {}
-        for path, item in (doc.get("paths") or {}).items():
+        section_items = doc.get(section) or {}
+        if not isinstance(section_items, dict):
+            raise DocumentError(self.source, f"'{section}' must be an object")
+        for path, item in section_items.items():
             item = resolve(doc, item, self.source)
             if not isinstance(item, dict):
                 raise DocumentError(self.source, f"path item {path!r} must be an object")
@@ -91,6 +181,8 @@ class _OpenApiDiff:
                     continue
                 merged = dict(op)
                 merged["parameters"] = self._params(doc, shared, op.get("parameters", []), path)
+                merged["security"] = effective_security(doc, op)
+                merged["servers"] = op.get("servers") or item.get("servers")
                 found[(_PARAM.sub("{}", path), method)] = (path, method, merged)
         return found
 
@@ -118,6 +210,14 @@ class _OpenApiDiff:
                 self.out.add("documentation-changed", join(loc, key), f"{key} changed")
         if new.get("deprecated") and not old.get("deprecated"):
             self.out.add("operation-deprecated", join(loc, "deprecated"), "operation deprecated")
+        compare_security(self.out, old["security"], new["security"], join(loc, "security"))
+        if old["servers"] or new["servers"]:
+            compare_servers(
+                self.out,
+                old["servers"] or self.old.get("servers"),
+                new["servers"] or self.new.get("servers"),
+                join(loc, "servers"),
+            )
         self._parameters(old["parameters"], new["parameters"], join(loc, "parameters"))
         self._request_body(old.get("requestBody"), new.get("requestBody"), join(loc, "requestBody"))
         self._responses(
@@ -168,6 +268,16 @@ class _OpenApiDiff:
                     where,
                     f"parameter {param['name']!r} became optional",
                 )
+            # A parameter described by `content` has no style; its media type says it all.
+            if "content" not in param and "content" not in other:
+                (style_a, explode_a), (style_b, explode_b) = _style(param), _style(other)
+                if (style_a, explode_a) != (style_b, explode_b):
+                    self.out.add(
+                        "request-parameter-style-changed",
+                        join(where, "style"),
+                        f"serialization {style_a}/explode={explode_a} became "
+                        f"{style_b}/explode={explode_b}",
+                    )
             for doc_key in ("description", "example", "examples"):
                 if canonical(param.get(doc_key)) != canonical(other.get(doc_key)):
                     self.out.add(
@@ -268,3 +378,14 @@ class _OpenApiDiff:
                 join(where, "content"),
                 "response",
             )
+
+
+def _style(param: dict[str, Any]) -> tuple[str, bool]:
+    """The effective ``style`` and ``explode`` of a parameter, the spec's defaults applied.
+
+    ``query`` and ``cookie`` default to ``form``, ``path`` and ``header`` to ``simple``;
+    ``explode`` defaults to true for ``form`` only.
+    """
+    default = "form" if param.get("in") in ("query", "cookie") else "simple"
+    style = str(param.get("style", default))
+    return style, bool(param.get("explode", style == "form"))

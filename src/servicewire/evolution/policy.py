@@ -48,6 +48,16 @@ _SCHEMA_RULES: dict[str, tuple[Bump, Bump, Bump]] = {
     "variant-added": (MINOR, MAJOR, MAJOR),
     "variant-removed": (MAJOR, PATCH, MAJOR),
     "const-changed": (MAJOR, MAJOR, MAJOR),
+    # Readers on both sides dispatch on the discriminator: a renamed property or a value
+    # that now selects another schema (or none) sends data to the wrong code.
+    "discriminator-property-changed": (MAJOR, MAJOR, MAJOR),
+    "discriminator-mapping-changed": (MAJOR, MAJOR, MAJOR),
+    # A new value is a new variant: fine for a server that reads it, not for a client
+    # that dispatches over the values it knows (like a new response enum value).
+    "discriminator-mapping-added": (MINOR, MAJOR, MAJOR),
+    # A changed `if` (or a branch changed in a way we cannot order) moves constraints
+    # across instances: some inputs are rejected and some outputs are new.
+    "conditional-changed": (MAJOR, MAJOR, MAJOR),
 }
 
 _OTHER_RULES: dict[str, Bump] = {
@@ -77,6 +87,23 @@ _OTHER_RULES: dict[str, Bump] = {
     "response-media-type-removed": MAJOR,
     "response-header-added": MINOR,
     "response-header-removed": MAJOR,
+    "request-parameter-style-changed": MAJOR,
+    "security-requirement-added": MAJOR,
+    "security-requirement-removed": MINOR,
+    "security-alternative-added": MINOR,
+    "security-alternative-removed": MAJOR,
+    "security-scope-added": MAJOR,
+    "security-scope-removed": MINOR,
+    "security-scheme-changed": MAJOR,
+    "server-added": MINOR,
+    "server-removed": MAJOR,
+    "server-base-path-changed": MAJOR,
+    "webhook-added": MINOR,
+    "webhook-removed": MAJOR,
+    "webhook-parameter-added": MINOR,
+    "webhook-parameter-removed": MAJOR,
+    "webhook-response-added": MINOR,
+    "webhook-response-removed": MAJOR,
     # Protobuf
     "package-changed": MAJOR,
     "message-added": MINOR,
@@ -154,7 +181,11 @@ PRESETS: Mapping[str, Mapping[str, Bump]] = {
     "strict": {},
     # Clients written as tolerant readers map unknown enum values to a fallback, so a
     # new value in a response does not break them.
-    "tolerant-clients": {"response-enum-value-added": MINOR, "response-variant-added": MINOR},
+    "tolerant-clients": {
+        "response-enum-value-added": MINOR,
+        "response-variant-added": MINOR,
+        "response-discriminator-mapping-added": MINOR,
+    },
     # Consumers that dead-letter unknown message types on a channel they read.
     "strict-channels": {"channel-message-added": MAJOR, "operation-message-added": MAJOR},
 }
