@@ -112,6 +112,7 @@ _OTHER_RULES: dict[str, Bump] = {
     "type-promoted": MAJOR,
     "union-branch-added": MAJOR,
     "union-branch-removed": MAJOR,
+    "union-branches-reordered": PATCH,
     "record-renamed": MAJOR,
     "enum-renamed": MAJOR,
     "enum-symbol-added": MAJOR,
