@@ -33,6 +33,15 @@ from servicewire.evolution.proto_document import ProtoDocument, load_proto, text
 __all__ = ["ProtoDocument", "compare_proto", "load_proto", "text_digest"]
 
 _MESSAGE = d.FieldDescriptorProto.TYPE_MESSAGE
+_HasOptions = (
+    d.FileDescriptorProto
+    | d.DescriptorProto
+    | d.FieldDescriptorProto
+    | d.EnumDescriptorProto
+    | d.EnumValueDescriptorProto
+    | d.ServiceDescriptorProto
+    | d.MethodDescriptorProto
+)
 
 _STREAMING = {
     (False, False): "unary",
@@ -134,10 +143,7 @@ class _ProtoDiff:
             self.out.add(
                 "package-changed", "package", f"package {old.package!r} -> {new.package!r}"
             )
-        if old.file.options.SerializeToString(
-            deterministic=True
-        ) != new.file.options.SerializeToString(deterministic=True):
-            self.out.add("option-changed", "options", "file options changed")
+        self._options("options", "file", old.file, new.file)
         self._names("message", old.messages, new.messages)
         for name in sorted(old.messages.keys() & new.messages.keys()):
             self._message(name, old.messages[name], new.messages[name])
@@ -160,7 +166,14 @@ class _ProtoDiff:
         package = self.new.package
         return ".".join([package, *parts] if package else parts)
 
+    def _options(self, where: str, what: str, old: _HasOptions, new: _HasOptions) -> None:
+        """``deprecated``, ``allow_alias``, custom options...: PATCH unless a rule says more."""
+        before = old.options.SerializeToString(deterministic=True)
+        if before != new.options.SerializeToString(deterministic=True):
+            self.out.add("option-changed", where, f"{what} options changed")
+
     def _message(self, name: str, old: d.DescriptorProto, new: d.DescriptorProto) -> None:
+        self._options(self._loc(name), "message", old, new)
         self._reserved(name, old, new, end_inclusive=False)
         old_by_name = {f.name: f for f in old.field}
         new_by_name = {f.name: f for f in new.field}
@@ -260,10 +273,7 @@ class _ProtoDiff:
             before = repr(old.default_value) if old.HasField("default_value") else "none"
             after = repr(new.default_value) if new.HasField("default_value") else "none"
             self.out.add("field-default-changed", where, f"default {before} -> {after}")
-        if old.options.SerializeToString(deterministic=True) != new.options.SerializeToString(
-            deterministic=True
-        ):
-            self.out.add("option-changed", where, "field options changed")
+        self._options(where, "field", old, new)
 
     def _json_name(
         self, name: str, where: str, old: d.FieldDescriptorProto, new: d.FieldDescriptorProto
@@ -307,6 +317,7 @@ class _ProtoDiff:
             self.out.add("reserved-removed", where, f"name {word!r} no longer reserved")
 
     def _enum(self, name: str, old: d.EnumDescriptorProto, new: d.EnumDescriptorProto) -> None:
+        self._options(self._loc(name), "enum", old, new)
         self._reserved(name, old, new, end_inclusive=True)
         old_by_name = {v.name: v for v in old.value}
         new_by_name = {v.name: v for v in new.value}
@@ -320,6 +331,7 @@ class _ProtoDiff:
             where = self._loc(name, value.name)
             other = new_by_name.get(value.name)
             if other is not None:
+                self._options(where, "enum value", value, other)
                 if other.number != value.number:
                     self.out.add(
                         "enum-value-number-changed",
@@ -338,6 +350,7 @@ class _ProtoDiff:
     def _service(
         self, name: str, old: d.ServiceDescriptorProto, new: d.ServiceDescriptorProto
     ) -> None:
+        self._options(self._loc(name), "service", old, new)
         old_methods = {m.name: m for m in old.method}
         new_methods = {m.name: m for m in new.method}
         for method in sorted(new_methods.keys() - old_methods.keys()):
@@ -362,10 +375,7 @@ class _ProtoDiff:
             after = _STREAMING[(b.client_streaming, b.server_streaming)]
             if before != after:
                 self.out.add("method-streaming-changed", where, f"{before} became {after}")
-            if a.options.SerializeToString(deterministic=True) != b.options.SerializeToString(
-                deterministic=True
-            ):
-                self.out.add("option-changed", where, "method options changed")
+            self._options(where, "method", a, b)
 
 
 def _oneof(message: d.DescriptorProto, field: d.FieldDescriptorProto) -> str | None:
