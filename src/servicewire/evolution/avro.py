@@ -307,6 +307,9 @@ class _AvroDiff:
             other = new_fields[name]
             if canonical(field.get("doc")) != canonical(other.get("doc")):
                 self.out.add("documentation-changed", where + ".doc", "doc changed")
+            if sorted(field.get("aliases", [])) != sorted(other.get("aliases", [])):
+                # Aliases only help a reader find a writer's older field name.
+                self.out.add("aliases-changed", where + ".aliases", f"aliases of {name!r} changed")
             if ("default" in field) != ("default" in other) or canonical(
                 field.get("default")
             ) != canonical(other.get("default")):
