@@ -239,3 +239,32 @@ def test_proto_package_major_must_match_version(
     capsys.readouterr()
     assert project.run("check") == 1
     assert "a new major is a new package (kitchen.v2)" in capsys.readouterr().out
+
+
+def test_proto_json_name_declarations_survive_the_lock(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """protoc fills every json_name; the lock records which ones the source spells out."""
+    assert project.run("lock") == 0
+    lock = json.loads((project.root / "api.lock.json").read_text())
+    assert lock["apis"]["proto:protos/kitchen.proto"]["document"]["json_names_declared"] == []
+    path = project.root / "protos" / "kitchen.proto"
+    text = PROTO.format(version="1.0.0", extra="")
+    path.write_text(
+        text.replace("Ticket { string id = 1;", 'Ticket { string id = 1 [json_name = "id"];')
+    )
+    capsys.readouterr()
+    assert project.run("check") == 1
+    out = capsys.readouterr().out
+    assert "field-json-name-declared" in out and "PATCH" in out
+    path.write_text(path.read_text().replace("api-version: 1.0.0", "api-version: 1.0.1"))
+    assert project.run("lock") == 0
+    lock = json.loads((project.root / "api.lock.json").read_text())
+    entry = lock["apis"]["proto:protos/kitchen.proto"]["document"]
+    assert entry["json_names_declared"] == ["Ticket.id"]
+    del entry["json_names_declared"]  # a lock written before declarations were recorded
+    (project.root / "api.lock.json").write_text(json.dumps(lock))
+    path.write_text(text.replace("api-version: 1.0.0", "api-version: 1.0.1"))
+    capsys.readouterr()
+    assert project.run("check") == 1  # text changed: still seen, as documentation
+    assert "field-json-name-declared" not in capsys.readouterr().out

@@ -5,7 +5,8 @@ A change is MINOR only when consumers on the old schema read new messages *and*
 consumers on the new schema read old ones, which in practice means: a field added
 with a default, or an enum symbol added to an enum that has a default. Everything
 else that changes the data (a removed, renamed or default-less field, a promoted or
-changed type, a new union branch) is MAJOR; ``doc``, defaults and order are PATCH::
+changed type, a new union branch) is MAJOR; ``doc``, defaults and order (of fields,
+enum symbols, union branches: Avro resolves them by name) are PATCH::
 
     report = compare_avro(json.loads(old_text), json.loads(new_text), Policy())
 
@@ -258,6 +259,17 @@ class _AvroDiff:
             self.out.add("union-branch-added", loc, f"union branch {label} added")
         for label in old_map.keys() - new_map.keys():
             self.out.add("union-branch-removed", loc, f"union branch {label} removed")
+        kept_old = [label for label in old_map if label in new_map]
+        kept_new = [label for label in new_map if label in old_map]
+        if kept_old != kept_new:
+            # Resolution picks the reader's branch by type or name, not by position, so
+            # both directions still read; the branch index on the wire and the schema
+            # fingerprint change, so a decoder must be given the writer's schema.
+            self.out.add(
+                "union-branches-reordered",
+                loc,
+                f"union branches reordered: {', '.join(kept_old)} -> {', '.join(kept_new)}",
+            )
         for label in sorted(old_map.keys() & new_map.keys()):
             self.compare(old_map[label], new_map[label], old_names, new_names, old_ns, new_ns, loc)
 
@@ -301,6 +313,9 @@ class _AvroDiff:
             other = new_fields[name]
             if canonical(field.get("doc")) != canonical(other.get("doc")):
                 self.out.add("documentation-changed", where + ".doc", "doc changed")
+            if sorted(field.get("aliases", [])) != sorted(other.get("aliases", [])):
+                # Aliases only help a reader find a writer's older field name.
+                self.out.add("aliases-changed", where + ".aliases", f"aliases of {name!r} changed")
             default = default_change(field, other)
             if default:
                 self.out.add("default-changed", where, default)

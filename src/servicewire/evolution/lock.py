@@ -66,8 +66,15 @@ class Entry:
                 base64.b64decode(self.document["descriptor_set"]),
                 self.document["digest"],
                 self.source,
+                _declared_json_names(self.document),
             )
         return ApiDocument(self.kind, self.source, content, SemVer.parse(self.version))
+
+
+def _declared_json_names(document: dict[str, Any]) -> frozenset[str] | None:
+    # Locks written before json_name declarations were recorded do not know them.
+    names = document.get("json_names_declared")
+    return None if names is None else frozenset(names)
 
 
 def _digest(document: Any) -> str:
@@ -145,6 +152,8 @@ def _collect(config: ApiConfig) -> dict[str, Entry]:
             "descriptor_set": base64.b64encode(proto.descriptor_set).decode(),
             "digest": proto.digest,
         }
+        if proto.json_names_declared is not None:
+            document["json_names_declared"] = sorted(proto.json_names_declared)
         entries.append(
             Entry(f"proto:{rel}", "proto", rel, _declared(loaded), proto.digest, document)
         )

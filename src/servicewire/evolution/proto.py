@@ -5,8 +5,12 @@ with regular expressions; see :mod:`~.proto_document`), then messages, fields, e
 services and methods are compared by name and field number. A change is judged by
 whether existing clients keep working: new fields, messages and methods are MINOR;
 removing or renaming anything, changing a type or label, and reusing or changing a
-field number are MAJOR; switching a method between unary and streaming is MAJOR. An
-enum value added to an enum that responses carry follows the policy
+field number are MAJOR; switching a method between unary and streaming is MAJOR. So are
+a changed proto2 ``default`` (a reader of an unset field sees another value), a proto3
+``optional`` added to or removed from a scalar field (presence changes the generated
+accessors) and a changed ``json_name``. A ``reserved`` number or name added only
+constrains later versions (PATCH); dropping one lets a retired number come back (MAJOR).
+An enum value added to an enum that responses carry follows the policy
 (``response-enum-value-added``)::
 
     old = load_proto(Path("v1/order.proto"))
@@ -27,6 +31,17 @@ from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.proto_document import ProtoDocument, load_proto, text_digest
 
 __all__ = ["ProtoDocument", "compare_proto", "load_proto", "text_digest"]
+
+_MESSAGE = d.FieldDescriptorProto.TYPE_MESSAGE
+_HasOptions = (
+    d.FileDescriptorProto
+    | d.DescriptorProto
+    | d.FieldDescriptorProto
+    | d.EnumDescriptorProto
+    | d.EnumValueDescriptorProto
+    | d.ServiceDescriptorProto
+    | d.MethodDescriptorProto
+)
 
 _STREAMING = {
     (False, False): "unary",
@@ -118,6 +133,9 @@ class _ProtoDiff:
         self.old = _Side(old)
         self.new = _Side(new)
         self.out = Collector("proto", policy)
+        self.declared: tuple[frozenset[str], frozenset[str]] | None = None
+        if old.json_names_declared is not None and new.json_names_declared is not None:
+            self.declared = (old.json_names_declared, new.json_names_declared)
 
     def run(self) -> None:
         old, new = self.old, self.new
@@ -125,10 +143,7 @@ class _ProtoDiff:
             self.out.add(
                 "package-changed", "package", f"package {old.package!r} -> {new.package!r}"
             )
-        if old.file.options.SerializeToString(
-            deterministic=True
-        ) != new.file.options.SerializeToString(deterministic=True):
-            self.out.add("option-changed", "options", "file options changed")
+        self._options("options", "file", old.file, new.file)
         self._names("message", old.messages, new.messages)
         for name in sorted(old.messages.keys() & new.messages.keys()):
             self._message(name, old.messages[name], new.messages[name])
@@ -151,7 +166,15 @@ class _ProtoDiff:
         package = self.new.package
         return ".".join([package, *parts] if package else parts)
 
+    def _options(self, where: str, what: str, old: _HasOptions, new: _HasOptions) -> None:
+        """``deprecated``, ``allow_alias``, custom options...: PATCH unless a rule says more."""
+        before = old.options.SerializeToString(deterministic=True)
+        if before != new.options.SerializeToString(deterministic=True):
+            self.out.add("option-changed", where, f"{what} options changed")
+
     def _message(self, name: str, old: d.DescriptorProto, new: d.DescriptorProto) -> None:
+        self._options(self._loc(name), "message", old, new)
+        self._reserved(name, old, new, end_inclusive=False)
         old_by_name = {f.name: f for f in old.field}
         new_by_name = {f.name: f for f in new.field}
         old_by_number = {f.number: f for f in old.field}
@@ -166,7 +189,7 @@ class _ProtoDiff:
                         f"field {field.name!r} number {field.number} -> {other.number}",
                     )
                 else:
-                    self._field(where, old, new, field, other)
+                    self._field(f"{name}.{field.name}", old, new, field, other)
                 continue
             taker = next((f for f in new.field if f.number == field.number), None)
             if taker is None:
@@ -211,12 +234,13 @@ class _ProtoDiff:
 
     def _field(
         self,
-        where: str,
+        name: str,
         old_msg: d.DescriptorProto,
         new_msg: d.DescriptorProto,
         old: d.FieldDescriptorProto,
         new: d.FieldDescriptorProto,
     ) -> None:
+        where = self._loc(name)
         if not self._same_type(old, new):
             old_type = _keyword(old, self.old.short)
             new_type = _keyword(new, self.new.short)
@@ -230,19 +254,64 @@ class _ProtoDiff:
         old_oneof, new_oneof = _oneof(old_msg, old), _oneof(new_msg, new)
         if old_oneof != new_oneof:
             self.out.add("field-oneof-changed", where, _oneof_move(old_oneof, new_oneof))
+        if old.proto3_optional != new.proto3_optional and new.type != _MESSAGE:
+            # Wire and JSON readers cope either way, but presence changes the generated
+            # API (has_*() accessors, pointer types in Go). Message fields always have
+            # presence, so ``optional`` changes nothing for them.
+            what = "added" if new.proto3_optional else "removed"
+            self.out.add("field-presence-changed", where, f"proto3 'optional' {what}")
+        self._json_name(name, where, old, new)
+        # Readers of a message without the field see the default: another default
+        # means another value for every message the writer left unset.
+        default = default_change(_default(old), _default(new), show=_literal(new))
+        if default:
+            self.out.add("field-default-changed", where, default)
+        self._options(where, "field", old, new)
+
+    def _json_name(
+        self, name: str, where: str, old: d.FieldDescriptorProto, new: d.FieldDescriptorProto
+    ) -> None:
         if old.json_name != new.json_name:
             self.out.add(
                 "field-json-name-changed", where, f"json_name {old.json_name} -> {new.json_name}"
             )
-        default = default_change(_default(old), _default(new), show=_literal(new))
-        if default:
-            self.out.add("default-changed", where, default)
-        if old.options.SerializeToString(deterministic=True) != new.options.SerializeToString(
-            deterministic=True
-        ):
-            self.out.add("option-changed", where, "field options changed")
+            return
+        if self.declared is None:
+            return
+        was, now = (name in names for names in self.declared)
+        if was != now:
+            what = "spelled out" if now else "no longer spelled out"
+            self.out.add(
+                "field-json-name-declared",
+                where,
+                f"json_name {new.json_name!r} {what}; it equals the default, JSON is unchanged",
+            )
+
+    def _reserved(
+        self,
+        name: str,
+        old: d.DescriptorProto | d.EnumDescriptorProto,
+        new: d.DescriptorProto | d.EnumDescriptorProto,
+        *,
+        end_inclusive: bool,
+    ) -> None:
+        """Reserved numbers and names: adding one is PATCH, dropping one is MAJOR."""
+        last = 0 if end_inclusive else 1  # message ranges end exclusive, enum ones inclusive
+        old_ranges = [(r.start, r.end - last) for r in old.reserved_range]
+        new_ranges = [(r.start, r.end - last) for r in new.reserved_range]
+        where = self._loc(name)
+        for start, end in _uncovered(new_ranges, old_ranges):
+            self.out.add("reserved-added", where, f"{_span(start, end)} reserved")
+        for start, end in _uncovered(old_ranges, new_ranges):
+            self.out.add("reserved-removed", where, f"{_span(start, end)} no longer reserved")
+        for word in sorted(set(new.reserved_name) - set(old.reserved_name)):
+            self.out.add("reserved-added", where, f"name {word!r} reserved")
+        for word in sorted(set(old.reserved_name) - set(new.reserved_name)):
+            self.out.add("reserved-removed", where, f"name {word!r} no longer reserved")
 
     def _enum(self, name: str, old: d.EnumDescriptorProto, new: d.EnumDescriptorProto) -> None:
+        self._options(self._loc(name), "enum", old, new)
+        self._reserved(name, old, new, end_inclusive=True)
         old_by_name = {v.name: v for v in old.value}
         new_by_name = {v.name: v for v in new.value}
         old_numbers = {v.number for v in old.value}
@@ -255,6 +324,7 @@ class _ProtoDiff:
             where = self._loc(name, value.name)
             other = new_by_name.get(value.name)
             if other is not None:
+                self._options(where, "enum value", value, other)
                 if other.number != value.number:
                     self.out.add(
                         "enum-value-number-changed",
@@ -273,6 +343,7 @@ class _ProtoDiff:
     def _service(
         self, name: str, old: d.ServiceDescriptorProto, new: d.ServiceDescriptorProto
     ) -> None:
+        self._options(self._loc(name), "service", old, new)
         old_methods = {m.name: m for m in old.method}
         new_methods = {m.name: m for m in new.method}
         for method in sorted(new_methods.keys() - old_methods.keys()):
@@ -300,10 +371,7 @@ class _ProtoDiff:
             after = _STREAMING[(b.client_streaming, b.server_streaming)]
             if before != after:
                 self.out.add("method-streaming-changed", where, f"{before} became {after}")
-            if a.options.SerializeToString(deterministic=True) != b.options.SerializeToString(
-                deterministic=True
-            ):
-                self.out.add("option-changed", where, "method options changed")
+            self._options(where, "method", a, b)
 
 
 def _oneof(message: d.DescriptorProto, field: d.FieldDescriptorProto) -> str | None:
@@ -344,3 +412,27 @@ def _literal(field: d.FieldDescriptorProto) -> Callable[[object], str]:
     """How ``[default = ...]`` spells a value of the field's type (strings quoted)."""
     quoted = field.type in (d.FieldDescriptorProto.TYPE_STRING, d.FieldDescriptorProto.TYPE_BYTES)
     return (lambda v: f'"{v}"') if quoted else str
+
+
+def _uncovered(
+    ranges: Sequence[tuple[int, int]], cover: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The parts of inclusive ``ranges`` that no range in ``cover`` contains."""
+    left: list[tuple[int, int]] = []
+    merged = sorted(cover)
+    for start, end in sorted(ranges):
+        for low, high in merged:
+            if high < start or low > end:
+                continue
+            if low > start:
+                left.append((start, low - 1))
+            start = high + 1
+            if start > end:
+                break
+        if start <= end:
+            left.append((start, end))
+    return left
+
+
+def _span(start: int, end: int) -> str:
+    return f"number {start}" if start == end else f"numbers {start} to {end}"

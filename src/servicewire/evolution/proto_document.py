@@ -6,6 +6,7 @@ Files are compiled in-process by ``grpc_tools.protoc`` into a ``FileDescriptorSe
     doc = load_proto(Path("protos/ftgo/order/v1/order.proto"), include=[Path("protos")])
     doc.file().package                  # "ftgo.order.v1"
     doc.digest                          # SHA-256 of the text, api-version line excluded
+    doc.json_names_declared             # {"Order.total_cents"}: fields with a json_name option
 
 Requires ``grpcio-tools`` (the ``evolution`` extra).
 """
@@ -34,6 +35,12 @@ class ProtoDocument:
     descriptor_set: bytes
     digest: str
     source: str = "api.proto"
+    json_names_declared: frozenset[str] | None = None
+    """Fields (``Message.Nested.field``) whose ``json_name`` is written in the source.
+
+    protoc fills ``json_name`` for every field, so only the source info tells an explicit
+    ``[json_name = "x"]`` from the default; ``None`` when unknown (an older API lock).
+    """
 
     def file(self) -> d.FileDescriptorProto:
         """The descriptor of the file itself (protoc writes it after its imports)."""
@@ -63,6 +70,7 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
         args = [
             *(f"-I{r}" for r in roots),
             "--include_imports",
+            "--include_source_info",
             f"--descriptor_set_out={out}",
             str(owner / relative),
         ]
@@ -72,9 +80,39 @@ def load_proto(path: Path, include: Sequence[Path] = ()) -> ProtoDocument:
             skip = ("WARNING: All log", "W0000", "I0000")
             kept = [ln for ln in errors.strip().splitlines() if not ln.startswith(skip)]
             raise DocumentError(str(path), "\n".join(kept) or f"protoc exited {code}")
-        data = out.read_bytes()
+        fds = d.FileDescriptorSet.FromString(out.read_bytes())
+    declared = _declared_json_names(fds.file[-1]) if fds.file else frozenset()
+    # Source info (comments, spans) is not API: keep the stored descriptor set without it.
+    for f in fds.file:
+        f.ClearField("source_code_info")
+    data = fds.SerializeToString(deterministic=True)
     digest = text_digest(path.read_text(encoding="utf-8", errors="replace"))
-    return ProtoDocument(data, digest, str(path))
+    return ProtoDocument(data, digest, str(path), declared)
+
+
+_MESSAGE_TYPE, _NESTED_TYPE, _FIELD, _JSON_NAME = 4, 3, 2, 10  # descriptor.proto numbers
+
+
+def _declared_json_names(file: d.FileDescriptorProto) -> frozenset[str]:
+    """``Message.field`` for each field whose source spells out ``json_name``.
+
+    A source location path names a descriptor element by field numbers and indexes:
+    ``[4, i, 3, j, 2, k, 10]`` is ``message_type[i].nested_type[j].field[k].json_name``.
+    """
+    declared: set[str] = set()
+    for location in file.source_code_info.location:
+        path = list(location.path)
+        if len(path) < 5 or path[0] != _MESSAGE_TYPE or path[-1] != _JSON_NAME:
+            continue
+        if path[-3] != _FIELD or any(tag != _NESTED_TYPE for tag in path[2:-3:2]):
+            continue
+        message = file.message_type[path[1]]
+        names = [message.name]
+        for index in path[3:-3:2]:
+            message = message.nested_type[index]
+            names.append(message.name)
+        declared.add(".".join([*names, message.field[path[-2]].name]))
+    return frozenset(declared)
 
 
 _PROTOC_LOCK = threading.Lock()
