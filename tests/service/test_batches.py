@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import String, event, func, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from servicewire import Context, Service, ServiceOptions
 from servicewire.codecs import to_message
@@ -346,3 +346,60 @@ async def test_core_statements_on_ctx_connection_share_the_runs_savepoint(db: st
             await ctx.connection.execute(tickets.insert().values(order_id="o-9"))
             assert await ctx.session.scalar(select(func.count()).select_from(tickets)) == 3
         assert await _count(harness, tickets) == 3
+
+
+async def test_a_handler_that_never_asks_for_the_session_opens_none(db: str) -> None:
+    """The ORM session costs CPU on every transaction: only ``ctx.session`` opens one,
+    and then one per batch, shared by the batch's runs."""
+    service = Service("kitchen", options=ServiceOptions(retry=RETRY_ONCE, tables=[_Base.metadata]))
+    opened: list[object] = []
+
+    @service.handles(CreateTicket)
+    async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
+        if cmd.order_id.startswith("orm"):
+            ctx.session.add(_Note(order_id=cmd.order_id))
+        else:
+            await ctx.connection.execute(tickets.insert().values(order_id=cmd.order_id))
+
+    def on_begin(session: object, transaction: object, connection: object) -> None:
+        opened.append(session)
+
+    async with ServiceHarness(service, db=db) as harness:
+        await _with_app_tables(harness)
+        event.listen(Session, "after_begin", on_begin)
+        try:
+            core = await _pipeline(harness).process_batch(_deliveries("c-1", "c-2", "c-3"))
+            assert core == [Outcome.HANDLED] * 3
+            assert opened == []
+            orm = await _pipeline(harness).process_batch(_deliveries("orm-1", "c-4", "orm-2"))
+            assert orm == [Outcome.HANDLED] * 3
+            assert len(opened) == 1  # one session for the batch, not one per run
+        finally:
+            event.remove(Session, "after_begin", on_begin)
+        async with harness.engine.connect() as conn:
+            notes = (await conn.execute(select(_Note.order_id).order_by(_Note.id))).scalars()
+            assert list(notes) == ["orm-1", "orm-2"]
+        assert await _count(harness, tickets) == 4
+
+
+async def test_a_handlers_session_commit_does_not_end_the_batch(db: str) -> None:
+    """``ctx.session.commit()`` inside a handler cannot commit the delivery early: a run
+    that fails afterwards still rolls back to its savepoint, and nothing of it stays."""
+    service = Service("kitchen", options=ServiceOptions(retry=RETRY_ONCE, tables=[_Base.metadata]))
+
+    @service.handles(CreateTicket)
+    async def create_ticket(cmd: CreateTicket, ctx: Context) -> None:
+        ctx.session.add(_Note(order_id=cmd.order_id))
+        await ctx.session.commit()
+        if cmd.fail:
+            raise RuntimeError("after my commit")
+
+    async with ServiceHarness(service, db=db) as harness:
+        outcomes = await _pipeline(harness).process_batch(
+            _deliveries("o-1", "o-2", "o-3", fail="o-2")
+        )
+        assert outcomes == [Outcome.HANDLED, Outcome.RETRYING, Outcome.HANDLED]
+        async with harness.engine.connect() as conn:
+            rows = (await conn.execute(select(_Note.order_id).order_by(_Note.id))).scalars()
+            assert list(rows) == ["o-1", "o-3"]
+        assert await _count(harness, inbox) == 2

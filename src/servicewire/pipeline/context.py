@@ -15,7 +15,7 @@ transaction, so it leaves the service exactly when the transaction commits::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -41,16 +41,17 @@ class Context:
         "_committed_callbacks",
         "_connection",
         "_default_reply_to",
+        "_open_session",
+        "_session",
         "_source",
         "attempt",
         "message",
         "outgoing",
-        "session",
     )
 
     def __init__(
         self,
-        session: AsyncSession,
+        session: AsyncSession | None = None,
         *,
         source: str,
         codec: Codec,
@@ -58,9 +59,14 @@ class Context:
         attempt: int = 1,
         default_reply_to: str | None = None,
         connection: AsyncConnection | None = None,
+        open_session: Callable[[], AsyncSession] | None = None,
     ) -> None:
-        self.session = session
-        """The SQLAlchemy session of the current transaction."""
+        if session is None and open_session is None:
+            raise TypeError("a Context needs a session or a way to open one")
+        self._session = session
+        # The pipeline passes ``open_session``: a session costs CPU on every
+        # transaction, and most handlers use ctx.connection or no table at all.
+        self._open_session = open_session
         self._connection = connection
         self.message = message
         """The message being handled (``None`` in a unit of work started by the service)."""
@@ -72,6 +78,20 @@ class Context:
         self._codec = codec
         self._default_reply_to = default_reply_to
         self._committed_callbacks: list[AfterCommit] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        """The SQLAlchemy ORM session of the current transaction.
+
+        In a handler it is opened on first use, on the transaction's connection; its
+        ``commit()`` does not end the delivery's transaction (the pipeline commits)::
+
+            consumer = await ctx.session.get(ConsumerRow, cmd.consumer_id)
+        """
+        if self._session is None:
+            assert self._open_session is not None
+            self._session = self._open_session()
+        return self._session
 
     @property
     def connection(self) -> AsyncConnection:

@@ -60,14 +60,18 @@ _CLAIM: dict[str, Executable] = {
 }
 
 
-async def claim(session: AsyncSession, group: str, message_id: str) -> bool:
-    """Record ``message_id`` as processed by ``group`` in the session's transaction.
+async def claim(session: AsyncSession | AsyncConnection, group: str, message_id: str) -> bool:
+    """Record ``message_id`` as processed by ``group`` in the transaction of ``session``
+    (an ORM session or a Core connection).
 
     Returns ``False`` when it was already recorded (a duplicate delivery). Uses the
     dialect's insert-or-ignore so a duplicate costs no exception and no savepoint.
     """
     values = {"consumer_group": group, "message_id": message_id, "processed_at": _utcnow()}
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    if isinstance(session, AsyncConnection):
+        dialect = session.dialect.name
+    else:
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     stmt = _CLAIM.get(dialect)
     if stmt is None:  # any other database: plain insert, a duplicate raises
         try:
