@@ -16,7 +16,7 @@ from typing import Any
 
 from servicewire.evolution.avro import compare_avro
 from servicewire.evolution.jsonschema import SchemaDiff, canonical
-from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.model import DocumentError, Report, join, shown
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.refs import resolve
 
@@ -72,9 +72,11 @@ class _AsyncApiDiff:
     def _channels(self) -> None:
         old, new = self._section(self.old, "channels"), self._section(self.new, "channels")
         for name in sorted(new.keys() - old.keys()):
-            self.out.add("channel-added", join("/channels", name), f"channel {name!r} added")
+            self.out.add("channel-added", join("/channels", name), f"channel {shown(name)} added")
         for name in sorted(old.keys() - new.keys()):
-            self.out.add("channel-removed", join("/channels", name), f"channel {name!r} removed")
+            self.out.add(
+                "channel-removed", join("/channels", name), f"channel {shown(name)} removed"
+            )
         for name in sorted(old.keys() & new.keys()):
             loc = join("/channels", name)
             a, b = old[name] or {}, new[name] or {}
@@ -82,7 +84,7 @@ class _AsyncApiDiff:
                 self.out.add(
                     "channel-address-changed",
                     join(loc, "address"),
-                    f"address {a.get('address')!r} -> {b.get('address')!r}",
+                    f"address {shown(a.get('address'))} -> {shown(b.get('address'))}",
                 )
             for key in _DOC_KEYS:
                 if canonical(a.get(key)) != canonical(b.get(key)):
@@ -91,13 +93,15 @@ class _AsyncApiDiff:
             new_msgs = b.get("messages") or {}
             for msg in sorted(new_msgs.keys() - old_msgs.keys()):
                 self.out.add(
-                    "channel-message-added", join(loc, "messages", msg), f"message {msg!r} added"
+                    "channel-message-added",
+                    join(loc, "messages", msg),
+                    f"message {shown(msg)} added",
                 )
             for msg in sorted(old_msgs.keys() - new_msgs.keys()):
                 self.out.add(
                     "channel-message-removed",
                     join(loc, "messages", msg),
-                    f"message {msg!r} removed",
+                    f"message {shown(msg)} removed",
                 )
             for msg in sorted(old_msgs.keys() & new_msgs.keys()):
                 self._message(old_msgs[msg], new_msgs[msg], join(loc, "messages", msg))
@@ -105,10 +109,12 @@ class _AsyncApiDiff:
     def _operations(self) -> None:
         old, new = self._section(self.old, "operations"), self._section(self.new, "operations")
         for name in sorted(new.keys() - old.keys()):
-            self.out.add("operation-added", join("/operations", name), f"operation {name!r} added")
+            self.out.add(
+                "operation-added", join("/operations", name), f"operation {shown(name)} added"
+            )
         for name in sorted(old.keys() - new.keys()):
             self.out.add(
-                "operation-removed", join("/operations", name), f"operation {name!r} removed"
+                "operation-removed", join("/operations", name), f"operation {shown(name)} removed"
             )
         for name in sorted(old.keys() & new.keys()):
             loc = join("/operations", name)
@@ -132,11 +138,13 @@ class _AsyncApiDiff:
             new_msgs = {_ref_name(m) for m in b.get("messages") or []}
             for msg in sorted(new_msgs - old_msgs):
                 self.out.add(
-                    "operation-message-added", join(loc, "messages"), f"message {msg!r} added"
+                    "operation-message-added", join(loc, "messages"), f"message {shown(msg)} added"
                 )
             for msg in sorted(old_msgs - new_msgs):
                 self.out.add(
-                    "operation-message-removed", join(loc, "messages"), f"message {msg!r} removed"
+                    "operation-message-removed",
+                    join(loc, "messages"),
+                    f"message {shown(msg)} removed",
                 )
 
     def _message(self, old_raw: Any, new_raw: Any, loc: str) -> None:

@@ -91,7 +91,7 @@ class SchemaDiff:
         if node is False:
             return {"not": {}}
         if not isinstance(node, dict):
-            raise DocumentError(self.source, f"a schema must be an object, got {node!r}")
+            raise DocumentError(self.source, f"a schema must be an object, got {shown(node)}")
         if "allOf" not in node:
             return node
         merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
@@ -275,28 +275,34 @@ class SchemaDiff:
                     ctx,
                     "property-added-closed",
                     where,
-                    f"property {name!r} added to a closed schema",
+                    f"property {shown(name)} added to a closed schema",
                 )
             elif name in new_req:
                 self._emit(
-                    ctx, "property-added-required", where, f"required property {name!r} added"
+                    ctx, "property-added-required", where, f"required property {shown(name)} added"
                 )
             else:
                 self._emit(
-                    ctx, "property-added-optional", where, f"optional property {name!r} added"
+                    ctx, "property-added-optional", where, f"optional property {shown(name)} added"
                 )
         for name in old_props:
             where = join(loc, "properties", name)
             if name not in new_props:
-                self._emit(ctx, "property-removed", where, f"property {name!r} removed")
+                self._emit(ctx, "property-removed", where, f"property {shown(name)} removed")
                 continue
             if name in new_req and name not in old_req:
                 self._emit(
-                    ctx, "property-became-required", where, f"property {name!r} became required"
+                    ctx,
+                    "property-became-required",
+                    where,
+                    f"property {shown(name)} became required",
                 )
             elif name in old_req and name not in new_req:
                 self._emit(
-                    ctx, "property-became-optional", where, f"property {name!r} became optional"
+                    ctx,
+                    "property-became-optional",
+                    where,
+                    f"property {shown(name)} became optional",
                 )
             self.compare(old_props[name], new_props[name], where, ctx)
         if old_closed != new_closed:
@@ -333,19 +339,19 @@ class SchemaDiff:
         new_d = new.get("discriminator") or {}
         old_name, new_name = old_d.get("propertyName"), new_d.get("propertyName")
         if old_name != new_name:
-            what = f"discriminator property {old_name!r} became {new_name!r}"
+            what = f"discriminator property {shown(old_name)} became {shown(new_name)}"
             self._emit(ctx, "discriminator-property-changed", join(loc, "propertyName"), what)
             return
         old_map = _mapping(old_d, old)
         new_map = _mapping(new_d, new)
         where = join(loc, "mapping")
         for value in sorted(new_map.keys() - old_map.keys()):
-            self._emit(ctx, "discriminator-mapping-added", where, f"value {value!r} added")
+            self._emit(ctx, "discriminator-mapping-added", where, f"value {shown(value)} added")
         for value in sorted(old_map.keys() - new_map.keys()):
-            self._emit(ctx, "discriminator-mapping-changed", where, f"value {value!r} removed")
+            self._emit(ctx, "discriminator-mapping-changed", where, f"value {shown(value)} removed")
         for value in sorted(old_map.keys() & new_map.keys()):
             if old_map[value] != new_map[value]:
-                what = f"value {value!r} now selects {new_map[value]} (was {old_map[value]})"
+                what = f"value {shown(value)} now selects {new_map[value]} (was {old_map[value]})"
                 self._emit(ctx, "discriminator-mapping-changed", where, what)
 
     def _compare_conditional(
@@ -401,18 +407,24 @@ class SchemaDiff:
         new_props: dict[str, Any] = new.get("properties") or {}
         for name in sorted(new_props.keys() - old_props.keys()):
             where = join(loc, "properties", name)
-            self._emit(ctx, "constraint-tightened", where, f"a constraint on {name!r} was added")
+            self._emit(
+                ctx, "constraint-tightened", where, f"a constraint on {shown(name)} was added"
+            )
         for name in sorted(old_props.keys() - new_props.keys()):
             where = join(loc, "properties", name)
-            self._emit(ctx, "constraint-loosened", where, f"the constraint on {name!r} was removed")
+            self._emit(
+                ctx, "constraint-loosened", where, f"the constraint on {shown(name)} was removed"
+            )
         for name in sorted(old_props.keys() & new_props.keys()):
             self.compare(old_props[name], new_props[name], join(loc, "properties", name), ctx)
         old_req = set(old.get("required") or [])
         new_req = set(new.get("required") or [])
         for name in sorted(new_req - old_req):
-            self._emit(ctx, "constraint-tightened", join(loc, "required"), f"{name!r} required")
+            self._emit(
+                ctx, "constraint-tightened", join(loc, "required"), f"{shown(name)} required"
+            )
         for name in sorted(old_req - new_req):
-            self._emit(ctx, "constraint-loosened", join(loc, "required"), f"{name!r} optional")
+            self._emit(ctx, "constraint-loosened", join(loc, "required"), f"{shown(name)} optional")
 
     def _keyed(self, options: list[Any], root: Any) -> Iterator[tuple[str, Any]]:
         """Name each variant: by its ``$ref`` when it has one, else by type or content."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicewire.evolution.jsonschema import SchemaDiff, canonical
-from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.model import DocumentError, Report, join, shown
 from servicewire.evolution.openapi_access import (
     compare_security,
     compare_security_schemes,
@@ -120,12 +120,14 @@ class _OpenApiDiff:
         for key in new["parameters"].keys() - old["parameters"].keys():
             param = new["parameters"][key]
             where = join(params, param["in"], param["name"])
-            self.out.add("webhook-parameter-added", where, f"parameter {param['name']!r} added")
+            self.out.add(
+                "webhook-parameter-added", where, f"parameter {shown(param['name'])} added"
+            )
         for key, param in old["parameters"].items():
             where = join(params, param["in"], param["name"])
             if key not in new["parameters"]:
                 self.out.add(
-                    "webhook-parameter-removed", where, f"parameter {param['name']!r} removed"
+                    "webhook-parameter-removed", where, f"parameter {shown(param['name'])} removed"
                 )
                 continue
             other = new["parameters"][key]
@@ -173,7 +175,7 @@ class _OpenApiDiff:
         for path, item in section_items.items():
             item = resolve(doc, item, self.source)
             if not isinstance(item, dict):
-                raise DocumentError(self.source, f"path item {path!r} must be an object")
+                raise DocumentError(self.source, f"path item {shown(path)} must be an object")
             shared = item.get("parameters", [])
             for method in METHODS:
                 op = item.get(method)
@@ -195,7 +197,7 @@ class _OpenApiDiff:
         for raw in [*shared, *own]:  # operation-level parameters override path-level ones
             param = resolve(doc, raw, self.source)
             if not isinstance(param, dict) or "name" not in param or "in" not in param:
-                raise DocumentError(self.source, f"bad parameter under {path!r}: {raw!r}")
+                raise DocumentError(self.source, f"bad parameter under {shown(path)}: {shown(raw)}")
             name = str(param["name"])
             if param["in"] == "path" and name in names:
                 name = f"#{names.index(name)}"
@@ -238,13 +240,13 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-added-required",
                     where,
-                    f"required {param['in']} parameter {param['name']!r} added",
+                    f"required {param['in']} parameter {shown(param['name'])} added",
                 )
             else:
                 self.out.add(
                     "request-parameter-added-optional",
                     where,
-                    f"optional {param['in']} parameter {param['name']!r} added",
+                    f"optional {param['in']} parameter {shown(param['name'])} added",
                 )
         for key, param in old.items():
             where = join(loc, param["in"], param["name"])
@@ -252,7 +254,7 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-removed",
                     where,
-                    f"{param['in']} parameter {param['name']!r} removed",
+                    f"{param['in']} parameter {shown(param['name'])} removed",
                 )
                 continue
             other = new[key]
@@ -260,13 +262,13 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-became-required",
                     where,
-                    f"parameter {param['name']!r} became required",
+                    f"parameter {shown(param['name'])} became required",
                 )
             elif param.get("required") and not other.get("required") and param["in"] != "path":
                 self.out.add(
                     "request-parameter-became-optional",
                     where,
-                    f"parameter {param['name']!r} became optional",
+                    f"parameter {shown(param['name'])} became optional",
                 )
             # A parameter described by `content` has no style; its media type says it all.
             if "content" not in param and "content" not in other:

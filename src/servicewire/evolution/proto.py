@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from google.protobuf import descriptor_pb2 as d
 
-from servicewire.evolution.model import Report, default_change
+from servicewire.evolution.model import Report, default_change, shown
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.proto_document import ProtoDocument, load_proto, text_digest
 
@@ -141,7 +141,9 @@ class _ProtoDiff:
         old, new = self.old, self.new
         if old.package != new.package:
             self.out.add(
-                "package-changed", "package", f"package {old.package!r} -> {new.package!r}"
+                "package-changed",
+                "package",
+                f"package {old.package or '(none)'} -> {new.package or '(none)'}",
             )
         self._options("options", "file", old.file, new.file)
         self._names("message", old.messages, new.messages)
@@ -186,29 +188,27 @@ class _ProtoDiff:
                     self.out.add(
                         "field-number-changed",
                         where,
-                        f"field {field.name!r} number {field.number} -> {other.number}",
+                        f"field {field.name} = {field.number} became {field.name} = {other.number}",
                     )
                 else:
                     self._field(f"{name}.{field.name}", old, new, field, other)
                 continue
             taker = next((f for f in new.field if f.number == field.number), None)
             if taker is None:
-                self.out.add(
-                    "field-removed", where, f"field {field.name!r} ({field.number}) removed"
-                )
+                self.out.add("field-removed", where, f"field {field.name} = {field.number} removed")
             elif taker.name in old_by_name:
                 pass  # reported from the new side below: a moved field took this number
             elif self._same_type(field, taker):
                 self.out.add(
                     "field-renamed",
                     where,
-                    f"field {field.number} renamed {field.name!r} -> {taker.name!r}",
+                    f"field number {field.number} renamed {field.name} -> {taker.name}",
                 )
             else:
                 self.out.add(
                     "field-number-reused",
                     where,
-                    f"field number {field.number} reused by {taker.name!r} with another type",
+                    f"field number {field.number} reused by {taker.name} with another type",
                 )
         for field in new.field:
             if field.name in old_by_name:
@@ -219,14 +219,14 @@ class _ProtoDiff:
                 self.out.add(
                     "field-number-reused",
                     where,
-                    f"field number {field.number} of {previous.name!r} reused by {field.name!r}",
+                    f"field number {field.number} of {previous.name} reused by {field.name}",
                 )
             elif previous is None:
                 required = field.label == d.FieldDescriptorProto.LABEL_REQUIRED
                 self.out.add(
                     "field-added-required" if required else "field-added",
                     where,
-                    f"field {field.name!r} ({field.number}) added",
+                    f"field {field.name} = {field.number} added",
                 )
 
     def _same_type(self, a: d.FieldDescriptorProto, b: d.FieldDescriptorProto) -> bool:
@@ -259,7 +259,7 @@ class _ProtoDiff:
             # API (has_*() accessors, pointer types in Go). Message fields always have
             # presence, so ``optional`` changes nothing for them.
             what = "added" if new.proto3_optional else "removed"
-            self.out.add("field-presence-changed", where, f"proto3 'optional' {what}")
+            self.out.add("field-presence-changed", where, f"proto3 optional keyword {what}")
         self._json_name(name, where, old, new)
         # Readers of a message without the field see the default: another default
         # means another value for every message the writer left unset.
@@ -273,7 +273,9 @@ class _ProtoDiff:
     ) -> None:
         if old.json_name != new.json_name:
             self.out.add(
-                "field-json-name-changed", where, f"json_name {old.json_name} -> {new.json_name}"
+                "field-json-name-changed",
+                where,
+                f"json_name = {shown(old.json_name)} -> json_name = {shown(new.json_name)}",
             )
             return
         if self.declared is None:
@@ -284,7 +286,8 @@ class _ProtoDiff:
             self.out.add(
                 "field-json-name-declared",
                 where,
-                f"json_name {new.json_name!r} {what}; it equals the default, JSON is unchanged",
+                f"json_name = {shown(new.json_name)} {what}; "
+                "it equals the default, JSON is unchanged",
             )
 
     def _reserved(
@@ -301,13 +304,13 @@ class _ProtoDiff:
         new_ranges = [(r.start, r.end - last) for r in new.reserved_range]
         where = self._loc(name)
         for start, end in _uncovered(new_ranges, old_ranges):
-            self.out.add("reserved-added", where, f"{_span(start, end)} reserved")
+            self.out.add("reserved-added", where, f"reserved {_span(start, end)} added")
         for start, end in _uncovered(old_ranges, new_ranges):
-            self.out.add("reserved-removed", where, f"{_span(start, end)} no longer reserved")
+            self.out.add("reserved-removed", where, f"reserved {_span(start, end)} removed")
         for word in sorted(set(new.reserved_name) - set(old.reserved_name)):
-            self.out.add("reserved-added", where, f"name {word!r} reserved")
+            self.out.add("reserved-added", where, f"reserved name {shown(word)} added")
         for word in sorted(set(old.reserved_name) - set(new.reserved_name)):
-            self.out.add("reserved-removed", where, f"name {word!r} no longer reserved")
+            self.out.add("reserved-removed", where, f"reserved name {shown(word)} removed")
 
     def _enum(self, name: str, old: d.EnumDescriptorProto, new: d.EnumDescriptorProto) -> None:
         self._options(self._loc(name), "enum", old, new)
@@ -435,4 +438,4 @@ def _uncovered(
 
 
 def _span(start: int, end: int) -> str:
-    return f"number {start}" if start == end else f"numbers {start} to {end}"
+    return f"{start}" if start == end else f"{start} to {end}"
