@@ -1,9 +1,12 @@
 """Compare two AsyncAPI 3.0 documents: channels, operations and their messages.
 
 Channels and operations are the API's surface: adding one is MINOR, removing one or
-changing its address or action is MAJOR. Message payloads are message schemas, judged
-in both directions (see :mod:`servicewire.evolution.jsonschema`, context ``message``);
-an Avro payload (``schemaFormat: application/vnd.apache.avro...``) is compared with the
+changing its address or action is MAJOR. A channel is known by its address, so a key
+renamed (or a parameter renamed inside the address) is not a change. Message payloads
+are judged from the side that reads them: on a channel the application only receives
+on (every operation ``action: receive``), others write and it reads (context
+``receive``, the request rules); otherwise in both directions (context ``message``,
+see :mod:`servicewire.evolution.jsonschema`). An Avro payload (``schemaFormat: application/vnd.apache.avro...``) is compared with the
 Avro rules::
 
     report = compare_asyncapi(old_doc, new_doc, Policy())
@@ -12,15 +15,17 @@ Avro rules::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from servicewire.evolution.avro import compare_avro
-from servicewire.evolution.jsonschema import SchemaDiff, canonical
+from servicewire.evolution.jsonschema import Context, SchemaDiff, canonical
 from servicewire.evolution.model import DocumentError, Report, join, shown
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.refs import resolve
 
 _DOC_KEYS = ("title", "summary", "description")
+_PARAM = re.compile(r"\{[^}]+\}")
 
 
 def check_asyncapi(doc: Any, source: str) -> None:
@@ -53,6 +58,8 @@ class _AsyncApiDiff:
         self.source = source
         self.out = Collector("asyncapi", policy)
         self.schemas = SchemaDiff(self.out, old, new, source)
+        # Old channel key -> the new key of the same channel (a key may be renamed).
+        self.channel_pairs: dict[str, str] = {}
 
     def run(self) -> Report:
         old_info, new_info = self.old.get("info") or {}, self.new.get("info") or {}
@@ -71,21 +78,30 @@ class _AsyncApiDiff:
 
     def _channels(self) -> None:
         old, new = self._section(self.old, "channels"), self._section(self.new, "channels")
-        for name in sorted(new.keys() - old.keys()):
+        pairs = _match_channels(old, new)
+        self.channel_pairs = dict(pairs)
+        kept_old = {a for a, _ in pairs}
+        kept_new = {b for _, b in pairs}
+        for name in sorted(new.keys() - kept_new):
             self.out.add("channel-added", join("/channels", name), f"channel {shown(name)} added")
-        for name in sorted(old.keys() - new.keys()):
+        for name in sorted(old.keys() - kept_old):
             self.out.add(
                 "channel-removed", join("/channels", name), f"channel {shown(name)} removed"
             )
-        for name in sorted(old.keys() & new.keys()):
+        readers = self._actions()
+        for old_name, name in pairs:
             loc = join("/channels", name)
-            a, b = old[name] or {}, new[name] or {}
-            if a.get("address", name) != b.get("address", name):
+            a, b = old[old_name] or {}, new[name] or {}
+            if _address_shape(a, old_name) != _address_shape(b, name):
                 self.out.add(
                     "channel-address-changed",
                     join(loc, "address"),
                     f"address {shown(a.get('address'))} -> {shown(b.get('address'))}",
                 )
+            # Only the application's own operations say which way a channel's messages
+            # flow; a channel it only receives on is judged from the reading side.
+            actions = readers[0].get(old_name, set()) | readers[1].get(name, set())
+            ctx: Context = "receive" if actions == {"receive"} else "message"
             for key in _DOC_KEYS:
                 if canonical(a.get(key)) != canonical(b.get(key)):
                     self.out.add("documentation-changed", join(loc, key), f"{key} changed")
@@ -104,7 +120,19 @@ class _AsyncApiDiff:
                     f"message {shown(msg)} removed",
                 )
             for msg in sorted(old_msgs.keys() & new_msgs.keys()):
-                self._message(old_msgs[msg], new_msgs[msg], join(loc, "messages", msg))
+                self._message(old_msgs[msg], new_msgs[msg], join(loc, "messages", msg), ctx)
+
+    def _actions(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Per side, channel name -> the actions (``send``, ``receive``) of its operations."""
+        found: list[dict[str, set[str]]] = []
+        for doc in (self.old, self.new):
+            actions: dict[str, set[str]] = {}
+            for op in self._section(doc, "operations").values():
+                if isinstance(op, dict):
+                    channel = _ref_name(op.get("channel"))
+                    actions.setdefault(channel, set()).add(str(op.get("action")))
+            found.append(actions)
+        return found[0], found[1]
 
     def _operations(self) -> None:
         old, new = self._section(self.old, "operations"), self._section(self.new, "operations")
@@ -125,7 +153,9 @@ class _AsyncApiDiff:
                     join(loc, "action"),
                     f"action {a.get('action')} -> {b.get('action')}",
                 )
-            if _ref_name(a.get("channel")) != _ref_name(b.get("channel")):
+            # A channel key renamed while its address stays is not a change for anyone.
+            old_channel = _ref_name(a.get("channel"))
+            if self.channel_pairs.get(old_channel, old_channel) != _ref_name(b.get("channel")):
                 self.out.add(
                     "operation-channel-changed",
                     join(loc, "channel"),
@@ -147,7 +177,7 @@ class _AsyncApiDiff:
                     f"message {shown(msg)} removed",
                 )
 
-    def _message(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+    def _message(self, old_raw: Any, new_raw: Any, loc: str, ctx: Context) -> None:
         old = resolve(self.old, old_raw, self.source) or {}
         new = resolve(self.new, new_raw, self.source) or {}
         for key in (*_DOC_KEYS, "name"):
@@ -161,14 +191,16 @@ class _AsyncApiDiff:
             )
         if "headers" in old or "headers" in new:
             self.schemas.compare(
-                old.get("headers", {}), new.get("headers", {}), join(loc, "headers"), "message"
+                old.get("headers", {}), new.get("headers", {}), join(loc, "headers"), ctx
             )
-        self._payload(old.get("payload", {}), new.get("payload", {}), join(loc, "payload"))
+        self._payload(old.get("payload", {}), new.get("payload", {}), join(loc, "payload"), ctx)
         # Servicewire's generator documents the Avro encoding of a payload beside it.
         if "x-avro-payload" in old and "x-avro-payload" in new:
-            self._payload(old["x-avro-payload"], new["x-avro-payload"], join(loc, "x-avro-payload"))
+            self._payload(
+                old["x-avro-payload"], new["x-avro-payload"], join(loc, "x-avro-payload"), ctx
+            )
 
-    def _payload(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+    def _payload(self, old_raw: Any, new_raw: Any, loc: str, ctx: Context) -> None:
         old = resolve(self.old, old_raw, self.source)
         new = resolve(self.new, new_raw, self.source)
         old_format, old_schema = _unwrap(old)
@@ -187,7 +219,29 @@ class _AsyncApiDiff:
                     change.code, f"{join(loc, 'schema')}#{change.location}", change.message
                 )
             return
-        self.schemas.compare(old_schema, new_schema, loc, "message")
+        self.schemas.compare(old_schema, new_schema, loc, ctx)
+
+
+def _address_shape(channel: dict[str, Any], key: str) -> str:
+    """``orders.{orderId}`` -> ``orders.{}``: parameter names are invisible on the wire.
+
+    A channel without an address (AsyncAPI 3: unknown or dynamic) is known by its key.
+    """
+    address = channel.get("address")
+    if not isinstance(address, str):
+        return f"#{key}"
+    return _PARAM.sub("{}", address)
+
+
+def _match_channels(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+    """Pair old and new channels: by key, or by address when the key was renamed."""
+    pairs = [(name, name) for name in sorted(old.keys() & new.keys())]
+    old_rest = {_address_shape(old[n] or {}, n): n for n in sorted(old.keys() - new.keys())}
+    new_rest = {_address_shape(new[n] or {}, n): n for n in sorted(new.keys() - old.keys())}
+    for shape in sorted(old_rest.keys() & new_rest.keys()):
+        if not shape.startswith("#"):
+            pairs.append((old_rest[shape], new_rest[shape]))
+    return pairs
 
 
 def _unwrap(payload: Any) -> tuple[str, Any]:

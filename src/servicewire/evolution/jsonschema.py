@@ -11,6 +11,15 @@ names a *context*:
 * ``message``: producers and consumers on either version must read each other's
   messages, so only additive optional properties are MINOR; any other change to what
   is valid is MAJOR.
+* ``receive``: an AsyncAPI channel the application only consumes. Other parties write
+  with the old schema and the new application reads, exactly like ``request``: widening
+  (a new enum value, a looser bound) is MINOR, narrowing is MAJOR.
+
+OpenAPI's ``readOnly`` and ``writeOnly`` say which side a property travels on: a
+``readOnly`` property is not part of a request, a ``writeOnly`` one not part of a
+response, so each is judged only where it is seen (``request-property-became-read-only``
+when clients may no longer send a property, ``response-property-became-write-only``
+when they no longer receive it).
 
 Codes are the context plus a base code, e.g. ``request-property-added-required``::
 
@@ -29,7 +38,12 @@ from servicewire.evolution.model import DocumentError, default_change, join, sho
 from servicewire.evolution.policy import Collector
 from servicewire.evolution.refs import resolve
 
-Context = Literal["request", "response", "message"]
+Context = Literal["request", "response", "message", "receive"]
+
+# The contexts in which the side that owns the document reads what others wrote.
+READING: frozenset[str] = frozenset({"request", "receive"})
+# The keyword that hides a property from a context (OpenAPI 3.0 and JSON Schema 2019+).
+_HIDDEN_BY: dict[str, str] = {"request": "readOnly", "response": "writeOnly"}
 
 _DOC_KEYS = ("title", "description", "examples", "example", "$comment", "deprecated")
 # Lower bounds: raising them (or adding one) rejects values that were valid.
@@ -265,11 +279,12 @@ class SchemaDiff:
         new_req = set(new.get("required") or [])
         old_closed = old.get("additionalProperties") is False
         new_closed = new.get("additionalProperties") is False
+        old_props, new_props = self._visible(old_props, new_props, new_req, loc, ctx)
         for name in new_props:
             where = join(loc, "properties", name)
             if name in old_props:
                 continue
-            if old_closed and ctx != "request":
+            if old_closed and ctx not in READING:
                 # Readers of the old, closed schema reject any unknown property.
                 self._emit(
                     ctx,
@@ -312,6 +327,61 @@ class SchemaDiff:
         new_extra = new.get("additionalProperties")
         if isinstance(old_extra, dict) and isinstance(new_extra, dict):
             self.compare(old_extra, new_extra, join(loc, "additionalProperties"), ctx)
+
+    def _visible(
+        self, old: dict[str, Any], new: dict[str, Any], required: set[str], loc: str, ctx: Context
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The properties seen in ``ctx``; reports what ``readOnly``/``writeOnly`` changed.
+
+        A ``readOnly`` property is not sent in requests and a ``writeOnly`` one not in
+        responses, so in that context it is left out of the comparison: a required
+        ``readOnly`` property added to a schema only matters to the clients that read
+        it. A property that becomes hidden is gone for that side (MAJOR); one that stops
+        being hidden appears, like an added property.
+        """
+        hide = _HIDDEN_BY.get(ctx)
+        old_flags = {n: self._access(v, self.old_root) for n, v in old.items()}
+        new_flags = {n: self._access(v, self.new_root) for n, v in new.items()}
+        for name in sorted(old.keys() & new.keys()):
+            before, after = old_flags[name], new_flags[name]
+            if before == after:
+                continue
+            what = f"property {shown(name)} was {_access_words(before)}, is {_access_words(after)}"
+            base = "property-access-changed"
+            if hide is not None and hide in after and hide not in before:
+                base = f"property-became-{'read' if hide == 'readOnly' else 'write'}-only"
+            elif hide is not None and hide in before and hide not in after:
+                # It appears on this side: reported below as an added property.
+                continue
+            self._emit(ctx, base, join(loc, "properties", name), what)
+        if hide is None:
+            return old, new
+        old_seen = {n: v for n, v in old.items() if hide not in old_flags[n]}
+        new_seen = {n: v for n, v in new.items() if hide not in new_flags[n]}
+        for name in sorted(new.keys() - old.keys() - new_seen.keys()):
+            where = join(loc, "properties", name)
+            what = f"{hide} property {shown(name)} added; it is not part of a {ctx}"
+            self._emit(ctx, "hidden-property-added", where, what)
+        for name in sorted(old.keys() - new.keys() - old_seen.keys()):
+            where = join(loc, "properties", name)
+            what = f"{hide} property {shown(name)} removed; it was not part of a {ctx}"
+            self._emit(ctx, "hidden-property-removed", where, what)
+        for name in sorted(new_seen.keys() & (old.keys() - old_seen.keys())):
+            side = "clients may now send it" if hide == "readOnly" else "clients now receive it"
+            kind = "required" if name in required else "optional"
+            what = f"{kind} property {shown(name)} is no longer {hide}; {side}"
+            base = f"property-added-{kind}"
+            self._emit(ctx, base, join(loc, "properties", name), what)
+        # A property seen on one side only because its flag changed is reported above;
+        # drop it from both sides so it is not reported again as added or removed.
+        old_seen = {n: v for n, v in old_seen.items() if n not in new or n in new_seen}
+        new_seen = {n: v for n, v in new_seen.items() if n not in old or n in old_seen}
+        return old_seen, new_seen
+
+    def _access(self, prop: Any, root: Any) -> frozenset[str]:
+        """Which of ``readOnly``/``writeOnly`` a property schema sets, ``$ref`` followed."""
+        flat = self._flatten(prop, root)
+        return frozenset(k for k in ("readOnly", "writeOnly") if flat.get(k) is True)
 
     def _compare_variants(
         self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
@@ -457,6 +527,11 @@ def _mapping(discriminator: dict[str, Any], schema: dict[str, Any]) -> dict[str,
             if isinstance(member, str) and member not in found.values():
                 found.setdefault(member.rsplit("/", 1)[-1], member)
     return found
+
+
+def _access_words(flags: frozenset[str]) -> str:
+    """``readOnly``, ``writeOnly``, both, or ``read-write`` (neither flag)."""
+    return " and ".join(sorted(flags)) or "read-write"
 
 
 def _is_object(schema: dict[str, Any], types: frozenset[str] | None) -> bool:

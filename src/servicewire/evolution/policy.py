@@ -58,6 +58,17 @@ _SCHEMA_RULES: dict[str, tuple[Bump, Bump, Bump]] = {
     # A changed `if` (or a branch changed in a way we cannot order) moves constraints
     # across instances: some inputs are rejected and some outputs are new.
     "conditional-changed": (MAJOR, MAJOR, MAJOR),
+    # readOnly/writeOnly (see jsonschema._visible): a property clients sent that is now
+    # readOnly is gone for writers; one they read that is now writeOnly is gone for
+    # readers. Each is only reported in the context it hides the property from.
+    "property-became-read-only": (MAJOR, PATCH, PATCH),
+    "property-became-write-only": (PATCH, MAJOR, PATCH),
+    # A readOnly/writeOnly flag changed where it hides nothing from this side.
+    "property-access-changed": (PATCH, PATCH, PATCH),
+    # A property added or removed that this side never sees (readOnly in a request,
+    # writeOnly in a response).
+    "hidden-property-added": (PATCH, PATCH, PATCH),
+    "hidden-property-removed": (PATCH, PATCH, PATCH),
 }
 
 _OTHER_RULES: dict[str, Bump] = {
@@ -176,6 +187,9 @@ def _default_bumps() -> dict[str, Bump]:
         table[f"request-{base}"] = request
         table[f"response-{base}"] = response
         table[f"message-{base}"] = message
+        # An AsyncAPI channel the application only receives on: others write, the new
+        # application reads, which is the request reading.
+        table[f"receive-{base}"] = request
     table.update(_OTHER_RULES)
     return table
 
