@@ -6,8 +6,8 @@ renamed (or a parameter renamed inside the address) is not a change. Message pay
 are judged from the side that reads them: on a channel the application only receives
 on (every operation ``action: receive``), others write and it reads (context
 ``receive``, the request rules); otherwise in both directions (context ``message``,
-see :mod:`servicewire.evolution.jsonschema`). An Avro payload (``schemaFormat: application/vnd.apache.avro...``) is compared with the
-Avro rules::
+see :mod:`servicewire.evolution.jsonschema`). An Avro payload
+(``schemaFormat: application/vnd.apache.avro...``) is compared with the Avro rules::
 
     report = compare_asyncapi(old_doc, new_doc, Policy())
     [c.code for c in report.changes]      # ["message-property-added-optional"]

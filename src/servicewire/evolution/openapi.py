@@ -292,6 +292,14 @@ class _OpenApiDiff:
                     join(where, "schema"),
                     "request",
                 )
+            if "content" in param or "content" in other:
+                # A parameter may be described by a media type instead of a schema.
+                self._content(
+                    param.get("content") or {},
+                    other.get("content") or {},
+                    join(where, "content"),
+                    "request",
+                )
 
     def _request_body(self, old_raw: Any, new_raw: Any, loc: str) -> None:
         old = resolve(self.old, old_raw, self.source) if old_raw is not None else None
@@ -368,6 +376,15 @@ class _OpenApiDiff:
             for name in sorted(old_headers.keys() & new_headers.keys()):
                 old_h = resolve(self.old, old_headers[name], self.source) or {}
                 new_h = resolve(self.new, new_headers[name], self.source) or {}
+                # Clients read response headers: one that may now be absent breaks those
+                # that count on it; one that is now always sent is a new promise.
+                if bool(old_h.get("required")) != bool(new_h.get("required")):
+                    became = "required" if new_h.get("required") else "optional"
+                    self.out.add(
+                        f"response-header-became-{became}",
+                        join(where, "headers", name, "required"),
+                        f"header {name} became {became}",
+                    )
                 self.schemas.compare(
                     old_h.get("schema", {}),
                     new_h.get("schema", {}),

@@ -98,6 +98,8 @@ _OTHER_RULES: dict[str, Bump] = {
     "response-media-type-removed": MAJOR,
     "response-header-added": MINOR,
     "response-header-removed": MAJOR,
+    "response-header-became-optional": MAJOR,
+    "response-header-became-required": MINOR,
     "request-parameter-style-changed": MAJOR,
     "security-requirement-added": MAJOR,
     "security-requirement-removed": MINOR,
