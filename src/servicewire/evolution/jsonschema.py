@@ -106,8 +106,10 @@ class SchemaDiff:
             return {"not": {}}
         if not isinstance(node, dict):
             raise DocumentError(self.source, f"a schema must be an object, got {shown(node)}")
-        if "allOf" not in node:
-            return node
+        spelled: dict[str, Any] = self._nullable_variant(_spelled_31(node), root)
+        if "allOf" not in spelled:
+            return spelled
+        node = spelled
         merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
         props: dict[str, Any] = dict(merged.get("properties", {}))
         required: list[str] = list(merged.get("required", []))
@@ -123,6 +125,27 @@ class SchemaDiff:
         if required:
             merged["required"] = required
         return merged
+
+    def _nullable_variant(self, node: dict[str, Any], root: Any) -> dict[str, Any]:
+        """``anyOf: [X, {type: "null"}]`` -> X with ``null`` added to its type.
+
+        OpenAPI 3.1 (and Pydantic) spell "X or null" as a two-way union; OpenAPI 3.0
+        spells it ``nullable: true`` (often ``allOf: [X]`` beside it). Both mean the same
+        values, so both are reduced to X with ``null`` allowed before comparing.
+        """
+        for key in ("anyOf", "oneOf"):
+            options = node.get(key)
+            if not isinstance(options, list) or len(options) < 2:
+                continue
+            flat = [self._flatten(option, root) for option in options]
+            rest = [f for f in flat if not _is_null(f)]
+            if len(rest) != 1:
+                continue
+            merged = {k: v for k, v in node.items() if k != key}
+            for name, value in rest[0].items():
+                merged.setdefault(name, value)
+            return _with_null(merged)
+        return node
 
     def _types(self, schema: dict[str, Any], root: Any) -> frozenset[str] | None:
         """The set of JSON types a schema admits, or ``None`` when it does not say."""
@@ -145,6 +168,11 @@ class SchemaDiff:
         if schema.get("nullable") is True:  # OpenAPI 3.0 spelling of "or null"
             types.add("null")
         return frozenset(types)
+
+    def _real_variants(self, schema: dict[str, Any], root: Any) -> bool:
+        """Has ``anyOf``/``oneOf`` members that are more than a list of plain types."""
+        has = any(isinstance(schema.get(key), list) for key in ("anyOf", "oneOf"))
+        return has and self._simple_variants(schema, root) is None
 
     def _simple_variants(self, schema: dict[str, Any], root: Any) -> set[str] | None:
         """``anyOf: [{type: integer}, {type: null}]`` (Pydantic's Optional) as a type set."""
@@ -180,9 +208,7 @@ class SchemaDiff:
             self._compare_object(old, new, loc, ctx)
         if "items" in old or "items" in new:
             self.compare(old.get("items", {}), new.get("items", {}), join(loc, "items"), ctx)
-        if self._simple_variants(old, self.old_root) is None or (
-            self._simple_variants(new, self.new_root) is None
-        ):
+        if self._real_variants(old, self.old_root) or self._real_variants(new, self.new_root):
             self._compare_variants(old, new, loc, ctx)
         if "discriminator" in old or "discriminator" in new:
             self._compare_discriminator(old, new, join(loc, "discriminator"), ctx)
@@ -527,6 +553,45 @@ def _mapping(discriminator: dict[str, Any], schema: dict[str, Any]) -> dict[str,
             if isinstance(member, str) and member not in found.values():
                 found.setdefault(member.rsplit("/", 1)[-1], member)
     return found
+
+
+def _spelled_31(node: dict[str, Any]) -> dict[str, Any]:
+    """A schema in OpenAPI 3.1 / JSON Schema 2020-12 spelling, so 3.0 and 3.1 compare equal.
+
+    * ``exclusiveMinimum: true`` + ``minimum: 5`` (OpenAPI 3.0, draft 4) is
+      ``exclusiveMinimum: 5``; ``exclusiveMinimum: false`` says nothing. Same for maximum.
+    * ``nullable: true`` is ``null`` in the type list.
+    * ``example: x`` is ``examples: [x]``.
+    """
+    out = dict(node)
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        flag = out.get(exclusive)
+        if flag is True and bound in out:
+            out[exclusive] = out.pop(bound)
+        elif flag is False:
+            del out[exclusive]
+    if out.pop("nullable", False) is True:
+        out = _with_null(out)
+    if "example" in out and "examples" not in out:
+        out["examples"] = [out.pop("example")]
+    return out
+
+
+def _with_null(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` that also admits ``null`` (``type`` list, or ``nullable`` with no type)."""
+    raw = node.get("type")
+    if raw is None:
+        return {**node, "nullable": True}
+    types = [raw] if isinstance(raw, str) else list(raw)
+    if "null" not in types:
+        types.append("null")
+    return {**node, "type": sorted(types)}
+
+
+def _is_null(schema: dict[str, Any]) -> bool:
+    """``{type: "null"}`` (with only documentation beside it)."""
+    rest = set(schema) - {"type", *_DOC_KEYS}
+    return not rest and schema.get("type") in ("null", ["null"])
 
 
 def _access_words(flags: frozenset[str]) -> str:
