@@ -149,6 +149,11 @@ _OTHER_RULES: dict[str, Bump] = {
     "method-streaming-changed": MAJOR,
     "method-type-changed": MAJOR,
     "option-changed": PATCH,
+    "generated-code-option-changed": MAJOR,
+    "syntax-changed": MAJOR,
+    "extension-added": MINOR,
+    "extension-removed": MAJOR,
+    "extension-changed": MAJOR,
     # Avro
     "field-added-with-default": MINOR,
     "field-added-without-default": MAJOR,
