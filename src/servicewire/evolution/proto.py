@@ -10,7 +10,10 @@ a changed proto2 ``default`` (a reader of an unset field sees another value), a 
 ``optional`` added to or removed from a scalar field (presence changes the generated
 accessors) and a changed ``json_name``. A ``reserved`` number or name added only
 constrains later versions (PATCH); dropping one lets a retired number come back (MAJOR).
-An enum value added to an enum that responses carry follows the policy
+Options that shape generated code (``go_package``, ``jstype``, ``idempotency_level``...),
+the ``syntax`` and proto2 extensions are compared too; the verdicts agree with
+``buf breaking``'s FILE rules (tests/evolution/test_buf_agreement.py). An enum value
+added to an enum that responses carry follows the policy
 (``response-enum-value-added``)::
 
     old = load_proto(Path("v1/order.proto"))
