@@ -47,9 +47,13 @@ _HIDDEN_BY: dict[str, str] = {"request": "readOnly", "response": "writeOnly"}
 
 _DOC_KEYS = ("title", "description", "examples", "example", "$comment", "deprecated")
 # Lower bounds: raising them (or adding one) rejects values that were valid.
-_LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
+_LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains")
 # Upper bounds: lowering them (or adding one) rejects values that were valid.
-_UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains")
+# Subschemas that only add constraints where present: one appearing tightens, one
+# disappearing loosens, one on both sides is compared (or, when it cannot be ordered,
+# reported as changed).
+_APPLICATORS = ("not", "contains", "propertyNames")
 _CONDITIONAL = ("if", "then", "else")
 _ALL_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 
@@ -214,6 +218,71 @@ class SchemaDiff:
             self._compare_discriminator(old, new, join(loc, "discriminator"), ctx)
         if any(key in old or key in new for key in _CONDITIONAL):
             self._compare_conditional(old, new, loc, ctx)
+        self._compare_applicators(old, new, loc, ctx)
+
+    def _compare_applicators(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context
+    ) -> None:
+        """2020-12 keywords beyond properties/items: each adds constraints where present.
+
+        ``not``, ``contains`` and ``propertyNames`` (added: tightened, removed:
+        loosened; ``propertyNames`` on both sides compared as a schema of strings, the
+        others reported changed), ``prefixItems`` (position by position),
+        ``patternProperties`` and ``dependentSchemas`` (key by key),
+        ``dependentRequired`` (name by name), ``contentMediaType``/``contentEncoding``.
+        """
+        for key in _APPLICATORS:
+            if key not in old and key not in new:
+                continue
+            where = join(loc, key)
+            if key not in old:
+                self._emit(ctx, "constraint-tightened", where, f"{key} added")
+            elif key not in new:
+                self._emit(ctx, "constraint-loosened", where, f"{key} removed")
+            elif key == "propertyNames":
+                self.compare(old[key], new[key], where, ctx)
+            elif canonical(old[key]) != canonical(new[key]):
+                self._emit(ctx, "constraint-changed", where, f"{key} changed")
+        old_prefix: list[Any] = old.get("prefixItems") or []
+        new_prefix: list[Any] = new.get("prefixItems") or []
+        for index in range(max(len(old_prefix), len(new_prefix))):
+            where = join(loc, "prefixItems", index)
+            if index >= len(old_prefix):
+                self._emit(ctx, "constraint-tightened", where, f"prefixItems[{index}] added")
+            elif index >= len(new_prefix):
+                self._emit(ctx, "constraint-loosened", where, f"prefixItems[{index}] removed")
+            else:
+                self.compare(old_prefix[index], new_prefix[index], where, ctx)
+        for key in ("patternProperties", "dependentSchemas"):
+            old_map: dict[str, Any] = old.get(key) or {}
+            new_map: dict[str, Any] = new.get(key) or {}
+            for name in sorted(new_map.keys() - old_map.keys()):
+                what = f"{key} {shown(name)} added"
+                self._emit(ctx, "constraint-tightened", join(loc, key, name), what)
+            for name in sorted(old_map.keys() - new_map.keys()):
+                what = f"{key} {shown(name)} removed"
+                self._emit(ctx, "constraint-loosened", join(loc, key, name), what)
+            for name in sorted(old_map.keys() & new_map.keys()):
+                if key == "patternProperties":
+                    self.compare(old_map[name], new_map[name], join(loc, key, name), ctx)
+                elif canonical(old_map[name]) != canonical(new_map[name]):
+                    what = f"{key} {shown(name)} changed"
+                    self._emit(ctx, "conditional-changed", join(loc, key, name), what)
+        old_dep: dict[str, Any] = old.get("dependentRequired") or {}
+        new_dep: dict[str, Any] = new.get("dependentRequired") or {}
+        for name in sorted(old_dep.keys() | new_dep.keys()):
+            before, after = set(old_dep.get(name, [])), set(new_dep.get(name, []))
+            where = join(loc, "dependentRequired", name)
+            for needed in sorted(after - before):
+                what = f"{shown(needed)} required when {shown(name)} is present"
+                self._emit(ctx, "constraint-tightened", where, what)
+            for needed in sorted(before - after):
+                what = f"{shown(needed)} no longer required when {shown(name)} is present"
+                self._emit(ctx, "constraint-loosened", where, what)
+        for key in ("contentMediaType", "contentEncoding"):
+            if old.get(key) != new.get(key):
+                what = f"{key} {shown(old.get(key))} -> {shown(new.get(key))}"
+                self._emit(ctx, "constraint-changed", join(loc, key), what)
 
     def _compare_docs(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
         for key in _DOC_KEYS:
@@ -303,8 +372,9 @@ class SchemaDiff:
         new_props: dict[str, Any] = new.get("properties") or {}
         old_req = set(old.get("required") or [])
         new_req = set(new.get("required") or [])
-        old_closed = old.get("additionalProperties") is False
-        new_closed = new.get("additionalProperties") is False
+        # unevaluatedProperties: false (2019-09+) closes a schema as additionalProperties does.
+        old_closed = False in (old.get("additionalProperties"), old.get("unevaluatedProperties"))
+        new_closed = False in (new.get("additionalProperties"), new.get("unevaluatedProperties"))
         old_props, new_props = self._visible(old_props, new_props, new_req, loc, ctx)
         for name in new_props:
             where = join(loc, "properties", name)
