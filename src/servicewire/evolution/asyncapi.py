@@ -21,6 +21,7 @@ from typing import Any
 from servicewire.evolution.avro import compare_avro
 from servicewire.evolution.jsonschema import Context, SchemaDiff, canonical
 from servicewire.evolution.model import DocumentError, Report, join, shown
+from servicewire.evolution.openapi_access import compare_servers
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.refs import resolve
 
@@ -66,6 +67,12 @@ class _AsyncApiDiff:
         for key in _DOC_KEYS:
             if canonical(old_info.get(key)) != canonical(new_info.get(key)):
                 self.out.add("documentation-changed", join("/info", key), f"info.{key} changed")
+        compare_servers(
+            self.out,
+            _server_list(self.old.get("servers")),
+            _server_list(self.new.get("servers")),
+            "/servers",
+        )
         self._channels()
         self._operations()
         return self.out.report
@@ -102,6 +109,7 @@ class _AsyncApiDiff:
             # flow; a channel it only receives on is judged from the reading side.
             actions = readers[0].get(old_name, set()) | readers[1].get(name, set())
             ctx: Context = "receive" if actions == {"receive"} else "message"
+            self._parameters(a, b, loc, ctx)
             for key in _DOC_KEYS:
                 if canonical(a.get(key)) != canonical(b.get(key)):
                     self.out.add("documentation-changed", join(loc, key), f"{key} changed")
@@ -121,6 +129,26 @@ class _AsyncApiDiff:
                 )
             for msg in sorted(old_msgs.keys() & new_msgs.keys()):
                 self._message(old_msgs[msg], new_msgs[msg], join(loc, "messages", msg), ctx)
+
+    def _parameters(self, old: dict[str, Any], new: dict[str, Any], loc: str, ctx: Context) -> None:
+        """Channel parameters, matched by their position in the address (names are free).
+
+        A parameter's ``enum`` and ``default`` are compared as a string schema in the
+        channel's context: an address value that is no longer allowed is narrowing.
+        """
+        old_names = _PARAM.findall(old.get("address") or "") if old.get("address") else []
+        new_names = _PARAM.findall(new.get("address") or "") if new.get("address") else []
+        old_params = old.get("parameters") or {}
+        new_params = new.get("parameters") or {}
+        for old_name, new_name in zip(old_names, new_names, strict=False):
+            a = resolve(self.old, old_params.get(old_name[1:-1]), self.source) or {}
+            b = resolve(self.new, new_params.get(new_name[1:-1]), self.source) or {}
+            self.schemas.compare(
+                _parameter_schema(a),
+                _parameter_schema(b),
+                join(loc, "parameters", new_name[1:-1]),
+                ctx,
+            )
 
     def _actions(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         """Per side, channel name -> the actions (``send``, ``receive``) of its operations."""
@@ -220,6 +248,25 @@ class _AsyncApiDiff:
                 )
             return
         self.schemas.compare(old_schema, new_schema, loc, ctx)
+
+
+def _server_list(servers: Any) -> list[dict[str, str]]:
+    """AsyncAPI 3 servers (``host``, ``protocol``, ``pathname``) as URLs, to compare
+    them with the OpenAPI server rules (a moved pathname is a changed base path)."""
+    if not isinstance(servers, dict):
+        return []
+    found = []
+    for server in servers.values():
+        if isinstance(server, dict) and "host" in server:
+            url = f"{server.get('protocol', '')}://{server['host']}{server.get('pathname', '')}"
+            found.append({"url": url})
+    return found
+
+
+def _parameter_schema(parameter: dict[str, Any]) -> dict[str, Any]:
+    """An AsyncAPI 3 Parameter Object as the string schema it describes."""
+    keys = ("enum", "default", "description", "examples")
+    return {"type": "string", **{k: parameter[k] for k in keys if k in parameter}}
 
 
 def _address_shape(channel: dict[str, Any], key: str) -> str:
