@@ -10,7 +10,7 @@ see :mod:`servicewire.evolution.jsonschema`). An Avro payload
 (``schemaFormat: application/vnd.apache.avro...``) is compared with the Avro rules::
 
     report = compare_asyncapi(old_doc, new_doc, Policy())
-    [c.code for c in report.changes]      # ["message-property-added-optional"]
+    [c.code for c in report.changes]  # ["message-property-added-optional"] on a send channel
 """
 
 from __future__ import annotations
