@@ -112,7 +112,12 @@ class _OpenApiDiff:
         The server writes the webhook's parameters and body and reads its responses.
         """
         name, method, new = new_hook
-        loc = join("/webhooks", name, method)
+        self._reverse_operation(old, new, join("/webhooks", name, method), "webhook")
+
+    def _reverse_operation(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, noun: str
+    ) -> None:
+        """An operation the server calls (a webhook or a callback): directions swapped."""
         for key in (*_DOC_KEYS, "operationId", "tags"):
             if canonical(old.get(key)) != canonical(new.get(key)):
                 self.out.add("documentation-changed", join(loc, key), f"{key} changed")
@@ -121,13 +126,13 @@ class _OpenApiDiff:
             param = new["parameters"][key]
             where = join(params, param["in"], param["name"])
             self.out.add(
-                "webhook-parameter-added", where, f"parameter {shown(param['name'])} added"
+                f"{noun}-parameter-added", where, f"parameter {shown(param['name'])} added"
             )
         for key, param in old["parameters"].items():
             where = join(params, param["in"], param["name"])
             if key not in new["parameters"]:
                 self.out.add(
-                    "webhook-parameter-removed", where, f"parameter {shown(param['name'])} removed"
+                    f"{noun}-parameter-removed", where, f"parameter {shown(param['name'])} removed"
                 )
                 continue
             other = new["parameters"][key]
@@ -146,10 +151,10 @@ class _OpenApiDiff:
         new_resps = {str(k): v for k, v in (new.get("responses") or {}).items()}
         for status in sorted(new_resps.keys() - old_resps.keys()):
             where = join(loc, "responses", status)
-            self.out.add("webhook-response-added", where, f"response {status} accepted")
+            self.out.add(f"{noun}-response-added", where, f"response {status} accepted")
         for status in sorted(old_resps.keys() - new_resps.keys()):
             where = join(loc, "responses", status)
-            self.out.add("webhook-response-removed", where, f"response {status} no longer accepted")
+            self.out.add(f"{noun}-response-removed", where, f"response {status} no longer accepted")
         for status in sorted(old_resps.keys() & new_resps.keys()):
             old_resp = resolve(self.old, old_resps[status], self.source) or {}
             new_resp = resolve(self.new, new_resps[status], self.source) or {}
@@ -161,7 +166,7 @@ class _OpenApiDiff:
             )
 
     def _operations(
-        self, doc: dict[str, Any], section: str = "paths"
+        self, doc: dict[str, Any], section: str = "paths", items: Any = None
     ) -> dict[tuple[str, str], tuple[str, str, dict[str, Any]]]:
         """Operations keyed by (path shape, method); path-level parameters folded in.
 
@@ -169,7 +174,8 @@ class _OpenApiDiff:
         own ``servers`` (``None`` when the document's servers apply).
         """
         found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {}
-        section_items = doc.get(section) or {}
+        # ``items``: path items that are not a section of the document (a callback's).
+        section_items = items if items is not None else doc.get(section) or {}
         if not isinstance(section_items, dict):
             raise DocumentError(self.source, f"'{section}' must be an object")
         for path, item in section_items.items():
@@ -225,6 +231,39 @@ class _OpenApiDiff:
         self._responses(
             old.get("responses") or {}, new.get("responses") or {}, join(loc, "responses")
         )
+        self._callbacks(old.get("callbacks") or {}, new.get("callbacks") or {}, loc)
+
+    def _callbacks(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
+        """An operation's callbacks: requests the server makes to a URL the client gave.
+
+        Keyed by callback name, runtime expression and method; each is judged like a
+        webhook (the server writes the body, the client reads it and answers).
+        """
+        old_ops = self._callback_operations(self.old, old)
+        new_ops = self._callback_operations(self.new, new)
+        for key in sorted(new_ops.keys() - old_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            what = f"callback {key[0]} {key[2].upper()} {key[1]} added"
+            self.out.add("callback-added", where, what)
+        for key in sorted(old_ops.keys() - new_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            what = f"callback {key[0]} {key[2].upper()} {key[1]} removed"
+            self.out.add("callback-removed", where, what)
+        for key in sorted(old_ops.keys() & new_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            self._reverse_operation(old_ops[key], new_ops[key], where, "callback")
+
+    def _callback_operations(
+        self, doc: dict[str, Any], callbacks: dict[str, Any]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for name, raw in callbacks.items():
+            callback = resolve(doc, raw, self.source) or {}
+            for expression, item in callback.items():
+                ops = self._operations(doc, "callbacks", {str(expression): item})
+                for (_, method), (_, _, op) in ops.items():
+                    found[(str(name), str(expression), method)] = op
+        return found
 
     def _parameters(
         self,

@@ -117,6 +117,12 @@ _OTHER_RULES: dict[str, Bump] = {
     "webhook-parameter-removed": MAJOR,
     "webhook-response-added": MINOR,
     "webhook-response-removed": MAJOR,
+    "callback-added": MINOR,
+    "callback-removed": MAJOR,
+    "callback-parameter-added": MINOR,
+    "callback-parameter-removed": MAJOR,
+    "callback-response-added": MINOR,
+    "callback-response-removed": MAJOR,
     # Protobuf
     "package-changed": MAJOR,
     "message-added": MINOR,
