@@ -157,8 +157,15 @@ class _AsyncApiDiff:
             actions: dict[str, set[str]] = {}
             for op in self._section(doc, "operations").values():
                 if isinstance(op, dict):
+                    action = str(op.get("action"))
                     channel = _ref_name(op.get("channel"))
-                    actions.setdefault(channel, set()).add(str(op.get("action")))
+                    actions.setdefault(channel, set()).add(action)
+                    # A reply flows the other way: a service that receives requests
+                    # sends the replies, and one that sends requests receives them.
+                    reply = resolve(doc, op.get("reply"), self.source)
+                    if isinstance(reply, dict) and "channel" in reply:
+                        back = {"send": "receive", "receive": "send"}.get(action, action)
+                        actions.setdefault(_ref_name(reply["channel"]), set()).add(back)
             found.append(actions)
         return found[0], found[1]
 
@@ -204,6 +211,49 @@ class _AsyncApiDiff:
                     join(loc, "messages"),
                     f"message {shown(msg)} removed",
                 )
+            self._reply(a.get("reply"), b.get("reply"), join(loc, "reply"))
+
+    def _reply(self, old_raw: Any, new_raw: Any, loc: str) -> None:
+        """An operation's ``reply`` (request/reply): where the answer goes, and its messages.
+
+        A requester waits for the reply, so removing it or moving it to another channel
+        or address is MAJOR; adding one is MINOR. Reply messages added or removed follow
+        the operation message rules. Reply payloads are compared on the reply channel.
+        """
+        old = resolve(self.old, old_raw, self.source)
+        new = resolve(self.new, new_raw, self.source)
+        if not isinstance(old, dict) and not isinstance(new, dict):
+            return
+        if not isinstance(old, dict):
+            self.out.add("operation-reply-added", loc, "a reply was added")
+            return
+        if not isinstance(new, dict):
+            self.out.add("operation-reply-removed", loc, "the reply was removed")
+            return
+        old_channel = _ref_name(old.get("channel")) if "channel" in old else None
+        new_channel = _ref_name(new.get("channel")) if "channel" in new else None
+        if old_channel is not None:
+            old_channel = self.channel_pairs.get(old_channel, old_channel)
+        old_address = resolve(self.old, old.get("address"), self.source) or {}
+        new_address = resolve(self.new, new.get("address"), self.source) or {}
+        if old_channel != new_channel or canonical(old_address.get("location")) != canonical(
+            new_address.get("location")
+        ):
+            what = f"reply channel {old_channel} -> {new_channel}"
+            if old_channel == new_channel:
+                what = (
+                    f"reply address {shown(old_address.get('location'))} -> "
+                    f"{shown(new_address.get('location'))}"
+                )
+            self.out.add("operation-reply-changed", loc, what)
+        old_msgs = {_ref_name(m) for m in old.get("messages") or []}
+        new_msgs = {_ref_name(m) for m in new.get("messages") or []}
+        for msg in sorted(new_msgs - old_msgs):
+            what = f"reply message {shown(msg)} added"
+            self.out.add("operation-message-added", join(loc, "messages"), what)
+        for msg in sorted(old_msgs - new_msgs):
+            what = f"reply message {shown(msg)} removed"
+            self.out.add("operation-message-removed", join(loc, "messages"), what)
 
     def _message(self, old_raw: Any, new_raw: Any, loc: str, ctx: Context) -> None:
         old = resolve(self.old, old_raw, self.source) or {}

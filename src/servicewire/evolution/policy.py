@@ -191,6 +191,9 @@ _OTHER_RULES: dict[str, Bump] = {
     "operation-channel-changed": MAJOR,
     "operation-message-added": MINOR,
     "operation-message-removed": MAJOR,
+    "operation-reply-added": MINOR,
+    "operation-reply-removed": MAJOR,
+    "operation-reply-changed": MAJOR,
 }
 
 
