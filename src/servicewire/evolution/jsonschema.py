@@ -72,6 +72,8 @@ class SchemaDiff:
         self.new_root = new_root
         self.source = source
         self._active: set[tuple[str, str]] = set()
+        # $refs being expanded by _nullable_variant (a union that contains itself).
+        self._expanding: set[str] = set()
 
     # Entry point --------------------------------------------------------------------------
 
@@ -79,8 +81,10 @@ class SchemaDiff:
         """Report every difference between schema ``old`` and ``new`` at ``loc``."""
         old_ref = old.get("$ref") if isinstance(old, dict) else None
         new_ref = new.get("$ref") if isinstance(new, dict) else None
-        pair = (str(old_ref), str(new_ref))
-        if old_ref and new_ref:
+        # A nullable reference (``anyOf: [{$ref: T}, {type: null}]``) is normalised into
+        # T itself, so it is tracked under T's reference too.
+        pair = (str(old_ref or _wrapped_ref(old)), str(new_ref or _wrapped_ref(new)))
+        if pair[0] != "None" and pair[1] != "None":
             # Recursive schemas (a tree of categories) would recurse for ever.
             if pair in self._active:
                 return
@@ -141,7 +145,14 @@ class SchemaDiff:
             options = node.get(key)
             if not isinstance(options, list) or len(options) < 2:
                 continue
-            flat = [self._flatten(option, root) for option in options]
+            refs = {str(o["$ref"]) for o in options if isinstance(o, dict) and "$ref" in o}
+            if refs & self._expanding:
+                return node  # a schema that is a union with itself: leave it as written
+            self._expanding |= refs
+            try:
+                flat = [self._flatten(option, root) for option in options]
+            finally:
+                self._expanding -= refs
             rest = [f for f in flat if not _is_null(f)]
             if len(rest) != 1:
                 continue
@@ -623,6 +634,23 @@ def _mapping(discriminator: dict[str, Any], schema: dict[str, Any]) -> dict[str,
             if isinstance(member, str) and member not in found.values():
                 found.setdefault(member.rsplit("/", 1)[-1], member)
     return found
+
+
+def _wrapped_ref(node: Any) -> str | None:
+    """The one ``$ref`` of ``anyOf``/``oneOf: [{$ref}, {type: null}]`` or ``allOf: [{$ref}]``."""
+    if not isinstance(node, dict):
+        return None
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = node.get(key)
+        if not isinstance(options, list):
+            continue
+        refs = [
+            o["$ref"] for o in options if isinstance(o, dict) and isinstance(o.get("$ref"), str)
+        ]
+        others = [o for o in options if not (isinstance(o, dict) and "$ref" in o)]
+        if len(refs) == 1 and all(isinstance(o, dict) and _is_null(o) for o in others):
+            return str(refs[0])
+    return None
 
 
 def _spelled_31(node: dict[str, Any]) -> dict[str, Any]:
