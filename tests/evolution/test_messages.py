@@ -303,3 +303,22 @@ def test_json_schema_names_are_json_strings(
     _, out = _compat(tmp_path, capsys, "order.schema.json", old, new)
     assert 'optional property "note" added' in out and "/properties/note" in out, out
     assert "'" not in out, out
+
+
+def test_no_finding_in_the_corpus_speaks_python() -> None:
+    """Every message of every corpus case is free of Python spellings.
+
+    No ``None``/``True``/``False``, no repr quotes around names, no descriptor enum
+    names: values are JSON, names as the document writes them.
+    """
+    python = re.compile(r"(?<![\w-])(None|True|False)(?![\w-])|'|\bTYPE_|\bLABEL_")
+    seen = 0
+    for case in sorted(p for p in CASES.iterdir() if p.is_dir()):
+        expected = json.loads((case / "expected.json").read_text())
+        old = load_document(next(case.glob("old.*")))
+        new = load_document(next(case.glob("new.*")))
+        report = compare(old, new, Policy.from_specs(expected.get("policy", [])))
+        for change in report.changes:
+            seen += 1
+            assert not python.search(change.message), (case.name, change.message)
+    assert seen > 200

@@ -316,8 +316,8 @@ class _OpenApiDiff:
                     self.out.add(
                         "request-parameter-style-changed",
                         join(where, "style"),
-                        f"serialization {style_a}/explode={explode_a} became "
-                        f"{style_b}/explode={explode_b}",
+                        f"style: {style_a}, explode: {shown(explode_a)} became "
+                        f"style: {style_b}, explode: {shown(explode_b)}",
                     )
             for doc_key in ("description", "example", "examples"):
                 if canonical(param.get(doc_key)) != canonical(other.get(doc_key)):
