@@ -256,8 +256,8 @@ class _AsyncApiDiff:
             self.out.add("operation-message-removed", join(loc, "messages"), what)
 
     def _message(self, old_raw: Any, new_raw: Any, loc: str, ctx: Context) -> None:
-        old = resolve(self.old, old_raw, self.source) or {}
-        new = resolve(self.new, new_raw, self.source) or {}
+        old = self._effective(self.old, old_raw)
+        new = self._effective(self.new, new_raw)
         for key in (*_DOC_KEYS, "name"):
             if canonical(old.get(key)) != canonical(new.get(key)):
                 self.out.add("documentation-changed", join(loc, key), f"{key} changed")
@@ -266,6 +266,16 @@ class _AsyncApiDiff:
                 "message-content-type-changed",
                 join(loc, "contentType"),
                 f"content type {old.get('contentType')} -> {new.get('contentType')}",
+            )
+        old_id = resolve(self.old, old.get("correlationId"), self.source) or {}
+        new_id = resolve(self.new, new.get("correlationId"), self.source) or {}
+        if old_id.get("location") != new_id.get("location"):
+            # Requesters match replies (and consumers group messages) by this value.
+            self.out.add(
+                "message-correlation-id-changed",
+                join(loc, "correlationId"),
+                f"correlationId location {shown(old_id.get('location'))} -> "
+                f"{shown(new_id.get('location'))}",
             )
         if "headers" in old or "headers" in new:
             self.schemas.compare(
@@ -277,6 +287,24 @@ class _AsyncApiDiff:
             self._payload(
                 old["x-avro-payload"], new["x-avro-payload"], join(loc, "x-avro-payload"), ctx
             )
+
+    def _effective(self, doc: dict[str, Any], raw: Any) -> dict[str, Any]:
+        """A message as readers see it: its traits applied, the default content type filled.
+
+        Traits are merged in order and the message's own fields win (AsyncAPI 3.0), so
+        moving headers into a trait, or a content type to ``defaultContentType``, is no
+        change.
+        """
+        message = resolve(doc, raw, self.source) or {}
+        if not isinstance(message, dict):
+            raise DocumentError(self.source, f"a message must be an object, got {shown(message)}")
+        merged: dict[str, Any] = {}
+        for trait in message.get("traits") or []:
+            merged = _merge_patch(merged, resolve(doc, trait, self.source) or {})
+        merged = _merge_patch(merged, {k: v for k, v in message.items() if k != "traits"})
+        if "contentType" not in merged and "defaultContentType" in doc:
+            merged["contentType"] = doc["defaultContentType"]
+        return merged
 
     def _payload(self, old_raw: Any, new_raw: Any, loc: str, ctx: Context) -> None:
         old = resolve(self.old, old_raw, self.source)
@@ -298,6 +326,19 @@ class _AsyncApiDiff:
                 )
             return
         self.schemas.compare(old_schema, new_schema, loc, ctx)
+
+
+def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON Merge Patch (RFC 7386) of ``patch`` onto ``target``, as traits are applied."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _server_list(servers: Any) -> list[dict[str, str]]:

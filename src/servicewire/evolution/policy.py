@@ -187,6 +187,7 @@ _OTHER_RULES: dict[str, Bump] = {
     "channel-message-removed": MAJOR,
     "message-content-type-changed": MAJOR,
     "message-payload-format-changed": MAJOR,
+    "message-correlation-id-changed": MAJOR,
     "operation-action-changed": MAJOR,
     "operation-channel-changed": MAJOR,
     "operation-message-added": MINOR,
