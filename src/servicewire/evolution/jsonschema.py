@@ -55,6 +55,12 @@ _UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties
 # reported as changed).
 _APPLICATORS = ("not", "contains", "propertyNames")
 _CONDITIONAL = ("if", "then", "else")
+# OpenAPI 3.0 formats and the 3.1 (JSON Schema 2020-12) keywords that replace them.
+_CONTENT_FORMATS = {
+    "binary": ("contentMediaType", "application/octet-stream"),
+    "byte": ("contentEncoding", "base64"),
+    "base64": ("contentEncoding", "base64"),
+}
 _ALL_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 
 
@@ -660,6 +666,8 @@ def _spelled_31(node: dict[str, Any]) -> dict[str, Any]:
       ``exclusiveMinimum: 5``; ``exclusiveMinimum: false`` says nothing. Same for maximum.
     * ``nullable: true`` is ``null`` in the type list.
     * ``example: x`` is ``examples: [x]``.
+    * ``format: binary`` is ``contentMediaType: application/octet-stream``, ``format:
+      byte`` (or ``base64``) is ``contentEncoding: base64``.
     """
     out = dict(node)
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -672,6 +680,11 @@ def _spelled_31(node: dict[str, Any]) -> dict[str, Any]:
         out = _with_null(out)
     if "example" in out and "examples" not in out:
         out["examples"] = [out.pop("example")]
+    # OpenAPI 3.0 described file contents with formats that 3.1 moved to keywords.
+    content = _CONTENT_FORMATS.get(str(out.get("format")))
+    if content is not None and content[0] not in out:
+        del out["format"]
+        out[content[0]] = content[1]
     return out
 
 
