@@ -321,11 +321,26 @@ class _AsyncApiDiff:
         if _is_avro(old_format):
             report = compare_avro(old_schema, new_schema, self.policy, self.source)
             for change in report.changes:
-                self.out.add(
-                    change.code, f"{join(loc, 'schema')}#{change.location}", change.message
-                )
+                code = change.code
+                if ctx == "receive" and code in READER_SAFE:
+                    # Only the new consumer reads: it must read what old producers
+                    # write, and a wider reader schema does.
+                    code = f"receive-{code}"
+                self.out.add(code, f"{join(loc, 'schema')}#{change.location}", change.message)
             return
         self.schemas.compare(old_schema, new_schema, loc, ctx)
+
+
+# Avro changes a new reader resolves against an old writer (Avro's resolution rules): on
+# a channel the application only receives on, nobody reads with the new schema but it.
+READER_SAFE = frozenset(
+    {
+        "type-promoted",  # int -> long: the reader promotes what the writer wrote
+        "union-branch-added",  # the reader accepts more branches
+        "enum-symbol-added",  # the writer only writes symbols the reader knows
+        "field-removed",  # the reader skips a field the writer still writes
+    }
+)
 
 
 def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -188,6 +188,12 @@ _OTHER_RULES: dict[str, Bump] = {
     "message-content-type-changed": MAJOR,
     "message-payload-format-changed": MAJOR,
     "message-correlation-id-changed": MAJOR,
+    # Avro payloads on a channel the application only receives on (its new schema
+    # reads old producers' messages): changes Avro's resolution makes safe for readers.
+    "receive-type-promoted": MINOR,
+    "receive-union-branch-added": MINOR,
+    "receive-enum-symbol-added": MINOR,
+    "receive-field-removed": MINOR,
     "operation-action-changed": MAJOR,
     "operation-channel-changed": MAJOR,
     "operation-message-added": MINOR,
