@@ -212,7 +212,7 @@ def test_unreadable_config_exit_code(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "pyproject.toml").write_text(
         '[tool.servicewire.api]\nopenapi = ["missing/*.yaml"]\n'
     )
-    assert main(["api", "check", "--project", str(tmp_path)]) == 3
+    assert main(["api", "check", "--project", str(tmp_path)]) == 2
     assert "matches no file" in capsys.readouterr().err
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from servicewire.evolution import Bump, Policy, compare, load_document
 
@@ -85,3 +87,36 @@ def test_corpus_has_both_kinds_of_verdict() -> None:
     assert any(bump < Bump.MAJOR for bump, _, _ in verdicts.values())
     assert any(not (a and b) for _, a, b in verdicts.values())
     assert json.loads((CASES / "avro-union-branches-reordered" / "expected.json").read_text())
+
+
+RECEIVE = sorted(p.name for p in CASES.iterdir() if p.name.startswith("asyncapi-receive-avro-"))
+
+
+def _payload_schema(path: Path) -> Any:
+    """The Avro schema of the one message in an AsyncAPI corpus document."""
+    doc = yaml.safe_load(path.read_text())
+    (message,) = doc["components"]["messages"].values()
+    return message["payload"]["schema"]
+
+
+@pytest.mark.parametrize("name", RECEIVE)
+def test_receive_channel_avro_agrees_with_apache(name: str) -> None:
+    """On a channel the application only receives on, only its new schema reads.
+
+    So the one direction that matters is new reader, old writer: what we call MINOR
+    there Apache accepts, and what Apache rejects we call MAJOR.
+    """
+    case = CASES / name
+    old_doc, new_doc = case / "old.yaml", case / "new.yaml"
+    checker = avro_compat.ReaderWriterCompatibilityChecker()
+    result = checker.get_compatibility(
+        avro_schema.parse(json.dumps(_payload_schema(new_doc))),
+        avro_schema.parse(json.dumps(_payload_schema(old_doc))),
+    )
+    reads = result.compatibility is avro_compat.SchemaCompatibilityType.compatible
+    ours = compare(load_document(old_doc), load_document(new_doc), Policy()).bump
+    assert (ours < Bump.MAJOR) == reads, f"ours {ours.label}, new reader/old writer {reads}"
+
+
+def test_receive_cases_exist() -> None:
+    assert len(RECEIVE) >= 4

@@ -222,3 +222,103 @@ def test_no_corpus_message_leaks_python(name: str) -> None:
             name,
             change.message,
         )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ("int32 total = 2;", "", "field total = 2 removed"),
+        ("", "int32 total = 2;", "field total = 2 added"),
+        ("int32 total = 2;", "int32 sum = 2;", "field number 2 renamed total -> sum"),
+        ("int32 total = 2;", "int32 total = 3;", "field total = 2 became total = 3"),
+        ("", "reserved 5 to 9;", "reserved 5 to 9 added"),
+        ('reserved "legacy";', "", 'reserved name "legacy" removed'),
+        ("", 'int32 total = 2 [json_name = "sum"];', None),
+        ("int32 total = 2;", 'int32 total = 2 [json_name = "sum"];', 'json_name = "total" ->'),
+    ],
+)
+def test_proto_findings_read_as_proto(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    before: str,
+    after: str,
+    message: str | None,
+) -> None:
+    """Names appear as a .proto file spells them: no Python quotes, ``name = number``."""
+    old = _proto(f"message Order {{ string id = 1; {before} }}")
+    new = _proto(f"message Order {{ string id = 1; {after} }}")
+    _, out = _compat(tmp_path, capsys, "order.proto", old, new)
+    findings = [line for line in out.splitlines() if line.startswith(" ")]
+    assert findings, out
+    assert not re.search(r"'[A-Za-z_]", "\n".join(findings)), out
+    if message is not None:
+        assert message in out, out
+
+
+@pytest.mark.parametrize(
+    ("old_fields", "new_fields", "message"),
+    [
+        ([{"name": "a", "type": "int"}], [], "field a removed"),
+        ([], [{"name": "b", "type": "int", "default": 0}], "field b added with a default"),
+        ([], [{"name": "b", "type": "int"}], "field b added without a default"),
+        (
+            [{"name": "a", "type": "int"}],
+            [{"name": "b", "type": "int", "aliases": ["a"]}],
+            "field a renamed to b",
+        ),
+        (
+            [{"name": "a", "type": "int"}],
+            [{"name": "a", "type": "int", "aliases": ["old_a"]}],
+            'aliases of field a changed: [] -> ["old_a"]',
+        ),
+        (
+            [{"name": "s", "type": {"type": "enum", "name": "S", "symbols": ["X"]}}],
+            [{"name": "s", "type": {"type": "enum", "name": "S", "symbols": ["X", "Y"]}}],
+            "enum symbol Y added",
+        ),
+    ],
+)
+def test_avro_findings_use_avro_names(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old_fields: list[dict[str, object]],
+    new_fields: list[dict[str, object]],
+    message: str,
+) -> None:
+    base = [{"name": "id", "type": "string"}]
+    old = json.dumps({"type": "record", "name": "Paid", "fields": base + old_fields})
+    new = json.dumps({"type": "record", "name": "Paid", "fields": base + new_fields})
+    _, out = _compat(tmp_path, capsys, "paid.avsc", old, new)
+    assert message in out, out
+    assert "'" not in out, out
+
+
+def test_json_schema_names_are_json_strings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = json.dumps({"type": "object", "properties": {"id": {"type": "string"}}})
+    new = json.dumps(
+        {"type": "object", "properties": {"id": {"type": "string"}, "note": {"type": "string"}}}
+    )
+    _, out = _compat(tmp_path, capsys, "order.schema.json", old, new)
+    assert 'optional property "note" added' in out and "/properties/note" in out, out
+    assert "'" not in out, out
+
+
+def test_no_finding_in_the_corpus_speaks_python() -> None:
+    """Every message of every corpus case is free of Python spellings.
+
+    No ``None``/``True``/``False``, no repr quotes around names, no descriptor enum
+    names: values are JSON, names as the document writes them.
+    """
+    python = re.compile(r"(?<![\w-])(None|True|False)(?![\w-])|'|\bTYPE_|\bLABEL_")
+    seen = 0
+    for case in sorted(p for p in CASES.iterdir() if p.is_dir()):
+        expected = json.loads((case / "expected.json").read_text())
+        old = load_document(next(case.glob("old.*")))
+        new = load_document(next(case.glob("new.*")))
+        report = compare(old, new, Policy.from_specs(expected.get("policy", [])))
+        for change in report.changes:
+            seen += 1
+            assert not python.search(change.message), (case.name, change.message)
+    assert seen > 200

@@ -5,8 +5,9 @@
     servicewire api lock --force     # also accept removed APIs and wrong bumps
 
 What is published is configured under ``[tool.servicewire.api]`` in ``pyproject.toml``
-(see :mod:`servicewire.evolution.config`). Exit codes: 0 fine, 1 a check failed,
-3 the configuration or a document cannot be read.
+(see :mod:`servicewire.evolution.config`). Exit codes follow ``servicewire compat``:
+0 fine, 1 a check failed (a bump too small, a stale lock), 2 the configuration or a
+document cannot be read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_UNREADABLE = 3
+EXIT_UNREADABLE = 2
 
 
 def add_parser(subparsers: Any) -> None:

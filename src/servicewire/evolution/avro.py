@@ -18,7 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from servicewire.evolution.jsonschema import canonical
-from servicewire.evolution.model import DocumentError, Report, default_change, logical_type
+from servicewire.evolution.model import (
+    DocumentError,
+    Report,
+    default_change,
+    logical_type,
+    shown,
+)
 from servicewire.evolution.policy import Collector, Policy
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -295,27 +301,33 @@ class _AvroDiff:
             ]
             if previous:
                 renamed.update(previous)
-                self.out.add("field-renamed", where, f"field {previous[0]!r} renamed to {name!r}")
+                self.out.add("field-renamed", where, f"field {previous[0]} renamed to {name}")
             elif "default" in field:
                 self.out.add(
-                    "field-added-with-default", where, f"field {name!r} added with a default"
+                    "field-added-with-default", where, f"field {name} added with a default"
                 )
             else:
                 self.out.add(
-                    "field-added-without-default", where, f"field {name!r} added without a default"
+                    "field-added-without-default", where, f"field {name} added without a default"
                 )
         for name, field in old_fields.items():
             where = f"{loc}.{name}"
             if name not in new_fields:
                 if name not in renamed:
-                    self.out.add("field-removed", where, f"field {name!r} removed")
+                    self.out.add("field-removed", where, f"field {name} removed")
                 continue
             other = new_fields[name]
             if canonical(field.get("doc")) != canonical(other.get("doc")):
                 self.out.add("documentation-changed", where + ".doc", "doc changed")
             if sorted(field.get("aliases", [])) != sorted(other.get("aliases", [])):
                 # Aliases only help a reader find a writer's older field name.
-                self.out.add("aliases-changed", where + ".aliases", f"aliases of {name!r} changed")
+                self.out.add(
+                    "aliases-changed",
+                    where + ".aliases",
+                    f"aliases of field {name} changed: "
+                    f"{shown(sorted(field.get('aliases', [])))} -> "
+                    f"{shown(sorted(other.get('aliases', [])))}",
+                )
             default = default_change(field, other)
             if default:
                 self.out.add("default-changed", where, default)
@@ -333,9 +345,9 @@ class _AvroDiff:
         for symbol in added:
             # Old readers resolve an unknown symbol to their enum's default, if it has one.
             code = "enum-symbol-added-with-default" if "default" in old else "enum-symbol-added"
-            self.out.add(code, loc, f"enum symbol {symbol!r} added")
+            self.out.add(code, loc, f"enum symbol {symbol} added")
         for symbol in removed:
-            self.out.add("enum-symbol-removed", loc, f"enum symbol {symbol!r} removed")
+            self.out.add("enum-symbol-removed", loc, f"enum symbol {symbol} removed")
         kept_old = [s for s in old_symbols if s in new_symbols]
         kept_new = [s for s in new_symbols if s in old_symbols]
         if kept_old != kept_new:

@@ -173,7 +173,7 @@ def default_change(
 def logical_type(schema: object) -> str:
     """An Avro type with its logical type as written: ``decimal(10,2)``, ``long``."""
     if not isinstance(schema, Mapping):
-        return str(schema)
+        return schema if isinstance(schema, str) else shown(schema)
     logical = schema.get("logicalType")
     if logical is None:
         return str(schema.get("type"))

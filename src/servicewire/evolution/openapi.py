@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicewire.evolution.jsonschema import SchemaDiff, canonical
-from servicewire.evolution.model import DocumentError, Report, join
+from servicewire.evolution.model import DocumentError, Report, join, shown
 from servicewire.evolution.openapi_access import (
     compare_security,
     compare_security_schemes,
@@ -112,7 +112,12 @@ class _OpenApiDiff:
         The server writes the webhook's parameters and body and reads its responses.
         """
         name, method, new = new_hook
-        loc = join("/webhooks", name, method)
+        self._reverse_operation(old, new, join("/webhooks", name, method), "webhook")
+
+    def _reverse_operation(
+        self, old: dict[str, Any], new: dict[str, Any], loc: str, noun: str
+    ) -> None:
+        """An operation the server calls (a webhook or a callback): directions swapped."""
         for key in (*_DOC_KEYS, "operationId", "tags"):
             if canonical(old.get(key)) != canonical(new.get(key)):
                 self.out.add("documentation-changed", join(loc, key), f"{key} changed")
@@ -120,12 +125,14 @@ class _OpenApiDiff:
         for key in new["parameters"].keys() - old["parameters"].keys():
             param = new["parameters"][key]
             where = join(params, param["in"], param["name"])
-            self.out.add("webhook-parameter-added", where, f"parameter {param['name']!r} added")
+            self.out.add(
+                f"{noun}-parameter-added", where, f"parameter {shown(param['name'])} added"
+            )
         for key, param in old["parameters"].items():
             where = join(params, param["in"], param["name"])
             if key not in new["parameters"]:
                 self.out.add(
-                    "webhook-parameter-removed", where, f"parameter {param['name']!r} removed"
+                    f"{noun}-parameter-removed", where, f"parameter {shown(param['name'])} removed"
                 )
                 continue
             other = new["parameters"][key]
@@ -144,10 +151,10 @@ class _OpenApiDiff:
         new_resps = {str(k): v for k, v in (new.get("responses") or {}).items()}
         for status in sorted(new_resps.keys() - old_resps.keys()):
             where = join(loc, "responses", status)
-            self.out.add("webhook-response-added", where, f"response {status} accepted")
+            self.out.add(f"{noun}-response-added", where, f"response {status} accepted")
         for status in sorted(old_resps.keys() - new_resps.keys()):
             where = join(loc, "responses", status)
-            self.out.add("webhook-response-removed", where, f"response {status} no longer accepted")
+            self.out.add(f"{noun}-response-removed", where, f"response {status} no longer accepted")
         for status in sorted(old_resps.keys() & new_resps.keys()):
             old_resp = resolve(self.old, old_resps[status], self.source) or {}
             new_resp = resolve(self.new, new_resps[status], self.source) or {}
@@ -159,7 +166,7 @@ class _OpenApiDiff:
             )
 
     def _operations(
-        self, doc: dict[str, Any], section: str = "paths"
+        self, doc: dict[str, Any], section: str = "paths", items: Any = None
     ) -> dict[tuple[str, str], tuple[str, str, dict[str, Any]]]:
         """Operations keyed by (path shape, method); path-level parameters folded in.
 
@@ -167,13 +174,14 @@ class _OpenApiDiff:
         own ``servers`` (``None`` when the document's servers apply).
         """
         found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {}
-        section_items = doc.get(section) or {}
+        # ``items``: path items that are not a section of the document (a callback's).
+        section_items = items if items is not None else doc.get(section) or {}
         if not isinstance(section_items, dict):
             raise DocumentError(self.source, f"'{section}' must be an object")
         for path, item in section_items.items():
             item = resolve(doc, item, self.source)
             if not isinstance(item, dict):
-                raise DocumentError(self.source, f"path item {path!r} must be an object")
+                raise DocumentError(self.source, f"path item {shown(path)} must be an object")
             shared = item.get("parameters", [])
             for method in METHODS:
                 op = item.get(method)
@@ -195,7 +203,7 @@ class _OpenApiDiff:
         for raw in [*shared, *own]:  # operation-level parameters override path-level ones
             param = resolve(doc, raw, self.source)
             if not isinstance(param, dict) or "name" not in param or "in" not in param:
-                raise DocumentError(self.source, f"bad parameter under {path!r}: {raw!r}")
+                raise DocumentError(self.source, f"bad parameter under {shown(path)}: {shown(raw)}")
             name = str(param["name"])
             if param["in"] == "path" and name in names:
                 name = f"#{names.index(name)}"
@@ -223,6 +231,39 @@ class _OpenApiDiff:
         self._responses(
             old.get("responses") or {}, new.get("responses") or {}, join(loc, "responses")
         )
+        self._callbacks(old.get("callbacks") or {}, new.get("callbacks") or {}, loc)
+
+    def _callbacks(self, old: dict[str, Any], new: dict[str, Any], loc: str) -> None:
+        """An operation's callbacks: requests the server makes to a URL the client gave.
+
+        Keyed by callback name, runtime expression and method; each is judged like a
+        webhook (the server writes the body, the client reads it and answers).
+        """
+        old_ops = self._callback_operations(self.old, old)
+        new_ops = self._callback_operations(self.new, new)
+        for key in sorted(new_ops.keys() - old_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            what = f"callback {key[0]} {key[2].upper()} {key[1]} added"
+            self.out.add("callback-added", where, what)
+        for key in sorted(old_ops.keys() - new_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            what = f"callback {key[0]} {key[2].upper()} {key[1]} removed"
+            self.out.add("callback-removed", where, what)
+        for key in sorted(old_ops.keys() & new_ops.keys()):
+            where = join(loc, "callbacks", *key)
+            self._reverse_operation(old_ops[key], new_ops[key], where, "callback")
+
+    def _callback_operations(
+        self, doc: dict[str, Any], callbacks: dict[str, Any]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for name, raw in callbacks.items():
+            callback = resolve(doc, raw, self.source) or {}
+            for expression, item in callback.items():
+                ops = self._operations(doc, "callbacks", {str(expression): item})
+                for (_, method), (_, _, op) in ops.items():
+                    found[(str(name), str(expression), method)] = op
+        return found
 
     def _parameters(
         self,
@@ -238,13 +279,13 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-added-required",
                     where,
-                    f"required {param['in']} parameter {param['name']!r} added",
+                    f"required {param['in']} parameter {shown(param['name'])} added",
                 )
             else:
                 self.out.add(
                     "request-parameter-added-optional",
                     where,
-                    f"optional {param['in']} parameter {param['name']!r} added",
+                    f"optional {param['in']} parameter {shown(param['name'])} added",
                 )
         for key, param in old.items():
             where = join(loc, param["in"], param["name"])
@@ -252,7 +293,7 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-removed",
                     where,
-                    f"{param['in']} parameter {param['name']!r} removed",
+                    f"{param['in']} parameter {shown(param['name'])} removed",
                 )
                 continue
             other = new[key]
@@ -260,13 +301,13 @@ class _OpenApiDiff:
                 self.out.add(
                     "request-parameter-became-required",
                     where,
-                    f"parameter {param['name']!r} became required",
+                    f"parameter {shown(param['name'])} became required",
                 )
             elif param.get("required") and not other.get("required") and param["in"] != "path":
                 self.out.add(
                     "request-parameter-became-optional",
                     where,
-                    f"parameter {param['name']!r} became optional",
+                    f"parameter {shown(param['name'])} became optional",
                 )
             # A parameter described by `content` has no style; its media type says it all.
             if "content" not in param and "content" not in other:
@@ -275,8 +316,8 @@ class _OpenApiDiff:
                     self.out.add(
                         "request-parameter-style-changed",
                         join(where, "style"),
-                        f"serialization {style_a}/explode={explode_a} became "
-                        f"{style_b}/explode={explode_b}",
+                        f"style: {style_a}, explode: {shown(explode_a)} became "
+                        f"style: {style_b}, explode: {shown(explode_b)}",
                     )
             for doc_key in ("description", "example", "examples"):
                 if canonical(param.get(doc_key)) != canonical(other.get(doc_key)):
@@ -288,6 +329,14 @@ class _OpenApiDiff:
                     param.get("schema", {}),
                     other.get("schema", {}),
                     join(where, "schema"),
+                    "request",
+                )
+            if "content" in param or "content" in other:
+                # A parameter may be described by a media type instead of a schema.
+                self._content(
+                    param.get("content") or {},
+                    other.get("content") or {},
+                    join(where, "content"),
                     "request",
                 )
 
@@ -366,6 +415,15 @@ class _OpenApiDiff:
             for name in sorted(old_headers.keys() & new_headers.keys()):
                 old_h = resolve(self.old, old_headers[name], self.source) or {}
                 new_h = resolve(self.new, new_headers[name], self.source) or {}
+                # Clients read response headers: one that may now be absent breaks those
+                # that count on it; one that is now always sent is a new promise.
+                if bool(old_h.get("required")) != bool(new_h.get("required")):
+                    became = "required" if new_h.get("required") else "optional"
+                    self.out.add(
+                        f"response-header-became-{became}",
+                        join(where, "headers", name, "required"),
+                        f"header {name} became {became}",
+                    )
                 self.schemas.compare(
                     old_h.get("schema", {}),
                     new_h.get("schema", {}),

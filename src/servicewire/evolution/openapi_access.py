@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from servicewire.evolution.jsonschema import canonical
-from servicewire.evolution.model import join
+from servicewire.evolution.model import join, shown
 from servicewire.evolution.policy import Collector
 
 # When a document has no `servers`, the spec says the API lives at "/".
@@ -76,10 +76,14 @@ def compare_security(
             before = set(old_alts[key][scheme])
             after = set(new_alts[key][scheme])
             for scope in sorted(after - before):
-                out.add("security-scope-added", where, f"scope {scope!r} of {scheme} now required")
+                out.add(
+                    "security-scope-added", where, f"scope {shown(scope)} of {scheme} now required"
+                )
             for scope in sorted(before - after):
                 out.add(
-                    "security-scope-removed", where, f"scope {scope!r} of {scheme} no longer needed"
+                    "security-scope-removed",
+                    where,
+                    f"scope {shown(scope)} of {scheme} no longer needed",
                 )
 
 

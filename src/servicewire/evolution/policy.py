@@ -58,6 +58,17 @@ _SCHEMA_RULES: dict[str, tuple[Bump, Bump, Bump]] = {
     # A changed `if` (or a branch changed in a way we cannot order) moves constraints
     # across instances: some inputs are rejected and some outputs are new.
     "conditional-changed": (MAJOR, MAJOR, MAJOR),
+    # readOnly/writeOnly (see jsonschema._visible): a property clients sent that is now
+    # readOnly is gone for writers; one they read that is now writeOnly is gone for
+    # readers. Each is only reported in the context it hides the property from.
+    "property-became-read-only": (MAJOR, PATCH, PATCH),
+    "property-became-write-only": (PATCH, MAJOR, PATCH),
+    # A readOnly/writeOnly flag changed where it hides nothing from this side.
+    "property-access-changed": (PATCH, PATCH, PATCH),
+    # A property added or removed that this side never sees (readOnly in a request,
+    # writeOnly in a response).
+    "hidden-property-added": (PATCH, PATCH, PATCH),
+    "hidden-property-removed": (PATCH, PATCH, PATCH),
 }
 
 _OTHER_RULES: dict[str, Bump] = {
@@ -87,6 +98,8 @@ _OTHER_RULES: dict[str, Bump] = {
     "response-media-type-removed": MAJOR,
     "response-header-added": MINOR,
     "response-header-removed": MAJOR,
+    "response-header-became-optional": MAJOR,
+    "response-header-became-required": MINOR,
     "request-parameter-style-changed": MAJOR,
     "security-requirement-added": MAJOR,
     "security-requirement-removed": MINOR,
@@ -104,6 +117,12 @@ _OTHER_RULES: dict[str, Bump] = {
     "webhook-parameter-removed": MAJOR,
     "webhook-response-added": MINOR,
     "webhook-response-removed": MAJOR,
+    "callback-added": MINOR,
+    "callback-removed": MAJOR,
+    "callback-parameter-added": MINOR,
+    "callback-parameter-removed": MAJOR,
+    "callback-response-added": MINOR,
+    "callback-response-removed": MAJOR,
     # Protobuf
     "package-changed": MAJOR,
     "message-added": MINOR,
@@ -136,6 +155,11 @@ _OTHER_RULES: dict[str, Bump] = {
     "method-streaming-changed": MAJOR,
     "method-type-changed": MAJOR,
     "option-changed": PATCH,
+    "generated-code-option-changed": MAJOR,
+    "syntax-changed": MAJOR,
+    "extension-added": MINOR,
+    "extension-removed": MAJOR,
+    "extension-changed": MAJOR,
     # Avro
     "field-added-with-default": MINOR,
     "field-added-without-default": MAJOR,
@@ -163,10 +187,20 @@ _OTHER_RULES: dict[str, Bump] = {
     "channel-message-removed": MAJOR,
     "message-content-type-changed": MAJOR,
     "message-payload-format-changed": MAJOR,
+    "message-correlation-id-changed": MAJOR,
+    # Avro payloads on a channel the application only receives on (its new schema
+    # reads old producers' messages): changes Avro's resolution makes safe for readers.
+    "receive-type-promoted": MINOR,
+    "receive-union-branch-added": MINOR,
+    "receive-enum-symbol-added": MINOR,
+    "receive-field-removed": MINOR,
     "operation-action-changed": MAJOR,
     "operation-channel-changed": MAJOR,
     "operation-message-added": MINOR,
     "operation-message-removed": MAJOR,
+    "operation-reply-added": MINOR,
+    "operation-reply-removed": MAJOR,
+    "operation-reply-changed": MAJOR,
 }
 
 
@@ -176,6 +210,9 @@ def _default_bumps() -> dict[str, Bump]:
         table[f"request-{base}"] = request
         table[f"response-{base}"] = response
         table[f"message-{base}"] = message
+        # An AsyncAPI channel the application only receives on: others write, the new
+        # application reads, which is the request reading.
+        table[f"receive-{base}"] = request
     table.update(_OTHER_RULES)
     return table
 

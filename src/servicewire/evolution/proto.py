@@ -10,7 +10,10 @@ a changed proto2 ``default`` (a reader of an unset field sees another value), a 
 ``optional`` added to or removed from a scalar field (presence changes the generated
 accessors) and a changed ``json_name``. A ``reserved`` number or name added only
 constrains later versions (PATCH); dropping one lets a retired number come back (MAJOR).
-An enum value added to an enum that responses carry follows the policy
+Options that shape generated code (``go_package``, ``jstype``, ``idempotency_level``...),
+the ``syntax`` and proto2 extensions are compared too; the verdicts agree with
+``buf breaking``'s FILE rules (tests/evolution/test_buf_agreement.py). An enum value
+added to an enum that responses carry follows the policy
 (``response-enum-value-added``)::
 
     old = load_proto(Path("v1/order.proto"))
@@ -23,10 +26,11 @@ Requires ``grpcio-tools`` (the ``evolution`` extra).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from google.protobuf import descriptor_pb2 as d
 
-from servicewire.evolution.model import Report, default_change
+from servicewire.evolution.model import Report, default_change, shown
 from servicewire.evolution.policy import Collector, Policy
 from servicewire.evolution.proto_document import ProtoDocument, load_proto, text_digest
 
@@ -141,7 +145,17 @@ class _ProtoDiff:
         old, new = self.old, self.new
         if old.package != new.package:
             self.out.add(
-                "package-changed", "package", f"package {old.package!r} -> {new.package!r}"
+                "package-changed",
+                "package",
+                f"package {old.package or '(none)'} -> {new.package or '(none)'}",
+            )
+        if old.file.syntax != new.file.syntax:
+            # proto2 and proto3 differ in presence, default values and open/closed enums.
+            self.out.add(
+                "syntax-changed",
+                "syntax",
+                f"syntax = {shown(old.file.syntax or 'proto2')} -> "
+                f"syntax = {shown(new.file.syntax or 'proto2')}",
             )
         self._options("options", "file", old.file, new.file)
         self._names("message", old.messages, new.messages)
@@ -150,11 +164,45 @@ class _ProtoDiff:
         self._names("enum", old.enums, new.enums)
         for name in sorted(old.enums.keys() & new.enums.keys()):
             self._enum(name, old.enums[name], new.enums[name])
+        self._extensions()
         old_services = {s.name: s for s in old.file.service}
         new_services = {s.name: s for s in new.file.service}
         self._names("service", old_services, new_services)
         for name in sorted(old_services.keys() & new_services.keys()):
             self._service(name, old_services[name], new_services[name])
+
+    def _extensions(self) -> None:
+        """proto2 ``extend`` fields, keyed by the message they extend and their number."""
+        sides = []
+        for side in (self.old, self.new):
+            found: dict[tuple[str, int], d.FieldDescriptorProto] = {}
+            scopes = [side.file.extension, *(m.extension for m in side.messages.values())]
+            for scope in scopes:
+                for ext in scope:
+                    found[(side.short(ext.extendee), ext.number)] = ext
+            sides.append(found)
+        old, new = sides
+        for key in sorted(new.keys() - old.keys()):
+            ext = new[key]
+            where = self._loc(key[0], ext.name)
+            self.out.add(
+                "extension-added", where, f"extend {key[0]} {{ {ext.name} = {key[1]} }} added"
+            )
+        for key in sorted(old.keys() - new.keys()):
+            ext = old[key]
+            where = self._loc(key[0], ext.name)
+            self.out.add(
+                "extension-removed", where, f"extend {key[0]} {{ {ext.name} = {key[1]} }} removed"
+            )
+        for key in sorted(old.keys() & new.keys()):
+            a, b = old[key], new[key]
+            if a.name != b.name or not self._same_type(a, b) or a.label != b.label:
+                self.out.add(
+                    "extension-changed",
+                    self._loc(key[0], b.name),
+                    f"extension {key[0]} {key[1]}: {_keyword(a, self.old.short)} {a.name} -> "
+                    f"{_keyword(b, self.new.short)} {b.name}",
+                )
 
     def _names(self, what: str, old: Mapping[str, object], new: Mapping[str, object]) -> None:
         for name in sorted(new.keys() - old.keys()):
@@ -167,10 +215,35 @@ class _ProtoDiff:
         return ".".join([package, *parts] if package else parts)
 
     def _options(self, where: str, what: str, old: _HasOptions, new: _HasOptions) -> None:
-        """``deprecated``, ``allow_alias``, custom options...: PATCH unless a rule says more."""
-        before = old.options.SerializeToString(deterministic=True)
-        if before != new.options.SerializeToString(deterministic=True):
-            self.out.add("option-changed", where, f"{what} options changed")
+        """Options that shape generated code are MAJOR; the rest (``deprecated``...) PATCH.
+
+        ``java_package``, ``go_package``, ``jstype``, ``idempotency_level``... change the
+        code every client compiles against, or how it behaves (``buf breaking``'s FILE
+        rules check the same list), so they are compared by effective value: spelling
+        out a default changes nothing.
+        """
+        shaping = _CODE_OPTIONS.get(old.options.DESCRIPTOR.name, ())
+        for option in shaping:
+            before, after = getattr(old.options, option), getattr(new.options, option)
+            if before != after:
+                self.out.add(
+                    "generated-code-option-changed",
+                    where,
+                    f"option {option} = {_option_value(old.options, option)} -> "
+                    f"option {option} = {_option_value(new.options, option)}",
+                )
+        # The remaining options, by name (extensions, i.e. custom options, included).
+        rest_old = {f.name: v for f, v in old.options.ListFields() if f.name not in shaping}
+        rest_new = {f.name: v for f, v in new.options.ListFields() if f.name not in shaping}
+        names = sorted(
+            n for n in rest_old.keys() | rest_new.keys() if rest_old.get(n) != rest_new.get(n)
+        )
+        if names:
+            listed = ", ".join(names)
+            self.out.add("option-changed", where, f"{what} options changed: {listed}")
+        elif _without(old.options, shaping) != _without(new.options, shaping):
+            # Custom options the compiler kept as unknown fields: no names to show.
+            self.out.add("option-changed", where, f"{what} custom options changed")
 
     def _message(self, name: str, old: d.DescriptorProto, new: d.DescriptorProto) -> None:
         self._options(self._loc(name), "message", old, new)
@@ -186,29 +259,27 @@ class _ProtoDiff:
                     self.out.add(
                         "field-number-changed",
                         where,
-                        f"field {field.name!r} number {field.number} -> {other.number}",
+                        f"field {field.name} = {field.number} became {field.name} = {other.number}",
                     )
                 else:
                     self._field(f"{name}.{field.name}", old, new, field, other)
                 continue
             taker = next((f for f in new.field if f.number == field.number), None)
             if taker is None:
-                self.out.add(
-                    "field-removed", where, f"field {field.name!r} ({field.number}) removed"
-                )
+                self.out.add("field-removed", where, f"field {field.name} = {field.number} removed")
             elif taker.name in old_by_name:
                 pass  # reported from the new side below: a moved field took this number
             elif self._same_type(field, taker):
                 self.out.add(
                     "field-renamed",
                     where,
-                    f"field {field.number} renamed {field.name!r} -> {taker.name!r}",
+                    f"field number {field.number} renamed {field.name} -> {taker.name}",
                 )
             else:
                 self.out.add(
                     "field-number-reused",
                     where,
-                    f"field number {field.number} reused by {taker.name!r} with another type",
+                    f"field number {field.number} reused by {taker.name} with another type",
                 )
         for field in new.field:
             if field.name in old_by_name:
@@ -219,14 +290,14 @@ class _ProtoDiff:
                 self.out.add(
                     "field-number-reused",
                     where,
-                    f"field number {field.number} of {previous.name!r} reused by {field.name!r}",
+                    f"field number {field.number} of {previous.name} reused by {field.name}",
                 )
             elif previous is None:
                 required = field.label == d.FieldDescriptorProto.LABEL_REQUIRED
                 self.out.add(
                     "field-added-required" if required else "field-added",
                     where,
-                    f"field {field.name!r} ({field.number}) added",
+                    f"field {field.name} = {field.number} added",
                 )
 
     def _same_type(self, a: d.FieldDescriptorProto, b: d.FieldDescriptorProto) -> bool:
@@ -254,12 +325,15 @@ class _ProtoDiff:
         old_oneof, new_oneof = _oneof(old_msg, old), _oneof(new_msg, new)
         if old_oneof != new_oneof:
             self.out.add("field-oneof-changed", where, _oneof_move(old_oneof, new_oneof))
-        if old.proto3_optional != new.proto3_optional and new.type != _MESSAGE:
+        old_presence = _explicit_presence(old, self.old.file.syntax)
+        new_presence = _explicit_presence(new, self.new.file.syntax)
+        if old_presence != new_presence and new.type != _MESSAGE:
             # Wire and JSON readers cope either way, but presence changes the generated
             # API (has_*() accessors, pointer types in Go). Message fields always have
-            # presence, so ``optional`` changes nothing for them.
+            # presence, so ``optional`` changes nothing for them; a proto2 ``optional``
+            # and a proto3 ``optional`` mean the same presence.
             what = "added" if new.proto3_optional else "removed"
-            self.out.add("field-presence-changed", where, f"proto3 'optional' {what}")
+            self.out.add("field-presence-changed", where, f"proto3 optional keyword {what}")
         self._json_name(name, where, old, new)
         # Readers of a message without the field see the default: another default
         # means another value for every message the writer left unset.
@@ -273,7 +347,9 @@ class _ProtoDiff:
     ) -> None:
         if old.json_name != new.json_name:
             self.out.add(
-                "field-json-name-changed", where, f"json_name {old.json_name} -> {new.json_name}"
+                "field-json-name-changed",
+                where,
+                f"json_name = {shown(old.json_name)} -> json_name = {shown(new.json_name)}",
             )
             return
         if self.declared is None:
@@ -284,7 +360,8 @@ class _ProtoDiff:
             self.out.add(
                 "field-json-name-declared",
                 where,
-                f"json_name {new.json_name!r} {what}; it equals the default, JSON is unchanged",
+                f"json_name = {shown(new.json_name)} {what}; "
+                "it equals the default, JSON is unchanged",
             )
 
     def _reserved(
@@ -301,13 +378,13 @@ class _ProtoDiff:
         new_ranges = [(r.start, r.end - last) for r in new.reserved_range]
         where = self._loc(name)
         for start, end in _uncovered(new_ranges, old_ranges):
-            self.out.add("reserved-added", where, f"{_span(start, end)} reserved")
+            self.out.add("reserved-added", where, f"reserved {_span(start, end)} added")
         for start, end in _uncovered(old_ranges, new_ranges):
-            self.out.add("reserved-removed", where, f"{_span(start, end)} no longer reserved")
+            self.out.add("reserved-removed", where, f"reserved {_span(start, end)} removed")
         for word in sorted(set(new.reserved_name) - set(old.reserved_name)):
-            self.out.add("reserved-added", where, f"name {word!r} reserved")
+            self.out.add("reserved-added", where, f"reserved name {shown(word)} added")
         for word in sorted(set(old.reserved_name) - set(new.reserved_name)):
-            self.out.add("reserved-removed", where, f"name {word!r} no longer reserved")
+            self.out.add("reserved-removed", where, f"reserved name {shown(word)} removed")
 
     def _enum(self, name: str, old: d.EnumDescriptorProto, new: d.EnumDescriptorProto) -> None:
         self._options(self._loc(name), "enum", old, new)
@@ -388,6 +465,62 @@ def _keyword(field: d.FieldDescriptorProto, short: Callable[[str], str]) -> str:
     return d.FieldDescriptorProto.Type.Name(field.type).removeprefix("TYPE_").lower()
 
 
+# Options that change the generated code or its behaviour, per options message (the
+# ones buf's FILE rule set keeps: FILE_SAME_GO_PACKAGE, FIELD_SAME_JSTYPE, ...).
+_CODE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "FileOptions": (
+        "cc_enable_arenas",
+        "cc_generic_services",
+        "csharp_namespace",
+        "go_package",
+        "java_generic_services",
+        "java_multiple_files",
+        "java_outer_classname",
+        "java_package",
+        "java_string_check_utf8",
+        "objc_class_prefix",
+        "optimize_for",
+        "php_class_prefix",
+        "php_metadata_namespace",
+        "php_namespace",
+        "py_generic_services",
+        "ruby_package",
+        "swift_prefix",
+    ),
+    "MessageOptions": ("message_set_wire_format", "no_standard_descriptor_accessor"),
+    "FieldOptions": ("ctype", "jstype"),
+    "MethodOptions": ("idempotency_level",),
+}
+
+
+def _without(options: object, names: Sequence[str]) -> bytes:
+    """``options`` serialized without the options ``names`` (compared on their own)."""
+    rest: Any = type(options)()
+    rest.CopyFrom(options)
+    for name in names:
+        rest.ClearField(name)
+    return bytes(rest.SerializeToString(deterministic=True))
+
+
+def _option_value(options: object, name: str) -> str:
+    """An option's effective value as a .proto file writes it: ``"x"``, ``true``, ``JS_STRING``."""
+    value = getattr(options, name)
+    field = options.DESCRIPTOR.fields_by_name[name]  # type: ignore[attr-defined]
+    if field.enum_type is not None:
+        return str(field.enum_type.values_by_number[value].name)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return shown(value)
+
+
+def _explicit_presence(field: d.FieldDescriptorProto, syntax: str) -> bool:
+    """Whether the field tracks presence (``has_*``): proto2 singular, proto3 ``optional``."""
+    if field.proto3_optional:
+        return True
+    proto2 = syntax in ("", "proto2")
+    return proto2 and field.label != d.FieldDescriptorProto.LABEL_REPEATED
+
+
 def _label(field: d.FieldDescriptorProto, syntax: str) -> str:
     """``optional``, ``required`` or ``repeated``; a proto3 field with no label is ``singular``."""
     optional = field.label == d.FieldDescriptorProto.LABEL_OPTIONAL
@@ -435,4 +568,4 @@ def _uncovered(
 
 
 def _span(start: int, end: int) -> str:
-    return f"number {start}" if start == end else f"numbers {start} to {end}"
+    return f"{start}" if start == end else f"{start} to {end}"
