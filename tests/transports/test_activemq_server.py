@@ -1,7 +1,7 @@
 """The private ActiveMQ the broker tests start: loopback only, own data, restartable.
 
-One broker serves the whole module (a JVM takes seconds to start); the restart case
-restarts that one, never the system's ActiveMQ service.
+One broker serves the whole run (``activemq`` in conftest.py: a JVM takes seconds to
+start); the restart case restarts that one, never the system's ActiveMQ service.
 """
 
 from __future__ import annotations
@@ -9,29 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from servicewire.errors import TransportError
 from servicewire.testing.activemq import broker_xml
 from servicewire.timeouts import within
 from tests.activemq import PrivateActiveMQ, available_connectors, require_activemq
-
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def activemq() -> AsyncIterator[PrivateActiveMQ]:
-    require_activemq()
-    broker = PrivateActiveMQ(connectors=("stomp",))
-    await broker.start()
-    try:
-        yield broker
-    finally:
-        await broker.close()
 
 
 class Stomp:

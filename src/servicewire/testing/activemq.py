@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -153,7 +154,7 @@ class PrivateActiveMQ:
         self.heap = heap
         self.ports = {scheme: free_port() for scheme in wanted}
         self._dir = tempfile.TemporaryDirectory(prefix="servicewire-activemq-")
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._write_config()
 
     @property
@@ -192,13 +193,12 @@ class PrivateActiveMQ:
             "-jar", str(self.home / "bin" / "activemq.jar"),
             "start", f"xbean:file:{conf / 'activemq.xml'}",
         ]  # fmt: skip
-        log = (base / "activemq.log").open("ab")
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=base
+        # A plain Popen, not an asyncio subprocess: the process then belongs to no event
+        # loop, so a session-wide broker serves tests that each run their own loop.
+        with (base / "activemq.log").open("ab") as log:
+            self._proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=base
             )
-        finally:
-            log.close()
         try:
             await self._wait_ready(timeout)
         except BaseException:
@@ -210,7 +210,7 @@ class PrivateActiveMQ:
         deadline = loop.time() + timeout
         pending = dict(self.ports)
         while pending and loop.time() < deadline:
-            if self._proc is None or self._proc.returncode is not None:
+            if self._proc is None or self._proc.poll() is not None:
                 break
             for scheme, port in list(pending.items()):
                 if await _answers(scheme, port):
@@ -235,14 +235,12 @@ class PrivateActiveMQ:
     async def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM: the broker's shutdown hook closes KahaDB cleanly; SIGKILL after ``timeout``."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
+        if proc is None or proc.poll() is not None:
             return
         proc.terminate()
-        try:
-            await within(proc.wait(), timeout)
-        except TimeoutError:
+        if not await _exited(proc, timeout):
             proc.kill()
-            await proc.wait()
+            await _exited(proc, timeout)
 
     async def restart(self) -> None:
         """Stop and start on the same ports and data: what was persisted comes back."""
@@ -286,3 +284,12 @@ async def _answers(scheme: str, port: int) -> bool:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``proc`` exits within ``timeout`` (polled: it belongs to no event loop)."""
+    for _ in range(max(1, int(timeout / 0.05))):
+        if proc.poll() is not None:
+            return True
+        await asyncio.sleep(0.05)
+    return proc.poll() is not None

@@ -10,6 +10,7 @@ scheme                             transport                                  ex
 ``kafka://`` ``kafka+ssl://``      Kafka protocol through aiokafka            ``kafka``
 ``nats://`` ``tls://``             NATS JetStream through nats-py             ``nats``
 ``redis://`` ``rediss://``         Redis Streams through redis-py             ``redis``
+``stomp://``                       Apache ActiveMQ over STOMP, via stompman   ``stomp``
 ``zmq+tcp://`` ``zmq+ipc://``      brokerless ZeroMQ through pyzmq            ``zmq``
 =================================  =========================================  ============
 """
@@ -53,6 +54,7 @@ _SCHEMES: dict[str, str] = {
     "tls": "servicewire.transports.nats.transport:NatsTransport",
     "redis": "servicewire.transports.redis.transport:RedisTransport",
     "rediss": "servicewire.transports.redis.transport:RedisTransport",
+    "stomp": "servicewire.transports.stomp.transport:StompTransport",
     "zmq+tcp": "servicewire.transports.zmq.transport:ZmqTransport",
     "zmq+ipc": "servicewire.transports.zmq.transport:ZmqTransport",
 }
@@ -63,6 +65,7 @@ _EXTRAS: dict[str, str] = {
     "servicewire.transports.kafka.transport": "kafka",
     "servicewire.transports.nats.transport": "nats",
     "servicewire.transports.redis.transport": "redis",
+    "servicewire.transports.stomp.transport": "stomp",
     "servicewire.transports.zmq.transport": "zmq",
 }
 
