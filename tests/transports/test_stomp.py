@@ -23,4 +23,6 @@ class TestStompContract(TransportContract, RestartContract):
         async def make() -> Transport:
             return await connect_transport(url)
 
-        return TransportSpec(make=make, restart_broker=activemq.restart, settle_time=0.5, timeout=30.0)
+        return TransportSpec(
+            make=make, restart_broker=activemq.restart, settle_time=0.5, timeout=30.0
+        )

@@ -196,7 +196,7 @@ class PrivateActiveMQ:
         # A plain Popen, not an asyncio subprocess: the process then belongs to no event
         # loop, so a session-wide broker serves tests that each run their own loop.
         with (base / "activemq.log").open("ab") as log:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=base
             )
         try:

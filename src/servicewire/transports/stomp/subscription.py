@@ -34,8 +34,8 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol, TypeVar
 
 import stompman
 
@@ -45,9 +45,24 @@ from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.stomp.headers import attempt_of, decode, encode
 from servicewire.transports.stomp.names import group_queue
+from servicewire.transports.stomp.options import StompOptions
 
-if TYPE_CHECKING:
-    from servicewire.transports.stomp.transport import StompTransport
+T = TypeVar("T")
+
+
+class Owner(Protocol):
+    """What a subscription uses of its transport (:class:`.transport.StompTransport`)."""
+
+    @property
+    def client(self) -> stompman.Client: ...
+
+    @property
+    def options(self) -> StompOptions: ...
+
+    async def guard(self, call: Awaitable[T]) -> T: ...
+
+    def _forget(self, sub: StompSubscription) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +106,7 @@ class StompDelivery(Delivery):
 class StompSubscription(Subscription):
     """A member of ``group`` on ``channel``: iterate it for deliveries."""
 
-    def __init__(self, transport: StompTransport, channel: str, group: str, prefetch: int) -> None:
+    def __init__(self, transport: Owner, channel: str, group: str, prefetch: int) -> None:
         self.channel = channel
         self.group = group
         self.queue = group_queue(channel, group)
