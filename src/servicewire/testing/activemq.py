@@ -73,13 +73,22 @@ def available_connectors(home: Path | None = None) -> frozenset[str]:
     return frozenset(schemes)
 
 
-def broker_xml(data_dir: Path, connectors: dict[str, int], *, name: str = "servicewire") -> str:
+def broker_xml(
+    data_dir: Path,
+    connectors: dict[str, int],
+    *,
+    name: str = "servicewire",
+    reply_gc_ms: int = 60_000,
+) -> str:
     """The broker configuration: ``connectors`` (scheme -> port) on 127.0.0.1 only.
 
     No JMX (``useJmx="false"``) and no web console (nothing imports ``jetty.xml``);
     KahaDB under ``data_dir``; small memory and store limits, so a test broker neither
     takes the machine's memory nor warns about a disk smaller than ActiveMQ's 100 GB
     default; dead letters of each queue go to ``DLQ.<queue>`` rather than one shared DLQ.
+    An instance reply channel's queue (``Consumer.*.VirtualTopic.<svc>.replies.<id>``)
+    is removed once it has had no consumer and no message for ``reply_gc_ms``: replies
+    to it expire (the transport sets ``expires``), so it goes with its instance.
     """
     lines = [
         f'      <transportConnector name="{scheme}" uri="{scheme}://127.0.0.1:{port}"/>'
@@ -94,11 +103,18 @@ def broker_xml(data_dir: Path, connectors: dict[str, int], *, name: str = "servi
     http://activemq.apache.org/schema/core
     http://activemq.apache.org/schema/core/activemq-core.xsd">
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName={quoteattr(name)}
-          useJmx="false" persistent="true" schedulerSupport="false" dataDirectory={data}>
+          useJmx="false" persistent="true" schedulerSupport="false" dataDirectory={data}
+          schedulePeriodForDestinationPurge="{max(1000, reply_gc_ms // 2)}">
     <destinationPolicy>
       <policyMap>
         <policyEntries>
           <policyEntry queue=">">
+            <deadLetterStrategy>
+              <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>
+            </deadLetterStrategy>
+          </policyEntry>
+          <policyEntry queue="Consumer.*.VirtualTopic.*.replies.>"
+                       gcInactiveDestinations="true" inactiveTimoutBeforeGC="{reply_gc_ms}">
             <deadLetterStrategy>
               <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>
             </deadLetterStrategy>

@@ -26,6 +26,9 @@ class StompOptions(TransportOptions):
     """Seconds a SEND (or SUBSCRIBE) waits for the broker's receipt."""
     connect_timeout: float = option(5.0, above=0)
     """Seconds one connection attempt may take."""
+    reply_ttl: float = option(60.0, at_least=1)
+    """Seconds a message to an instance reply channel (``svc.replies.<instance>``) lives:
+    it expires (STOMP ``expires``) if its reader is gone, with the instance."""
     purge_idle: float = option(0.3, above=0)
     """Seconds without a message after which a purge (``delete_group``) stops reading."""
 

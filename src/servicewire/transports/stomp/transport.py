@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from typing import ClassVar, TypeVar
@@ -27,7 +28,7 @@ from typing import ClassVar, TypeVar
 import stompman
 
 from servicewire.errors import ConnectionFailedError, TransportError
-from servicewire.messaging.channels import dead_letter_channel
+from servicewire.messaging.channels import dead_letter_channel, is_instance_reply_channel
 from servicewire.messaging.message import Message
 from servicewire.timeouts import within
 from servicewire.transports.base import (
@@ -114,11 +115,17 @@ class StompTransport(Transport):
         if task is not None:
             self._sending.add(task)  # close() waits for publishes in flight
         try:
+            frame = encode(message)
+            if is_instance_reply_channel(message.destination):
+                # A reply nobody reads (its instance is gone) expires: ActiveMQ drops it,
+                # and its emptied queue is then removed by the gcInactiveDestinations
+                # policy (docs/transports/stomp.md). The broker compares with its clock.
+                frame["expires"] = str(round((time.time() + self.options.reply_ttl) * 1000))
             await self.guard(
                 self.client.send(
                     message.payload,
                     topic(message.destination),
-                    headers=encode(message),
+                    headers=frame,
                     receipt_timeout=self.options.receipt_timeout,
                 )
             )
