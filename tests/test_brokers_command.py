@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from tests.activemq import require_activemq
 from tests.services import URLS, require
 from tests.tansu import require_tansu
 
@@ -86,6 +87,30 @@ def test_brokers_command_measures_kafka_on_a_private_tansu(tmp_path: Path) -> No
     assert cells[5].startswith("yes (")
     assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
     assert "Load average (1 min)" in out.read_text()
+
+
+def test_brokers_command_measures_activemq_over_stomp_on_a_private_broker(tmp_path: Path) -> None:
+    """``stomp://`` starts a private ActiveMQ for the run, restarts it for persistence
+    and stops it: every factor is measured and no broker process is left running."""
+    require_activemq()
+    out = tmp_path / "brokers.md"
+    command = [
+        sys.executable, "-m", "servicewire.cli.main", "brokers", "stomp://",
+        "--messages", "100", "--out", str(out), "--chart", str(tmp_path / "c.png"),
+    ]  # fmt: skip
+    marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
+    env = {**os.environ, "SW_PROBE_RUN": marker.partition("=")[2]}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert not _processes_with(marker), "the probe left a broker process running"
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| stomp"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "kept on 6/6 keys"
+    assert "0 lost" in cells[2]
+    assert re.fullmatch(r"kept (\d+)/\1 \(private broker, restarted\)", cells[3])
+    assert re.fullmatch(r"kept (\d+)/\1", cells[4])
+    assert cells[5].startswith("yes (")
+    assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
         nargs="*",
         metavar="URL",
         help="transports to probe (default: memory, amqp, nats, redis and zmq on this host, "
-        "and kafka:// on a private tansu broker)",
+        "kafka:// on a private tansu broker and stomp:// on a private ActiveMQ)",
     )
     parser.add_argument(
         "--messages",
@@ -140,7 +140,8 @@ def render_markdown(
         "sheet; rerun the command to refresh this page. How each column is measured: see",
         "`servicewire/cli/brokers_probe.py` (3 competing members over 6 keys for ordering; a group",
         "with no member connected for durability; a private broker restarted for",
-        "persistence — shared brokers are never restarted; `kafka://` is a private tansu;",
+        "persistence — shared brokers are never restarted; `kafka://` is a private tansu,",
+        "`stomp://` a private ActiveMQ;",
         "500-byte messages; latency after one warm-up message).",
         "",
         *([f"Load average (1 min) of the host: {load}.", ""] if load else []),

@@ -29,6 +29,8 @@ What each probe does (every wait is bounded):
 ``kafka://`` without a host probes a private tansu (:mod:`servicewire.testing.tansu`)
 that the probe starts and stops, the way ``memory://`` gets a broker of its own: there
 is no shared Kafka on a development host, and stopping it removes everything made.
+``stomp://`` without a host does the same with a private Apache ActiveMQ
+(:mod:`servicewire.testing.activemq`), which its persistence probe restarts.
 """
 
 from __future__ import annotations
@@ -60,8 +62,16 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "redis": "redis://127.0.0.1:6379/0",
     "zmq": "zmq+tcp://127.0.0.1:{port}",
     "kafka": "kafka://",
+    "stomp": "stomp://",
 }
-"""What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu)."""
+"""What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu;
+``stomp://``: a private ActiveMQ)."""
+
+# The private broker the probe started for this run, restartable by the persistence
+# probe (a shared broker is never restarted).
+_restartable: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "restartable", default=None
+)
 
 # Group timings for the private tansu: members notice a rebalance within 100 ms (the
 # transport's defaults suit a production cluster, where a join may take longer).
@@ -338,6 +348,11 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
     if name == "kafka":
         await _probe_tansu_persistence(result, count)
         return
+    restart = _restartable.get()
+    if restart is not None:
+        kept = await _kept_across_restart(url, restart, count, 15)
+        result.persistence = f"kept {kept}/{count} (private broker, restarted)"
+        return
     if name != "redis":
         result.persistence = "not measured: shared broker; only a private one is restarted"
         return
@@ -423,6 +438,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
         url = f"memory://probe-{uuid.uuid4().hex[:8]}"  # a broker of its own
     if name == "kafka" and not urlsplit(url).netloc:
         return await _probe_private_tansu(messages, say)
+    if name == "stomp" and not urlsplit(url).netloc:
+        return await _probe_private_activemq(messages, say)
     result = ProbeResult(name=name, url=redact(url))
     order_n = max(30, min(300, messages // 5))
     latency_n = max(20, min(300, messages // 10))
@@ -493,6 +510,33 @@ async def _probe_private_tansu(messages: int, say: Progress) -> ProbeResult:
         "tansu answers an empty fetch only when fetch_max_wait_ms (200 ms, the default) "
         "expires, not when a record arrives, so latency is ~100 ms here "
         "(docs/transports/kafka.md)"
+    )
+    return result
+
+
+async def _probe_private_activemq(messages: int, say: Progress) -> ProbeResult:
+    """Probe ``stomp://`` on an ActiveMQ of its own (loopback STOMP, temporary data);
+    its persistence probe restarts that broker, and stopping it removes all it made."""
+    from servicewire.testing.activemq import PrivateActiveMQ
+
+    try:
+        broker = PrivateActiveMQ(connectors=("stomp",))
+        say("[stomp] starting a private ActiveMQ broker")
+        await broker.start()
+    except ServicewireError as exc:
+        say(f"[stomp] unreachable: {exc}")
+        return ProbeResult(name="stomp", url="stomp://", reachable=False, error=str(exc))
+    token = _restartable.set(broker.restart)
+    try:
+        result = await probe(broker.url("stomp"), messages=messages, progress=say)
+    finally:
+        _restartable.reset(token)
+        await broker.close()
+    result.url = f"{broker.url('stomp')} (private ActiveMQ, stopped after the probe)"
+    result.notes.append(
+        "private Apache ActiveMQ 5 (Debian's package) over STOMP: virtual topic per "
+        "channel, a queue per group, message groups for per-key order; every publish "
+        "waits for the receipt of a persistent (stored) message (docs/transports/stomp.md)"
     )
     return result
 
