@@ -1,7 +1,7 @@
 """Transports next to their raw client libraries: confirmed publish and acked consume.
 
 For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, nats, redis,
-zmq: whichever exist), ``n`` messages of ``size`` bytes are published pipelined with
+stomp, zmq: whichever exist; stomp starts a private ActiveMQ), ``n`` messages of ``size`` bytes are published pipelined with
 broker confirmation and then consumed with an ack each, first by the raw client library,
 then by Servicewire's transport, in the same run; plus FastStream on RabbitMQ. Where a
 case has ``raw_enveloped`` (amqp, kafka), the raw client runs again carrying the very

@@ -54,6 +54,8 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
         ("redis",),
         "ours / raw client",
     ),
+    # stomp starts (and stops) a private ActiveMQ of its own: scripts/services/70-activemq.sh
+    (["transports.py", "--only", "stomp", "--n", "100", "--rounds", "1"], (), "stomp    publish"),
 ]
 
 
