@@ -1,13 +1,14 @@
 """Transports next to their raw client libraries: confirmed publish and acked consume.
 
 For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, nats, redis,
-stomp, zmq: whichever exist; stomp starts a private ActiveMQ), ``n`` messages of ``size`` bytes are published pipelined with
-broker confirmation and then consumed with an ack each, first by the raw client library,
-then by Servicewire's transport, in the same run; plus FastStream on RabbitMQ. Where a
-case has ``raw_enveloped`` (amqp, kafka), the raw client runs again carrying the very
-headers ours sends (the CloudEvents envelope, built before the clock starts): ours/raw
-says what using Servicewire costs against a bare client sending only a payload and an
-id; ours/(raw + envelope) says what the transport itself adds. Prints msg/s and the
+stomp, zmq: whichever exist; stomp starts a private ActiveMQ), ``n`` messages of
+``size`` bytes are published pipelined with broker confirmation and then consumed with
+an ack each, first by the raw client library, then by Servicewire's transport, in the
+same run; plus FastStream on RabbitMQ. Where a case has ``raw_enveloped`` (amqp,
+kafka), the raw client runs again carrying the very headers ours sends (the
+CloudEvents envelope, built before the clock starts): ours/raw says what using
+Servicewire costs against a bare client sending only a payload and an id;
+ours/(raw + envelope) says what the transport itself adds. Prints msg/s and the
 ratios (and ours/FastStream)::
 
     .venv/bin/python benchmarks/transports.py                       # every transport

@@ -67,9 +67,25 @@ def test_brokers_command_measures_kafka_on_a_private_tansu(tmp_path: Path) -> No
     """``kafka://`` starts a tansu for the run (and one on S3 storage to restart) and
     stops both: every factor is measured and no broker process is left running."""
     require_tansu(persistent=True)
+    cells, report = _probe_private(tmp_path, "kafka://")
+    assert re.fullmatch(r"kept (\d+)/\1 \(private tansu, .*\)", cells[3])  # restart
+    assert "Load average (1 min)" in report
+
+
+def test_brokers_command_measures_activemq_over_stomp_on_a_private_broker(tmp_path: Path) -> None:
+    """``stomp://`` starts a private ActiveMQ for the run, restarts it for persistence
+    and stops it: every factor is measured and no broker process is left running."""
+    require_activemq()
+    cells, _ = _probe_private(tmp_path, "stomp://")
+    assert re.fullmatch(r"kept (\d+)/\1 \(private broker, restarted\)", cells[3])
+
+
+def _probe_private(tmp_path: Path, url: str) -> tuple[list[str], str]:
+    """Run ``servicewire brokers URL`` (a broker it starts itself); check what every such
+    row shares; return the row's cells and the report."""
     out = tmp_path / "brokers.md"
     command = [
-        sys.executable, "-m", "servicewire.cli.main", "brokers", "kafka://",
+        sys.executable, "-m", "servicewire.cli.main", "brokers", url,
         "--messages", "100", "--out", str(out), "--chart", str(tmp_path / "c.png"),
     ]  # fmt: skip
     # Processes inherit the marker: any left running afterwards were started by this run.
@@ -78,39 +94,16 @@ def test_brokers_command_measures_kafka_on_a_private_tansu(tmp_path: Path) -> No
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert not _processes_with(marker), "the probe left a broker process running"
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| kafka"))
+    report = out.read_text()
+    name = url.split(":", 1)[0]
+    row = next(line for line in report.splitlines() if line.startswith(f"| {name}"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "kept on 6/6 keys"
     assert "0 lost" in cells[2]
-    assert re.fullmatch(r"kept (\d+)/\1 \(private tansu, .*\)", cells[3])  # restart
     assert re.fullmatch(r"kept (\d+)/\1", cells[4])  # durability: no member connected
     assert cells[5].startswith("yes (")
     assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
-    assert "Load average (1 min)" in out.read_text()
-
-
-def test_brokers_command_measures_activemq_over_stomp_on_a_private_broker(tmp_path: Path) -> None:
-    """``stomp://`` starts a private ActiveMQ for the run, restarts it for persistence
-    and stops it: every factor is measured and no broker process is left running."""
-    require_activemq()
-    out = tmp_path / "brokers.md"
-    command = [
-        sys.executable, "-m", "servicewire.cli.main", "brokers", "stomp://",
-        "--messages", "100", "--out", str(out), "--chart", str(tmp_path / "c.png"),
-    ]  # fmt: skip
-    marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
-    env = {**os.environ, "SW_PROBE_RUN": marker.partition("=")[2]}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    assert not _processes_with(marker), "the probe left a broker process running"
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| stomp"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1] == "kept on 6/6 keys"
-    assert "0 lost" in cells[2]
-    assert re.fullmatch(r"kept (\d+)/\1 \(private broker, restarted\)", cells[3])
-    assert re.fullmatch(r"kept (\d+)/\1", cells[4])
-    assert cells[5].startswith("yes (")
-    assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
+    return cells, report
 
 
 def _processes_with(marker: str) -> list[int]:
