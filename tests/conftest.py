@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 
 from servicewire.transports.memory.transport import MemoryBroker
+from tests.activemq import PrivateActiveMQ, require_activemq
 from tests.services import services_required
 
 
@@ -21,3 +25,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and services_required() and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under SERVICEWIRE_REQUIRE_SERVICES=1: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def activemq() -> Iterator[PrivateActiveMQ]:
+    """One private ActiveMQ (STOMP connector only) for the whole run: a JVM takes seconds
+    to start. Its process belongs to no event loop, so every test's own loop can use it,
+    restart it (the restart cases) and find it running again afterwards."""
+    require_activemq()
+    broker = PrivateActiveMQ(connectors=("stomp",))
+    asyncio.run(broker.start())
+    try:
+        yield broker
+    finally:
+        asyncio.run(broker.close())

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from ftgo.app.system import FtgoSystem
 from servicewire.storage.database import create_engine
 from tests import services
+from tests.activemq import PrivateActiveMQ
 from tests.ftgo.scenario import assert_final_states, mix, order_for, prepare_replicated
 
 PG_BASE = services.URLS["postgres"].rsplit("/", 1)[0]
@@ -45,11 +46,22 @@ async def test_two_hundred_orders_reach_the_state_their_data_dictates(
     databases: dict[str, str], broker: str
 ) -> None:
     services.require(broker)
+    await _two_hundred_orders(databases, services.URLS[broker])
+
+
+async def test_two_hundred_orders_over_activemq_stomp(
+    databases: dict[str, str], activemq: PrivateActiveMQ
+) -> None:
+    # The session's private ActiveMQ (tests/conftest.py), over stomp://.
+    await _two_hundred_orders(databases, activemq.url("stomp"))
+
+
+async def _two_hundred_orders(databases: dict[str, str], transport: str) -> None:
     system = FtgoSystem.create(
         order_db=databases["order"],
         consumer_db=databases["consumer"],
         restaurant_db=databases["restaurant"],
-        transport=services.URLS[broker],
+        transport=transport,
     )
     async with system:
         scenario = await prepare_replicated(system)

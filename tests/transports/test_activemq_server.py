@@ -1,6 +1,6 @@
 """The private ActiveMQ the broker tests start: loopback only, own data, restartable.
 
-One broker serves the whole run (``activemq`` in conftest.py: a JVM takes seconds to
+One broker serves the whole run (``activemq`` in tests/conftest.py: a JVM takes seconds to
 start); the restart case restarts that one, never the system's ActiveMQ service.
 """
 

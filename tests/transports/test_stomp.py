@@ -1,6 +1,6 @@
 """ActiveMQ over STOMP: the contract suite on the private broker, plus its faults.
 
-The broker is the session's private ActiveMQ (``activemq`` in conftest.py: own data
+The broker is the session's private ActiveMQ (``activemq`` in tests/conftest.py: own data
 directory, STOMP on a loopback port, nothing else), so the restart cases restart only
 that one.
 """
