@@ -136,5 +136,5 @@ async def test_a_broker_that_cannot_start_is_an_error_with_its_log() -> None:
 
 async def test_configuration_binds_each_connector_to_loopback(tmp_path: Path) -> None:
     xml = broker_xml(tmp_path, {"stomp": 1234, "amqp": 5678})
-    assert 'uri="stomp://127.0.0.1:1234"' in xml and 'uri="amqp://127.0.0.1:5678"' in xml
+    assert 'uri="stomp://127.0.0.1:1234?' in xml and 'uri="amqp://127.0.0.1:5678?' in xml
     assert "0.0.0.0" not in xml and 'useJmx="false"' in xml

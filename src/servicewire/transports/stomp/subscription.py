@@ -34,8 +34,8 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
-from typing import Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Protocol, TypeVar, cast
 
 import stompman
 
@@ -139,7 +139,8 @@ class StompSubscription(Subscription):
         # awaits, so the order of admission is the order the broker sent.
         if self._closed:
             return  # left unacked: the unsubscribe gives it back to the queue
-        headers = {name: str(value) for name, value in frame.headers.items()}
+        # Frame headers are text already (stompman types them as a TypedDict).
+        headers = cast(Mapping[str, str], frame.headers)
         message = decode(headers, frame.body, self.channel)
         self._admit(StompDelivery(message, attempt_of(message, headers), frame, self))
 
