@@ -22,6 +22,7 @@ from servicewire.messaging.channels import (
 )
 from servicewire.pipeline.deadletter import DLQ_GROUP, DeadLetterPublisher, dead_letter_message
 from servicewire.testing.activemq import PrivateActiveMQ
+from servicewire.testing.contract.attempts import next_delivery
 from servicewire.testing.contract.helpers import (
     Member,
     eventually,
@@ -223,3 +224,36 @@ async def test_refused_connection_names_the_address_without_the_password() -> No
     text = str(info.value)
     assert f"127.0.0.1:{port}" in text and "stomp" in text
     assert "s3cret-pw" not in text and "s3cret-pw" not in repr(info.value.args)
+
+
+async def test_close_with_a_retry_waiting_is_bounded_while_the_broker_is_down(
+    activemq: PrivateActiveMQ,
+) -> None:
+    # Closing gives the waiting retry back to the broker; with the broker gone that
+    # cannot happen, and close() must still return (the message is unacked: it comes
+    # back after the broker returns).
+    transport = await connect_transport(activemq.url("stomp"))
+    channel, group = unique("down"), unique("g")
+    try:
+        sub = await transport.subscribe(channel, group)
+        await transport.publish(make_message(channel, 1, key="k"))
+        delivery = await next_delivery(sub, 10)
+        await delivery.nack(delay=30)
+        await activemq.stop()
+        try:
+            started = asyncio.get_running_loop().time()
+            await within(sub.close(), 30)
+            assert asyncio.get_running_loop().time() - started < 25
+        finally:
+            await activemq.start()
+        again = await connect_transport(activemq.url("stomp"))
+        try:
+            member = Member(await again.subscribe(channel, group))
+            await eventually(lambda: len(member.acked) == 1, 20, "the message, once more")
+            assert member.acked[0].id == delivery.message.id
+            await member.stop()
+        finally:
+            await again.tear_down(channel, [group])
+            await again.close()
+    finally:
+        await transport.close()

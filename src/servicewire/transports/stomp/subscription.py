@@ -66,6 +66,7 @@ class Owner(Protocol):
 
 log = logging.getLogger(__name__)
 
+_GIVE_BACK_TIMEOUT = 10.0
 GIVER = "sw_giveback"
 """Frame header (a message property for ActiveMQ's selectors) naming the member that
 gave a copy back; that member's selector excludes it."""
@@ -222,12 +223,15 @@ class StompSubscription(Subscription):
         frame = encode(copy)
         frame[GIVER] = self.member_id
         try:
-            await self._transport.client.send(
+            # Bounded: a broker that is down must not hold close() (the original, unacked,
+            # comes back anyway).
+            sending = self._transport.client.send(
                 copy.payload,
                 self.queue,
                 headers=frame,
                 receipt_timeout=self._transport.options.receipt_timeout,
             )
+            await within(sending, _GIVE_BACK_TIMEOUT)
         except (stompman.Error, OSError, TimeoutError) as exc:
             # Unacked, it still comes back (one attempt counted by ``redelivered``).
             log.warning("could not give %s back with its attempt: %s", copy.id, exc)
