@@ -3,6 +3,8 @@
     servicewire relay --db postgresql://postgres@127.0.0.1/orders \\
         --transport amqp://guest:guest@127.0.0.1:5672/ --mode postgres-wal
     servicewire relay status --db postgresql://postgres@127.0.0.1/orders
+    servicewire relay --mode dynamodb-streams --db dynamodb://127.0.0.1:8000?region=us-east-1 \\
+        --transport redis://127.0.0.1:6379/0
 
 SIGTERM (or Ctrl-C) stops the relay after the batch in flight is published and recorded.
 """
@@ -21,16 +23,23 @@ from typing import Any
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "relay",
-        help="publish outbox messages (polling, postgres-wal, mysql-binlog); 'status' reports",
+        help=(
+            "publish outbox messages (polling, postgres-wal, mysql-binlog, dynamodb-streams); "
+            "'status' reports"
+        ),
         description="Run a message relay, or with 'status' show backlog and lag.",
     )
     parser.add_argument("action", nargs="?", choices=["run", "status"], default="run")
     parser.add_argument(
-        "--db", required=True, help="database URL (postgresql://, mysql://, sqlite:///)"
+        "--db",
+        required=True,
+        help="database URL (postgresql://, mysql://, sqlite:///, dynamodb://)",
     )
     parser.add_argument("--transport", help="transport URL (amqp://, redis://, nats://, ...)")
     parser.add_argument(
-        "--mode", choices=["polling", "postgres-wal", "mysql-binlog"], default="polling"
+        "--mode",
+        choices=["polling", "postgres-wal", "mysql-binlog", "dynamodb-streams"],
+        default="polling",
     )
     parser.add_argument("--name", default="relay", help="relay name: shard rows, slot, lock")
     parser.add_argument("--batch-size", type=int, default=500)
@@ -47,7 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--lease-ttl",
         type=float,
         default=5.0,
-        help="polling, mysql-binlog: seconds a stopped owner keeps ownership (fencing)",
+        help=(
+            "polling, mysql-binlog, dynamodb-streams: seconds a stopped owner keeps "
+            "ownership (fencing)"
+        ),
     )
     parser.add_argument("--cleanup", choices=["delete", "mark"], default="delete")
     parser.add_argument("--retention", type=float, default=3600.0, help="mark: keep seconds")
@@ -97,12 +109,22 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             options["shards"] = args.shards
     if args.mode == "mysql-binlog":
         options["lease_ttl"] = args.lease_ttl
+    if args.mode == "dynamodb-streams":
+        options.update(
+            lease_ttl=args.lease_ttl,
+            poll_interval=max(args.poll_interval, 0.05),  # GetRecords is a paid request
+            max_poll_interval=args.max_poll_interval,
+        )
     if args.mode == "postgres-wal" and args.insert_then_delete:
         options["delete_published"] = False
     return options
 
 
 async def _relay(args: argparse.Namespace) -> int:
+    from servicewire.storage.dynamodb import is_dynamodb_url
+
+    if args.mode == "dynamodb-streams" or is_dynamodb_url(args.db):
+        return await _relay_dynamodb(args)
     from servicewire.relay import create_relay
     from servicewire.storage.database import create_engine, display_url
     from servicewire.transports import connect_transport
@@ -137,6 +159,45 @@ async def _relay(args: argparse.Namespace) -> int:
             await metrics.close()
         await transport.close()
         await engine.dispose()
+    log.info(
+        "relay %s stopped: published %d, moved aside %d",
+        args.name,
+        relay.published,
+        relay.moved_aside,
+    )
+    return 0
+
+
+async def _relay_dynamodb(args: argparse.Namespace) -> int:
+    """``--mode dynamodb-streams --db dynamodb://...``: no SQL engine involved."""
+    from servicewire.errors import ServicewireError
+    from servicewire.relay import create_relay
+    from servicewire.storage.dynamodb import is_dynamodb_url
+    from servicewire.transports import connect_transport
+    from servicewire.urls import redact
+
+    if args.mode != "dynamodb-streams" or not is_dynamodb_url(args.db):
+        raise ServicewireError("a dynamodb:// database needs --mode dynamodb-streams, and back")
+    transport = await connect_transport(args.transport)
+    relay = create_relay(args.mode, args.db, transport, **_options(args))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay.request_stop)
+    log = logging.getLogger("servicewire.relay")
+    metrics = None
+    if args.metrics_port is not None:
+        from servicewire.exposition import serve_metrics
+
+        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, engines=[])
+    log.info(
+        "relay %s (%s): %s -> %s", args.name, args.mode, redact(args.db), redact(args.transport)
+    )
+    try:
+        await relay.run()
+    finally:
+        if metrics is not None:
+            await metrics.close()
+        await transport.close()
     log.info(
         "relay %s stopped: published %d, moved aside %d",
         args.name,
