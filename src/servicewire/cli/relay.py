@@ -17,7 +17,13 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from servicewire.relay import Relay
+    from servicewire.transports.base import Transport
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,78 +127,59 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _relay(args: argparse.Namespace) -> int:
-    from servicewire.storage.dynamodb import is_dynamodb_url
-
-    if args.mode == "dynamodb-streams" or is_dynamodb_url(args.db):
-        return await _relay_dynamodb(args)
-    from servicewire.relay import create_relay
-    from servicewire.storage.database import create_engine, display_url
-    from servicewire.transports import connect_transport
-    from servicewire.urls import redact
-
-    engine = create_engine(args.db)
-    transport = await connect_transport(args.transport)
-    relay = create_relay(args.mode, engine, transport, **_options(args))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, relay.request_stop)
-    log = logging.getLogger("servicewire.relay")
-    metrics = None
-    if args.metrics_port is not None:
-        from servicewire.exposition import serve_metrics
-
-        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, engines=[engine])
-        log.info(
-            "relay %s: metrics on http://%s:%d/metrics", args.name, args.metrics_host, metrics.port
-        )
-    log.info(
-        "relay %s (%s): %s -> %s",
-        args.name,
-        args.mode,
-        display_url(args.db),
-        redact(args.transport),
-    )
-    try:
-        await relay.run()
-    finally:
-        if metrics is not None:
-            await metrics.close()
-        await transport.close()
-        await engine.dispose()
-    log.info(
-        "relay %s stopped: published %d, moved aside %d",
-        args.name,
-        relay.published,
-        relay.moved_aside,
-    )
-    return 0
-
-
-async def _relay_dynamodb(args: argparse.Namespace) -> int:
-    """``--mode dynamodb-streams --db dynamodb://...``: no SQL engine involved."""
     from servicewire.errors import ServicewireError
     from servicewire.relay import create_relay
+    from servicewire.storage.database import create_engine, display_url
     from servicewire.storage.dynamodb import is_dynamodb_url
     from servicewire.transports import connect_transport
     from servicewire.urls import redact
 
-    if args.mode != "dynamodb-streams" or not is_dynamodb_url(args.db):
+    if (args.mode == "dynamodb-streams") != is_dynamodb_url(args.db):
         raise ServicewireError("a dynamodb:// database needs --mode dynamodb-streams, and back")
-    transport = await connect_transport(args.transport)
-    relay = create_relay(args.mode, args.db, transport, **_options(args))
+    if args.mode == "dynamodb-streams":
+        # DynamoDB is not SQL: the relay takes the URL, and there is no engine.
+        transport = await connect_transport(args.transport)
+        relay = create_relay(args.mode, args.db, transport, **_options(args))
+        return await _foreground(args, relay, transport, redact(args.db))
+    engine = create_engine(args.db)
+    try:
+        transport = await connect_transport(args.transport)
+        relay = create_relay(args.mode, engine, transport, **_options(args))
+        return await _foreground(args, relay, transport, display_url(args.db), engine)
+    finally:
+        await engine.dispose()
+
+
+async def _foreground(
+    args: argparse.Namespace,
+    relay: Relay,
+    transport: Transport,
+    shown_db: str,
+    engine: AsyncEngine | None = None,
+) -> int:
+    """Run ``relay`` until SIGTERM/SIGINT, with optional metrics; close the transport."""
+    from servicewire.urls import redact
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, relay.request_stop)
     log = logging.getLogger("servicewire.relay")
     metrics = None
-    if args.metrics_port is not None:
-        from servicewire.exposition import serve_metrics
-
-        metrics = await serve_metrics(args.metrics_port, host=args.metrics_host, engines=[])
-    log.info(
-        "relay %s (%s): %s -> %s", args.name, args.mode, redact(args.db), redact(args.transport)
-    )
     try:
+        if args.metrics_port is not None:
+            from servicewire.exposition import serve_metrics
+
+            engines = [engine] if engine is not None else []
+            metrics = await serve_metrics(
+                args.metrics_port, host=args.metrics_host, engines=engines
+            )
+            log.info(
+                "relay %s: metrics on http://%s:%d/metrics",
+                args.name,
+                args.metrics_host,
+                metrics.port,
+            )
+        log.info("relay %s (%s): %s -> %s", args.name, args.mode, shown_db, redact(args.transport))
         await relay.run()
     finally:
         if metrics is not None:
