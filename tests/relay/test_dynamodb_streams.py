@@ -22,7 +22,11 @@ from servicewire.messaging.message import Message
 from servicewire.outbox.dynamodb import outbox_items, write_messages_dynamodb
 from servicewire.relay import create_relay
 from servicewire.relay.dynamodb_lease import StreamLease
-from servicewire.relay.dynamodb_streams import DynamoDbStreamsRelay, ready_shards
+from servicewire.relay.dynamodb_streams import (
+    DynamoDbStreamsRelay,
+    dynamodb_status,
+    ready_shards,
+)
 from servicewire.relay.fencing import OwnershipLostError
 from servicewire.storage.dynamodb import DynamoConfig, DynamoConfigError, create_tables
 from servicewire.transports import connect_transport
@@ -166,6 +170,9 @@ def test_db_init_creates_the_tables_with_stream_and_ttl(
     assert "created" in first and "topsecret" not in first
     assert main(["db", "init", url]) == 0  # idempotent
     assert "both existed" in capsys.readouterr().out
+    assert main(["relay", "status", "--db", url]) == 0
+    shown = capsys.readouterr().out
+    assert "lease: free" in shown and "dead letters: 0" in shown
     config = DynamoConfig.from_url(url)
 
     async def described() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -394,6 +401,9 @@ async def test_foreign_and_bad_items_are_dead_lettered_not_wedging(moto_base: st
         by_id = {d["message"]["M"]["id"]["S"]: d for d in dead if "message" in d}
         assert set(by_id) == {bad_dest.id, corrupt.id}
         assert relay.moved_aside == 3
+        status = await dynamodb_status(env.config)
+        assert status["dead"] == 3 and status["lease"]["owner"] == relay.owner
+        assert [s["finished"] for s in status["shards"].values()] == [False]
         await collector.close()
 
 

@@ -195,6 +195,10 @@ async def _foreground(
 
 
 async def _status(args: argparse.Namespace) -> int:
+    from servicewire.storage.dynamodb import is_dynamodb_url
+
+    if is_dynamodb_url(args.db):
+        return await _status_dynamodb(args)
     from servicewire.relay.status import format_status, relay_status
     from servicewire.storage.database import create_engine
 
@@ -204,4 +208,22 @@ async def _status(args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
+    return 0
+
+
+async def _status_dynamodb(args: argparse.Namespace) -> int:
+    from servicewire.relay.dynamodb_streams import dynamodb_status
+    from servicewire.storage.dynamodb import DynamoConfig
+
+    status = await dynamodb_status(DynamoConfig.from_url(args.db))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    lease = status["lease"] or {}
+    print(f"table {status['table']}")
+    print(f"  lease: {lease.get('owner') or 'free'} (epoch {lease.get('epoch', 0)})")
+    for shard, state in status["shards"].items():
+        done = "finished" if state["finished"] else f"at {state['seq']}"
+        print(f"  shard {shard}: {done}, checkpointed {state['age']}s ago")
+    print(f"  dead letters: {status['dead']}")
     return 0

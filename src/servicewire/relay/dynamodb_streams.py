@@ -510,3 +510,39 @@ def _record_of(records: Sequence[Mapping[str, Any]], row: OutboxRow) -> Mapping[
                     "dynamodb": {"SequenceNumber": record["dynamodb"].get("SequenceNumber")},
                 }
     return {}
+
+
+async def dynamodb_status(config: DynamoConfig) -> dict[str, Any]:
+    """What ``servicewire relay status --db dynamodb://...`` shows: the lease holder, each
+    shard's checkpoint and the dead letters (from the relay table; bounded scan)::
+
+        {"lease": {"owner": "relay@host:12:ab", "epoch": 2, "beat": 17},
+         "shards": {"shardId-...": {"seq": "1100...", "finished": False, "age": 0.4}},
+         "dead": 1}
+    """
+    status: dict[str, Any] = {"table": config.table, "lease": None, "shards": {}, "dead": 0}
+    now = time.time()
+    async with config.client() as client:
+        request: dict[str, Any] = {"TableName": config.relay_table, "ConsistentRead": True}
+        for _ in range(MAX_PAGES):
+            page = await client.scan(**request)
+            for item in page.get("Items", []):
+                pk = item["pk"]["S"]
+                if pk == "lease":
+                    status["lease"] = {
+                        "owner": item["owner"]["S"] or None,
+                        "epoch": int(item["epoch"]["N"]),
+                        "beat": int(item["beat"]["N"]),
+                    }
+                elif pk.startswith(SHARD_PREFIX):
+                    status["shards"][pk[len(SHARD_PREFIX) :]] = {
+                        "seq": item.get("seq", {}).get("S"),
+                        "finished": bool(item.get("finished", {}).get("BOOL")),
+                        "age": round(now - float(item["updated_at"]["N"]), 1),
+                    }
+                elif pk.startswith(DEAD_PREFIX):
+                    status["dead"] += 1
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return status
