@@ -232,7 +232,7 @@ class DynamoDbStreamsRelay(Relay):
                         task.result()  # a shard's failure ends this tenure (run() retries)
                         refresh_at = 0.0  # a finished shard may release its children
                 if time.monotonic() >= refresh_at:
-                    shards = await self._shards()
+                    shards = await self._shards(self._streams)
                     await self._load_checkpoints([s["ShardId"] for s in shards])
                     for shard_id in ready_shards(shards, self._finished):
                         if shard_id not in running:
@@ -262,14 +262,14 @@ class DynamoDbStreamsRelay(Relay):
             raise
         self._tenure.proven(asked_at)
 
-    async def _shards(self) -> list[dict[str, Any]]:
+    async def _shards(self, streams: Any) -> list[dict[str, Any]]:
         shards: list[dict[str, Any]] = []
         start: str | None = None
         for _ in range(MAX_PAGES):
             options = {"ExclusiveStartShardId": start} if start else {}
-            described = (
-                await self._streams.describe_stream(StreamArn=self._stream_arn, **options)
-            )["StreamDescription"]
+            described = (await streams.describe_stream(StreamArn=self._stream_arn, **options))[
+                "StreamDescription"
+            ]
             shards += described.get("Shards", [])
             start = described.get("LastEvaluatedShardId")
             if not start:
@@ -296,7 +296,7 @@ class DynamoDbStreamsRelay(Relay):
                     break
                 await asyncio.sleep(0.1)
 
-    async def _iterator(self, shard_id: str) -> str:
+    async def _iterator(self, streams: Any, shard_id: str) -> str:
         position = self.positions.get(shard_id)
         options: dict[str, Any] = (
             {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
@@ -304,7 +304,7 @@ class DynamoDbStreamsRelay(Relay):
             else {"ShardIteratorType": "TRIM_HORIZON"}
         )
         try:
-            got = await self._streams.get_shard_iterator(
+            got = await streams.get_shard_iterator(
                 StreamArn=self._stream_arn, ShardId=shard_id, **options
             )
         except Exception as exc:
@@ -318,7 +318,7 @@ class DynamoDbStreamsRelay(Relay):
                 shard_id,
                 position,
             )
-            got = await self._streams.get_shard_iterator(
+            got = await streams.get_shard_iterator(
                 StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
             )
         return str(got["ShardIterator"])
@@ -327,7 +327,7 @@ class DynamoDbStreamsRelay(Relay):
         event = asyncio.Event()
         self._worker_wakeups.append(event)
         try:
-            iterator: str | None = await self._iterator(shard_id)
+            iterator: str | None = await self._iterator(self._streams, shard_id)
             delay = self.poll_interval
             while iterator is not None and not self._stopping.is_set():
                 try:
@@ -337,7 +337,7 @@ class DynamoDbStreamsRelay(Relay):
                 except Exception as exc:
                     if error_code(exc) != "ExpiredIteratorException":
                         raise
-                    iterator = await self._iterator(shard_id)  # iterators live 15 minutes
+                    iterator = await self._iterator(self._streams, shard_id)  # they live 15 min
                     continue
                 records = page.get("Records", [])
                 iterator = page.get("NextShardIterator")
@@ -464,28 +464,24 @@ class DynamoDbStreamsRelay(Relay):
 
         async def caught_up() -> bool:
             async with self.config.client("dynamodbstreams") as streams:
-                saved, self._streams = self._streams, streams
-                try:
-                    if not self._stream_arn:
-                        async with self.config.client() as db:
-                            self._stream_arn = await check_stream(db, self.config.table)
-                    for shard in await self._shards():
-                        shard_id = shard["ShardId"]
-                        if shard_id in self._finished:
-                            continue
-                        iterator: str | None = await self._iterator(shard_id)
-                        for _ in range(5):
-                            if iterator is None:
-                                break
-                            page = await streams.get_records(ShardIterator=iterator, Limit=1)
-                            if page.get("Records"):
-                                return False
-                            iterator = page.get("NextShardIterator")
+                if not self._stream_arn:
+                    async with self.config.client() as db:
+                        self._stream_arn = await check_stream(db, self.config.table)
+                for shard in await self._shards(streams):
+                    shard_id = shard["ShardId"]
+                    if shard_id in self._finished:
+                        continue
+                    iterator: str | None = await self._iterator(streams, shard_id)
+                    for _ in range(5):
                         if iterator is None:
-                            return False  # closed but not checkpointed as finished yet
-                    return True
-                finally:
-                    self._streams = saved
+                            break
+                        page = await streams.get_records(ShardIterator=iterator, Limit=1)
+                        if page.get("Records"):
+                            return False
+                        iterator = page.get("NextShardIterator")
+                    if iterator is None:
+                        return False  # closed but not checkpointed as finished yet
+                return True
 
         await self._wait_for(caught_up, timeout, "drain")
 
