@@ -43,6 +43,8 @@ TTL_ATTRIBUTE = "expires_at"
 
 AWS_HOST = "aws"
 
+MISSING = "dynamodb:// needs aiobotocore: pip install 'servicewire[dynamodb]'"
+
 
 class DynamoConfigError(ServicewireError):
     """A ``dynamodb://`` URL is not understood, or the tables are missing."""
@@ -126,8 +128,11 @@ class DynamoConfig:
     @contextlib.asynccontextmanager
     async def client(self, service: str = "dynamodb") -> AsyncIterator[Any]:
         """An aiobotocore client for ``dynamodb`` or ``dynamodbstreams``."""
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
+        try:
+            from aiobotocore.config import AioConfig
+            from aiobotocore.session import get_session
+        except ModuleNotFoundError:
+            raise DynamoConfigError(MISSING) from None
 
         options: dict[str, Any] = {
             "config": AioConfig(
@@ -148,7 +153,10 @@ class DynamoConfig:
 
 
 def _chain_region() -> str | None:
-    from aiobotocore.session import get_session
+    try:
+        from aiobotocore.session import get_session
+    except ModuleNotFoundError:
+        raise DynamoConfigError(MISSING) from None
 
     region = get_session().get_config_variable("region")
     return str(region) if region else None
