@@ -31,10 +31,14 @@ from servicewire.relay.fencing import OwnershipLostError
 from servicewire.storage.dynamodb import DynamoConfig, DynamoConfigError, create_tables
 from servicewire.transports import connect_transport
 from servicewire.transports.base import Transport
-from tests.relay.flaky import FailOnceTransport, FlakyTransport
+from tests.relay.flaky import FlakyTransport
 from tests.relay.helpers import Collector, eventually, make_messages, unique
 from tests.relay.moto_dynamodb import moto_dynamodb
 from tests.relay.processes import RelayProcess
+from tests.relay.scenarios import (
+    broker_down_then_drains_in_key_order,
+    partial_failure_keeps_key_order,
+)
 from tests.relay.sink import read_sink
 from tests.relay.test_processes import expected_by_key, first_seen_by_key, sink
 
@@ -280,50 +284,12 @@ async def test_crash_between_publish_and_checkpoint_republishes(moto_base: str) 
 
 async def test_broker_down_then_drains_in_key_order(moto_base: str) -> None:
     async with dynamo_env(moto_base) as env:
-        inner = await memory()
-        transport = FlakyTransport(inner)
-        channel = unique("down")
-        collector = await Collector.open(inner, channel)
-        relay = await env.started(transport)
-        transport.down = True
-        messages = make_messages(channel, 200, keys=5)
-        await env.write(messages, per_tx=20)
-        await eventually(lambda: transport.refused > 0, 10, "a refused publish")
-        assert not collector.counts
-        transport.down = False
-        relay.wake()
-        await eventually(lambda: len(collector.unique_ids) == 200, 30, "the backlog to drain")
-        assert collector.seqs_by_key() == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
-        await collector.close()
+        await broker_down_then_drains_in_key_order(env)
 
 
 async def test_partial_page_failure_keeps_key_order(moto_base: str) -> None:
-    """Message 3 of key order-42 fails once while the rest of its page goes out."""
     async with dynamo_env(moto_base) as env:
-        inner = await memory()
-        channel = unique("partial")
-        order_42 = [
-            Message.create(
-                f'{{"n": {n}}}'.encode(),
-                destination=channel,
-                partition_key="order-42",
-                extra={"seq": str(n)},
-            )
-            for n in range(10)
-        ]
-        others = make_messages(channel, 10, keys=2, start=100)
-        transport = FailOnceTransport(inner, {order_42[3].id})
-        collector = await Collector.open(inner, channel)
-        await env.started(transport)
-        await env.write([*order_42, *others], per_tx=20)  # one transaction, 3 items
-        everything = {m.id for m in [*order_42, *others]}
-        await eventually(lambda: collector.unique_ids == everything, 20, "all 20 messages")
-        assert transport.failed == [order_42[3].id]
-        seqs = collector.seqs_by_key()
-        assert seqs["order-42"] == list(range(10))
-        assert seqs["k0"] == list(range(100, 110, 2))
-        assert seqs["k1"] == list(range(101, 110, 2))
-        await collector.close()
+        await partial_failure_keeps_key_order(env)  # one transaction: 3 items, one page
 
 
 async def test_restart_resumes_after_the_checkpoint(moto_base: str) -> None:
