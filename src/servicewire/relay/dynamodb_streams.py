@@ -203,10 +203,14 @@ class DynamoDbStreamsRelay(Relay):
                 db, self.config.relay_table, owner=self.owner, ttl=self.lease_ttl
             )
             lease.client = db
-            asked_at = time.monotonic()
-            if not await lease.try_acquire():
+            # A standby keeps its clients while it waits (a new pair costs ~60-150 ms CPU).
+            while True:
+                if self._stopping.is_set():
+                    return
+                asked_at = time.monotonic()
+                if await lease.try_acquire():
+                    break
                 await self._idle(self.takeover_interval)
-                return
             self._lease = lease
             self._tenure = Tenure(self.lease_ttl, f"relay {self.name}: {self.config.relay_table}")
             self._tenure.proven(asked_at)
