@@ -249,13 +249,15 @@ class DynamoDbStreamsRelay(Relay):
         finally:
             # Stopping: each shard task finishes the page in flight (published and
             # checkpointed) and returns; a failure cancels the rest.
-            for task in running.values():
-                if self._stopping.is_set():
-                    with contextlib.suppress(Exception):
-                        await within(asyncio.shield(task), 30)
+            tasks = list(running.values())
+            if tasks and self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await within(asyncio.gather(*tasks, return_exceptions=True), 30)
+            for task in tasks:
                 task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            # return_exceptions: the shards' own errors stay here; a cancellation of
+            # this task still propagates.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _prove(self, lease: StreamLease) -> None:
         asked_at = time.monotonic()
