@@ -16,10 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from servicewire.messaging.message import Message
 from servicewire.outbox import outbox, outbox_dead, write_messages
 from servicewire.outbox.writer import outbox_rows
+from servicewire.relay import Relay
 from servicewire.transports import connect_transport
 from tests.relay.cases import CASES, Case, relay_env
-from tests.relay.flaky import FailOnceTransport, FlakyTransport
+from tests.relay.flaky import FlakyTransport
 from tests.relay.helpers import Collector, eventually, make_messages, unique
+from tests.relay.scenarios import (
+    broker_down_then_drains_in_key_order,
+    partial_failure_keeps_key_order,
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -94,56 +99,18 @@ async def test_crash_between_publish_and_delete_republishes(case: Case, tmp_path
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_broker_down_then_drains_in_key_order(case: Case, tmp_path: Path) -> None:
-    async with relay_env(case, tmp_path) as env:
-        inner = await connect_transport(f"memory://{unique('b')}")
-        transport = FlakyTransport(inner)
-        channel = unique("down")
-        collector = await Collector.open(inner, channel)
-        relay = await env.started(transport)
-        transport.down = True
-        messages = make_messages(channel, 200, keys=5)
-        await env.write(messages, per_tx=20)
-        await eventually(lambda: transport.refused > 0, 10, "a refused publish")
+    async def outbox_grew(relay: Relay) -> None:
         if case.mode == "polling":
-            assert await relay.backlog() == 200  # the outbox grew
-        assert not collector.counts
-        transport.down = False
-        relay.wake()
-        await eventually(lambda: len(collector.unique_ids) == 200, 30, "the backlog to drain")
-        assert collector.seqs_by_key() == {f"k{k}": list(range(k, 200, 5)) for k in range(5)}
-        await collector.close()
+            assert await relay.backlog() == 200
+
+    async with relay_env(case, tmp_path) as env:
+        await broker_down_then_drains_in_key_order(env, outbox_grew)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_partial_batch_failure_keeps_key_order(case: Case, tmp_path: Path) -> None:
-    """Message 3 of key order-42 fails once while the rest of its batch succeeds."""
     async with relay_env(case, tmp_path) as env:
-        inner = await connect_transport(f"memory://{unique('b')}")
-        channel = unique("partial")
-        order_42 = [
-            Message.create(
-                f'{{"n": {n}}}'.encode(),
-                destination=channel,
-                kind="event",
-                type="test.Relayed",
-                partition_key="order-42",
-                extra={"seq": str(n)},
-            )
-            for n in range(10)
-        ]
-        others = make_messages(channel, 10, keys=2, start=100)
-        transport = FailOnceTransport(inner, {order_42[3].id})
-        collector = await Collector.open(inner, channel)
-        await env.started(transport)
-        await env.write([*order_42, *others], per_tx=20)  # one transaction, one batch
-        everything = {m.id for m in [*order_42, *others]}
-        await eventually(lambda: collector.unique_ids == everything, 20, "all 20 messages")
-        assert transport.failed == [order_42[3].id]
-        seqs = collector.seqs_by_key()
-        assert seqs["order-42"] == list(range(10))
-        assert seqs["k0"] == list(range(100, 110, 2))
-        assert seqs["k1"] == list(range(101, 110, 2))
-        await collector.close()
+        await partial_failure_keeps_key_order(env)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -55,6 +55,15 @@ class Relay(abc.ABC):
         progress_interval: float = 5.0,
     ) -> None:
         self.engine = engine
+        self._setup(
+            transport, name=name, batch_size=batch_size, progress_interval=progress_interval
+        )
+
+    def _setup(
+        self, transport: Transport, *, name: str, batch_size: int, progress_interval: float
+    ) -> None:
+        """Everything but the engine (a relay on a store without one, such as DynamoDB,
+        calls this instead of ``__init__`` and overrides what reads the engine)."""
         # Publishes are traced (a span per message) and counted for /metrics.
         self.transport = observed_transport(transport, relay=name)
         self.name = name

@@ -5,7 +5,8 @@
     engine = create_engine("postgresql://127.0.0.1/orders")   # asyncpg, TLS options, ...
 
 :mod:`~.database` (URLs to async engines, redaction; SQLite on aiosqlite), :mod:`~.schema`
-(the metadata the outbox, inbox, relay and journal tables share).
+(the metadata the outbox, inbox, relay and journal tables share), :mod:`~.dynamodb`
+(``dynamodb://`` URLs, aiobotocore clients and the DynamoDB outbox tables).
 """
 
 from servicewire.storage.database import (
@@ -18,10 +19,12 @@ from servicewire.storage.database import (
     plain_url,
     sync_url,
 )
+from servicewire.storage.dynamodb import DynamoConfig
 from servicewire.storage.schema import all_tables_metadata, metadata
 
 __all__ = [
     "DatabaseError",
+    "DynamoConfig",
     "all_tables_metadata",
     "async_url",
     "create_engine",
