@@ -81,8 +81,13 @@ async def test_sigkill_at_random_moments_loses_nothing(case: Case, tmp_path: Pat
     rng = random.Random(seed)
     async with relay_env(case, tmp_path) as env, sink() as (sink_url, client, key):
         keep_slot_for_cleanup(env)
-        messages = make_messages(unique("flow"), 2000, keys=8)
-        writer = asyncio.create_task(write_slowly(env, messages, per_tx=10, pause=0.01))
+        messages = make_messages(unique("flow"), 2001, keys=8)
+        # The last message is written only once the final relay runs: should the killed
+        # ones have published everything already (a slow machine starts processes
+        # slowly), the final relay still has a row to take over for (a relay on SQLite
+        # takes its lease only when it finds rows).
+        flow, last = messages[:-1], messages[-1:]
+        writer = asyncio.create_task(write_slowly(env, flow, per_tx=10, pause=0.01))
         procs: list[RelayProcess] = []
         try:
             for _ in range(4):
@@ -97,13 +102,14 @@ async def test_sigkill_at_random_moments_loses_nothing(case: Case, tmp_path: Pat
                 db=env.url, transport=sink_url, mode=case.mode, name=env.name
             )
             procs.append(final)
+            await env.write(last, per_tx=1)
             want = {m.id for m in messages}
 
             async def all_published() -> bool:
                 return want <= {i["id"] for i in await read_sink(client, key)}
 
             try:
-                await eventually(all_published, 60, "all 2,000 messages", interval=0.2)
+                await eventually(all_published, 60, "all 2,001 messages", interval=0.2)
             except AssertionError:
                 raise AssertionError(f"seed {seed}; final relay log:\n{final.log}") from None
             await eventually(lambda: final.active_at is not None, 30, "the final relay")
