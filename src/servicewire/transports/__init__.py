@@ -11,6 +11,7 @@ scheme                             transport                                  ex
 ``nats://`` ``tls://``             NATS JetStream through nats-py             ``nats``
 ``redis://`` ``rediss://``         Redis Streams through redis-py             ``redis``
 ``zmq+tcp://`` ``zmq+ipc://``      brokerless ZeroMQ through pyzmq            ``zmq``
+``sqs://``                         Amazon SQS through aiobotocore             ``sqs``
 =================================  =========================================  ============
 """
 
@@ -55,6 +56,7 @@ _SCHEMES: dict[str, str] = {
     "rediss": "servicewire.transports.redis.transport:RedisTransport",
     "zmq+tcp": "servicewire.transports.zmq.transport:ZmqTransport",
     "zmq+ipc": "servicewire.transports.zmq.transport:ZmqTransport",
+    "sqs": "servicewire.transports.sqs.transport:SqsTransport",
 }
 
 # module -> the extra that installs its client library (pyproject.toml)
@@ -64,6 +66,7 @@ _EXTRAS: dict[str, str] = {
     "servicewire.transports.nats.transport": "nats",
     "servicewire.transports.redis.transport": "redis",
     "servicewire.transports.zmq.transport": "zmq",
+    "servicewire.transports.sqs.transport": "sqs",
 }
 
 
