@@ -1,7 +1,7 @@
 """Transports next to their raw client libraries: confirmed publish and acked consume.
 
 For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, nats, redis,
-zmq: whichever exist), ``n`` messages of ``size`` bytes are published pipelined with
+sqs, zmq: whichever exist), ``n`` messages of ``size`` bytes are published pipelined with
 broker confirmation and then consumed with an ack each, first by the raw client library,
 then by Servicewire's transport, in the same run; plus FastStream on RabbitMQ. Prints
 msg/s and the ratio ours/raw (and ours/FastStream)::

@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
         nargs="*",
         metavar="URL",
         help="transports to probe (default: memory, amqp, nats, redis and zmq on this host, "
-        "and kafka:// on a private tansu broker)",
+        "kafka:// on a private tansu broker and sqs:// on a private moto server)",
     )
     parser.add_argument(
         "--messages",

@@ -29,6 +29,9 @@ What each probe does (every wait is bounded):
 ``kafka://`` without a host probes a private tansu (:mod:`servicewire.testing.tansu`)
 that the probe starts and stops, the way ``memory://`` gets a broker of its own: there
 is no shared Kafka on a development host, and stopping it removes everything made.
+``sqs://`` without a host likewise probes a private ``moto_server``
+(:mod:`servicewire.testing.moto_server`): an in-memory emulator of the SQS API, so its
+figures say how the transport behaves against the API, not how fast AWS is.
 """
 
 from __future__ import annotations
@@ -60,8 +63,13 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "redis": "redis://127.0.0.1:6379/0",
     "zmq": "zmq+tcp://127.0.0.1:{port}",
     "kafka": "kafka://",
+    "sqs": "sqs://",
 }
-"""What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu)."""
+"""What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu;
+``sqs://``: a private moto server, an emulator of SQS)."""
+
+# Long polls of 1 s: a closing member waits for its poll, and the probe closes many.
+MOTO_TUNING = {"wait_time": "1", "visibility_timeout": "10"}
 
 # Group timings for the private tansu: members notice a rebalance within 100 ms (the
 # transport's defaults suit a production cluster, where a join may take longer).
@@ -338,6 +346,12 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
     if name == "kafka":
         await _probe_tansu_persistence(result, count)
         return
+    if name == "sqs":
+        result.persistence = (
+            "not measured: the emulator (moto) keeps everything in memory and restarts "
+            "empty; AWS documents redundant storage of every accepted message"
+        )
+        return
     if name != "redis":
         result.persistence = "not measured: shared broker; only a private one is restarted"
         return
@@ -423,6 +437,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
         url = f"memory://probe-{uuid.uuid4().hex[:8]}"  # a broker of its own
     if name == "kafka" and not urlsplit(url).netloc:
         return await _probe_private_tansu(messages, say)
+    if name == "sqs" and not urlsplit(url).netloc:
+        return await _probe_private_moto(messages, say)
     result = ProbeResult(name=name, url=redact(url))
     order_n = max(30, min(300, messages // 5))
     latency_n = max(20, min(300, messages // 10))
@@ -495,6 +511,40 @@ async def _probe_private_tansu(messages: int, say: Progress) -> ProbeResult:
         "(docs/transports/kafka.md)"
     )
     return result
+
+
+async def _probe_private_moto(messages: int, say: Progress) -> ProbeResult:
+    """Probe ``sqs://`` on a moto server of its own; stopping it removes all the probe made."""
+    from servicewire.testing.moto_server import PrivateMoto
+
+    try:
+        server = PrivateMoto()
+        say("[sqs] starting a private moto server (an SQS emulator)")
+        await asyncio.to_thread(server.start)
+    except ServicewireError as exc:
+        say(f"[sqs] unreachable: {exc}")
+        return ProbeResult(name="sqs", url="sqs://", reachable=False, error=str(exc))
+    try:
+        url = server.sqs_url(**MOTO_TUNING)
+        result = await probe(url, messages=messages, progress=say)
+    finally:
+        await asyncio.to_thread(server.close)
+    result.url = f"sqs://127.0.0.1:{server.port} (private moto {_moto_version()}, stopped after)"
+    result.notes.append(
+        "moto is an emulator in one Python process: its FIFO queues cost time in "
+        "proportion to their depth on every send and receive, so the throughput and "
+        "latency here are moto's, not AWS's (docs/transports/sqs.md)"
+    )
+    return result
+
+
+def _moto_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moto")
+    except PackageNotFoundError:
+        return "?"
 
 
 def _delivery_cell(result: ProbeResult) -> str:
