@@ -8,7 +8,9 @@ stop it; it keeps everything in memory, so a restart is a new, empty server::
         moto.restart()                         # every queue and message is gone
 
 ``moto`` is an emulator, not AWS: docs/transports/sqs.md says which behaviours the
-tests checked on it and which against AWS's documentation.
+tests checked on it and which against AWS's documentation. The server runs with its
+SQS calls taken one at a time (:mod:`.moto_serial`: moto's FIFO receive is not safe
+between its request threads).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +32,8 @@ class PrivateMoto:
     """One ``moto_server`` process this object started and will stop."""
 
     def __init__(self, port: int | None = None) -> None:
-        binary = moto_binary()
-        if binary is None:
+        if moto_binary() is None:
             raise TransportError("moto_server is not installed (pip install 'moto[server]')")
-        self.binary = binary
         self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="servicewire-moto-")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -54,8 +55,17 @@ class PrivateMoto:
 
     def start(self) -> Self:
         with open(self.log, "ab") as log:
+            # moto's server with its SQS calls serialized (see .moto_serial for why)
             self._proc = subprocess.Popen(
-                [self.binary, "-H", "127.0.0.1", "-p", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "servicewire.testing.moto_serial",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],  # fmt: skip
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -117,6 +117,8 @@ class SqsSubscription(Subscription):
         self._room.set()
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._deletes: list[str] = []  # receipts acked, their DeleteMessage not sent yet
+        self._deleting = asyncio.Event()
         self.failure: TransportError | None = None
         """Why the member stopped receiving before it was closed (its queue is gone)."""
 
@@ -124,6 +126,7 @@ class SqsSubscription(Subscription):
         self._tasks = [
             asyncio.create_task(self._poll(), name=f"sqs-poll:{self.channel}/{self.group}"),
             asyncio.create_task(self._renew(), name=f"sqs-renew:{self.channel}/{self.group}"),
+            asyncio.create_task(self._delete(), name=f"sqs-ack:{self.channel}/{self.group}"),
         ]
 
     # Receiving --------------------------------------------------------------------------
@@ -222,17 +225,40 @@ class SqsSubscription(Subscription):
                 del self._held[group_id]
 
     async def _ack(self, delivery: SqsDelivery) -> None:
+        """Settle ``delivery`` now; its ``DeleteMessage`` goes out with the next batch.
+
+        Like an AMQP ack, it does not wait for the broker: no await, so a caller
+        cancelled around it never leaves a message deleted but "not acked". A delete
+        that fails leaves the message to come back after its visibility timeout (at
+        least once), still before the next message of its key.
+        """
         if delivery.settled:
             return
         self._settled(delivery)
-        try:
-            await self._client.delete_message(QueueUrl=self.url, ReceiptHandle=delivery.receipt)
-        except AWS_ERRORS as exc:
-            # Not deleted: SQS delivers it again once its visibility runs out (at least
-            # once), still before the next message of its group.
-            raise TransportError(
-                f"sqs: ack of {delivery.message.id} on {self.channel!r} failed: {exc}"
-            ) from None
+        self._deletes.append(delivery.receipt)
+        self._deleting.set()
+
+    async def _delete(self) -> None:
+        """Send the acks' deletes, up to ten a request, until closed and drained."""
+        while True:
+            await self._deleting.wait()
+            self._deleting.clear()
+            while self._deletes:
+                chunk, self._deletes = self._deletes[:10], self._deletes[10:]
+                entries = [{"Id": str(n), "ReceiptHandle": r} for n, r in enumerate(chunk)]
+                try:
+                    answer = await self._client.delete_message_batch(
+                        QueueUrl=self.url, Entries=entries
+                    )
+                except AWS_ERRORS as exc:
+                    log.warning("sqs: %d acks on %s failed: %s", len(chunk), self.channel, exc)
+                    continue
+                for failed in answer.get("Failed", ()):
+                    # ReceiptHandleIsInvalid: its visibility ran out and SQS handed it
+                    # out again (the newer receipt settles it), or it is gone already.
+                    log.debug("sqs: ack refused on %s: %s", self.channel, failed)
+            if self._closed:
+                return
 
     async def _nack(self, delivery: SqsDelivery, delay: float) -> None:
         if delivery.settled or self._closed:
@@ -321,7 +347,7 @@ class SqsSubscription(Subscription):
             return
         self._closed = True
         self._room.set()
-        poll, renew = self._tasks or (None, None)
+        poll, renew, deleter = self._tasks or (None, None, None)
         if renew is not None:
             renew.cancel()
             with contextlib.suppress(BaseException):
@@ -337,6 +363,13 @@ class SqsSubscription(Subscription):
                     await poll
             except Exception:  # the poller's own failure ended it
                 log.debug("sqs: poller of %s ended with an error", self.channel, exc_info=True)
+        if deleter is not None:
+            # The acks made so far are sent before anything is returned.
+            self._deleting.set()
+            try:
+                await within(asyncio.shield(deleter), 30)
+            except (TimeoutError, asyncio.CancelledError):
+                deleter.cancel()
         for timer in self._retries.values():
             timer.cancel()
         self._retries.clear()

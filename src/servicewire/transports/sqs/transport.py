@@ -49,6 +49,7 @@ from servicewire.urls import redact, redact_text
 # MessageGroupId and MessageDeduplicationId: up to 128 of these (SendMessage reference).
 _SQS_ID = re.compile(r"^[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}$")
 _BATCH_BYTES = 256 * 1024
+_CLOSE_WAIT = 120.0
 
 
 def sqs_id(text: str) -> str:
@@ -289,8 +290,10 @@ class SqsTransport(Transport):
     async def close(self) -> None:
         if self._closing:
             return
+        # Publishes already started finish (or fail) before the client goes away; each
+        # is bounded by botocore's timeouts and retries.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(_CLOSE_WAIT):
                 await self._idle.wait()
         self._closing = True
         for sub in list(self._subscriptions):
