@@ -141,6 +141,7 @@ def render_markdown(
         "`servicewire/cli/brokers_probe.py` (3 competing members over 6 keys for ordering; a group",
         "with no member connected for durability; a private broker restarted for",
         "persistence — shared brokers are never restarted; `kafka://` is a private tansu;",
+        "`sqs://` a private moto server, an emulator: its figures are moto's, not AWS's;",
         "500-byte messages; latency after one warm-up message).",
         "",
         *([f"Load average (1 min) of the host: {load}.", ""] if load else []),
