@@ -54,18 +54,12 @@ class PrivateMoto:
         return Path(self._dir.name) / "moto.log"
 
     def start(self) -> Self:
+        # moto's server with its SQS calls serialized (see .moto_serial for why)
+        command = [sys.executable, "-m", "servicewire.testing.moto_serial"]
+        command += ["-H", "127.0.0.1", "-p", str(self.port)]
         with open(self.log, "ab") as log:
-            # moto's server with its SQS calls serialized (see .moto_serial for why)
             self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "servicewire.testing.moto_serial",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                ],  # fmt: skip
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
