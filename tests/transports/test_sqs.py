@@ -62,6 +62,22 @@ class TestSqsContract(TransportContract):
         assert SqsTransport.capabilities.persistent is True  # AWS: the class default
 
 
+class TestSqsStandardContract(TransportContract):
+    """Standard queues: the same suite, declared unordered (SQS may reorder and repeat)."""
+
+    @pytest.fixture
+    def spec(self, moto: PrivateMoto) -> TransportSpec:
+        url = moto.sqs_url(queue_type="standard", **FAST)
+        return TransportSpec.for_url(url, settle_time=1.0, timeout=60.0)
+
+    @pytest.mark.timeout(1500)
+    async def test_concurrent_publishers_competing_subscribers_no_loss(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        spec.timeout = 600.0  # moto's pace, as for FIFO queues above
+        await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
+
+
 @pytest.fixture
 async def sqs(moto: PrivateMoto) -> AsyncIterator[SqsTransport]:
     transport = await connect_transport(moto.sqs_url(**FAST))
