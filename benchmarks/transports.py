@@ -1,7 +1,8 @@
 """Transports next to their raw client libraries: confirmed publish and acked consume.
 
 For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, nats, redis,
-stomp, zmq: whichever exist; stomp starts a private ActiveMQ), ``n`` messages of
+stomp, sqs, zmq: whichever exist; stomp starts a private ActiveMQ, sqs a private moto
+server), ``n`` messages of
 ``size`` bytes are published pipelined with broker confirmation and then consumed with
 an ack each, first by the raw client library, then by Servicewire's transport, in the
 same run; plus FastStream on RabbitMQ. Where a case has ``raw_enveloped`` (amqp,

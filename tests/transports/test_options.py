@@ -21,6 +21,7 @@ from servicewire.transports.memory.options import MemoryOptions
 from servicewire.transports.nats.options import NatsOptions
 from servicewire.transports.options import TransportOptions, option
 from servicewire.transports.redis.options import RedisOptions
+from servicewire.transports.sqs.options import parse_sqs_url
 from servicewire.transports.zmq.options import ZmqOptions
 
 SECRET = "s3cr3t-pw"
@@ -43,6 +44,9 @@ SCHEMES = [
     Scheme("nats", NatsOptions.from_url, f"nats://app:{SECRET}@127.0.0.1:4222?", "shards"),
     Scheme("redis", RedisOptions.from_url, f"redis://:{SECRET}@127.0.0.1:6379/0?", "shards"),
     Scheme("zmq", ZmqOptions.from_url, "zmq+tcp://127.0.0.1:5555?", "shards", tls=False),
+    Scheme(
+        "sqs", parse_sqs_url, f"sqs://KEYID:{SECRET}@127.0.0.1:5000/?", "connections", tls=False
+    ),
     Scheme("memory", MemoryOptions.from_url, "memory://opts?", "", tls=False),
 ]
 BY_NAME = pytest.mark.parametrize("scheme", SCHEMES, ids=[s.name for s in SCHEMES])

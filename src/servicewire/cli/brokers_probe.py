@@ -31,6 +31,9 @@ that the probe starts and stops, the way ``memory://`` gets a broker of its own:
 is no shared Kafka on a development host, and stopping it removes everything made.
 ``stomp://`` without a host does the same with a private Apache ActiveMQ
 (:mod:`servicewire.testing.activemq`), which its persistence probe restarts.
+``sqs://`` without a host likewise probes a private ``moto_server``
+(:mod:`servicewire.testing.moto_server`): an in-memory emulator of the SQS API, so its
+figures say how the transport behaves against the API, not how fast AWS is.
 """
 
 from __future__ import annotations
@@ -63,15 +66,19 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "zmq": "zmq+tcp://127.0.0.1:{port}",
     "kafka": "kafka://",
     "stomp": "stomp://",
+    "sqs": "sqs://",
 }
 """What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu;
-``stomp://``: a private ActiveMQ)."""
+``stomp://``: a private ActiveMQ; ``sqs://``: a private moto server, an emulator of SQS)."""
 
 # The private broker the probe started for this run, restartable by the persistence
 # probe (a shared broker is never restarted).
 _restartable: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
     "restartable", default=None
 )
+
+# Long polls of 1 s: a closing member waits for its poll, and the probe closes many.
+MOTO_TUNING = {"wait_time": "1", "visibility_timeout": "10"}
 
 # Group timings for the private tansu: members notice a rebalance within 100 ms (the
 # transport's defaults suit a production cluster, where a join may take longer).
@@ -348,6 +355,12 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
     if name == "kafka":
         await _probe_tansu_persistence(result, count)
         return
+    if name == "sqs":
+        result.persistence = (
+            "not measured: the emulator (moto) keeps everything in memory and restarts "
+            "empty; AWS documents redundant storage of every accepted message"
+        )
+        return
     restart = _restartable.get()
     if restart is not None:
         kept = await _kept_across_restart(url, restart, count, 15)
@@ -440,6 +453,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
         return await _probe_private_tansu(messages, say)
     if name == "stomp" and not urlsplit(url).netloc:
         return await _probe_private_activemq(messages, say)
+    if name == "sqs" and not urlsplit(url).netloc:
+        return await _probe_private_moto(messages, say)
     result = ProbeResult(name=name, url=redact(url))
     order_n = max(30, min(300, messages // 5))
     latency_n = max(20, min(300, messages // 10))
@@ -539,6 +554,40 @@ async def _probe_private_activemq(messages: int, say: Progress) -> ProbeResult:
         "waits for the receipt of a persistent (stored) message (docs/transports/stomp.md)"
     )
     return result
+
+
+async def _probe_private_moto(messages: int, say: Progress) -> ProbeResult:
+    """Probe ``sqs://`` on a moto server of its own; stopping it removes all the probe made."""
+    from servicewire.testing.moto_server import PrivateMoto
+
+    try:
+        server = PrivateMoto()
+        say("[sqs] starting a private moto server (an SQS emulator)")
+        await asyncio.to_thread(server.start)
+    except ServicewireError as exc:
+        say(f"[sqs] unreachable: {exc}")
+        return ProbeResult(name="sqs", url="sqs://", reachable=False, error=str(exc))
+    try:
+        url = server.sqs_url(**MOTO_TUNING)
+        result = await probe(url, messages=messages, progress=say)
+    finally:
+        await asyncio.to_thread(server.close)
+    result.url = f"sqs://127.0.0.1:{server.port} (private moto {_moto_version()}, stopped after)"
+    result.notes.append(
+        "moto is an emulator in one Python process: its FIFO queues cost time in "
+        "proportion to their depth on every send and receive, so the throughput and "
+        "latency here are moto's, not AWS's (docs/transports/sqs.md)"
+    )
+    return result
+
+
+def _moto_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moto")
+    except PackageNotFoundError:
+        return "?"
 
 
 def _delivery_cell(result: ProbeResult) -> str:

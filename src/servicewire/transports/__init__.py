@@ -12,6 +12,7 @@ scheme                             transport                                  ex
 ``redis://`` ``rediss://``         Redis Streams through redis-py             ``redis``
 ``stomp://``                       Apache ActiveMQ over STOMP, via stompman   ``stomp``
 ``zmq+tcp://`` ``zmq+ipc://``      brokerless ZeroMQ through pyzmq            ``zmq``
+``sqs://``                         Amazon SQS through aiobotocore             ``sqs``
 =================================  =========================================  ============
 """
 
@@ -57,6 +58,7 @@ _SCHEMES: dict[str, str] = {
     "stomp": "servicewire.transports.stomp.transport:StompTransport",
     "zmq+tcp": "servicewire.transports.zmq.transport:ZmqTransport",
     "zmq+ipc": "servicewire.transports.zmq.transport:ZmqTransport",
+    "sqs": "servicewire.transports.sqs.transport:SqsTransport",
 }
 
 # module -> the extra that installs its client library (pyproject.toml)
@@ -67,6 +69,7 @@ _EXTRAS: dict[str, str] = {
     "servicewire.transports.redis.transport": "redis",
     "servicewire.transports.stomp.transport": "stomp",
     "servicewire.transports.zmq.transport": "zmq",
+    "servicewire.transports.sqs.transport": "sqs",
 }
 
 
