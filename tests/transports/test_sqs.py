@@ -42,17 +42,22 @@ def moto() -> Iterator[PrivateMoto]:
 class TestSqsContract(TransportContract):
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
-        return TransportSpec.for_url(moto.sqs_url(**FAST), settle_time=1.0, timeout=60.0)
+        # volume: moto's FIFO queues walk their whole depth on every send and receive, so
+        # the suite's high-volume cases (5,000 messages from 50 publishers) take minutes
+        # on the emulator (AWS: 300 calls/s per queue and action, 3,000 batched). `make
+        # test` runs them at a fifth; `make soak` at full volume (below).
+        return TransportSpec.for_url(
+            moto.sqs_url(**FAST), settle_time=1.0, timeout=60.0, volume=0.2
+        )
 
+    @pytest.mark.soak
     @pytest.mark.timeout(1500)
-    async def test_concurrent_publishers_competing_subscribers_no_loss(
+    async def test_high_volume_cases_at_full_volume(
         self, transport: Transport, spec: TransportSpec
     ) -> None:
-        # The suite's case, unchanged, with more time: moto's FIFO queues walk their whole
-        # depth on every send and receive, so 5,000 messages from 50 publishers take
-        # minutes on the emulator (AWS: 300 calls/s per queue and action, 3,000 batched).
-        spec.timeout = 600.0
+        spec.timeout, spec.volume = 600.0, 1.0
         await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
+        await super().test_publisher_close_flushes_in_flight(transport, spec)
 
     async def test_fifo_declares_order_and_the_emulator_no_persistence(
         self, transport: Transport
@@ -68,14 +73,16 @@ class TestSqsStandardContract(TransportContract):
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
         url = moto.sqs_url(queue_type="standard", **FAST)
-        return TransportSpec.for_url(url, settle_time=1.0, timeout=60.0)
+        return TransportSpec.for_url(url, settle_time=1.0, timeout=60.0, volume=0.2)
 
+    @pytest.mark.soak
     @pytest.mark.timeout(1500)
-    async def test_concurrent_publishers_competing_subscribers_no_loss(
+    async def test_high_volume_cases_at_full_volume(
         self, transport: Transport, spec: TransportSpec
     ) -> None:
-        spec.timeout = 600.0  # moto's pace, as for FIFO queues above
+        spec.timeout, spec.volume = 600.0, 1.0
         await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
+        await super().test_publisher_close_flushes_in_flight(transport, spec)
 
 
 @pytest.fixture
