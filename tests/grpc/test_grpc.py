@@ -66,7 +66,10 @@ async def test_unary_call_carries_correlation_id_trace_and_deadline(server: Serv
     assert reply.message == "hi"
     assert reply.context["correlation_id"] == "corr-42"
     assert reply.context["traceparent"] == parent  # no SDK tracer: passed on unchanged
-    assert 0 < int(reply.context["deadline_ms"]) <= 1500
+    # The server's deadline is gRPC core's (the grpc-timeout header on its own clock,
+    # which core reads from a cache that may lag a few milliseconds): seen 1,508 once
+    # for a 1.5 s timeout in CI. Passed on, not made longer than asked, is the point.
+    assert 0 < int(reply.context["deadline_ms"]) <= 1500 + 50
 
 
 async def test_server_streaming(server: Server) -> None:
