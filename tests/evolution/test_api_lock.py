@@ -217,7 +217,6 @@ def test_unreadable_config_exit_code(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_fastapi_app_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("fastapi")
     (tmp_path / "pyproject.toml").write_text(
         '[tool.servicewire.api]\nopenapi = ["servicewire.rest.example:app"]\n'
     )

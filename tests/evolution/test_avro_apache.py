@@ -18,13 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import avro.compatibility as avro_compat
+import avro.schema as avro_schema
 import pytest
 import yaml
 
 from servicewire.evolution import Bump, Policy, compare, load_document
-
-avro_schema = pytest.importorskip("avro.schema")
-avro_compat = pytest.importorskip("avro.compatibility")
 
 CASES = Path(__file__).parent / "cases"
 AVRO = sorted(p.name for p in CASES.iterdir() if p.name.startswith("avro-"))

@@ -39,7 +39,21 @@ def moto() -> Iterator[PrivateMoto]:
         yield server
 
 
-class TestSqsContract(TransportContract):
+class _SqsContract(TransportContract):
+    """The suite with its high-volume cases at a fifth (the specs' ``volume``), and both
+    again at full volume under ``make soak``."""
+
+    @pytest.mark.soak
+    @pytest.mark.timeout(1500)
+    async def test_high_volume_cases_at_full_volume(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        spec.timeout, spec.volume = 600.0, 1.0
+        await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
+        await super().test_publisher_close_flushes_in_flight(transport, spec)
+
+
+class TestSqsContract(_SqsContract):
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
         # volume: moto's FIFO queues walk their whole depth on every send and receive, so
@@ -50,15 +64,6 @@ class TestSqsContract(TransportContract):
             moto.sqs_url(**FAST), settle_time=1.0, timeout=60.0, volume=0.2
         )
 
-    @pytest.mark.soak
-    @pytest.mark.timeout(1500)
-    async def test_high_volume_cases_at_full_volume(
-        self, transport: Transport, spec: TransportSpec
-    ) -> None:
-        spec.timeout, spec.volume = 600.0, 1.0
-        await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
-        await super().test_publisher_close_flushes_in_flight(transport, spec)
-
     async def test_fifo_declares_order_and_the_emulator_no_persistence(
         self, transport: Transport
     ) -> None:
@@ -67,22 +72,13 @@ class TestSqsContract(TransportContract):
         assert SqsTransport.capabilities.persistent is True  # AWS: the class default
 
 
-class TestSqsStandardContract(TransportContract):
+class TestSqsStandardContract(_SqsContract):
     """Standard queues: the same suite, declared unordered (SQS may reorder and repeat)."""
 
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
         url = moto.sqs_url(queue_type="standard", **FAST)
         return TransportSpec.for_url(url, settle_time=1.0, timeout=60.0, volume=0.2)
-
-    @pytest.mark.soak
-    @pytest.mark.timeout(1500)
-    async def test_high_volume_cases_at_full_volume(
-        self, transport: Transport, spec: TransportSpec
-    ) -> None:
-        spec.timeout, spec.volume = 600.0, 1.0
-        await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
-        await super().test_publisher_close_flushes_in_flight(transport, spec)
 
 
 @pytest.fixture
