@@ -47,7 +47,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,6 +72,13 @@ from servicewire.transports.base import Transport
 log = logging.getLogger("servicewire.relay")
 
 __all__ = ["PostgresWalRelay", "row_from_text", "slot_name_for"]
+
+# One array parameter, not an IN list of one parameter per row: a batch of any size is
+# then the same prepared statement, planned once (an IN list is a new statement for the
+# server to parse and plan at every distinct batch size).
+_DELETE_PUBLISHED = delete(outbox).where(
+    outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger())))
+)
 
 
 def row_from_text(values: dict[str, str | None]) -> OutboxRow:
@@ -375,7 +383,7 @@ class PostgresWalRelay(Relay):
         if ids or bad or record:
             async with self.engine.begin() as conn:
                 if ids:
-                    await conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+                    await conn.execute(_DELETE_PUBLISHED, {"ids": ids})
                 await move_aside(conn, bad, self.name)
                 values: dict[str, Any] = {"updated_at": now}
                 if lsn is not None:
