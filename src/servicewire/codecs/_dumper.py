@@ -7,7 +7,11 @@ per model that reads the attributes and converts in the same pass does both at o
     dump = build_dumper(Order, lambda node, var: f"str({var})" if node.kind == "decimal" else var)
     dump(order)   # {'id': UUID(...), 'lines': [{'price': '9.99', ...}], ...}
 
-The generated source uses only the model's own field names (Python identifiers).
+The generated source uses only the model's own field names (Python identifiers). It
+reads them from the instance's ``__dict__`` (where Pydantic keeps field values; a
+subscript is cheaper than an attribute lookup through the class), and for a model
+none of whose fields needs converting it returns that ``__dict__`` itself, not a
+copy: the result is for reading (a codec's library), never for changing.
 """
 
 from __future__ import annotations
@@ -53,11 +57,14 @@ class _Builder:
             return f"_m{known}"
         i = len(self.index)
         self.index[cls] = i
-        items = [
-            f"{spec.name!r}: {self.expr(spec.node, f'v.{spec.name}')}"
-            for spec in model_info(cls).fields
-        ]
-        self.lines += [f"def _m{i}(v):", f"    return {{{', '.join(items)}}}", ""]
+        fields = [(spec.name, f"d[{spec.name!r}]", spec.node) for spec in model_info(cls).fields]
+        exprs = [(name, var, self.expr(node, var)) for name, var, node in fields]
+        if all(expr == var for _, var, expr in exprs):
+            body = ["    return v.__dict__"]  # nothing to convert: no copy either
+        else:
+            items = ", ".join(f"{name!r}: {expr}" for name, _, expr in exprs)
+            body = ["    d = v.__dict__", f"    return {{{items}}}"]
+        self.lines += [f"def _m{i}(v):", *body, ""]
         return f"_m{i}"
 
     def expr(self, node: TypeNode, var: str) -> str:
@@ -72,7 +79,12 @@ class _Builder:
             assert node.inner is not None
             y = self.fresh()
             item = self.expr(node.inner, y)
-            return f"list({var})" if item == y else f"[{item} for {y} in {var}]"
+            if item == y:
+                return f"list({var})"
+            if node.inner.kind == "model":  # map() skips the comprehension's frame
+                assert node.inner.model is not None
+                return f"list(map({self.function(node.inner.model)}, {var}))"
+            return f"[{item} for {y} in {var}]"
         if node.kind == "dict":
             assert node.inner is not None
             y = self.fresh()
