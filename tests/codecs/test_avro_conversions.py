@@ -176,3 +176,39 @@ def test_bad_uuid_text_is_a_decode_error_naming_the_field() -> None:
     fastavro.schemaless_writer(out, plain, {"ident": str(ID), "others": [str(UUID(int=5))]})
     decoded = AvroCodec().decode(MAGIC + fingerprint(schema) + out.getvalue(), Ident)
     assert decoded == Ident(ident=ID, others=[UUID(int=5)])
+
+
+@pytest.mark.parametrize("value", [MOMENTS, EVERYTHING], ids=["moments", "everything"])
+def test_the_common_decode_gives_what_fastavro_reads(value: Any) -> None:
+    cls = type(value)
+    payload = AvroCodec().encode(value)
+    read = fastavro.schemaless_reader(io.BytesIO(payload[10:]), avro_schema(cls))
+    assert AvroCodec().decode(payload, cls) == cls.model_validate(read)
+
+
+def test_loader_only_where_there_is_something_to_convert() -> None:
+    codec = AvroCodec()
+    assert codec.plan(Ident).load is None  # UUIDs only: Pydantic parses the text
+    load = codec.plan(Moments).load
+    assert load is not None
+    record = {"at": 0, "naive": 1, "day": 0, "maybe_at": None, "by_name": {"k": 2}}
+    record |= {"days": [1], "stamps": [{"at": 3, "day": None}], "stamp": None}
+    assert load(record) is record
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert record["at"] == epoch and record["day"] == date(1970, 1, 1)
+    assert record["by_name"] == {"k": datetime(1970, 1, 1, 0, 0, 0, 2, tzinfo=UTC)}
+    assert record["days"] == [date(1970, 1, 2)] and record["stamps"][0]["day"] is None
+    assert record["stamps"][0]["at"] == datetime(1970, 1, 1, 0, 0, 0, 3, tzinfo=UTC)
+
+
+def test_a_timestamp_out_of_range_is_a_decode_error() -> None:
+    schema = avro_schema(Stamped)
+    plain = fastavro.parse_schema(without_logical_types(schema, frozenset({"timestamp-micros"})))
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, plain, {"at": 2**62})
+    with pytest.raises(DecodeError, match=r"Overflow|range"):
+        AvroCodec().decode(MAGIC + fingerprint(schema) + out.getvalue(), Stamped)
+
+
+class Stamped(Document, name="test.codecs.avro.Stamped", version="1.0.0", register=False):
+    at: datetime

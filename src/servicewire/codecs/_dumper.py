@@ -1,4 +1,4 @@
-"""Generated functions that turn a validated model instance into plain Python data.
+"""Generated functions between a model and the plain Python data a codec's library takes.
 
 ``model_dump`` is fast, but a codec then still walks the result to fix the few values
 its library cannot take (a ``Decimal`` for Avro's string, say). Generating one function
@@ -6,6 +6,12 @@ per model that reads the attributes and converts in the same pass does both at o
 
     dump = build_dumper(Order, lambda node, var: f"str({var})" if node.kind == "decimal" else var)
     dump(order)   # {'id': UUID(...), 'lines': [{'price': '9.99', ...}], ...}
+
+The other way, :func:`build_loader` converts, in place, the few leaves of a record
+the library read that validation needs in another form (``None`` when there are none)::
+
+    load = build_loader(Order, lambda node, var: f"_at({var})" if node.kind == "datetime" else var)
+    load(record)  # the same dict, its datetimes converted
 
 The generated source uses only the model's own field names (Python identifiers). It
 reads them from the instance's ``__dict__`` (where Pydantic keeps field values; a
@@ -38,6 +44,74 @@ def build_dumper(
     exec(compile(source, f"<dumper {cls.__qualname__}>", "exec"), namespace)
     dumper: Callable[[Any], dict[str, Any]] = namespace["_m0"]
     return dumper
+
+
+def build_loader(
+    cls: type[BaseModel], leaf: LeafExpr, helpers: dict[str, Any] | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """A function converting a record of ``cls`` in place (and returning it), or ``None``
+    when ``leaf`` converts nothing in it. Not for recursive models (a model met again
+    while being built counts as having nothing to convert)."""
+    builder = _LoaderBuilder(leaf)
+    top = builder.function(cls)
+    if top is None:
+        return None
+    namespace: dict[str, Any] = dict(helpers or {})
+    source = "\n".join(builder.lines)
+    exec(compile(source, f"<loader {cls.__qualname__}>", "exec"), namespace)
+    loader: Callable[[dict[str, Any]], dict[str, Any]] = namespace[top]
+    return loader
+
+
+class _LoaderBuilder:
+    def __init__(self, leaf: LeafExpr) -> None:
+        self.leaf = leaf
+        self.done: dict[type[BaseModel], str | None] = {}
+        self.lines: list[str] = []
+        self.names = 0
+
+    def fresh(self) -> str:
+        self.names += 1
+        return f"y{self.names}"
+
+    def function(self, cls: type[BaseModel]) -> str | None:
+        if cls in self.done:
+            return self.done[cls]
+        self.done[cls] = None
+        body = []
+        for spec in model_info(cls).fields:
+            var = f"r[{spec.name!r}]"
+            expr = self.expr(spec.node, var)
+            if expr != var:
+                body.append(f"    {var} = {expr}")
+        if not body:
+            return None
+        name = f"_l{sum(1 for n in self.done.values() if n is not None)}"
+        self.done[cls] = name
+        self.lines += [f"def {name}(r):", *body, "    return r", ""]
+        return name
+
+    def expr(self, node: TypeNode, var: str) -> str:
+        if node.is_leaf:
+            return self.leaf(node, var)
+        if node.kind == "model":
+            assert node.model is not None
+            function = self.function(node.model)
+            return var if function is None else f"{function}({var})"
+        assert node.inner is not None
+        if node.kind == "optional":
+            inner = self.expr(node.inner, var)
+            return var if inner == var else f"(None if {var} is None else {inner})"
+        y = self.fresh()
+        item = self.expr(node.inner, y)
+        if item == y:
+            return var
+        if node.kind == "dict":
+            return f"{{k: {item} for k, {y} in {var}.items()}}"
+        if node.inner.kind == "model":  # map() skips the comprehension's frame
+            assert node.inner.model is not None
+            return f"list(map({self.done[node.inner.model]}, {var}))"
+        return f"[{item} for {y} in {var}]"
 
 
 class _Builder:

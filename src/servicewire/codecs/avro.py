@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import LOGICAL_READERS
 from fastavro.write import LOGICAL_WRITERS
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
@@ -34,7 +35,7 @@ from pydantic_core import to_jsonable_python
 from servicewire.codecs._avro_deep import read_nested
 from servicewire.codecs._avro_schema import avro_schema, without_logical_types
 from servicewire.codecs._avro_store import SchemaStore, default_schema_store, fingerprint
-from servicewire.codecs._dumper import build_dumper
+from servicewire.codecs._dumper import build_dumper, build_loader
 from servicewire.codecs._types import TypeNode
 from servicewire.codecs.base import DEFAULT_MAX_SIZE, C, check_size, validation_error
 from servicewire.errors import DecodeError, EncodeError
@@ -69,6 +70,17 @@ _DUMP_HELPERS: dict[str, Any] = {
     **{name: LOGICAL_WRITERS[writer] for name, writer, _ in _CONVERTED.values()},
 }
 _WRITTEN_PLAIN = frozenset(logical for _, _, logical in _CONVERTED.values())
+# On the common decode, the same for timestamps and dates (fastavro's LOGICAL_READERS,
+# called from a generated loader: 0.3 us less per timestamp than its dispatch); UUIDs
+# are read as text for Pydantic where the contract allows (takes_uuid_text).
+_READ_CONVERTED = {
+    "datetime": ("_ts", "long-timestamp-micros", "timestamp-micros"),
+    "date": ("_date", "int-date", "date"),
+}
+_LOAD_HELPERS: dict[str, Any] = {
+    name: LOGICAL_READERS[reader] for name, reader, _ in _READ_CONVERTED.values()
+}
+_READ_PLAIN = frozenset(logical for _, _, logical in _READ_CONVERTED.values())
 _UUID_ONLY = frozenset({"uuid"})
 # Core-schema parts that see a field's input before (or instead of) Pydantic's own
 # validation of its type, or make that validation refuse text for a UUID.
@@ -90,6 +102,11 @@ def _leaf(node: TypeNode, var: str) -> str:
     if converted is not None:
         return f"{converted[0]}({var}, None)"
     return var
+
+
+def _read_leaf(node: TypeNode, var: str) -> str:
+    converted = _READ_CONVERTED.get(node.kind)
+    return var if converted is None else f"{converted[0]}({var}, None, None)"
 
 
 def _enum_value(v: Any) -> Any:
@@ -133,12 +150,14 @@ class _Plan:
     write: Any
     """The same schema without the logical types the dump converts itself."""
     read: Any
-    """What the common decode reads with: ``parsed``, or without ``uuid`` when the
-    contract :func:`takes_uuid_text`."""
+    """What the common decode reads with: the schema without the logical types ``load``
+    converts, nor ``uuid`` when the contract :func:`takes_uuid_text`."""
     header: bytes
     fingerprint: bytes
     recursive: bool
     dump: Callable[[Any], dict[str, Any]]
+    load: Callable[[dict[str, Any]], dict[str, Any]] | None
+    """Converts a record read with ``read``: its timestamps and dates (None: it has none)."""
 
 
 class AvroCodec:
@@ -163,15 +182,22 @@ class AvroCodec:
                 fp = self.store.add(schema)
                 self.store.add_contract(cls)
                 parsed = parse_schema(schema, named_schemas={})
+                recursive = self.store.recursive(fp)
+                # (a recursive schema is read by _avro_deep, never with ``read``)
+                load = None if recursive else build_loader(cls, _read_leaf, _LOAD_HELPERS)
+                plain = (_READ_PLAIN if load is not None else frozenset()) | (
+                    _UUID_ONLY if takes_uuid_text(cls) else frozenset()
+                )
                 plan = _Plan(
                     schema=schema,
                     parsed=parsed,
                     write=_parsed_without(schema, _WRITTEN_PLAIN),
-                    read=_parsed_without(schema, _UUID_ONLY) if takes_uuid_text(cls) else parsed,
+                    read=_parsed_without(schema, plain) if plain else parsed,
                     header=MAGIC + fp,
                     fingerprint=fp,
-                    recursive=self.store.recursive(fp),
+                    recursive=recursive,
                     dump=build_dumper(cls, _leaf, {"_ev": _enum_value, **_DUMP_HELPERS}),
+                    load=load,
                 )
                 self._plans[cls] = plan
         return plan
@@ -207,7 +233,9 @@ class AvroCodec:
         stream.seek(_HEADER)
         try:
             if fp == plan.fingerprint and not plan.recursive:
-                record = schemaless_reader(stream, plan.read, None)  # the common case
+                record: Any = schemaless_reader(stream, plan.read, None)  # the common case
+                if plan.load is not None:
+                    record = plan.load(record)  # a record of the contract's schema: a dict
             else:
                 record = self._read_other(stream, fp, plan, cls)
         except DecodeError:
