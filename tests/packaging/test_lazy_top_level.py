@@ -35,6 +35,11 @@ def test_contracts_and_codecs_do_not_load_the_database_stack() -> None:
 
 def test_a_lazy_name_loads_its_module_on_use() -> None:
     assert "sqlalchemy" in _loaded_after("from servicewire import Service")
+    # a subpackage reached through the package alone, as when __init__ imported it
+    code = (
+        "import servicewire\nassert servicewire.outbox.write_messages is servicewire.write_messages"
+    )
+    assert "sqlalchemy" in _loaded_after(code)
 
 
 def test_every_public_name_resolves_to_its_modules_object() -> None:
