@@ -160,3 +160,25 @@ def avro_default(value: Any, node: TypeNode) -> Any:
             for spec in model_info(type(value)).fields
         }
     return value
+
+
+def without_logical_types(schema: Any, names: frozenset[str]) -> Any:
+    """``schema`` (a new copy) with the logical types in ``names`` reduced to their base.
+
+    The binary encoding of a logical type is its base type's, so the result reads and
+    writes the very same bytes; only the conversion fastavro would apply is left out
+    (the Avro codec does it itself, where that is cheaper)::
+
+        without_logical_types({"type": "string", "logicalType": "uuid"}, frozenset({"uuid"}))
+        # 'string'
+    """
+    if isinstance(schema, list):
+        return [without_logical_types(s, names) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("logicalType") in names and isinstance(schema.get("type"), str):
+        return schema["type"]
+    return {
+        key: value if key == "default" else without_logical_types(value, names)
+        for key, value in schema.items()
+    }
