@@ -1,5 +1,5 @@
 """``python -m servicewire.testing.moto_serial -H 127.0.0.1 -p PORT``: moto's server with
-its SQS calls taken one at a time.
+its SQS (and Kinesis and DynamoDB) calls taken one at a time.
 
 moto serves each request on a thread of its own, and its FIFO receive is not safe
 between threads: it copies the set of busy message groups when a receive starts, so
@@ -8,7 +8,9 @@ members, which AWS never does (a group has at most one message in flight). The
 contract suite's ten competing members hit that within seconds. Here every SQS backend
 call that reads or changes messages holds one lock, and a long poll waits *outside*
 it (polling again every 50 ms), so members still wait in parallel. Nothing else of
-moto changes. :class:`~servicewire.testing.moto_server.PrivateMoto` starts this.
+moto changes. The Kinesis and DynamoDB calls the ``kinesis://`` transport makes are
+serialized the same way (see :func:`patch`).
+:class:`~servicewire.testing.moto_server.PrivateMoto` starts this.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend
+from moto.kinesis.models import KinesisBackend
 from moto.server import main
 from moto.sqs.models import SQSBackend
 
@@ -75,6 +79,35 @@ def patch() -> None:
         setattr(SQSBackend, name, _serialized(getattr(SQSBackend, name)))
     SQSBackend.receive_message = _receive(SQSBackend.receive_message)  # type: ignore[method-assign]
     SQSBackend._servicewire_serial = True  # type: ignore[attr-defined]
+    # Kinesis: a shard's put_record reads the last sequence number and adds one, which two
+    # threads can do at once (moto says so: "not safe for concurrency"). DynamoDB: a
+    # conditional write checks and writes in two steps, so two members could both win
+    # one lease (DynamoDB itself never lets them).
+    for name in (
+        "create_stream",
+        "delete_stream",
+        "put_record",
+        "put_records",
+        "get_records",
+        "get_shard_iterator",
+        "list_shards",
+        "split_shard",
+        "merge_shards",
+        "update_shard_count",
+    ):
+        setattr(KinesisBackend, name, _serialized(getattr(KinesisBackend, name)))
+    for name in (
+        "create_table",
+        "delete_table",
+        "put_item",
+        "get_item",
+        "query",
+        "update_item",
+        "delete_item",
+        "transact_write_items",
+        "batch_write_item",
+    ):
+        setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
 
 
 if __name__ == "__main__":
