@@ -9,7 +9,9 @@ contract suite's ten competing members hit that within seconds. Here every SQS b
 call that reads or changes messages holds one lock, and a long poll waits *outside*
 it (polling again every 50 ms), so members still wait in parallel. Nothing else of
 moto changes. The Kinesis and DynamoDB calls the ``kinesis://`` transport makes are
-serialized the same way (see :func:`patch`).
+serialized the same way (see :func:`patch`), and its resharding is made to behave as
+Kinesis' does (:func:`patch_kinesis`: records go to open shards only; a split or merged
+parent keeps its records).
 :class:`~servicewire.testing.moto_server.PrivateMoto` starts this.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
-from moto.kinesis.models import KinesisBackend
+from moto.kinesis.models import KinesisBackend, Stream
 from moto.server import main
 from moto.sqs.models import SQSBackend
 
@@ -110,6 +112,54 @@ def patch() -> None:
         setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
 
 
+def _open_shards_only(call: Callable[..., Any]) -> Callable[..., Any]:
+    """moto routes a key to the first shard whose hash range holds it, closed or not, so
+    after a split every record still lands in the closed parent. Kinesis writes only
+    to open shards: look among those."""
+
+    @functools.wraps(call)
+    def route(self: Stream, partition_key: str, explicit_hash_key: str) -> Any:
+        shards = self.shards
+        self.shards = {k: v for k, v in shards.items() if v.is_open}
+        try:
+            return call(self, partition_key, explicit_hash_key)
+        finally:
+            self.shards = shards
+
+    return route
+
+
+def _parents_keep_their_records(call: Callable[..., Any]) -> Callable[..., Any]:
+    """moto moves (split) or copies (merge) a parent's records into its children. On
+    Kinesis the parent keeps them, closed, until they expire, and a consumer reads the
+    parent to its end before the children: keep them where they are."""
+
+    @functools.wraps(call)
+    def reshard(self: Stream, *shard_ids: str) -> Any:
+        parents = [self.shards[i] for i in shard_ids if i in self.shards]
+        kept = [p.records for p in parents]
+        for parent in parents:
+            parent.records = type(parent.records)()
+        try:
+            return call(self, *shard_ids)
+        finally:
+            for parent, records in zip(parents, kept, strict=True):
+                parent.records = records
+
+    return reshard
+
+
+def patch_kinesis() -> None:
+    """Make moto's resharding behave as Kinesis does (idempotent)."""
+    if getattr(Stream, "_servicewire_reshard", False):
+        return
+    Stream.get_shard_for_key = _open_shards_only(Stream.get_shard_for_key)  # type: ignore[method-assign]
+    Stream.split_shard = _parents_keep_their_records(Stream.split_shard)  # type: ignore[method-assign]
+    Stream.merge_shards = _parents_keep_their_records(Stream.merge_shards)  # type: ignore[method-assign]
+    Stream._servicewire_reshard = True  # type: ignore[attr-defined]
+
+
 if __name__ == "__main__":
+    patch_kinesis()
     patch()
     main()

@@ -35,6 +35,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from servicewire.errors import TransportError
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kinesis.client import AWS_ERRORS, Clients, is_missing
 from servicewire.transports.kinesis.leases import LeaseLost, LeaseTable
@@ -80,6 +81,8 @@ class KinesisSubscription(Subscription):
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self.failure: TransportError | None = None
+        """Why the member stopped before it was closed (its stream or table is gone)."""
         self._tick = max(0.05, min(options.lease_time / 3, options.checkpoint_interval or 1e9))
 
     # Flow control -----------------------------------------------------------------------
@@ -125,6 +128,16 @@ class KinesisSubscription(Subscription):
                     await self._release_quiet()
                 failures = 0
             except AWS_ERRORS as exc:
+                if is_missing(exc):
+                    # Deleted (delete_channel), or an emulator restarted empty: nothing is
+                    # left to read, and the member says so rather than wait forever.
+                    self.failure = TransportError(
+                        f"kinesis: the stream or lease table of {self.channel!r} is gone"
+                    )
+                    for shard in list(self._readers):
+                        await self._drop(shard)
+                    self.ready.put_nowait(None)
+                    return
                 failures += 1
                 log.warning("kinesis: member of %s/%s: %s", self.channel, self.group, exc)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
@@ -226,6 +239,8 @@ class KinesisSubscription(Subscription):
             delivery = await self.ready.get()
             if delivery is None:
                 self.ready.put_nowait(None)  # every iterator ends
+                if self.failure is not None and not self._closed:
+                    raise self.failure
                 return
             if delivery.revoked:
                 continue

@@ -265,6 +265,18 @@ class KinesisTransport(Transport):
         await self._table(channel)
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
+        for attempt in range(2):
+            try:
+                return await self._subscribe(channel, group, prefetch)
+            except AWS_ERRORS as exc:
+                if not is_missing(exc) or attempt == 1:
+                    raise
+                # Deleted elsewhere since this client made them: make them again.
+                self._streams.pop(channel, None)
+                self._tables.pop(channel, None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _subscribe(self, channel: str, group: str, prefetch: int) -> Subscription:
         clients = self._require()
         await self._ensure_stream(channel)
         table = await self._table(channel)
