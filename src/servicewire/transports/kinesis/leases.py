@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servicewire.errors import TransportError
-from servicewire.transports.kinesis.client import is_condition_failed, is_missing
+from servicewire.transports.kinesis.client import error_code, is_condition_failed, is_missing
 
 SHARD_END = "SHARD_END"
 """The checkpoint of a closed shard whose every record the group settled."""
@@ -96,29 +96,36 @@ class LeaseTable:
         self.name = name
 
     async def ensure(self) -> None:
-        """Create the table if it does not exist; return once it is active."""
-        try:
-            await self.client.create_table(
-                TableName=self.name,
-                AttributeDefinitions=[
-                    {"AttributeName": "group", "AttributeType": "S"},
-                    {"AttributeName": "item", "AttributeType": "S"},
-                ],
-                KeySchema=[
-                    {"AttributeName": "group", "KeyType": "HASH"},
-                    {"AttributeName": "item", "KeyType": "RANGE"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except Exception as exc:
-            if "ResourceInUse" not in repr(exc):
-                raise
+        """Create the table if it does not exist; return once it is active (a table
+        still being deleted is created again once it is gone)."""
         async with asyncio.timeout(_ACTIVE_WAIT):
             while True:
-                answer = await self.client.describe_table(TableName=self.name)
-                if answer["Table"]["TableStatus"] == "ACTIVE":
-                    return
-                await asyncio.sleep(0.5)
+                try:
+                    await self.client.create_table(
+                        TableName=self.name,
+                        AttributeDefinitions=[
+                            {"AttributeName": "group", "AttributeType": "S"},
+                            {"AttributeName": "item", "AttributeType": "S"},
+                        ],
+                        KeySchema=[
+                            {"AttributeName": "group", "KeyType": "HASH"},
+                            {"AttributeName": "item", "KeyType": "RANGE"},
+                        ],
+                        BillingMode="PAY_PER_REQUEST",
+                    )
+                except Exception as exc:
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
+                while True:
+                    try:
+                        answer = await self.client.describe_table(TableName=self.name)
+                    except Exception as exc:
+                        if not is_missing(exc):
+                            raise
+                        break  # it was being deleted: create it again
+                    if answer["Table"]["TableStatus"] == "ACTIVE":
+                        return
+                    await asyncio.sleep(0.5)
 
     async def drop(self) -> None:
         """Delete the table (every group's leases and checkpoints); missing is fine."""

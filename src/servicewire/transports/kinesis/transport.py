@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, NoRegionError
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, PublishError
-from servicewire.messaging.channels import dead_letter_channel
+from servicewire.messaging.channels import dead_letter_channel, is_instance_reply_channel
 from servicewire.messaging.message import Message
 from servicewire.transports.base import Capabilities, Subscription, Transport
 from servicewire.transports.kinesis.client import AWS_ERRORS, Clients, error_code, is_missing
@@ -125,18 +125,29 @@ class KinesisTransport(Transport):
         kinesis = self._require().kinesis
         options = self.address.options
         name = self.stream(channel)
-        try:
-            await kinesis.create_stream(StreamName=name, ShardCount=options.shards)
-        except AWS_ERRORS as exc:
-            if error_code(exc) != "ResourceInUseException":
-                raise
+        # An instance's reply channel has one reader: one shard is all it can use.
+        shards = 1 if is_instance_reply_channel(channel) else options.shards
+        summary: dict[str, Any] = {}
         async with asyncio.timeout(_ACTIVE_WAIT):
-            while True:
-                answer = await kinesis.describe_stream_summary(StreamName=name)
-                summary = answer["StreamDescriptionSummary"]
-                if summary["StreamStatus"] in ("ACTIVE", "UPDATING"):
-                    break
-                await asyncio.sleep(1.0)
+            while not summary:
+                try:
+                    await kinesis.create_stream(StreamName=name, ShardCount=shards)
+                except AWS_ERRORS as exc:
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
+                # CREATING: wait. DELETING (deleted just before): create it again after.
+                while True:
+                    try:
+                        answer = await kinesis.describe_stream_summary(StreamName=name)
+                    except AWS_ERRORS as exc:
+                        if not is_missing(exc):
+                            raise
+                        break
+                    status = answer["StreamDescriptionSummary"]["StreamStatus"]
+                    if status in ("ACTIVE", "UPDATING"):
+                        summary = answer["StreamDescriptionSummary"]
+                        break
+                    await asyncio.sleep(1.0)
         if options.retention > summary.get("RetentionPeriodHours", 24):
             await kinesis.increase_stream_retention_period(
                 StreamName=name, RetentionPeriodHours=options.retention
