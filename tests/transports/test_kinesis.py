@@ -56,7 +56,7 @@ class TestKinesisContract(TransportContract):
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
         return TransportSpec.for_url(
-            moto.kinesis_url(**FAST), settle_time=1.0, timeout=60.0, volume=0.2
+            moto.kinesis_url(**FAST), settle_time=0.5, timeout=60.0, volume=0.2
         )
 
     async def test_declares_history_and_the_emulator_no_persistence(

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from servicewire.errors import TransportError
+from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kinesis.client import AWS_ERRORS, Clients, is_missing
 from servicewire.transports.kinesis.leases import LeaseLost, LeaseTable
@@ -200,6 +201,10 @@ class KinesisSubscription(Subscription):
         await self._list_shards()
         state = await self._table.read(self.group)
         live = self._observed.live_members(state.members, self.member)
+        for member in state.members.keys() - set(live):
+            # Silent for lease_time: crashed (a paused member that wakes up beats again,
+            # which makes its item anew). Its leases go silent too and are taken.
+            await self._table.leave(self.group, member)
         shards = eligible(self._listing, state.shards)
         mine = assign(shards, live, self.member)
         # Give up what is no longer ours (finished shards included).
@@ -211,9 +216,9 @@ class KinesisSubscription(Subscription):
             if shard in self._readers or self._closed:
                 continue
             seen = state.shards.get(shard)
-            if seen is not None and seen.owner == self.member:
-                continue
-            if not self._observed.takeable(seen):
+            # Ours already (a release that failed): take it back under a new epoch.
+            mine_still = seen is not None and seen.owner == self.member
+            if not mine_still and not self._observed.takeable(seen):
                 continue
             lease = await self._table.acquire(self.group, shard, self.member, seen)
             if lease is None:
@@ -256,9 +261,16 @@ class KinesisSubscription(Subscription):
         self._wake.set()
         self.room.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            # Let a rebalance in flight finish (a lease it takes is released below);
+            # cancelled mid-way, it could leave a lease held until it goes silent.
+            try:
+                await within(asyncio.shield(self._task), 15)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._task
+            except Exception:  # its own failure ended it
+                log.debug("kinesis: member of %s ended with an error", self.channel, exc_info=True)
         for shard in list(self._readers):
             try:
                 await self._release(shard)
