@@ -33,6 +33,7 @@ from servicewire.transports.kinesis.membership import ShardInfo, assign, eligibl
 from servicewire.transports.kinesis.naming import stream_name, table_name
 from servicewire.transports.kinesis.options import parse_kinesis_url
 from servicewire.transports.kinesis.records import MARKER, record_size, to_record
+from servicewire.transports.kinesis.replies import BEAT_TAG
 from servicewire.transports.kinesis.shard import KinesisDelivery
 from servicewire.transports.kinesis.subscription import KinesisSubscription
 from servicewire.transports.kinesis.transport import KinesisTransport
@@ -400,6 +401,46 @@ async def test_delete_group_and_channel_remove_their_streams_and_tables(
     assert await kinesis.delete_channel(channel) is True  # again: no error
     await kinesis.tear_down(other, ["a"])
     assert stream_name("sw-", other) not in await _stream_names(moto)
+
+
+async def test_a_crashed_instances_reply_stream_is_swept(
+    kinesis: KinesisTransport, moto: PrivateMoto
+) -> None:
+    dead, alive = "svc-sweep.replies.dead01", "svc-sweep.replies.live02"
+    await kinesis.declare(dead, "replies")
+    clients = await _raw(moto)
+    try:  # its last beat, long ago: the instance crashed
+        await clients.kinesis.add_tags_to_stream(
+            StreamName=kinesis.stream(dead), Tags={BEAT_TAG: str(int(time.time()) - 3600)}
+        )
+    finally:
+        await clients.close()
+    other = await connect_transport(moto.kinesis_url(**FAST))
+    assert isinstance(other, KinesisTransport)
+    try:
+        sub = await other.subscribe(alive, "replies")  # a new instance of the service
+        names = await _stream_names(moto)
+        assert kinesis.stream(dead) not in names and other.stream(alive) in names
+        assert table_name("sw-", dead) not in await _table_names(moto)
+        assert len(await _shards(moto, other.stream(alive))) == 1, "a reply stream: one shard"
+        await sub.close()
+        assert await other.sweep_reply_streams("svc-sweep.") == 0  # its beat is fresh
+        # A reply to the gone instance goes nowhere: a sender never makes its stream.
+        await other.publish(make_message(dead, 1))
+        assert kinesis.stream(dead) not in await _stream_names(moto)
+    finally:
+        await other.tear_down(alive, ["replies"])
+        await other.close()
+
+
+async def _shards(moto: PrivateMoto, stream: str) -> list[str]:
+    clients = await _raw(moto)
+    try:
+        return [
+            s["ShardId"] for s in (await clients.kinesis.list_shards(StreamName=stream))["Shards"]
+        ]
+    finally:
+        await clients.close()
 
 
 # URLs -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _TEXT = 100
+LEASES_SUFFIX = ".leases"
 
 
 def stream_name(prefix: str, channel: str) -> str:
@@ -24,6 +25,12 @@ def stream_name(prefix: str, channel: str) -> str:
     return f"{prefix}{_UNSAFE.sub('_', channel)[:_TEXT]}-{digest}"
 
 
+def stream_prefix(prefix: str, channel_start: str) -> str:
+    """The start of the stream name of every channel starting with ``channel_start``
+    (and maybe a few more: callers check the channel tag)."""
+    return prefix + _UNSAFE.sub("_", channel_start)[:_TEXT]
+
+
 def table_name(prefix: str, channel: str) -> str:
     """The lease and checkpoint table of ``channel``'s groups."""
-    return stream_name(prefix, channel) + ".leases"
+    return stream_name(prefix, channel) + LEASES_SUFFIX

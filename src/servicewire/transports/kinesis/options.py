@@ -63,6 +63,8 @@ class KinesisOptions(TransportOptions):
         KINESIS_RECORD_LIMIT, at_least=1024, at_most=KINESIS_RECORD_LIMIT
     )
     """Largest record as sent to Kinesis: envelope plus payload plus partition key."""
+    reply_ttl: int = option(600, at_least=30)
+    """Seconds after its last heartbeat a crashed instance's reply stream may be swept."""
     persistent: bool = True
     """What to declare: ``no`` for an emulator that keeps records in memory (moto)."""
     connections: int = option(64, at_least=1, at_most=1024)

@@ -32,7 +32,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, NoRegionError
 
 from servicewire.errors import ConnectionFailedError, MessageTooLargeError, PublishError
-from servicewire.messaging.channels import dead_letter_channel, is_instance_reply_channel
+from servicewire.messaging.channels import (
+    dead_letter_channel,
+    is_instance_reply_channel,
+    shards_of,
+)
 from servicewire.messaging.message import Message
 from servicewire.transports.base import Capabilities, Subscription, Transport
 from servicewire.transports.kinesis.client import AWS_ERRORS, Clients, error_code, is_missing
@@ -40,6 +44,7 @@ from servicewire.transports.kinesis.leases import LeaseTable
 from servicewire.transports.kinesis.naming import stream_name, table_name
 from servicewire.transports.kinesis.options import describe, parse_kinesis_url
 from servicewire.transports.kinesis.records import record_size, to_record
+from servicewire.transports.kinesis.replies import ReplyStreams
 from servicewire.transports.kinesis.subscription import KinesisSubscription
 from servicewire.urls import redact, redact_text
 
@@ -73,6 +78,7 @@ class KinesisTransport(Transport):
         self._streams: dict[str, asyncio.Future[None]] = {}
         self._tables: dict[str, asyncio.Future[LeaseTable]] = {}
         self._subscriptions: set[KinesisSubscription] = set()
+        self._replies: ReplyStreams | None = None
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -100,6 +106,7 @@ class KinesisTransport(Transport):
             await self._close_clients()
             where = describe(self.address)
             raise self._failed(f"{where}: {type(exc).__name__}: {exc}") from None
+        self._replies = ReplyStreams(self._clients, self.address.options)
         self._closing = False
 
     def _require(self) -> Clients:
@@ -126,7 +133,7 @@ class KinesisTransport(Transport):
         options = self.address.options
         name = self.stream(channel)
         # An instance's reply channel has one reader: one shard is all it can use.
-        shards = 1 if is_instance_reply_channel(channel) else options.shards
+        shards = shards_of(channel, options.shards)
         summary: dict[str, Any] = {}
         async with asyncio.timeout(_ACTIVE_WAIT):
             while not summary:
@@ -191,6 +198,8 @@ class KinesisTransport(Transport):
                     )
                     return
                 except AWS_ERRORS as exc:
+                    if is_missing(exc) and is_instance_reply_channel(message.destination):
+                        return  # its instance is gone: a sender never creates it
                     if is_missing(exc) and attempt == 0:
                         self._streams.pop(message.destination, None)
                         await self._ensure_stream(message.destination)
@@ -239,6 +248,8 @@ class KinesisTransport(Transport):
             try:
                 answer = await kinesis.put_records(StreamName=self.stream(channel), Records=entries)
             except AWS_ERRORS as exc:
+                if is_missing(exc) and is_instance_reply_channel(channel):
+                    return  # its instance is gone: a sender never creates it
                 if is_missing(exc) and attempt == 0:
                     self._streams.pop(channel, None)
                     await self._ensure_stream(channel)
@@ -274,6 +285,8 @@ class KinesisTransport(Transport):
         self._require()
         await self._ensure_stream(channel)
         await self._table(channel)
+        if is_instance_reply_channel(channel) and self._replies is not None:
+            await self._replies.declared(channel, self.stream(channel))
 
     async def subscribe(self, channel: str, group: str, *, prefetch: int = 64) -> Subscription:
         for attempt in range(2):
@@ -299,11 +312,19 @@ class KinesisTransport(Transport):
             group,
             options=self.address.options,
             prefetch=prefetch,
-            on_close=self._subscriptions.discard,
+            on_close=self._closed_subscription,
         )
         await sub.start()
         self._subscriptions.add(sub)
+        if is_instance_reply_channel(channel) and self._replies is not None:
+            await self._replies.declared(channel, self.stream(channel))
+            self._replies.keep(self.stream(channel), channel, sub)
         return sub
+
+    def _closed_subscription(self, sub: KinesisSubscription) -> None:
+        self._subscriptions.discard(sub)
+        if self._replies is not None:
+            self._replies.release(sub)
 
     # Cleanup ----------------------------------------------------------------------------
 
@@ -332,6 +353,13 @@ class KinesisTransport(Transport):
             await LeaseTable(clients.dynamodb, table_name(prefix, name)).drop()
         return True
 
+    async def sweep_reply_streams(self, channel_start: str = "") -> int:
+        """Delete instance reply streams whose reader stopped renewing them over
+        ``reply_ttl`` seconds ago (crashed instances); returns how many went."""
+        self._require()
+        assert self._replies is not None
+        return await self._replies.sweep(channel_start)
+
     # Shutdown ---------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -344,6 +372,8 @@ class KinesisTransport(Transport):
         self._closing = True
         for sub in list(self._subscriptions):
             await sub.close()
+        if self._replies is not None:
+            await self._replies.close()
         pending: list[asyncio.Future[Any]] = [*self._streams.values(), *self._tables.values()]
         for future in pending:
             if not future.done():
