@@ -32,7 +32,7 @@ from servicewire.transports.kinesis.leases import SHARD_END, LeaseLost, LeaseSta
 from servicewire.transports.kinesis.membership import ShardInfo, assign, eligible
 from servicewire.transports.kinesis.naming import stream_name, table_name
 from servicewire.transports.kinesis.options import parse_kinesis_url
-from servicewire.transports.kinesis.records import MARKER, record_size, to_record
+from servicewire.transports.kinesis.records import MARKER, from_record, record_size, to_record
 from servicewire.transports.kinesis.replies import BEAT_TAG
 from servicewire.transports.kinesis.shard import KinesisDelivery
 from servicewire.transports.kinesis.subscription import KinesisSubscription
@@ -286,6 +286,21 @@ async def test_restart_means_a_new_empty_kinesis(moto: PrivateMoto) -> None:
     finally:
         await transport.tear_down(channel, ["g"])
         await transport.close()
+
+
+def test_records_round_trip_and_long_keys_are_hashed() -> None:
+    message = make_message("orders", 1, key="k" * 300).with_headers(custom="välue")
+    data, key = to_record(message)
+    assert data.startswith(MARKER) and key.startswith("h-") and len(key) <= 256
+    assert to_record(make_message("orders", 2, key="k" * 300))[1] == key, "same key, same shard"
+    back = from_record({"Data": data, "SequenceNumber": "7"}, channel="orders", shard="s")
+    assert back == message
+    keyless = make_message("orders", 3)
+    assert to_record(keyless)[1] == keyless.id  # spread over the shards by id
+    raw = {"Data": b"plain", "SequenceNumber": "9", "PartitionKey": "p"}
+    foreign = from_record(raw, channel="orders", shard="shardId-1")
+    assert foreign.id == "kinesis:shardId-1:9" and foreign.payload == b"plain"
+    assert foreign.partition_key == "p" and foreign.destination == "orders"
 
 
 # Resharding -----------------------------------------------------------------------------

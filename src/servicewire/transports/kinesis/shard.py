@@ -303,8 +303,11 @@ class ShardReader:
         """Draining and nothing left with the handler: the lease may be released."""
         return self.draining and not self._out
 
-    async def stop(self) -> None:
-        """Stop for good; anything still out is revoked (it comes back to the group)."""
+    def abandon(self) -> None:
+        """Stop handing out and holding: anything still out is revoked (it comes back
+        to the group through the next owner), and the member's room is freed."""
+        if self.stopped:
+            return
         self.drain()
         self.stopped = True
         for delivery in self._out.values():
@@ -313,6 +316,12 @@ class ShardReader:
         unsettled = sum(1 for e in self.entries if not e.settled)
         self._sub.took(-unsettled)
         self.entries.clear()
+        self._held.clear()
+        self._busy.clear()
+
+    async def stop(self) -> None:
+        """:meth:`abandon`, then wait for the reading task to end."""
+        self.abandon()
         if self._task is not None:
             with contextlib.suppress(BaseException):
                 await self._task

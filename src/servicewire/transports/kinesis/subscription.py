@@ -235,7 +235,7 @@ class KinesisSubscription(Subscription):
     def shard_gone(self, reader: ShardReader) -> None:
         """The stream or shard vanished under ``reader`` (deleted): stop it."""
         self._readers.pop(reader.shard, None)
-        reader.stopped = True
+        reader.abandon()
 
     # Consuming --------------------------------------------------------------------------
 
