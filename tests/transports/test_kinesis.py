@@ -180,7 +180,9 @@ async def test_a_dead_members_shard_is_taken_over_and_its_writes_fenced(
 ) -> None:
     # The member "dies": it neither settles nor closes (its tasks just stop). Another
     # member takes its shard over once the lease has been silent for lease_time (2 s),
-    # and gets the unsettled record again; the dead member can no longer checkpoint.
+    # and gets the unsettled record again, counted as a second attempt (so a record that
+    # kills its consumer every time reaches the dead letters); the dead member can no
+    # longer checkpoint.
     transport = await connect_transport(moto.kinesis_url(**{**FAST, "lease_time": "2"}))
     channel = unique("dead-member")
     try:
@@ -188,14 +190,19 @@ async def test_a_dead_members_shard_is_taken_over_and_its_writes_fenced(
         assert isinstance(sub, KinesisSubscription)
         await transport.publish(make_message(channel, 1, key="k"))
         first = await next_delivery(sub, 30)
+        await asyncio.sleep(1.0)  # a renewal or two: the lease counts the attempt
         died = time.monotonic()
         assert sub._task is not None
-        sub._task.cancel()  # the crash: no renewal, no release
+        sub._task.cancel()  # the crash (its handler killed it): no renewal, no release
         (reader,) = [r for r in sub._readers.values() if r.entries]
+        for each in sub._readers.values():
+            assert each._task is not None
+            each._task.cancel()
         other = await transport.subscribe(channel, "g")
         again = await next_delivery(other, 30)
         assert again.message.id == first.message.id
         assert time.monotonic() - died >= 1.5, "taken over before the lease ran out"
+        assert again.attempt == 2, "the crash was not counted: a poison record never ends"
         await first.ack()  # too late: the old owner's checkpoint write is refused
         with pytest.raises(LeaseLost):
             await sub._table.write(reader.lease)

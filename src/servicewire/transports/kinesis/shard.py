@@ -11,7 +11,9 @@ and moves the group's checkpoint to the last record settled without a gap.
 Order: records of one partition key are handed out one at a time (the next waits until
 the previous is settled); records of other keys go out meanwhile, and a message without
 a key waits for nothing. ``nack(delay)`` keeps the key blocked and hands the same record
-out again after the delay, one attempt later. The checkpoint only passes a record once
+out again after the delay, one attempt later. Each hand-out counts in the lease's
+``attempts`` (written with the next renewal), so the count survives a restart, a
+handover and a crash in the handler. The checkpoint only passes a record once
 it and every record before it in the shard are settled (acks may come out of order
 across keys), so after a takeover the new owner starts at the first unsettled record.
 """
@@ -36,6 +38,9 @@ from servicewire.transports.kinesis.records import from_record
 log = logging.getLogger("servicewire.transports.kinesis.shard")
 
 _BACKOFF_LIMIT = 5.0
+BACKLOG_LIMIT = 10_000
+"""Records a reader keeps behind an unsettled one (a retry waiting out a long delay
+holds the checkpoint): at this many it stops reading the shard until the head moves."""
 
 
 class Member(Protocol):
@@ -125,6 +130,8 @@ class ShardReader:
         self.stopped = False
         self.dirty = False
         """The checkpoint or the attempts changed since the last write of the lease."""
+        self._backlog = asyncio.Event()
+        self._backlog.set()
 
     # Reading ----------------------------------------------------------------------------
 
@@ -154,6 +161,7 @@ class ShardReader:
         failures = 0
         while not self.stopped and not self.draining:
             await self._sub.room.wait()
+            await self._backlog.wait()
             if self.stopped or self.draining:
                 return
             try:
@@ -208,6 +216,8 @@ class ShardReader:
         attempt = self.lease.attempts.get(sequence, 0) + 1
         entry = Entry(sequence, message.partition_key, message, attempt)
         self.entries.append(entry)
+        if len(self.entries) >= BACKLOG_LIMIT:
+            self._backlog.clear()
         self._sub.took(1)
         if entry.key is not None and (entry.key in self._busy or entry.key in self._held):
             self._held.setdefault(entry.key, deque()).append(entry)
@@ -219,9 +229,24 @@ class ShardReader:
             self._busy.add(entry.key)
         if self.draining or self.stopped:
             return
+        self._give(entry)
+
+    def _give(self, entry: Entry) -> None:
+        """Hand ``entry`` out, counting the attempt in the lease first: written with the
+        next renewal, so a record whose handler kills the process is counted too."""
         delivery = KinesisDelivery(self, entry)
         self._out[entry] = delivery
+        self.lease.attempts[entry.sequence] = entry.attempt
+        self.dirty = True
         self._sub.ready.put_nowait(delivery)
+
+    def _uncount(self, entry: Entry) -> None:
+        """``entry``'s latest attempt never reached the handler (revoked before it was
+        taken): take it back from the count."""
+        if entry.attempt > 1:
+            self.lease.attempts[entry.sequence] = entry.attempt - 1
+        else:
+            self.lease.attempts.pop(entry.sequence, None)
 
     # Settling ---------------------------------------------------------------------------
 
@@ -231,6 +256,7 @@ class ShardReader:
             return
         del self._out[entry]
         entry.settled = True
+        self.lease.attempts.pop(entry.sequence, None)  # its count matters no more
         self._sub.took(-1)
         if entry.key is not None:
             self._busy.discard(entry.key)
@@ -259,9 +285,7 @@ class ShardReader:
         self._retries.pop(entry, None)
         if self.stopped or self.draining or entry.settled:
             return
-        delivery = KinesisDelivery(self, entry)
-        self._out[entry] = delivery
-        self._sub.ready.put_nowait(delivery)
+        self._give(entry)
 
     def _advance(self) -> None:
         """Move the checkpoint over the settled records at the head of the shard."""
@@ -277,6 +301,8 @@ class ShardReader:
             moved = True
         if moved:
             self.dirty = True
+            if len(self.entries) < BACKLOG_LIMIT:
+                self._backlog.set()
 
     @property
     def finished(self) -> bool:
@@ -292,6 +318,7 @@ class ShardReader:
             if not delivery.taken:
                 delivery.revoked = True
                 del self._out[entry]
+                self._uncount(entry)
         for timer in self._retries.values():
             timer.cancel()
         self._retries.clear()
@@ -310,8 +337,10 @@ class ShardReader:
             return
         self.drain()
         self.stopped = True
-        for delivery in self._out.values():
+        for entry, delivery in self._out.items():
             delivery.revoked = True
+            if not delivery.taken:
+                self._uncount(entry)
         self._out.clear()
         unsettled = sum(1 for e in self.entries if not e.settled)
         self._sub.took(-unsettled)
