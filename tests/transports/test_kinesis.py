@@ -54,11 +54,23 @@ def moto() -> Iterator[PrivateMoto]:
 
 
 class TestKinesisContract(TransportContract):
+    """The suite with its high-volume cases at a fifth (the spec's ``volume``: moto's
+    reads walk a shard from its start), and both again at full volume under ``make soak``."""
+
     @pytest.fixture
     def spec(self, moto: PrivateMoto) -> TransportSpec:
         return TransportSpec.for_url(
             moto.kinesis_url(**FAST), settle_time=0.5, timeout=60.0, volume=0.2
         )
+
+    @pytest.mark.soak
+    @pytest.mark.timeout(1500)
+    async def test_high_volume_cases_at_full_volume(
+        self, transport: Transport, spec: TransportSpec
+    ) -> None:
+        spec.timeout, spec.volume = 600.0, 1.0
+        await super().test_concurrent_publishers_competing_subscribers_no_loss(transport, spec)
+        await super().test_publisher_close_flushes_in_flight(transport, spec)
 
     async def test_declares_history_and_the_emulator_no_persistence(
         self, transport: Transport
