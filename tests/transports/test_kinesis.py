@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -348,16 +348,16 @@ def test_children_are_eligible_only_after_their_parents_finished() -> None:
     assert assign(["a"], ["m1", "m2"], "m3") == set()
 
 
-async def test_a_split_shard_is_finished_before_its_children_are_read(
-    moto: PrivateMoto,
-) -> None:
-    # Split the only shard while a member reads it: the parent is read to its end and
-    # its lease ends at SHARD_END, only then are the children read, and every key keeps
-    # its order. (PrivateMoto's moto_serial makes moto reshard as Kinesis does: new
-    # records go to the open children, the closed parent keeps its records.)
-    transport = await connect_transport(moto.kinesis_url(**{**FAST, "shards": "1"}))
+async def _reshard_while_reading(
+    moto: PrivateMoto, shards: int, reshard: Callable[[Any, str, list[str]], Awaitable[object]]
+) -> tuple[list[str], list[str], dict[str, LeaseState]]:
+    """Publish 40 records over 8 keys to a stream of ``shards`` shards, read them, call
+    ``reshard(kinesis, stream, parents)``, publish 40 more, read them; return the parent
+    shards, the shard of every delivery in order, and the group's leases. Every key's
+    records must come in order."""
+    transport = await connect_transport(moto.kinesis_url(**{**FAST, "shards": str(shards)}))
     assert isinstance(transport, KinesisTransport)
-    channel = unique("split")
+    channel = unique("reshard")
     handled: dict[str, list[int]] = {}
     shards_seen: list[str] = []  # the shard of every delivery, in order
 
@@ -374,14 +374,13 @@ async def test_a_split_shard_is_finished_before_its_children_are_read(
         await publish_all(
             transport, [make_message(channel, i, key=k) for i in range(5) for k in keys]
         )
-        await eventually(lambda: sum(map(len, handled.values())) >= 40, 30, "before the split")
+        await eventually(lambda: sum(map(len, handled.values())) >= 40, 30, "before resharding")
         clients = await _raw(moto)
         try:
             stream = transport.stream(channel)
-            (parent,) = (await clients.kinesis.list_shards(StreamName=stream))["Shards"]
-            await clients.kinesis.split_shard(
-                StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(2**127)
-            )
+            listed = (await clients.kinesis.list_shards(StreamName=stream))["Shards"]
+            parents = [s["ShardId"] for s in listed]
+            await reshard(clients.kinesis, stream, parents)
             await publish_all(
                 transport, [make_message(channel, i, key=k) for i in range(5, 10) for k in keys]
             )
@@ -389,21 +388,54 @@ async def test_a_split_shard_is_finished_before_its_children_are_read(
             def complete() -> bool:
                 return all(set(range(10)) <= set(handled.get(k, [])) for k in keys)
 
-            await eventually(complete, 60, "every key's records after the split")
+            await eventually(complete, 60, "every key's records after resharding")
             state = await LeaseTable(clients.dynamodb, table_name("sw-", channel)).read("g")
         finally:
             await clients.close()
         await member.stop()
-        assert state.shards[parent["ShardId"]].checkpoint == SHARD_END
-        first_child = next(i for i, s in enumerate(shards_seen) if s != parent["ShardId"])
-        assert first_child >= 40 and parent["ShardId"] not in shards_seen[first_child:]
-        assert len(set(shards_seen)) == 3, "both children were read"
         for key in keys:
             first_seen = list(dict.fromkeys(handled[key]))
             assert first_seen == list(range(10)), f"{key} out of order: {first_seen}"
+        return parents, shards_seen, state.shards
     finally:
         await transport.tear_down(channel, ["g"])
         await transport.close()
+
+
+async def test_a_split_shard_is_finished_before_its_children_are_read(
+    moto: PrivateMoto,
+) -> None:
+    # Split the only shard while a member reads it: the parent is read to its end and
+    # its lease ends at SHARD_END, only then are the children read, and every key keeps
+    # its order. (PrivateMoto's moto_serial makes moto reshard as Kinesis does: new
+    # records go to the open children, the closed parent keeps its records.)
+    async def split(kinesis: Any, stream: str, parents: list[str]) -> object:
+        return await kinesis.split_shard(
+            StreamName=stream, ShardToSplit=parents[0], NewStartingHashKey=str(2**127)
+        )
+
+    (parent,), seen, leases = await _reshard_while_reading(moto, 1, split)
+    assert leases[parent].checkpoint == SHARD_END
+    first_child = next(i for i, s in enumerate(seen) if s != parent)
+    assert first_child >= 40 and parent not in seen[first_child:]
+    assert len(set(seen)) == 3, "both children were read"
+
+
+async def test_merged_shards_are_finished_before_their_child_is_read(
+    moto: PrivateMoto,
+) -> None:
+    # Two shards merged into one (UpdateShardCount 2 -> 1): both parents end at
+    # SHARD_END before the child is read.
+    async def merge(kinesis: Any, stream: str, parents: list[str]) -> object:
+        return await kinesis.update_shard_count(
+            StreamName=stream, TargetShardCount=1, ScalingType="UNIFORM_SCALING"
+        )
+
+    parents, seen, leases = await _reshard_while_reading(moto, 2, merge)
+    assert all(leases[p].checkpoint == SHARD_END for p in parents)
+    first_child = next(i for i, s in enumerate(seen) if s not in parents)
+    assert first_child >= 40 and not set(parents) & set(seen[first_child:])
+    assert len(set(seen)) == 3, "the child was read"
 
 
 # Declaring and deleting -----------------------------------------------------------------
