@@ -438,6 +438,32 @@ async def test_merged_shards_are_finished_before_their_child_is_read(
     assert len(set(seen)) == 3, "the child was read"
 
 
+async def test_the_lease_of_a_trimmed_finished_shard_is_forgotten(
+    kinesis: KinesisTransport,
+) -> None:
+    # A finished shard Kinesis no longer lists (its records expired) leaves its lease
+    # behind; the group's members delete it. A lease not finished is never deleted.
+    channel = unique("trimmed")
+    await kinesis.declare(channel, "g")
+    table = LeaseTable(kinesis._require().dynamodb, table_name("sw-", channel))
+    for shard, checkpoint in (("shardId-gone-done", SHARD_END), ("shardId-gone-open", "7")):
+        lease = await table.acquire("g", shard, "someone", None)
+        assert lease is not None
+        lease.checkpoint = checkpoint
+        await table.write(lease, release=True)
+    sub = await kinesis.subscribe(channel, "g")
+    assert isinstance(sub, KinesisSubscription)
+    member = Member(sub)
+    try:
+        await eventually(lambda: len(sub._readers) > 0, 30, "the member's shards")
+        state = await table.read("g")
+        assert "shardId-gone-done" not in state.shards
+        assert state.shards["shardId-gone-open"].checkpoint == "7"
+    finally:
+        await member.stop()
+        await kinesis.tear_down(channel, ["g"])
+
+
 # Declaring and deleting -----------------------------------------------------------------
 
 

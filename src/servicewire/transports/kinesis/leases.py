@@ -189,6 +189,20 @@ class LeaseTable:
 
     # Leases -----------------------------------------------------------------------------
 
+    async def forget(self, group: str, shard: str) -> None:
+        """Delete the lease of a finished shard Kinesis no longer lists (trimmed after
+        retention): its children no longer wait for it. Only while it is finished."""
+        try:
+            await self.client.delete_item(
+                TableName=self.name,
+                Key={"group": {"S": group}, "item": {"S": _SHARD + shard}},
+                ConditionExpression="checkpoint = :end",
+                ExpressionAttributeValues={":end": {"S": SHARD_END}},
+            )
+        except Exception as exc:
+            if not is_condition_failed(exc):
+                raise
+
     async def acquire(
         self, group: str, shard: str, owner: str, seen: LeaseState | None
     ) -> Lease | None:

@@ -39,7 +39,7 @@ from servicewire.errors import TransportError
 from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kinesis.client import AWS_ERRORS, Clients, is_missing
-from servicewire.transports.kinesis.leases import LeaseLost, LeaseTable
+from servicewire.transports.kinesis.leases import SHARD_END, LeaseLost, LeaseTable
 from servicewire.transports.kinesis.membership import Observed, ShardInfo, assign, eligible
 from servicewire.transports.kinesis.options import KinesisOptions
 from servicewire.transports.kinesis.shard import KinesisDelivery, ShardReader
@@ -205,6 +205,10 @@ class KinesisSubscription(Subscription):
             # Silent for lease_time: crashed (a paused member that wakes up beats again,
             # which makes its item anew). Its leases go silent too and are taken.
             await self._table.leave(self.group, member)
+        listed = {info.shard for info in self._listing}
+        for shard, held in state.shards.items():
+            if held.checkpoint == SHARD_END and shard not in listed:
+                await self._table.forget(self.group, shard)  # trimmed away: done with it
         shards = eligible(self._listing, state.shards)
         mine = assign(shards, live, self.member)
         # Give up what is no longer ours (finished shards included).
