@@ -1,7 +1,7 @@
 """Transports next to their raw client libraries: confirmed publish and acked consume.
 
-For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, nats, redis,
-stomp, sqs, zmq: whichever exist; stomp starts a private ActiveMQ, sqs a private moto
+For every case module in ``benchmarks/transport_cases/`` (amqp, kafka, kinesis, nats, redis,
+stomp, sqs, zmq: whichever exist; stomp starts a private ActiveMQ, sqs and kinesis a private moto
 server), ``n`` messages of
 ``size`` bytes are published pipelined with broker confirmation and then consumed with
 an ack each, first by the raw client library, then by Servicewire's transport, in the

@@ -58,6 +58,8 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
     (["transports.py", "--only", "stomp", "--n", "100", "--rounds", "1"], (), "stomp    publish"),
     # SQS on a private moto server the case starts and stops (no shared service)
     (["transports.py", "--only", "sqs", "--n", "60", "--rounds", "1"], (), "ours / raw client"),
+    # Kinesis (and its DynamoDB lease table) on a private moto server, likewise
+    (["transports.py", "--only", "kinesis", "--n", "60", "--rounds", "1"], (), "ours / raw client"),
 ]
 
 
@@ -71,7 +73,11 @@ def test_every_benchmark_has_a_slice() -> None:
 @pytest.mark.parametrize(
     ("args", "needs", "expect"),
     SLICES,
-    ids=[s[0][0].removesuffix(".py") + ("-sqs" if "sqs" in s[0] else "") for s in SLICES],
+    ids=[
+        s[0][0].removesuffix(".py")
+        + ("-sqs" if "sqs" in s[0] else "-kinesis" if "kinesis" in s[0] else "")
+        for s in SLICES
+    ],
 )
 def test_benchmark_slice_runs(args: list[str], needs: tuple[str, ...], expect: str) -> None:
     for service in needs:

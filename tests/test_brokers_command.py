@@ -128,6 +128,28 @@ def test_brokers_command_measures_sqs_on_a_private_moto(tmp_path: Path) -> None:
     assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
 
 
+def test_brokers_command_measures_kinesis_on_a_private_moto(tmp_path: Path) -> None:
+    """``kinesis://`` starts a moto server (Kinesis and DynamoDB) for the run and stops it."""
+    out = tmp_path / "brokers.md"
+    command = [
+        sys.executable, "-m", "servicewire.cli.main", "brokers", "kinesis://",
+        "--messages", "60", "--out", str(out), "--chart", str(tmp_path / "c.png"),
+    ]  # fmt: skip
+    marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
+    env = {**os.environ, "SW_PROBE_RUN": marker.partition("=")[2]}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert not _processes_with(marker), "the probe left a moto process running"
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| kinesis"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "kept on 6/6 keys"
+    assert "0 lost" in cells[2]
+    assert cells[3].startswith("not measured: the emulator (moto)")
+    assert re.fullmatch(r"kept (\d+)/\1", cells[4])  # durability: no member connected
+    assert cells[5].startswith("yes (")
+    assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
+
+
 def _processes_with(marker: str) -> list[int]:
     """Ids of live processes whose environment holds ``marker`` (Linux /proc)."""
     found = []

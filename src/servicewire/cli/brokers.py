@@ -49,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="URL",
         help="transports to probe (default: memory, amqp, nats, redis and zmq on this host, "
         "kafka:// on a private tansu broker, stomp:// on a private ActiveMQ, "
-        "sqs:// on a private moto server)",
+        "sqs:// and kinesis:// on a private moto server)",
     )
     parser.add_argument(
         "--messages",
@@ -143,7 +143,8 @@ def render_markdown(
         "with no member connected for durability; a private broker restarted for",
         "persistence — shared brokers are never restarted; `kafka://` is a private tansu,",
         "`stomp://` a private ActiveMQ;",
-        "`sqs://` a private moto server, an emulator: its figures are moto's, not AWS's;",
+        "`sqs://` and `kinesis://` a private moto server, an emulator: their figures are",
+        "moto's, not AWS's;",
         "500-byte messages; latency after one warm-up message).",
         "",
         *([f"Load average (1 min) of the host: {load}.", ""] if load else []),

@@ -31,9 +31,10 @@ that the probe starts and stops, the way ``memory://`` gets a broker of its own:
 is no shared Kafka on a development host, and stopping it removes everything made.
 ``stomp://`` without a host does the same with a private Apache ActiveMQ
 (:mod:`servicewire.testing.activemq`), which its persistence probe restarts.
-``sqs://`` without a host likewise probes a private ``moto_server``
-(:mod:`servicewire.testing.moto_server`): an in-memory emulator of the SQS API, so its
-figures say how the transport behaves against the API, not how fast AWS is.
+``sqs://`` and ``kinesis://`` without a host likewise probe a private ``moto_server``
+(:mod:`servicewire.testing.moto_server`): an in-memory emulator of the SQS, Kinesis and
+DynamoDB APIs, so their figures say how the transports behave against the APIs, not
+how fast AWS is.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "kafka": "kafka://",
     "stomp": "stomp://",
     "sqs": "sqs://",
+    "kinesis": "kinesis://",
 }
 """What ``servicewire brokers`` probes when given no URL (``kafka://``: a private tansu;
-``stomp://``: a private ActiveMQ; ``sqs://``: a private moto server, an emulator of SQS)."""
+``stomp://``: a private ActiveMQ; ``sqs://`` and ``kinesis://``: a private moto server,
+an emulator of SQS, Kinesis and DynamoDB)."""
 
 # The private broker the probe started for this run, restartable by the persistence
 # probe (a shared broker is never restarted).
@@ -79,6 +82,14 @@ _restartable: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
 
 # Long polls of 1 s: a closing member waits for its poll, and the probe closes many.
 MOTO_TUNING = {"wait_time": "1", "visibility_timeout": "10"}
+# Kinesis on moto: idle shards polled every 50 ms (AWS allows 5 reads a second per shard,
+# hence the transport's 1 s default), members' leases renewed every second.
+MOTO_KINESIS_TUNING = {
+    "poll_interval": "0.05",
+    "lease_time": "3",
+    "checkpoint_interval": "0.5",
+    "shard_refresh": "5",
+}
 
 # Group timings for the private tansu: members notice a rebalance within 100 ms (the
 # transport's defaults suit a production cluster, where a join may take longer).
@@ -229,8 +240,10 @@ async def _probe_order(transport: Transport, result: ProbeResult, count: int) ->
 
     members = [_Consumer(await transport.subscribe(channel, group), jitter) for _ in range(MEMBERS)]
     try:
-        # Let the group settle who owns which shard (Kafka: all three have joined).
-        await asyncio.sleep(0.5 if result.name != "kafka" else join_time("kafka") / 2)
+        # Let the group settle who owns which shard (Kafka: all three have joined;
+        # Kinesis: the first member handed the others their share of the leases).
+        settle = {"kafka": join_time("kafka") / 2, "kinesis": 2.5}
+        await asyncio.sleep(settle.get(result.name, 0.5))
         sent = [_message(channel, i, key=f"key-{i % KEYS}") for i in range(count)]
         await transport.publish_batch(sent)
         expected = {m.id for m in sent}
@@ -361,6 +374,13 @@ async def _probe_persistence(url: str, result: ProbeResult, count: int) -> None:
             "empty; AWS documents redundant storage of every accepted message"
         )
         return
+    if name == "kinesis":
+        result.persistence = (
+            "not measured: the emulator (moto) keeps everything in memory and restarts "
+            "empty; AWS documents records replicated across three availability zones, "
+            "kept for the stream's retention period"
+        )
+        return
     restart = _restartable.get()
     if restart is not None:
         kept = await _kept_across_restart(url, restart, count, 15)
@@ -453,8 +473,8 @@ async def probe(url: str, *, messages: int = 2000, progress: Progress | None = N
         return await _probe_private_tansu(messages, say)
     if name == "stomp" and not urlsplit(url).netloc:
         return await _probe_private_activemq(messages, say)
-    if name == "sqs" and not urlsplit(url).netloc:
-        return await _probe_private_moto(messages, say)
+    if name in ("sqs", "kinesis") and not urlsplit(url).netloc:
+        return await _probe_private_moto(name, messages, say)
     result = ProbeResult(name=name, url=redact(url))
     order_n = max(30, min(300, messages // 5))
     latency_n = max(20, min(300, messages // 10))
@@ -556,28 +576,42 @@ async def _probe_private_activemq(messages: int, say: Progress) -> ProbeResult:
     return result
 
 
-async def _probe_private_moto(messages: int, say: Progress) -> ProbeResult:
-    """Probe ``sqs://`` on a moto server of its own; stopping it removes all the probe made."""
+async def _probe_private_moto(name: str, messages: int, say: Progress) -> ProbeResult:
+    """Probe ``sqs://`` or ``kinesis://`` on a moto server of its own; stopping it removes
+    all the probe made."""
     from servicewire.testing.moto_server import PrivateMoto
 
+    api = "an SQS emulator" if name == "sqs" else "a Kinesis and DynamoDB emulator"
     try:
         server = PrivateMoto()
-        say("[sqs] starting a private moto server (an SQS emulator)")
+        say(f"[{name}] starting a private moto server ({api})")
         await asyncio.to_thread(server.start)
     except ServicewireError as exc:
-        say(f"[sqs] unreachable: {exc}")
-        return ProbeResult(name="sqs", url="sqs://", reachable=False, error=str(exc))
+        say(f"[{name}] unreachable: {exc}")
+        return ProbeResult(name=name, url=f"{name}://", reachable=False, error=str(exc))
     try:
-        url = server.sqs_url(**MOTO_TUNING)
+        if name == "sqs":
+            url = server.sqs_url(**MOTO_TUNING)
+        else:
+            url = server.kinesis_url(**MOTO_KINESIS_TUNING)
         result = await probe(url, messages=messages, progress=say)
     finally:
         await asyncio.to_thread(server.close)
-    result.url = f"sqs://127.0.0.1:{server.port} (private moto {_moto_version()}, stopped after)"
-    result.notes.append(
-        "moto is an emulator in one Python process: its FIFO queues cost time in "
-        "proportion to their depth on every send and receive, so the throughput and "
-        "latency here are moto's, not AWS's (docs/transports/sqs.md)"
-    )
+    where = f"{name}://127.0.0.1:{server.port}"
+    result.url = f"{where} (private moto {_moto_version()}, stopped after)"
+    if name == "sqs":
+        result.notes.append(
+            "moto is an emulator in one Python process: its FIFO queues cost time in "
+            "proportion to their depth on every send and receive, so the throughput and "
+            "latency here are moto's, not AWS's (docs/transports/sqs.md)"
+        )
+    else:
+        result.notes.append(
+            "moto is an emulator in one Python process (its calls serialized, see "
+            "testing/moto_serial.py); idle shards are polled every 50 ms here, every 1 s "
+            "by default on AWS (5 reads a second per shard), so latency here is about "
+            "half the poll interval plus moto's, not AWS's (docs/transports/kinesis.md)"
+        )
     return result
 
 

@@ -49,6 +49,13 @@ class PrivateMoto:
         )
         return f"sqs://test:test@127.0.0.1:{self.port}/?{query}"
 
+    def kinesis_url(self, **options: str) -> str:
+        """A ``kinesis://`` URL for this server (in-memory: declared not persistent)."""
+        query = "&".join(
+            f"{k}={v}" for k, v in {"https": "no", "persistent": "no", **options}.items()
+        )
+        return f"kinesis://test:test@127.0.0.1:{self.port}/?{query}"
+
     @property
     def log(self) -> Path:
         return Path(self._dir.name) / "moto.log"

@@ -13,6 +13,7 @@ scheme                             transport                                  ex
 ``stomp://``                       Apache ActiveMQ over STOMP, via stompman   ``stomp``
 ``zmq+tcp://`` ``zmq+ipc://``      brokerless ZeroMQ through pyzmq            ``zmq``
 ``sqs://``                         Amazon SQS through aiobotocore             ``sqs``
+``kinesis://``                     Amazon Kinesis Data Streams (aiobotocore)  ``kinesis``
 =================================  =========================================  ============
 """
 
@@ -59,6 +60,7 @@ _SCHEMES: dict[str, str] = {
     "zmq+tcp": "servicewire.transports.zmq.transport:ZmqTransport",
     "zmq+ipc": "servicewire.transports.zmq.transport:ZmqTransport",
     "sqs": "servicewire.transports.sqs.transport:SqsTransport",
+    "kinesis": "servicewire.transports.kinesis.transport:KinesisTransport",
 }
 
 # module -> the extra that installs its client library (pyproject.toml)
@@ -70,6 +72,7 @@ _EXTRAS: dict[str, str] = {
     "servicewire.transports.stomp.transport": "stomp",
     "servicewire.transports.zmq.transport": "zmq",
     "servicewire.transports.sqs.transport": "sqs",
+    "servicewire.transports.kinesis.transport": "kinesis",
 }
 
 
