@@ -9,8 +9,12 @@ same run; plus FastStream on RabbitMQ. Where a case has ``raw_enveloped`` (amqp,
 kafka), the raw client runs again carrying the very headers ours sends (the
 CloudEvents envelope, built before the clock starts): ours/raw says what using
 Servicewire costs against a bare client sending only a payload and an id;
-ours/(raw + envelope) says what the transport itself adds. Prints msg/s and the
-ratios (and ours/FastStream)::
+ours/(raw + envelope) says what the transport itself adds. Where a case has
+``raw_same_topology`` (amqp), the raw client runs once more on the broker objects ours
+declares (16 single-active-consumer queues, one message in flight each, the envelope):
+ours/(raw, same topology) is our client code alone, and (same topology)/raw is what
+the broker charges for the per-key-order topology. Prints msg/s and the ratios (and
+ours/FastStream)::
 
     .venv/bin/python benchmarks/transports.py                       # every transport
     .venv/bin/python benchmarks/transports.py --only amqp,nats --n 5000 --size 500
@@ -86,7 +90,7 @@ def _best(runs: list[tuple[float, float]]) -> tuple[float, float]:
 
 def _ratio(ours: tuple[float, float], other: tuple[float, float], label: str) -> None:
     print(
-        f"  {label:<22} publish {ours[0] / other[0]:>8.2f}x"
+        f"  {label:<26} publish {ours[0] / other[0]:>8.2f}x"
         f"        consume {ours[1] / other[1]:>8.2f}x"
     )
 
@@ -117,6 +121,9 @@ async def main() -> int:
         enveloped = getattr(module, "raw_enveloped", None)
         if enveloped is not None:
             contenders.append(("raw + envelope", enveloped))
+        same_topology = getattr(module, "raw_same_topology", None)
+        if same_topology is not None:
+            contenders.append(("raw, same topology", same_topology))
         extra = getattr(module, "faststream", None)
         if extra is not None:
             contenders.append(("faststream", extra))
@@ -135,6 +142,8 @@ async def main() -> int:
         }
         if "raw + envelope" in runs:
             row["enveloped"] = _best(runs["raw + envelope"])
+        if "raw, same topology" in runs:
+            row["topology"] = _best(runs["raw, same topology"])
         if "faststream" in runs:
             row["faststream"] = _best(runs["faststream"])
         print(f"  best of {args.rounds}:")
@@ -142,6 +151,7 @@ async def main() -> int:
             ("raw", "raw client"),
             ("ours", "servicewire"),
             ("enveloped", "raw + envelope"),
+            ("topology", "raw, same topology"),
             ("faststream", "faststream"),
         ):
             if key in row:
@@ -153,6 +163,10 @@ async def main() -> int:
         if "enveloped" in row:
             # The same headers on both sides: what our transport itself costs.
             _ratio(row["ours"], row["enveloped"], "ours / raw + envelope")
+        if "topology" in row:
+            # Same headers, same queues, same one-in-flight per queue: our client code.
+            _ratio(row["ours"], row["topology"], "ours / raw, same topology")
+            _ratio(row["topology"], row["raw"], "same topology / raw")
         if "faststream" in row:
             _ratio(row["ours"], row["faststream"], "ours / faststream")
             _ratio(row["faststream"], row["raw"], "faststream / raw")
@@ -160,7 +174,10 @@ async def main() -> int:
     if not results:
         print("\nno transport measured")
         return 1
-    print("\nSummary (ours / raw client, best rounds; in brackets: / raw + envelope):")
+    print(
+        "\nSummary (ours / raw client, best rounds; in brackets: / raw + envelope, "
+        "and / raw on the same topology where measured):"
+    )
     for name, row in results.items():
         line = (
             f"  {name:<8} publish {row['ours'][0] / row['raw'][0]:>5.2f}x   "
@@ -170,6 +187,11 @@ async def main() -> int:
             line += (
                 f"   (publish {row['ours'][0] / row['enveloped'][0]:.2f}x, "
                 f"consume {row['ours'][1] / row['enveloped'][1]:.2f}x)"
+            )
+        if "topology" in row:
+            line += (
+                f"   (same topology: publish {row['ours'][0] / row['topology'][0]:.2f}x, "
+                f"consume {row['ours'][1] / row['topology'][1]:.2f}x)"
             )
         print(line)
     return 0

@@ -1,11 +1,16 @@
 """RabbitMQ: Servicewire's ``amqp://`` transport next to raw aio-pika, and FastStream.
 
-All three do the same work on the same broker: ``n`` persistent messages of ``size``
-bytes published pipelined (``WINDOW`` in flight) with publisher confirms into a
-durable quorum queue, then consumed with a manual ack each. Ours spreads them over
-its 16 shard queues (single active consumer, one unacked message per shard); raw
-aio-pika and FastStream use one queue with a prefetch of 64. Consume rates run from
-the first delivery to the last ack, so joining the group does not count.
+All of them do the same work on the same broker: ``n`` persistent messages of ``size``
+bytes published pipelined (``WINDOW`` in flight) with publisher confirms into durable
+quorum queues, then consumed with a manual ack each. Ours spreads them over its 16
+shard queues (single active consumer, one unacked message per shard: what keeps each
+key in order while members compete); raw aio-pika and FastStream use one queue with a
+prefetch of 64, which keeps no key's order once two consumers share it. "Raw, same
+topology" is raw aio-pika on ours's topology (16 single-active-consumer quorum queues
+behind a direct exchange, the envelope's headers, a prefetch of one per queue), so
+the gap splits into what the broker charges for that topology and what our client
+code adds. Consume rates run from the first delivery to the last ack, so joining the
+group does not count.
 """
 
 from __future__ import annotations
@@ -108,6 +113,61 @@ async def raw_enveloped(url: str, n: int, size: int) -> tuple[float, float]:
         )
         envelopes.append(encode(message)[1].headers)
     return await raw(url, n, size, envelopes)
+
+
+async def raw_same_topology(url: str, n: int, size: int) -> tuple[float, float]:
+    """Raw aio-pika on the topology ours declares: 16 single-active-consumer quorum
+    queues bound to a direct exchange by shard key, the envelope's headers, messages
+    spread over the shards, one unacknowledged message per queue."""
+    connection = await aio_pika.connect(url)
+    name = _name("rawsharded")
+    payload = b"x" * size
+    shards = 16
+    envelope = encode(
+        Message.create(b"", destination="bench", kind="event", type="bench.Event", id="0")
+    )[1].headers
+    arguments = {**_QUORUM, "x-single-active-consumer": True}
+    queues = [f"{name}.{shard}" for shard in range(shards)]
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, durable=True)
+        for shard, queue_name in enumerate(queues):
+            queue = await channel.declare_queue(queue_name, durable=True, arguments=arguments)
+            await queue.bind(exchange, routing_key=str(shard))
+
+        async def publish(i: int) -> None:
+            headers = {**envelope, "cloudEvents:id": str(i)}
+            message = aio_pika.Message(
+                payload,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(i),
+                content_type="application/json",
+                headers=headers,
+            )
+            await exchange.publish(message, routing_key=str(i % shards))
+
+        publish_rate = await _pipelined(publish, n)
+        clock = _Clock(n)
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=1)  # per consumer: one per queue
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            clock.tick()
+
+        consumers = []
+        for queue_name in queues:
+            queue = await consumer_channel.get_queue(queue_name)
+            consumers.append((queue, await queue.consume(on_message)))
+        await within(clock.done.wait(), 600)
+        for queue, tag in consumers:
+            await queue.cancel(tag)
+        for queue_name in queues:
+            await channel.queue_delete(queue_name)
+        await channel.exchange_delete(name)
+        return publish_rate, clock.rate()
+    finally:
+        await connection.close()
 
 
 async def raw(
