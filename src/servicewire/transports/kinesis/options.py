@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import unquote
 
+from servicewire.transports.aws_url import AwsAddress, describe, parse_aws_url
 from servicewire.transports.options import TransportOptions, option
 
 KINESIS_RECORD_LIMIT = 1024 * 1024
@@ -71,45 +71,19 @@ class KinesisOptions(TransportOptions):
     """HTTP connections of each client (each owned shard polls on one)."""
 
 
-@dataclass(frozen=True, slots=True)
-class KinesisAddress:
-    """Where and how to connect; ``endpoint`` ``None`` is AWS's own."""
-
-    endpoint: str | None
-    region: str | None
-    access_key: str | None
-    secret_key: str | None
-    options: KinesisOptions
+KinesisAddress = AwsAddress[KinesisOptions]
+"""Where and how to connect (:class:`~servicewire.transports.aws_url.AwsAddress`)."""
 
 
 def parse_kinesis_url(url: str) -> KinesisAddress:
     """Parse ``url``; raises :class:`~servicewire.errors.TransportError` naming it redacted."""
-    parsed = KinesisOptions.parse(url)
-    parts, options = parsed.parts, parsed.options
-    if parts.scheme.lower() != "kinesis":
-        raise KinesisOptions.error(url, "scheme must be kinesis")
-    if parts.path not in ("", "/"):
-        raise KinesisOptions.error(url, "a path is not used; put options in the query")
-    if not options.prefix.replace("-", "").replace("_", "").isalnum() or len(options.prefix) > 10:
-        raise KinesisOptions.error(url, "prefix: up to 10 letters, digits, '-' or '_'")
-    netloc = parts.netloc
-    access = secret = None
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        user, _, password = userinfo.partition(":")
-        access, secret = unquote(user), unquote(password)
-        if not access or not secret:
-            raise KinesisOptions.error(url, "credentials need both key id and secret (id:secret@)")
-    endpoint = None
-    if netloc:
-        endpoint = f"{'https' if options.https else 'http'}://{netloc}"
-    region = options.region or None
-    if endpoint is not None and region is None:
-        region = "us-east-1"  # emulators accept any region; botocore insists on one
-    return KinesisAddress(endpoint, region, access, secret, options)
+    return parse_aws_url(url, KinesisOptions)
 
 
-def describe(address: KinesisAddress) -> str:
-    """Where the transport talks to, for messages (no credentials)."""
-    where = address.endpoint or "AWS"
-    return f"{where} ({address.region or 'region from the AWS chain'})"
+__all__ = [
+    "KINESIS_RECORD_LIMIT",
+    "KinesisAddress",
+    "KinesisOptions",
+    "describe",
+    "parse_kinesis_url",
+]

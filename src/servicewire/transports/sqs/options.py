@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar, Literal
-from urllib.parse import unquote
 
+from servicewire.transports.aws_url import AwsAddress, describe, parse_aws_url
 from servicewire.transports.options import TransportOptions, option
 
 SQS_CLASSIC_LIMIT = 256 * 1024
@@ -67,45 +67,20 @@ class SqsOptions(TransportOptions):
     """HTTP connections of the client (each member's long poll holds one)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SqsAddress:
-    """Where and how to connect; ``endpoint`` ``None`` is AWS's own."""
-
-    endpoint: str | None
-    region: str | None
-    access_key: str | None
-    secret_key: str | None
-    options: SqsOptions
+SqsAddress = AwsAddress[SqsOptions]
+"""Where and how to connect (:class:`~servicewire.transports.aws_url.AwsAddress`)."""
 
 
 def parse_sqs_url(url: str) -> SqsAddress:
     """Parse ``url``; raises :class:`~servicewire.errors.TransportError` naming it redacted."""
-    parsed = SqsOptions.parse(url)
-    parts, options = parsed.parts, parsed.options
-    if parts.scheme.lower() != "sqs":
-        raise SqsOptions.error(url, "scheme must be sqs")
-    if parts.path not in ("", "/"):
-        raise SqsOptions.error(url, "a path is not used; put options in the query")
-    if not options.prefix.replace("-", "").replace("_", "").isalnum() or len(options.prefix) > 10:
-        raise SqsOptions.error(url, "prefix: up to 10 letters, digits, '-' or '_'")
-    netloc = parts.netloc
-    access = secret = None
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        user, _, password = userinfo.partition(":")
-        access, secret = unquote(user), unquote(password)
-        if not access or not secret:
-            raise SqsOptions.error(url, "credentials need both key id and secret (id:secret@)")
-    endpoint = None
-    if netloc:
-        endpoint = f"{'https' if options.https else 'http'}://{netloc}"
-    region = options.region or None
-    if endpoint is not None and region is None:
-        region = "us-east-1"  # emulators accept any region; botocore insists on one
-    return SqsAddress(endpoint, region, access, secret, options)
+    return parse_aws_url(url, SqsOptions)
 
 
-def describe(address: SqsAddress) -> str:
-    """Where the transport talks to, for messages (no credentials)."""
-    where = address.endpoint or "AWS"
-    return f"{where} ({address.region or 'region from the AWS chain'})"
+__all__ = [
+    "SQS_CLASSIC_LIMIT",
+    "SQS_MAX_LIMIT",
+    "SqsAddress",
+    "SqsOptions",
+    "describe",
+    "parse_sqs_url",
+]
