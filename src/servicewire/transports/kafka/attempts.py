@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from servicewire.transports.kafka.client import client_kwargs
+from servicewire.transports.kafka.closing import stop_consumer
 from servicewire.transports.kafka.options import KafkaAddress
 from servicewire.urls import redact_text
 
@@ -140,5 +141,5 @@ class AttemptsLog:
             )
         finally:
             with contextlib.suppress(Exception):
-                await reader.stop()
+                await stop_consumer(reader)
         return {p: counts for p, counts in found.items() if counts}

@@ -45,6 +45,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from servicewire.timeouts import within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.kafka.attempts import AttemptsLog
+from servicewire.transports.kafka.closing import stop_consumer
 from servicewire.transports.kafka.headers import from_kafka
 from servicewire.transports.kafka.membership import Rebalance
 from servicewire.transports.kafka.offsets import OffsetTracker
@@ -392,7 +393,7 @@ class KafkaSubscription(Subscription):
         for part in parts:
             part.gone = True
         try:
-            await within(self._consumer.stop(), _COMMIT_TIMEOUT)
+            await within(stop_consumer(self._consumer), _COMMIT_TIMEOUT)
         except Exception as exc:
             log.info("kafka consumer on %s stopped uncleanly: %s", self.topic, exc)
         self._queue.put_nowait(None)

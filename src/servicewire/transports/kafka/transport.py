@@ -49,6 +49,7 @@ from servicewire.transports.base import (
 from servicewire.transports.kafka.attempts import AttemptsLog, attempts_topic
 from servicewire.transports.kafka.cleanup import delete_consumer_group, delete_topics
 from servicewire.transports.kafka.client import client_kwargs
+from servicewire.transports.kafka.closing import stop_consumer
 from servicewire.transports.kafka.headers import to_kafka
 from servicewire.transports.kafka.membership import group_consumer, kafka_group_id
 from servicewire.transports.kafka.options import parse_kafka_url
@@ -338,7 +339,7 @@ class KafkaTransport(Transport):
             ) from None
         finally:
             with contextlib.suppress(Exception):
-                await consumer.stop()
+                await stop_consumer(consumer)
 
     def _attempts_log(self, topic: str, group: str) -> AttemptsLog:
         """The attempts record of ``group`` on ``topic`` (created by its first nack)."""
