@@ -108,31 +108,19 @@ def _probe_private(tmp_path: Path, url: str) -> tuple[list[str], str]:
 
 def test_brokers_command_measures_sqs_on_a_private_moto(tmp_path: Path) -> None:
     """``sqs://`` starts a moto server (an SQS emulator) for the run and stops it."""
-    out = tmp_path / "brokers.md"
-    command = [
-        sys.executable, "-m", "servicewire.cli.main", "brokers", "sqs://",
-        "--messages", "60", "--out", str(out), "--chart", str(tmp_path / "c.png"),
-    ]  # fmt: skip
-    marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
-    env = {**os.environ, "SW_PROBE_RUN": marker.partition("=")[2]}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    assert not _processes_with(marker), "the probe left a moto process running"
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| sqs"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1] == "kept on 6/6 keys"
-    assert "0 lost" in cells[2]
-    assert cells[3].startswith("not measured: the emulator (moto)")
-    assert re.fullmatch(r"kept (\d+)/\1", cells[4])  # durability: no member connected
-    assert cells[5].startswith("yes (")
-    assert all(float(c.replace(",", "")) > 0 for c in cells[6:9])
+    _measures_on_a_private_moto(tmp_path, "sqs")
 
 
 def test_brokers_command_measures_kinesis_on_a_private_moto(tmp_path: Path) -> None:
     """``kinesis://`` starts a moto server (Kinesis and DynamoDB) for the run and stops it."""
+    _measures_on_a_private_moto(tmp_path, "kinesis")
+
+
+def _measures_on_a_private_moto(tmp_path: Path, scheme: str) -> None:
+    """Run ``servicewire brokers <scheme>://`` and check its row and that no moto is left."""
     out = tmp_path / "brokers.md"
     command = [
-        sys.executable, "-m", "servicewire.cli.main", "brokers", "kinesis://",
+        sys.executable, "-m", "servicewire.cli.main", "brokers", f"{scheme}://",
         "--messages", "60", "--out", str(out), "--chart", str(tmp_path / "c.png"),
     ]  # fmt: skip
     marker = f"SW_PROBE_RUN={uuid.uuid4().hex}"
@@ -140,7 +128,7 @@ def test_brokers_command_measures_kinesis_on_a_private_moto(tmp_path: Path) -> N
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert not _processes_with(marker), "the probe left a moto process running"
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| kinesis"))
+    row = next(line for line in out.read_text().splitlines() if line.startswith(f"| {scheme}"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "kept on 6/6 keys"
     assert "0 lost" in cells[2]

@@ -31,6 +31,38 @@ async def wait_final(system: FtgoSystem, order_id: str, timeout: float = 20.0) -
     raise AssertionError(f"order {order_id} still PENDING after {timeout}s")
 
 
+async def one_order_validated_one_rejected(
+    system: FtgoSystem, timeout: float, replica_timeout: float = 60.0
+) -> None:
+    """The flow over a real broker, in short: a restaurant and a consumer, then one order
+    that goes VALIDATED and one for an unknown consumer that goes REJECTED with the
+    reason. ``replica_timeout`` bounds the wait for the restaurant's replica, ``timeout``
+    the wait for each order's final state."""
+    restaurant = await create_restaurant(
+        system.restaurant_service, name="Ajanta", menu=MENU, postcodes=["94619"]
+    )
+    ada = await create_consumer(system.consumer_service, name="Ada", order_limit=Decimal("100"))
+    deadline = time.monotonic() + replica_timeout
+    while await system.orders.restaurant(restaurant.restaurant_id) is None:
+        assert time.monotonic() < deadline, "replica never received RestaurantCreated"
+        await asyncio.sleep(0.05)
+
+    def request(consumer: str) -> CreateOrderRequest:
+        return CreateOrderRequest(
+            consumer_id=consumer,
+            restaurant_id=restaurant.restaurant_id,
+            line_items=[LineItem(menu_item_id="chicken-vindaloo", quantity=2)],
+            delivery_address=Address(street="1 Main St", city="Oakland", postcode="94619"),
+        )
+
+    ok = await system.orders.create(request(ada.consumer_id))
+    unknown = await system.orders.create(request("nobody"))
+    assert await wait_final(system, ok.order_id, timeout=timeout) == "VALIDATED"
+    assert await wait_final(system, unknown.order_id, timeout=timeout) == "REJECTED"
+    rejected = await system.orders.get(unknown.order_id)
+    assert rejected is not None and "does not exist" in (rejected.rejection_reason or "")
+
+
 async def test_orders_are_validated_or_rejected_with_the_reason(tmp_path: Path) -> None:
     system = FtgoSystem.embedded(tmp_path, transport=f"memory://{uuid.uuid4().hex}")
     async with system:

@@ -4,20 +4,13 @@ SQS queues, and stopping the system deletes the instances' reply queues."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from decimal import Decimal
 from pathlib import Path
 
 from ftgo.app.system import FtgoSystem
-from ftgo.consumer.service import create_consumer
-from ftgo.order.service import CreateOrderRequest
-from ftgo.restaurant.service import create_restaurant
-from ftgo.values import Address, LineItem
 from servicewire.testing.moto_server import PrivateMoto
 from servicewire.transports.sqs.client import open_client
 from servicewire.transports.sqs.options import parse_sqs_url
-from tests.ftgo.test_order_flow_embedded import MENU, wait_final
+from tests.ftgo.test_order_flow_embedded import one_order_validated_one_rejected
 
 
 async def test_orders_are_validated_over_sqs(tmp_path: Path) -> None:
@@ -25,31 +18,7 @@ async def test_orders_are_validated_over_sqs(tmp_path: Path) -> None:
         url = moto.sqs_url(wait_time="1", visibility_timeout="10")
         system = FtgoSystem.embedded(tmp_path, transport=url)
         async with system:
-            restaurant = await create_restaurant(
-                system.restaurant_service, name="Ajanta", menu=MENU, postcodes=["94619"]
-            )
-            ada = await create_consumer(
-                system.consumer_service, name="Ada", order_limit=Decimal("100")
-            )
-            deadline = time.monotonic() + 60
-            while await system.orders.restaurant(restaurant.restaurant_id) is None:
-                assert time.monotonic() < deadline, "replica never received RestaurantCreated"
-                await asyncio.sleep(0.05)
-
-            def request(consumer: str) -> CreateOrderRequest:
-                return CreateOrderRequest(
-                    consumer_id=consumer,
-                    restaurant_id=restaurant.restaurant_id,
-                    line_items=[LineItem(menu_item_id="chicken-vindaloo", quantity=2)],
-                    delivery_address=Address(street="1 Main St", city="Oakland", postcode="94619"),
-                )
-
-            ok = await system.orders.create(request(ada.consumer_id))
-            unknown = await system.orders.create(request("nobody"))
-            assert await wait_final(system, ok.order_id, timeout=90) == "VALIDATED"
-            assert await wait_final(system, unknown.order_id, timeout=90) == "REJECTED"
-            rejected = await system.orders.get(unknown.order_id)
-            assert rejected is not None and "does not exist" in (rejected.rejection_reason or "")
+            await one_order_validated_one_rejected(system, timeout=90)
         client, context = await open_client(parse_sqs_url(url))
         try:
             names = [u.rsplit("/", 1)[1] for u in (await client.list_queues()).get("QueueUrls", [])]
