@@ -16,7 +16,6 @@ group does not count.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -27,6 +26,7 @@ from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import encode
 from servicewire.transports.amqp.transport import AmqpTransport
+from transport_cases._timing import Clock, pipelined
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 WINDOW = 1000
@@ -36,37 +36,6 @@ _QUORUM = {"x-queue-type": "quorum"}
 
 def _name(what: str) -> str:
     return f"bench.{what}.{uuid.uuid4().hex[:8]}"
-
-
-async def _pipelined(publish: object, n: int) -> float:
-    """Run ``publish(i)`` for i < n with ``WINDOW`` in flight; return msg/s."""
-    assert callable(publish)
-    start = time.perf_counter()
-    for base in range(0, n, WINDOW):
-        await asyncio.gather(*(publish(i) for i in range(base, min(n, base + WINDOW))))
-    return n / (time.perf_counter() - start)
-
-
-class _Clock:
-    """First delivery to last ack."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.done = asyncio.Event()
-        self.last = 0.0
-
-    def tick(self) -> None:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count >= self.n:
-            self.last = time.perf_counter()
-            self.done.set()
-
-    def rate(self) -> float:
-        return self.n / max(1e-9, self.last - self.first)
 
 
 async def ours(url: str, n: int, size: int) -> tuple[float, float]:
@@ -80,8 +49,8 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     ]
     try:
         await transport.declare(channel, group)
-        publish_rate = await _pipelined(lambda i: transport.publish(messages[i]), n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(lambda i: transport.publish(messages[i]), n, WINDOW)
+        clock = Clock(n)
         sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
 
         async def consume() -> None:
@@ -146,8 +115,8 @@ async def raw_same_topology(url: str, n: int, size: int) -> tuple[float, float]:
             )
             await exchange.publish(message, routing_key=str(i % shards))
 
-        publish_rate = await _pipelined(publish, n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(publish, n, WINDOW)
+        clock = Clock(n)
         consumer_channel = await connection.channel()
         await consumer_channel.set_qos(prefetch_count=1)  # per consumer: one per queue
 
@@ -192,8 +161,8 @@ async def raw(
             )
             await exchange.publish(message, routing_key="k")
 
-        publish_rate = await _pipelined(publish, n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(publish, n, WINDOW)
+        clock = Clock(n)
         consumer_channel = await connection.channel()
         await consumer_channel.set_qos(prefetch_count=PREFETCH)
         cqueue = await consumer_channel.get_queue(name)
@@ -228,7 +197,7 @@ async def faststream(url: str, n: int, size: int) -> tuple[float, float]:
     )
     queue = RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key="k")
     exchange = RabbitExchange(name, durable=True)
-    clock = _Clock(n)
+    clock = Clock(n)
 
     @broker.subscriber(queue, exchange)
     async def handle(body: bytes) -> None:
@@ -246,7 +215,7 @@ async def faststream(url: str, n: int, size: int) -> tuple[float, float]:
                 payload, exchange=exchange, routing_key="k", persist=True, message_id=str(i)
             )
 
-        publish_rate = await _pipelined(publish, n)
+        publish_rate = await pipelined(publish, n, WINDOW)
         await broker.start()
         await within(clock.done.wait(), 600)
         return publish_rate, clock.rate()

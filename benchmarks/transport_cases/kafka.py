@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import time
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+if __name__ == "__main__":  # run alone: make the transport_cases package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,6 +37,7 @@ from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.kafka.headers import KafkaHeaders, to_kafka
 from servicewire.transports.kafka.transport import KafkaTransport
+from transport_cases._timing import Clock, pipelined
 
 WINDOW = 1000
 PREFETCH = 64
@@ -62,36 +66,6 @@ def _bootstrap(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0].split("@")[-1]
 
 
-async def _pipelined(publish: Callable[[int], Awaitable[object]], n: int) -> float:
-    """Run ``publish(i)`` for i < n with ``WINDOW`` in flight; return msg/s."""
-    start = time.perf_counter()
-    for base in range(0, n, WINDOW):
-        await asyncio.gather(*(publish(i) for i in range(base, min(n, base + WINDOW))))
-    return n / (time.perf_counter() - start)
-
-
-class _Clock:
-    """First delivery to last ack."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = asyncio.Event()
-
-    def tick(self) -> None:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count >= self.n:
-            self.last = time.perf_counter()
-            self.done.set()
-
-    def rate(self) -> float:
-        return self.n / max(1e-9, self.last - self.first)
-
-
 async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     sep = "&" if "?" in url else "/?"
     transport = await connect_transport(f"{url.rstrip('/')}{sep}{OPTIONS}")
@@ -106,8 +80,8 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     ]
     try:
         await transport.declare(channel, group)
-        publish_rate = await _pipelined(lambda i: transport.publish(messages[i]), n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(lambda i: transport.publish(messages[i]), n, WINDOW)
+        clock = Clock(n)
         sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
 
         async def consume() -> None:
@@ -161,7 +135,7 @@ async def raw(
             sent = await producer.send(topic, payload, key=key, headers=headers)
             await sent
 
-        publish_rate = await _pipelined(publish, n)
+        publish_rate = await pipelined(publish, n, WINDOW)
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
@@ -174,7 +148,7 @@ async def raw(
     )
     await consumer.start()
     consumer.subscribe([topic])
-    clock = _Clock(n)
+    clock = Clock(n)
     try:
         async with asyncio.timeout(600):
             while not clock.done.is_set():

@@ -31,6 +31,7 @@ from servicewire.transports import connect_transport
 from servicewire.transports.kinesis.client import Clients
 from servicewire.transports.kinesis.options import parse_kinesis_url
 from servicewire.transports.kinesis.transport import KinesisTransport
+from transport_cases._timing import Clock
 
 SHARDS = 4
 BATCH = 500
@@ -67,27 +68,6 @@ def _capped(n: int) -> int:
     return min(n, MAX_N)
 
 
-class _Clock:
-    """First delivery to last ack."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-
-    def tick(self, count: int = 1) -> bool:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += count
-        if self.count >= self.n:
-            self.last = time.perf_counter()
-        return self.count >= self.n
-
-    def rate(self) -> float:
-        return self.n / max(1e-9, self.last - self.first)
-
-
 async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     n = _capped(n)
     transport = await connect_transport(url)
@@ -106,7 +86,7 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
         for base in range(0, n, BATCH):
             await transport.publish_batch(messages[base : base + BATCH])
         publish_rate = n / (time.perf_counter() - start)
-        clock = _Clock(n)
+        clock = Clock(n)
         sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
 
         async def consume() -> None:
@@ -145,7 +125,7 @@ async def raw(url: str, n: int, size: int) -> tuple[float, float]:
             answer = await kinesis.put_records(StreamName=stream, Records=records)
             assert not answer.get("FailedRecordCount"), "moto refused records"
         publish_rate = n / (time.perf_counter() - start)
-        clock = _Clock(n)
+        clock = Clock(n)
         done = asyncio.Event()
         shards = (await kinesis.list_shards(StreamName=stream))["Shards"]
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 if __name__ == "__main__":  # run alone, this file's directory would shadow the nats package
     _here = Path(__file__).resolve().parent
-    sys.path = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path = [str(_here.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _here]
 
 import nats
 from nats.js import api
@@ -31,6 +29,7 @@ from servicewire.messaging.message import Message
 from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.nats.transport import NatsTransport
+from transport_cases._timing import Clock, pipelined
 
 URL = "nats://127.0.0.1:4222"
 WINDOW = 1000
@@ -39,36 +38,6 @@ PREFETCH = 64
 
 def _name(what: str) -> str:
     return f"bench.{what}.{uuid.uuid4().hex[:8]}"
-
-
-async def _pipelined(publish: Callable[[int], Awaitable[object]], n: int) -> float:
-    """Run ``publish(i)`` for i < n with ``WINDOW`` in flight; return msg/s."""
-    start = time.perf_counter()
-    for base in range(0, n, WINDOW):
-        await asyncio.gather(*(publish(i) for i in range(base, min(n, base + WINDOW))))
-    return n / (time.perf_counter() - start)
-
-
-class _Clock:
-    """First delivery to last ack."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.done = asyncio.Event()
-
-    def tick(self) -> None:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count >= self.n:
-            self.last = time.perf_counter()
-            self.done.set()
-
-    def rate(self) -> float:
-        return self.n / max(1e-9, self.last - self.first)
 
 
 async def ours(url: str, n: int, size: int) -> tuple[float, float]:
@@ -82,8 +51,8 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     ]
     try:
         await transport.declare(channel, group)
-        publish_rate = await _pipelined(lambda i: transport.publish(messages[i]), n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(lambda i: transport.publish(messages[i]), n, WINDOW)
+        clock = Clock(n)
         sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
 
         async def consume() -> None:
@@ -118,8 +87,8 @@ async def raw(url: str, n: int, size: int) -> tuple[float, float]:
         async def publish(i: int) -> None:
             await js.publish(subject, payload, headers={"Nats-Msg-Id": str(i)})
 
-        publish_rate = await _pipelined(publish, n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(publish, n, WINDOW)
+        clock = Clock(n)
         psub = await js.pull_subscribe_bind("bench", stream=name)
         while not clock.done.is_set():
             for msg in await psub.fetch(PREFETCH, timeout=5):

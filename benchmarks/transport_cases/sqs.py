@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from servicewire.messaging.message import Message
 from servicewire.timeouts import within
@@ -30,6 +28,7 @@ from servicewire.transports import connect_transport
 from servicewire.transports.sqs.client import open_client
 from servicewire.transports.sqs.options import parse_sqs_url
 from servicewire.transports.sqs.transport import SqsTransport
+from transport_cases._timing import Clock, pipelined
 
 WINDOW = 32
 PREFETCH = 10
@@ -59,34 +58,6 @@ def _capped(n: int) -> int:
     return min(n, MAX_N)
 
 
-async def _pipelined(publish: Callable[[int], Awaitable[object]], n: int) -> float:
-    start = time.perf_counter()
-    for base in range(0, n, WINDOW):
-        await asyncio.gather(*(publish(i) for i in range(base, min(n, base + WINDOW))))
-    return n / (time.perf_counter() - start)
-
-
-class _Clock:
-    """First delivery to last ack."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-
-    def tick(self) -> bool:
-        if self.count == 0:
-            self.first = time.perf_counter()
-        self.count += 1
-        if self.count >= self.n:
-            self.last = time.perf_counter()
-        return self.count >= self.n
-
-    def rate(self) -> float:
-        return self.n / max(1e-9, self.last - self.first)
-
-
 async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     n = _capped(n)
     transport = await connect_transport(url)
@@ -101,8 +72,8 @@ async def ours(url: str, n: int, size: int) -> tuple[float, float]:
     ]
     try:
         await transport.declare(channel, group)
-        publish_rate = await _pipelined(lambda i: transport.publish(messages[i]), n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(lambda i: transport.publish(messages[i]), n, WINDOW)
+        clock = Clock(n)
         sub = await transport.subscribe(channel, group, prefetch=PREFETCH)
 
         async def consume() -> None:
@@ -137,8 +108,8 @@ async def raw(url: str, n: int, size: int) -> tuple[float, float]:
                 MessageAttributes={"id": {"DataType": "String", "StringValue": str(i)}},
             )
 
-        publish_rate = await _pipelined(publish, n)
-        clock = _Clock(n)
+        publish_rate = await pipelined(publish, n, WINDOW)
+        clock = Clock(n)
         async with asyncio.timeout(600):
             done = False
             while not done:
