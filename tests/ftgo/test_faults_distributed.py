@@ -35,19 +35,28 @@ PG_BASE = services.URLS["postgres"].rsplit("/", 1)[0]
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str]) -> None:
+    """One service process; its stderr goes to ``<log_dir>/<name>.log`` (appended across
+    restarts), whose tail a failing test prints."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
         self.name = name
         self.argv = argv
+        self.log = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
+        with self.log.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"--- {self.name} stderr ---\n" + "\n".join(text.splitlines()[-lines:])
 
     def wait_ready(self, timeout: float = 60) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -103,7 +112,7 @@ def order_body(consumer: str, restaurant: str, postcode: str = "94619") -> dict[
 
 
 async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
-    databases: dict[str, str],
+    databases: dict[str, str], tmp_path: Path
 ) -> None:
     async with PrivateRedis() as broker:
         ports = {s: free_port() for s in ("order", "consumer", "restaurant")}
@@ -126,6 +135,7 @@ async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
                     str(ports[service]),
                     "--no-relay",
                 ],
+                tmp_path,
             )
             procs[f"{service}-relay"] = Proc(
                 f"{service}-relay",
@@ -141,6 +151,7 @@ async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
                     "--name",
                     f"ftgo-{service}",
                 ],
+                tmp_path,
             )
         try:
             for service in ("restaurant", "consumer", "order"):
@@ -217,6 +228,9 @@ async def test_kills_and_a_broker_restart_leave_no_order_stuck_or_doubled(
             await engine.dispose()
             assert len(counts) == len(created) == 70
             assert all(c == 2 for _o, c in counts), "an order was validated twice"
+        except BaseException:
+            print("\n".join(proc.tail() for proc in procs.values()))  # shown on failure
+            raise
         finally:
             for proc in procs.values():
                 proc.stop()

@@ -49,6 +49,9 @@ async def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # Longer than browsers' and httpx's idle expiry: the client closes idle
+        # connections, so none is closed under a request being written.
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     print(f"servicewire console on http://{args.host}:{args.port}/", flush=True)
