@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,21 @@ from tests.services import services_required
 def _fresh_memory_brokers() -> None:
     """Each test starts with no in-memory brokers left by another."""
     MemoryBroker.reset()
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """Tests that run a CLI command in-process (``servicewire relay``, the console, ``ftgo
+    serve``) call ``configure_logging``, which binds a root handler to that test's
+    captured stderr. Left in place, it would write later tests' records into a closed
+    stream and apply its filter to them; each test ends with the root logger as it began."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler.get_name() == "servicewire" and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.hookimpl(hookwrapper=True)

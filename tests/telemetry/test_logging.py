@@ -73,3 +73,25 @@ def test_terminal_format_is_one_readable_line() -> None:
     line = TextFormatter().format(record)
     assert "INFO" in line and "consumer-service ftgo: hello you" in line
     assert "\n" not in line
+
+
+def test_a_malformed_tracestate_is_logged_once_not_recursively(
+    stream: io.StringIO, spans: InMemorySpanExporter
+) -> None:
+    # Reading the trace id of a message whose tracestate is malformed makes OpenTelemetry
+    # log a warning, which passes through the same filter while the message is current.
+    # The filter must not read the headers again for that warning (it did, until the
+    # stack overflowed and the handler's message went to the dead-letter channel).
+    message = Message.create(
+        b"{}",
+        destination="orders",
+        extra={"traceparent": "00-not-a-trace-01", "tracestate": "=", "baggage": "%%%"},
+    )
+    with message_context(message):
+        logging.getLogger("ftgo.test").info("handling")
+    records = lines(stream)
+    assert records[-1]["message"] == "handling"
+    assert records[-1]["message_id"] == message.id
+    assert "trace_id" not in records[-1]  # malformed: no trace id, and no error
+    warnings = [r for r in records if r["logger"].startswith("opentelemetry")]
+    assert len(warnings) == 1 and warnings[0]["message_id"] == message.id

@@ -31,6 +31,13 @@ _message: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
     "servicewire_log_message", default=None
 )
 
+# Set while the filter reads a message's trace headers: OpenTelemetry logs a warning about
+# a malformed header, that warning passes through the filter with the same message
+# current, and reading the headers again for it would recurse until the stack overflows.
+_reading_headers: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "servicewire_log_reading_headers", default=False
+)
+
 _FIELDS = ("service", "message_id", "correlation_id", "trace_id")
 
 
@@ -57,8 +64,12 @@ class ContextFilter(logging.Filter):
         record.message_id = message.id if message is not None else None
         record.correlation_id = message.correlation_id if message is not None else None
         trace_id = current_trace_id()
-        if trace_id is None and message is not None:
-            trace_id = trace_id_of(message)
+        if trace_id is None and message is not None and not _reading_headers.get():
+            token = _reading_headers.set(True)
+            try:
+                trace_id = trace_id_of(message)
+            finally:
+                _reading_headers.reset(token)
         record.trace_id = trace_id
         return True
 
