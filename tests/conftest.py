@@ -53,6 +53,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = getattr(getattr(item, "cls", None), "soak_only", ())
         if getattr(item, "originalname", item.name) in names:
             item.add_marker(pytest.mark.soak)
+    _unique_node_ids(items)
+
+
+def _unique_node_ids(items: list[pytest.Item]) -> None:
+    """Give each collected test its own node id.
+
+    Under pytest 9, schemathesis 4's per-operation items (``@schema.parametrize()``) all
+    carry the test function's node id (``test_api``, nine times), though their names
+    differ (``test_api[GET /v1/orders]``). pytest-xdist addresses tests by node id, so
+    ``make test -n 2`` ran the first operation only and skipped the other eight without
+    a word. An item whose id is shared takes its parent's id and its own name.
+    """
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    for item in items:
+        if seen[item.nodeid] > 1 and item.parent is not None:
+            # pytest 9 keeps the id as a structured NodeId built from a callspec, which
+            # schemathesis's items lack; parsing "<parent>::<name>" restores the params.
+            item._id = type(item._id).parse(f"{item.parent.nodeid}::{item.name}")
+    ids = [item.nodeid for item in items]
+    assert len(ids) == len(set(ids)), "two collected tests share a node id"
 
 
 @pytest.fixture(scope="session")
