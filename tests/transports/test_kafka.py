@@ -188,6 +188,9 @@ def test_url_options_are_checked() -> None:
         parse_kafka_url("kafka://b:9092/?partitions=many")
     with pytest.raises(TransportError, match="names no broker"):
         parse_kafka_url("kafka:///")
+    assert parse_kafka_url("kafka://b").options.buffer_records == 4096  # a whole fetch
+    with pytest.raises(TransportError, match="buffer_records='0': must be at least 1"):
+        parse_kafka_url("kafka://b:9092/?buffer_records=0")
 
 
 # Faults and bad input ----------------------------------------------------------------------

@@ -53,11 +53,11 @@ def _keys(partitions: int) -> list[str]:
 async def test_a_poison_message_does_not_starve_the_other_partitions(tansu: Tansu) -> None:
     """Partition 0 is stuck on its head message; partitions 1-3 keep a bounded latency.
 
-    Far more records wait behind the poison message than the member buffers (prefetch
-    64: 512 records), so a member that stops fetching for everyone once its buffer is
-    full of the stuck partition's records starves the healthy partitions.
+    Far more records wait behind the poison message than the member buffers per
+    partition (``buffer_records=512``), so a member that stops fetching for everyone once
+    its buffer is full of the stuck partition's records starves the healthy partitions.
     """
-    transport = await connect_transport(f"{tansu.url}/?{TUNING}&partitions=4")
+    transport = await connect_transport(f"{tansu.url}/?{TUNING}&partitions=4&buffer_records=512")
     channel, group = unique("poison"), unique("g")
     stuck, *healthy = _keys(4)
     behind = 1500

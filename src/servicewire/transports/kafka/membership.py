@@ -46,8 +46,13 @@ def group_consumer(
         max_poll_interval_ms=options.max_poll_interval_ms,
         rebalance_timeout_ms=options.rebalance_timeout_ms,
         fetch_max_wait_ms=options.fetch_max_wait_ms,
-        max_partition_fetch_bytes=max(1024 * 1024, max_message_size * 2),
+        max_partition_fetch_bytes=fetch_bytes(max_message_size),
     )
+
+
+def fetch_bytes(max_message_size: int) -> int:
+    """Most bytes one fetch brings for one partition: room for two of the largest records."""
+    return max(1024 * 1024, max_message_size * 2)
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

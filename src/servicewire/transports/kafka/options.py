@@ -51,6 +51,11 @@ class KafkaOptions(TransportOptions):
     """Least time between two offset commits of one member (they coalesce meanwhile)."""
     revoke_grace_ms: int = option(1_000, at_least=0)
     """How long a revoked partition waits for its in-flight deliveries to settle."""
+    buffer_records: int = option(4_096, at_least=1)
+    """Fetched records a member holds per partition before it pauses that partition.
+    Above what one fetch brings (``max_partition_fetch_bytes``: 2 MiB by default,
+    about 4,000 records of 500 bytes): pausing makes the client drop the unread rest
+    of the partition's fetch and read it again later."""
     fetch_max_wait_ms: int = option(200, at_least=1)
     """Longest a fetch waits at the broker for records (Kafka answers as soon as one
     arrives; tansu 0.6 only when this expires, so there it is about twice the latency)."""

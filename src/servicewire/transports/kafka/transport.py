@@ -51,7 +51,7 @@ from servicewire.transports.kafka.cleanup import delete_consumer_group, delete_t
 from servicewire.transports.kafka.client import client_kwargs
 from servicewire.transports.kafka.closing import stop_consumer
 from servicewire.transports.kafka.headers import to_kafka
-from servicewire.transports.kafka.membership import group_consumer, kafka_group_id
+from servicewire.transports.kafka.membership import fetch_bytes, group_consumer, kafka_group_id
 from servicewire.transports.kafka.options import parse_kafka_url
 from servicewire.transports.kafka.subscription import KafkaSubscription
 from servicewire.urls import redact, redact_text
@@ -370,6 +370,9 @@ class KafkaTransport(Transport):
             group,
             topic,
             prefetch=prefetch,
+            buffer_records=options.buffer_records,
+            # Two fetches' worth: one being handed out while the next arrives.
+            buffer_bytes=2 * fetch_bytes(self.max_message_size),
             revoke_grace_ms=options.revoke_grace_ms,
             commit_interval_ms=options.commit_interval_ms,
             on_close=self._subscriptions.discard,
