@@ -12,7 +12,8 @@ import asyncio
 
 from fastapi import FastAPI
 
-from ftgo.app.web import KEEP_ALIVE_SECONDS, HttpServer
+from ftgo.app.web import HttpServer
+from servicewire.rest import SERVER_KEEP_ALIVE_SECONDS
 from servicewire.timeouts import within
 
 REQUEST = b"GET /ping HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -29,7 +30,7 @@ async def read_response(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_an_idle_connection_outlives_uvicorns_default_keep_alive() -> None:
-    assert KEEP_ALIVE_SECONDS > 15  # longer than httpx's (5 s) and aiohttp's (15 s)
+    assert SERVER_KEEP_ALIVE_SECONDS > 15  # longer than httpx's (5 s) and aiohttp's (15 s)
     app = FastAPI()
 
     @app.get("/ping")

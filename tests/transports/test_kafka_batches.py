@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from aiokafka import TopicPartition
 
+from servicewire.messaging.message import Message
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
 from servicewire.timeouts import within
 from servicewire.transports import connect_transport
@@ -30,24 +31,10 @@ def tansu() -> Iterator[Tansu]:
 
 
 async def test_a_batch_spanning_record_batches_arrives_in_order(tansu: Tansu) -> None:
-    transport = await connect_transport(
-        f"{tansu.url}/?partitions=2&heartbeat_interval_ms=100&session_timeout_ms=6000"
-    )
-    channel, group = unique("batch"), unique("g")
     sizes = [1000] * 150 + [200_000] + [1000] * 150  # ~10 record batches on one partition
-    messages = [make_message(channel, i, key="one-key", size=s) for i, s in enumerate(sizes)]
-    try:
-        await transport.declare(channel, group)
-        await transport.publish_batch(messages)
-        member = Member(await transport.subscribe(channel, group))
-        try:
-            await eventually(lambda: len(member.acked) >= len(messages), 60, "the whole batch")
-        finally:
-            await member.stop()
-    finally:
-        await transport.close()
-    assert [m.id for m in member.acked] == [m.id for m in messages]
-    assert [len(m.payload) for m in member.acked] == sizes
+    url = f"{tansu.url}/?partitions=2&{TIMING}"
+    acked = await _publish_and_consume_one_key(url, sizes, None)
+    assert [len(m.payload) for m in acked] == sizes
 
 
 # What a member holds per partition ---------------------------------------------------------
@@ -69,9 +56,12 @@ def _record_pauses(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return pauses
 
 
-async def _consume_one_key(url: str, sizes: list[int], hold: asyncio.Event | None) -> None:
-    """Publish records of ``sizes`` under one key and consume them all, in order; with
-    ``hold``, the first delivery waits for it, so the member's buffer fills meanwhile."""
+async def _publish_and_consume_one_key(
+    url: str, sizes: list[int], hold: asyncio.Event | None
+) -> list[Message]:
+    """Publish records of ``sizes`` under one key in one batch and consume them all,
+    checking their order; with ``hold``, the first delivery waits for it, so the member's
+    buffer fills meanwhile. Returns the messages as acked."""
     transport = await connect_transport(url)
     channel, group = unique("held"), unique("g")
     messages = [make_message(channel, i, key="one-key", size=s) for i, s in enumerate(sizes)]
@@ -99,6 +89,7 @@ async def _consume_one_key(url: str, sizes: list[int], hold: asyncio.Event | Non
     finally:
         await transport.close()
     assert [m.id for m in member.acked] == [m.id for m in messages]
+    return member.acked
 
 
 TIMING = "heartbeat_interval_ms=100&session_timeout_ms=6000"
@@ -113,7 +104,9 @@ async def test_a_member_holds_a_whole_fetch_without_pausing(
     makes aiokafka drop the unread rest of the fetch); with room for 512 it pauses."""
     pauses = _record_pauses(monkeypatch)
     option = f"&buffer_records={buffer_records}" if buffer_records else ""
-    await _consume_one_key(f"{tansu.url}/?partitions=1&{TIMING}{option}", [500] * 3000, None)
+    await _publish_and_consume_one_key(
+        f"{tansu.url}/?partitions=1&{TIMING}{option}", [500] * 3000, None
+    )
     if buffer_records is None:
         assert pauses == []
     else:
@@ -127,7 +120,7 @@ async def test_large_records_pause_at_the_byte_bound(
     4 MiB (two fetches) wait, long before 4,096 records, and all arrive in order."""
     pauses = _record_pauses(monkeypatch)
     url = f"{tansu.url}/?partitions=1&{TIMING}"
-    await _consume_one_key(url, [200_000] * 40, asyncio.Event())
+    await _publish_and_consume_one_key(url, [200_000] * 40, asyncio.Event())
     assert pauses, "the member never paused: large records are bounded by count alone"
     assert all(records < 40 for records, _ in pauses)
     assert all(4 * 1024 * 1024 <= size <= 7 * 1024 * 1024 for _, size in pauses), pauses

@@ -25,15 +25,10 @@ from typing import Any, TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from servicewire.rest import SERVER_KEEP_ALIVE_SECONDS
 from servicewire.timeouts import within
 
 log = logging.getLogger("ftgo.app.web")
-
-KEEP_ALIVE_SECONDS = 75
-"""How long the server keeps an idle connection open. Longer than the clients' own idle
-expiry (httpx 5 s, aiohttp 15 s, servicewire's RestClient 4 s), so it is always the
-client that closes an idle connection: if the server closed first (uvicorn's default is
-5 s), a request written at that moment would meet a closed socket."""
 T = TypeVar("T")
 
 
@@ -91,7 +86,7 @@ class HttpServer:
             log_level="warning",
             lifespan="off",
             access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -39,6 +39,7 @@ async def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from servicewire.console import ConsoleState, create_console_app
+    from servicewire.rest import SERVER_KEEP_ALIVE_SECONDS
 
     state = ConsoleState(args.db, args.transport, channels=args.channel)
     await state.start()
@@ -49,9 +50,7 @@ async def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        # Longer than browsers' and httpx's idle expiry: the client closes idle
-        # connections, so none is closed under a request being written.
-        timeout_keep_alive=75,
+        timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     print(f"servicewire console on http://{args.host}:{args.port}/", flush=True)

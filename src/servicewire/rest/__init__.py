@@ -22,7 +22,7 @@ Client side::
 Needs ``servicewire[rest]`` (FastAPI, uvicorn, orjson, aiohttp for the client).
 """
 
-from servicewire.rest.app import create_app
+from servicewire.rest.app import SERVER_KEEP_ALIVE_SECONDS, create_app
 from servicewire.rest.client import LinkNotFoundError, Representation, RestClient
 from servicewire.rest.conditional import etag_for
 from servicewire.rest.hal import HalResource, Link, Links
@@ -40,6 +40,7 @@ __all__ = [
     "HAL_JSON",
     "JSON",
     "PROBLEM_JSON",
+    "SERVER_KEEP_ALIVE_SECONDS",
     "XML",
     "BodyLimit",
     "HalResource",

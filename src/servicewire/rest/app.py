@@ -24,6 +24,15 @@ from servicewire.rest.routing import VENDOR_STATE_KEY, MediaTypeVersioning
 from servicewire.rest.text import TextGuard
 from servicewire.telemetry.rest_spans import TracingMiddleware
 
+SERVER_KEEP_ALIVE_SECONDS = 75
+"""How long a server keeps an idle connection open (uvicorn's ``timeout_keep_alive``).
+Longer than clients' own idle expiry (httpx 5 s, aiohttp 15 s, RestClient 4 s), so it is
+always the client that closes an idle connection: if the server closed first (uvicorn's
+default is 5 s), a request written at that moment would meet a closed socket::
+
+    uvicorn.Config(app, timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS)
+"""
+
 
 def create_app(
     title: str,
