@@ -387,19 +387,27 @@ def plot(results: list[dict[str, object]], path: Path) -> None:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}"
+    )
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--png", default="docs/relay-latency.png")
     args = parser.parse_args()
+    cases = [name.strip() for name in args.cases.split(",") if name.strip()]
+    unknown = [name for name in cases if name not in CASES]
+    if unknown or not cases:  # before any work: a typo should not cost the first cases' run
+        parser.error(
+            f"unknown case {', '.join(unknown) or '(none given)'}; cases: {', '.join(CASES)}"
+        )
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     log(f"raw aio-pika: {args.rate} msg/s for {args.seconds:.0f}s (the latency floor)")
     floor = await raw_latency(args.rate, args.seconds)
     results = []
-    for name in args.cases.split(","):
-        results.append(await run_case(name.strip(), args, tmp))
+    for name in cases:
+        results.append(await run_case(name, args, tmp))
     print(
         f"\n{'case':24} {'relay msg/s':>11} {'raw msg/s':>10} {'ratio':>6}"
         f" {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"

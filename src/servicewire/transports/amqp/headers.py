@@ -24,6 +24,7 @@ are kept under their names, and it gets an id if it has none.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Literal
 
 from pamqp.commands import Basic
@@ -77,13 +78,106 @@ def encode(message: Message, naming: Naming = "amqp") -> tuple[bytes, Basic.Prop
         for name, value in headers.items():
             if name != h.CONTENT_TYPE:
                 app[_prefixed_name(name, RABBITMQ_PREFIX, _rabbitmq)] = value
-    props = Basic.Properties(
+    props = WireProperties(
         content_type=headers.get(h.CONTENT_TYPE),
         message_id=message.id,
         delivery_mode=_PERSISTENT,
         headers=app,
     )
     return message.payload, props
+
+
+_LENGTH = struct.Struct(">I")
+_FLAGS = Basic.Properties.flags
+_OUR_FLAGS = (
+    ("content_type", _FLAGS["content_type"]),
+    ("headers", _FLAGS["headers"]),
+    ("delivery_mode", _FLAGS["delivery_mode"]),
+    ("message_id", _FLAGS["message_id"]),
+)
+_OTHERS = tuple(name for name in Basic.Properties.__slots__ if name not in dict(_OUR_FLAGS))
+# Encoded table keys with their value's type tag: b"<len><name>S", built once per name.
+_table_keys: dict[str, bytes] = {}
+
+
+class WireProperties(Basic.Properties):
+    """``Basic.Properties`` that marshal what :func:`encode` sets in one pass.
+
+    pamqp's generic marshal walks all 14 properties and dispatches every header value
+    on its type; for the envelope's ten text headers that was about a sixth of a
+    publish's CPU. Anything this fast path does not cover (another property set, a
+    value that is not text, a long name) goes through pamqp; a test checks that both
+    write the same bytes::
+
+        assert WireProperties(headers={"a": "b"}).marshal() == Basic.Properties(
+            headers={"a": "b"}
+        ).marshal()
+    """
+
+    def marshal(self) -> bytes:
+        wire = _marshal(self)
+        return super().marshal() if wire is None else wire
+
+
+def _marshal(props: Basic.Properties) -> bytes | None:
+    for name in _OTHERS:
+        value = getattr(props, name)
+        if value is not None and value != "":  # pamqp writes neither (cluster_id is "")
+            return None
+    content_type, headers = props.content_type, props.headers
+    message_id, mode = props.message_id, props.delivery_mode
+    flags = 0
+    parts: list[bytes] = []
+    if content_type:
+        if (short := _short(content_type)) is None:
+            return None
+        flags |= _FLAGS["content_type"]
+        parts.append(short)
+    if headers is not None:  # pamqp writes an empty table as such
+        if (table := _table(headers)) is None:
+            return None
+        flags |= _FLAGS["headers"]
+        parts.append(table)
+    if mode is not None:
+        if type(mode) is not int or not 0 <= mode <= 255:
+            return None
+        flags |= _FLAGS["delivery_mode"]
+        parts.append(bytes((mode,)))
+    if message_id:
+        if (short := _short(message_id)) is None:
+            return None
+        flags |= _FLAGS["message_id"]
+        parts.append(short)
+    return flags.to_bytes(2, "big") + b"".join(parts)
+
+
+def _short(value: Any) -> bytes | None:
+    if type(value) is not str:
+        return None
+    data = value.encode()
+    return bytes((len(data),)) + data if len(data) <= 255 else None
+
+
+def _table(table: Any) -> bytes | None:
+    if type(table) is not dict:
+        return None
+    parts: list[bytes] = []
+    for name in sorted(table):  # pamqp's order, so both write the same bytes
+        value = table[name]
+        key = _table_keys.get(name) if type(value) is str else None
+        if key is None:
+            if type(value) is not str or type(name) is not str:
+                return None
+            encoded = name.encode()
+            if len(encoded) > 128:  # pamqp truncates such names: leave it to pamqp
+                return None
+            key = bytes((len(encoded),)) + encoded + b"S"
+            if len(_table_keys) < 4096:  # bounded: names come from messages
+                _table_keys[name] = key
+        data = value.encode()
+        parts.append(key + _LENGTH.pack(len(data)) + data)
+    body = b"".join(parts)
+    return _LENGTH.pack(len(body)) + body
 
 
 def _text(value: Any) -> str:

@@ -94,7 +94,7 @@ class AmqpTransport(Transport):
         self.address = redact(url)
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
-        self._pub: aiormq.abc.AbstractChannel | None = None
+        self._pub: aiormq.Channel | None = None
         self._admin: AbstractRobustChannel | None = None
         self._topology = Topology(
             self._admin_channel,
@@ -134,7 +134,7 @@ class AmqpTransport(Transport):
         self._connection = connection
         try:
             self._publisher = await self._open_channel(confirms=True)
-            self._pub = await self._publisher.get_underlay_channel()
+            self._pub = await _concrete(self._publisher)
             self._admin = await self._open_channel(confirms=False)
             if options.queue_type == "quorum" and not _supports_quorum(connection):
                 self._topology.queue_type = "classic"  # RabbitMQ before 3.8
@@ -201,10 +201,12 @@ class AmqpTransport(Transport):
         body, props = encode(message, self.options.ce_headers)
         pub = self._pub
         if pub is not None and not pub.is_closed:
-            # The hot path: one frame set, one confirm, no retry machinery.
+            # The hot path: one frame set, one confirm, no retry machinery. wait=False:
+            # the confirm comes only after the frames were written anyway, and waiting
+            # for the writer first costs a task switch per message.
             try:
                 confirm = await pub.basic_publish(
-                    body, exchange=exchange, routing_key=key, properties=props
+                    body, exchange=exchange, routing_key=key, properties=props, wait=False
                 )
             except _RETRYABLE as exc:
                 _reraise_own_cancellation(exc)  # else: the channel died, retry below
@@ -219,7 +221,7 @@ class AmqpTransport(Transport):
         async def send() -> None:
             pub = await self._publisher_channel()
             confirm = await pub.basic_publish(
-                body, exchange=exchange, routing_key=key, properties=props
+                body, exchange=exchange, routing_key=key, properties=props, wait=False
             )
             if not isinstance(confirm, Basic.Ack):
                 raise PublishError(
@@ -233,10 +235,10 @@ class AmqpTransport(Transport):
         shards = shards_of(channel, self.options.shards)
         return SHARD_KEYS[shard_for(message.partition_key, shards, message.id)]
 
-    async def _publisher_channel(self) -> aiormq.abc.AbstractChannel:
+    async def _publisher_channel(self) -> aiormq.Channel:
         assert self._publisher is not None
         await self._publisher.ready()
-        self._pub = await self._publisher.get_underlay_channel()
+        self._pub = await _concrete(self._publisher)
         return self._pub
 
     async def _retrying(self, channel: str, action: Callable[[], Awaitable[None]]) -> None:
@@ -362,6 +364,13 @@ def _supports_quorum(connection: AbstractRobustConnection) -> bool:
     except Exception:
         return True
     return (major, minor) >= (3, 8)
+
+
+async def _concrete(robust: AbstractRobustChannel) -> aiormq.Channel:
+    """The aiormq channel under ``robust`` (its ``basic_publish`` takes ``wait``)."""
+    channel = await robust.get_underlay_channel()
+    assert isinstance(channel, aiormq.Channel)  # aiormq's one channel class
+    return channel
 
 
 def _close_frame(exc: BaseException) -> Any:
