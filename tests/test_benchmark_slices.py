@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (script and arguments, services it needs, a line it prints when it got through)
 SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
     (["amqp_headers.py", "--n", "200", "--rounds", "1"], ("rabbitmq",), "rabbitmq"),
+    (["amqp_publish_cpu.py", "--n", "300", "--rounds", "1"], ("rabbitmq",), "ours / raw"),
     (["codecs.py", "--rounds", "1"], (), "pydantic model_dump"),
     (["deadline.py", "--n", "2000", "--rounds", "1"], (), "Deadline.run / asyncio.timeout"),
     (["idle.py", "--seconds", "1", "--warmup", "1"], ("postgres",), "statements/s"),
