@@ -175,8 +175,8 @@ async def main(args: argparse.Namespace) -> None:
             f"{mode:<20} {r['throughput']:>19.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
             f"{r['max']:>8.1f}  {r['validated']}/{r['offered']}, {r['cpu']:.1f}"
         )
-    if args.plot is not None:
-        plot(results, args.rate, args.plot)
+    if args.plot:  # "--plot=" as well as no option: no plot (Path("") would be ".png")
+        plot(results, args.rate, Path(args.plot))
         print(f"latency distribution written to {args.plot}")
 
 
@@ -204,8 +204,8 @@ async def run_distributed(args: argparse.Namespace) -> None:
         f" ({os.cpu_count()} cores)"
     )
     ftgo_distributed.print_table(rows)
-    if args.plot is not None:
-        ftgo_distributed.plot(rows, args.plot)
+    if args.plot:
+        ftgo_distributed.plot(rows, Path(args.plot))
         print(f"latency distribution written to {args.plot}")
 
 
@@ -223,7 +223,9 @@ def parse_args() -> argparse.Namespace:
         "--serve-args", default="", help="distributed: more ftgo serve options, one string"
     )
     parser.add_argument("--only", default="embedded,distributed")
-    parser.add_argument("--plot", type=Path, help="write the latency distribution to this PNG")
+    parser.add_argument(
+        "--plot", default="", help="write the latency distribution to this PNG (none: no plot)"
+    )
     return parser.parse_args()
 
 
