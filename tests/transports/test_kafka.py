@@ -166,7 +166,7 @@ def test_offset_tracker_commits_only_the_contiguous_prefix() -> None:
 
 def test_headers_follow_the_cloudevents_kafka_binding() -> None:
     message = Message.create(b"{}", destination="orders", partition_key="o-1", type="t.T")
-    headers, key, _size = to_kafka(message)
+    headers, key = to_kafka(message)
     names = dict(headers)
     assert key == b"o-1"
     assert names["content-type"] == b"application/json"

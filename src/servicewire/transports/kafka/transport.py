@@ -212,7 +212,7 @@ class KafkaTransport(Transport):
     # Publishing -------------------------------------------------------------------------
 
     async def _send(self, message: Message) -> None:
-        headers, key, _ = to_kafka(message)
+        headers, key = to_kafka(message)
         topic = self.topic_for(message.destination)
         producer = self._require_producer()
         self._started()
@@ -256,7 +256,7 @@ class KafkaTransport(Transport):
             confirmations = []
             batch = producer.create_batch()
             for message in messages:
-                headers, key, _ = to_kafka(message)
+                headers, key = to_kafka(message)
                 record = {"timestamp": None, "key": key, "value": message.payload}
                 if batch.append(**record, headers=headers) is None:  # full: send it
                     confirmations.append(
