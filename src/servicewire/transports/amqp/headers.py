@@ -109,6 +109,9 @@ class WireProperties(Basic.Properties):
         ).marshal()
     """
 
+    # No __slots__ of its own: pamqp walks ``self.__slots__`` to marshal, compare and
+    # unmarshal, and an empty tuple here would hide the 14 properties from it.
+
     def marshal(self) -> bytes:
         wire = _marshal(self)
         return super().marshal() if wire is None else wire
