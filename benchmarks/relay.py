@@ -174,10 +174,24 @@ async def wait_published(relay: Relay, count: int, timeout: float) -> None:
         await asyncio.sleep(0.005)
 
 
-async def raw_publish(messages: list[Message], window: int) -> float:
-    """Raw aio-pika, pipelined publisher confirms: the same bodies, headers and routes."""
+def _raw_message(m: Message) -> tuple[aio_pika.Message, int]:
+    """``m`` as raw aio-pika sends it (same body, headers and id) and its shard (of 16)."""
     from servicewire.messaging.channels import shard_for
     from servicewire.transports.amqp.headers import encode
+
+    body, props = encode(m)
+    out = aio_pika.Message(
+        body,
+        headers=props.headers,
+        message_id=m.id,
+        content_type=props.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    return out, shard_for(m.partition_key, 16, m.id)
+
+
+async def raw_publish(messages: list[Message], window: int) -> float:
+    """Raw aio-pika, pipelined publisher confirms: the same bodies, headers and routes."""
     from servicewire.transports.amqp.topology import SHARD_KEYS, exchange_name
 
     connection = await aio_pika.connect(AMQP)
@@ -186,20 +200,8 @@ async def raw_publish(messages: list[Message], window: int) -> float:
         exchange = await channel.get_exchange(exchange_name(messages[0].destination), ensure=False)
         prepared = []
         for m in messages:
-            body, props = encode(m)
-            key = SHARD_KEYS[shard_for(m.partition_key, 16, m.id)]
-            prepared.append(
-                (
-                    aio_pika.Message(
-                        body,
-                        headers=props.headers,
-                        message_id=m.id,
-                        content_type=props.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    key,
-                )
-            )
+            out, shard = _raw_message(m)
+            prepared.append((out, SHARD_KEYS[shard]))
         started = time.perf_counter()
         for i in range(0, len(prepared), window):
             chunk = prepared[i : i + window]
@@ -211,8 +213,6 @@ async def raw_publish(messages: list[Message], window: int) -> float:
 
 async def raw_waves(messages: list[Message], batch: int, loops: int = 2) -> float:
     """Raw aio-pika keeping per-key order as the relay does (see the module docstring)."""
-    from servicewire.messaging.channels import shard_for
-    from servicewire.transports.amqp.headers import encode
     from servicewire.transports.amqp.topology import SHARD_KEYS, exchange_name
 
     connection = await aio_pika.connect(AMQP)
@@ -221,15 +221,7 @@ async def raw_waves(messages: list[Message], batch: int, loops: int = 2) -> floa
         exchange = await channel.get_exchange(exchange_name(messages[0].destination), ensure=False)
         halves: list[list[tuple[aio_pika.Message, str, str | None]]] = [[] for _ in range(loops)]
         for m in messages:
-            body, props = encode(m)
-            shard = shard_for(m.partition_key, 16, m.id)
-            out = aio_pika.Message(
-                body,
-                headers=props.headers,
-                message_id=m.id,
-                content_type=props.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
+            out, shard = _raw_message(m)
             halves[shard * loops // 16].append((out, SHARD_KEYS[shard], m.partition_key))
 
         async def loop(todo: list[tuple[aio_pika.Message, str, str | None]]) -> None:
