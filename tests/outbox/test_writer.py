@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
 from servicewire.outbox import outbox, write_messages, write_messages_sync
+from servicewire.outbox.writer import headers_json
 from servicewire.storage.database import create_engine, dialect_of, sync_url
 from tests.relay.dbs import KINDS, private_database
 
@@ -48,6 +51,34 @@ async def test_rows_commit_and_roll_back_with_the_session(kind: str, tmp_path: P
                 assert json.loads(row.headers) == msg.headers.to_dict()
                 assert row.shard == shard_for(msg.partition_key, 8)
                 assert row.published_at is None
+        finally:
+            await engine.dispose()
+
+
+@given(st.dictionaries(st.text(), st.text()))
+def test_the_headers_column_is_ascii_json_of_the_headers(headers: dict[str, str]) -> None:
+    # Any text, NUL, non-ASCII and lone surrogates included (json.dumps escapes those).
+    written = headers_json(headers)
+    assert written.isascii()
+    assert json.loads(written) == headers
+    assert list(json.loads(written)) == list(headers)  # the order is kept
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_headers_beyond_ascii_come_back_whole(kind: str, tmp_path: Path) -> None:
+    # The fast path serializes ASCII headers; the rest are escaped, so a column in a
+    # one-byte character set (MariaDB's latin1 default) still holds them.
+    message = Message.create(
+        b"{}", destination="orders", extra={"note": "caf\u00e9 \u2713 \U0001f600", "nul": "a\x00b"}
+    )
+    async with private_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            async with AsyncSession(engine) as session, session.begin():
+                await write_messages(session, [message])
+            async with engine.connect() as conn:
+                stored = (await conn.execute(select(outbox.c.headers))).scalar_one()
+            assert json.loads(stored) == message.headers.to_dict()
         finally:
             await engine.dispose()
 
