@@ -61,8 +61,9 @@ from servicewire import Command, Context, Service, ServiceOptions, SuccessReply
 from servicewire.codecs import to_message
 from servicewire.messaging.message import Message
 from servicewire.outbox.tables import outbox
-from servicewire.outbox.writer import outbox_rows
+from servicewire.outbox.writer import INSERT_ROWS_SQL, insert_rows_args, outbox_rows
 from servicewire.pipeline.inbox import inbox
+from servicewire.storage.asyncpg_direct import AsyncpgDirect
 from servicewire.storage.database import create_engine
 from servicewire.testing import HarnessDelivery
 from servicewire.timeouts import within
@@ -294,7 +295,14 @@ async def overhead(
                 if last - first > 1:  # as ours: a savepoint per run, never released
                     await savepoint()
                 await conn.execute(tickets.insert().values(order_id=f"raw-{i}"))
-            await conn.execute(outbox.insert(), outbox_rows(replies[first:last]))
+            replied = outbox_rows(replies[first:last])
+            # As ours: on asyncpg the outbox insert goes to the driver, the same SQL text
+            # (storage/asyncpg_direct.py); elsewhere SQLAlchemy Core.
+            direct = await AsyncpgDirect.on(conn)
+            if direct is not None:
+                await direct.run(INSERT_ROWS_SQL, *insert_rows_args(replied))
+            else:
+                await conn.execute(outbox.insert(), replied)
 
     async def piped(first: int, last: int, pool: list[Message]) -> None:
         await pipeline.process_batch([HarnessDelivery(m) for m in pool[first:last]])

@@ -66,6 +66,7 @@ from servicewire.pipeline.outcome import Outcome
 from servicewire.pipeline.retry import RetryPolicy
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
+from servicewire.storage.asyncpg_direct import AsyncpgDirect
 from servicewire.storage.failures import is_infrastructure_error
 from servicewire.storage.savepoints import Savepoints
 from servicewire.transports.base import Delivery
@@ -378,12 +379,16 @@ class Pipeline:
     ) -> list[_Result]:
         async with self._locked(), self._engine.connect() as conn, conn.begin():
             ids = [delivery.message.id for _i, delivery, _s, _v in part]
+            # The claim is the transaction's first statement: SQLAlchemy begins it.
             claimed = await inbox.claim_many(conn, self.group, ids)
+            # PostgreSQL on asyncpg: the savepoints and the outbox insert go to the
+            # driver directly, inside that transaction (storage/asyncpg_direct.py).
+            direct = await AsyncpgDirect.on(conn)
             batch = _Batch(
                 conn,
                 self._sessions,
                 claim_each=claimed is None,
-                savepoints=await Savepoints.on(conn) if savepoints else None,
+                savepoints=await Savepoints.on(conn, direct) if savepoints else None,
             )
             try:
                 results: list[_Result] = []
@@ -399,7 +404,7 @@ class Pipeline:
                     if result.error is not None and claimed is not None:
                         unclaim.append(delivery.message.id)
                 await inbox.release(conn, self.group, unclaim)
-                await batch.pending.flush(conn)
+                await batch.pending.flush(conn, direct=direct)
             finally:
                 session = batch.open_session
                 if session is not None:

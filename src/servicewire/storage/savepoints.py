@@ -28,6 +28,8 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from servicewire.storage.asyncpg_direct import AsyncpgDirect
+
 SAVEPOINT = "SAVEPOINT servicewire_run"
 ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT servicewire_run"
 
@@ -46,8 +48,11 @@ class Savepoints:
         self._gone = gone
 
     @classmethod
-    async def on(cls, conn: AsyncConnection) -> Savepoints:
-        """The cheapest way to send savepoint statements on ``conn``'s transaction."""
+    async def on(cls, conn: AsyncConnection, direct: AsyncpgDirect | None = None) -> Savepoints:
+        """The cheapest way to send savepoint statements on ``conn``'s transaction
+        (``direct``: the transaction's asyncpg connection, when the caller has it)."""
+        if direct is not None:
+            return cls(direct.run)  # it translates errors as _send does
         if conn.dialect.driver == "asyncpg":
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
