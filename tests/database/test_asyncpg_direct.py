@@ -116,3 +116,34 @@ async def test_other_drivers_get_none(tmp_path: object) -> None:
             assert await AsyncpgDirect.on(conn) is None
     finally:
         await engine.dispose()
+
+
+async def test_a_compiled_statement_returns_what_sqlalchemy_returns() -> None:
+    from servicewire.relay.batch_statements import BatchStatements
+    from servicewire.storage.asyncpg_direct import CompiledText
+
+    statements = BatchStatements("postgresql", shards=4, cleanup="delete", batch_size=3)
+    messages = [
+        Message.create(b"x", destination="orders", partition_key=f"k-{i}") for i in range(12)
+    ]
+    async with private_database("postgres") as url:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(outbox.insert(), outbox_rows(messages, shards=4))
+            for shards in ([1, 3], [0, 1, 2, 3]):  # a shard filter, and none
+                stmt, values = statements.claim(shards, lock=True)
+                async with engine.connect() as conn, conn.begin():
+                    through_sqlalchemy = (await conn.execute(stmt, values)).mappings().all()
+                async with engine.connect() as conn, conn.begin():
+                    await conn.execute(text("SELECT 1"))
+                    direct = await AsyncpgDirect.on(conn)
+                    assert direct is not None
+                    compiled = CompiledText(stmt, conn.dialect)
+                    direct_rows = await direct.rows(compiled.sql, *compiled.args(values))
+                assert len(through_sqlalchemy) == 3  # the LIMIT, a value fixed in the statement
+                assert [dict(r) for r in direct_rows] == [dict(r) for r in through_sqlalchemy]
+            with pytest.raises(ValueError, match=r"does not take \$n"):
+                CompiledText(stmt, create_engine("sqlite://").dialect)
+        finally:
+            await engine.dispose()

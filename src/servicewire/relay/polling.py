@@ -75,6 +75,7 @@ from servicewire.relay.fencing import OwnershipLostError, Tenure
 from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.poll_delay import PollDelay
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
+from servicewire.storage.asyncpg_direct import AsyncpgDirect, CompiledText
 from servicewire.storage.database import dialect_of, plain_url
 from servicewire.timeouts import woken
 from servicewire.transports.base import Transport
@@ -155,6 +156,7 @@ class PollingRelay(Relay):
         self._sql = BatchStatements(
             self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
         )
+        self._texts: dict[int, CompiledText] = {}  # id of a statement of _sql -> its text
 
     # The loop ------------------------------------------------------------------------------
 
@@ -346,7 +348,10 @@ class PollingRelay(Relay):
         # transaction's rows all or none), and holding every shard already keeps
         # other relays out. PostgreSQL's locking read is a snapshot too.
         _claiming(wakeup)
-        rows = await self._claim(conn, shards, lock=self.dialect != "mysql")
+        # PostgreSQL on asyncpg: the claim and the settle go to the driver directly, in
+        # the transaction the lock query began (storage/asyncpg_direct.py).
+        direct = await AsyncpgDirect.on(conn) if self.dialect == "postgresql" else None
+        rows = await self._claim(conn, shards, lock=self.dialect != "mysql", direct=direct)
         if not rows:
             return None
         tenure.proven(asked_at)
@@ -364,7 +369,7 @@ class PollingRelay(Relay):
             # not rolling back: a session the server ended may be mid-error.
             await conn.invalidate()
             raise outcome.failure
-        await self._settle(conn, outcome)
+        await self._settle(conn, outcome, direct)
         # Saw every row it may own now: not a full batch, and the shard range it prefers
         # (another batch loop or relay holding some of them may leave rows behind).
         preferred = {(first_shard + k) % self.shards for k in range(max_shards)}
@@ -387,22 +392,49 @@ class PollingRelay(Relay):
             await conn.rollback()
 
     async def _claim(
-        self, conn: AsyncConnection, shards: list[int], *, lock: bool
+        self,
+        conn: AsyncConnection,
+        shards: list[int],
+        *,
+        lock: bool,
+        direct: AsyncpgDirect | None = None,
     ) -> list[OutboxRow]:
-        result = await conn.execute(*self._sql.claim(shards, lock=lock))
+        stmt, values = self._sql.claim(shards, lock=lock)
+        if direct is not None:
+            compiled = self._compiled(stmt, conn)
+            found = await direct.rows(compiled.sql, *compiled.args(values))
+            return [OutboxRow.from_mapping(r) for r in found]
+        result = await conn.execute(stmt, values)
         return [OutboxRow.from_mapping(r) for r in result.mappings()]
 
-    async def _settle(self, conn: AsyncConnection, outcome: PublishOutcome) -> None:
+    async def _settle(
+        self, conn: AsyncConnection, outcome: PublishOutcome, direct: AsyncpgDirect | None = None
+    ) -> None:
         """Delete (or mark) what went out, move bad rows aside, count: in the batch's
         transaction, so only a session that still holds the shard locks can do it."""
-        await self._finish(conn, outcome.published)
+        await self._finish(conn, outcome.published, direct)
         await move_aside(conn, outcome.bad, self.name)
         self._count(len(outcome.published), len(outcome.bad))
 
-    async def _finish(self, conn: AsyncConnection, published: list[OutboxRow]) -> None:
+    async def _finish(
+        self, conn: AsyncConnection, published: list[OutboxRow], direct: AsyncpgDirect | None = None
+    ) -> None:
         # Progress per shard row (already locked by this transaction: no extra contention).
         for stmt, values in self._sql.settle(published, time.time()):
-            await conn.execute(stmt, values)
+            if direct is not None:
+                compiled = self._compiled(stmt, conn)
+                await direct.run(compiled.sql, *compiled.args(values))
+            else:
+                await conn.execute(stmt, values)
+
+    def _compiled(self, stmt: Any, conn: AsyncConnection) -> CompiledText:
+        """``stmt`` (one of the relay's statements, built once) as asyncpg's SQL text."""
+        compiled = self._texts.get(id(stmt))
+        if compiled is None:
+            # Bounded: the statements BatchStatements built once, and the per-batch
+            # MariaDB/SQLite ones never come here.
+            compiled = self._texts[id(stmt)] = CompiledText(stmt, conn.dialect)
+        return compiled
 
     # SQLite: one leaseholder ------------------------------------------------------------
 
