@@ -28,6 +28,7 @@ transport loop.
     .venv/bin/python benchmarks/pipeline.py                 # sqlite+memory, postgres+amqp
     .venv/bin/python benchmarks/pipeline.py --only sqlite --n 3000
     .venv/bin/python benchmarks/pipeline.py --only postgres --pg-transport memory
+    .venv/bin/python benchmarks/pipeline.py --only postgres --loop uvloop   # as ftgo serve
 
 SQLite runs on aiosqlite (``sqlite://``'s driver: a thread hop per driver call);
 benchmarks/sqlite_driver.py measures that hop against sqlite3 on the loop.
@@ -149,8 +150,10 @@ async def drop_pg_database(url: str) -> None:
 
 async def throughput(
     db: str, transport_url: str, n: int, relay: bool = True
-) -> tuple[float, float]:
-    """(commands/s, CPU µs per command in this process, relay and publisher included).
+) -> tuple[float, float, float, float]:
+    """(commands/s, CPU µs per command in this process, relay and publisher included),
+    from the service's start and again at steady state: over the commands after the
+    first fifth (the start, joining the group and taking shards, is not in it).
 
     ``relay=False``: no relay in this process (the replies stay in the outbox, as when
     a relay runs elsewhere): the pipeline's own capacity.
@@ -168,19 +171,28 @@ async def throughput(
     await service.start()
     last = 0
     deadline = start + 600
+    steady: tuple[float, float, int] | None = None  # (wall, CPU, handled) at a fifth
     while service.stats["handled"] < n:
         if time.perf_counter() > deadline:
             raise RuntimeError(f"only {service.stats['handled']}/{n} handled in 600 s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
         done = service.stats["handled"]
+        if steady is None and done >= n // 5:
+            steady = (time.perf_counter(), time.process_time(), done)
         if done - last >= max(1, n // 5):
             print(f"    ... {done}/{n}", flush=True)
             last = done
-    elapsed = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    end, end_cpu = time.perf_counter(), time.process_time()
     await service.stop()
     await cleanup(publisher, channel)
-    return n / elapsed, cpu / n * 1e6
+    assert steady is not None
+    counted = max(1, n - steady[2])
+    return (
+        n / (end - start),
+        (end_cpu - cpu) / n * 1e6,
+        counted / (end - steady[0]),
+        (end_cpu - steady[1]) / counted * 1e6,
+    )
 
 
 async def cleanup(transport: Transport, channel: str) -> None:
@@ -450,8 +462,10 @@ async def sqlite_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     print("== SQLite (aiosqlite) + memory://", flush=True)
     path = Path(tempfile.mkdtemp(prefix="sw-bench-")) / "bench.db"
     try:
-        rate, cpu = await throughput(f"sqlite:///{path}", f"memory://{uuid.uuid4().hex}", args.n)
-        alone, alone_cpu = await throughput(
+        rate, cpu, rate_steady, cpu_steady = await throughput(
+            f"sqlite:///{path}", f"memory://{uuid.uuid4().hex}", args.n
+        )
+        alone, alone_cpu, alone_steady, alone_steady_cpu = await throughput(
             f"sqlite:///{path}.alone", f"memory://{uuid.uuid4().hex}", args.n, False
         )
         raw = await raw_memory_consume(args.n)
@@ -471,7 +485,17 @@ async def sqlite_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"raw memory consume+ack {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        (
+            "  steady state",
+            f"{rate_steady:,.0f} cmd/s, {cpu_steady:.0f} µs CPU/cmd",
+            "after the first fifth (the start, joining the group, is not in it)",
+        ),
         ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
+        (
+            "  relay off, steady state",
+            f"{alone_steady:,.0f} cmd/s, {alone_steady_cpu:.0f} µs CPU/cmd",
+            "",
+        ),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", WARM_NOTE),
         cost.row("  framework overhead, B=16"),
         single.row("  framework overhead, B=1"),
@@ -489,8 +513,10 @@ async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
     dbs = [await fresh_pg_database() for _ in range(5)]
     try:
-        rate, cpu = await throughput(dbs[0], transport(), args.n)
-        alone, alone_cpu = await throughput(dbs[4], transport(), args.n, relay=False)
+        rate, cpu, rate_steady, cpu_steady = await throughput(dbs[0], transport(), args.n)
+        alone, alone_cpu, alone_steady, alone_steady_cpu = await throughput(
+            dbs[4], transport(), args.n, relay=False
+        )
         if on_memory:
             raw, raw_name = await raw_memory_consume(args.n), "raw memory consume+ack"
         else:
@@ -507,7 +533,17 @@ async def postgres_rows(args: argparse.Namespace) -> list[tuple[str, str, str]]:
             f"{rate:,.0f} cmd/s, {cpu:.0f} µs CPU/cmd",
             f"{raw_name} {raw:,.0f}/s ({rate / raw:.3f}x)",
         ),
+        (
+            "  steady state",
+            f"{rate_steady:,.0f} cmd/s, {cpu_steady:.0f} µs CPU/cmd",
+            "after the first fifth (the start, joining the group, is not in it)",
+        ),
         ("  same, relay off", f"{alone:,.0f} cmd/s, {alone_cpu:.0f} µs CPU/cmd", ""),
+        (
+            "  relay off, steady state",
+            f"{alone_steady:,.0f} cmd/s, {alone_steady_cpu:.0f} µs CPU/cmd",
+            "",
+        ),
         (f"  latency @{args.rate}/s", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms", WARM_NOTE),
         cost.row("  framework overhead, B=16"),
         single.row("  framework overhead, B=1"),
@@ -522,7 +558,7 @@ def show(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return rows
 
 
-async def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -536,7 +572,16 @@ async def main() -> None:
     )
     parser.add_argument("--rate", type=int, default=300, help="offered load for latency, msg/s")
     parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--loop",
+        default="asyncio",
+        choices=["asyncio", "uvloop"],
+        help="the event loop of the whole run (ftgo serve runs on uvloop)",
+    )
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     wanted = set(args.only.split(","))
     rows: list[tuple[str, str, str]] = []
     load = os.getloadavg()[0]
@@ -547,9 +592,16 @@ async def main() -> None:
     print()
     print("== summary")
     print(f"load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"event loop: {args.loop} (raw baselines too)")
     for name, value, note in rows:
         print(f"{name:<30} {value:<36} {note}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    options = arguments()
+    if options.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(options))
+    else:
+        asyncio.run(main(options))
