@@ -77,3 +77,30 @@ def test_the_cache_stays_bounded_whatever_names_messages_carry() -> None:
     long_value = "v" * (kafka_headers._PAIR_VALUE_CHARS + 1)
     to_kafka(Message("m", Headers({"id": "m", "type": long_value}), b""))
     assert long_value not in kafka_headers._PAIRS.get("type", {})
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ce_id", "ce_type", "content-type", "x-foreign", "ce_new_attr"])
+            | st.text(max_size=12),
+            st.none() | st.binary(max_size=20) | st.text(max_size=20).map(str.encode),
+        ),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_any_record_headers_read_as_the_careful_rule_reads_them(
+    record: list[tuple[str, bytes | None]], as_iterator: bool
+) -> None:
+    # Whatever a foreign producer wrote (unknown names, missing values, bytes that are not
+    # UTF-8, headers given as a one-pass iterator) reads by the binding's rule, and the
+    # consumer never stops on it.
+    expected: dict[str, str] = {}
+    for wire, raw in record:
+        name = h.CONTENT_TYPE if wire == "content-type" else wire.removeprefix("ce_")
+        expected[name] = "" if raw is None else raw.decode("utf-8", errors="replace")
+    given_headers = iter(record) if as_iterator else record
+    message = from_kafka(given_headers, b"p", fallback_id="t-0-1")  # type: ignore[arg-type]
+    assert message.headers.to_dict() == {**expected, h.ID: message.id}
+    assert message.id == (expected.get(h.ID) or "t-0-1")
