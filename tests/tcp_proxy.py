@@ -9,6 +9,8 @@ client and the server instead, and cut it::
         proxy.cut()         # open connections are reset, new ones are closed at once
         ...
         proxy.restore()     # connections go through again
+        proxy.freeze()      # connections stay open, but nothing goes through them
+        proxy.thaw()
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pumps: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -45,6 +49,14 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.down = False
+
+    def freeze(self) -> None:
+        """Keep every connection open but forward nothing (a peer that went silent)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again what :meth:`freeze` held back."""
+        self._flowing.set()
 
     async def stop(self) -> None:
         self.cut()
@@ -87,6 +99,7 @@ class TcpProxy:
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):

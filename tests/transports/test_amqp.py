@@ -24,17 +24,24 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from servicewire.errors import ConnectionFailedError, MessageTooLargeError, TransportError
+from servicewire.errors import (
+    ConnectionFailedError,
+    MessageTooLargeError,
+    PublishError,
+    TransportError,
+)
 from servicewire.messaging.channels import shard_for
 from servicewire.messaging.message import Message
 from servicewire.testing.contract import AttemptContract
 from servicewire.testing.contract.helpers import Member, eventually, make_message, unique
+from servicewire.timeouts import within
 from servicewire.transports import connect_transport
 from servicewire.transports.amqp.headers import decode, encode
 from servicewire.transports.amqp.transport import AmqpTransport
 from servicewire.transports.base import Delivery, Transport
 from tests.contract import RestartContract, TransportContract, TransportSpec
 from tests.services import URLS, require, services_required
+from tests.tcp_proxy import TcpProxy
 
 SERVER = os.environ.get("RABBITMQ_SERVER_BIN", "/usr/lib/rabbitmq/bin/rabbitmq-server")
 
@@ -289,6 +296,32 @@ async def test_oversized_message_never_reaches_the_broker(shared: Shared) -> Non
         assert total == 0
     finally:
         await conn.close()
+
+
+async def test_a_broker_gone_silent_fails_a_publish_within_publish_timeout(
+    shared: Shared,
+) -> None:
+    # A connection that stays open but carries nothing back (a frozen broker, a stuck
+    # network): the confirm never comes, and the publish must fail in publish_timeout,
+    # not wait for heartbeats or forever.
+    _transport, created = shared
+    channel, group = unique("amqp-silent"), "g"
+    created.append((channel, group))
+    host, port = "127.0.0.1", int(URLS["rabbitmq"].rsplit(":", 1)[1].split("/")[0])
+    async with TcpProxy(host, port) as proxy:
+        url = URLS["rabbitmq"].replace(f":{port}", f":{proxy.port}")
+        transport = await connect_transport(f"{url}?publish_timeout=1&heartbeat=60")
+        try:
+            await transport.declare(channel, group)
+            await transport.publish(make_message(channel, 0))  # the path is warm
+            proxy.freeze()
+            started = time.monotonic()
+            with pytest.raises(PublishError, match="did not confirm"):
+                await within(transport.publish(make_message(channel, 1)), 15)
+            assert time.monotonic() - started < 5
+        finally:
+            proxy.thaw()
+            await transport.close()
 
 
 async def test_headers_follow_the_cloudevents_amqp_binding() -> None:

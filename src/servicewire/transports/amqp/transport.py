@@ -205,9 +205,21 @@ class AmqpTransport(Transport):
             # the confirm comes only after the frames were written anyway, and waiting
             # for the writer first costs a task switch per message.
             try:
+                # Bounded like every publish: a confirm that never comes (a broker gone
+                # silent without closing the connection) must not hold the caller forever.
                 confirm = await pub.basic_publish(
-                    body, exchange=exchange, routing_key=key, properties=props, wait=False
+                    body,
+                    exchange=exchange,
+                    routing_key=key,
+                    properties=props,
+                    wait=False,
+                    timeout=self.options.publish_timeout,
                 )
+            except TimeoutError:
+                raise PublishError(
+                    f"RabbitMQ at {self.address} did not confirm message {message.id} for "
+                    f"channel {channel!r} within {self.options.publish_timeout:g}s"
+                ) from None
             except _RETRYABLE as exc:
                 _reraise_own_cancellation(exc)  # else: the channel died, retry below
             else:
