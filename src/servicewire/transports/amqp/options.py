@@ -9,7 +9,7 @@ shards            16         shard queues per group, 1..1024 (same value in ever
 queue_type        quorum     ``quorum`` (durable, replicated, delivery count) or ``classic``
 delivery_limit    0          quorum only: after this many deliveries the broker
                              dead-letters the message (0: never)
-publish_timeout   30         seconds a publish may wait (for a reconnect) before it fails
+publish_timeout   30         seconds a publish may wait (reconnect, confirm) before it fails
 connect_timeout   10         seconds the first connection attempt may take
 reconnect_delay   1          seconds between reconnection attempts
 member_interval   1          seconds between membership heartbeats of a group member
