@@ -92,13 +92,17 @@ _INSERT: Insert = outbox.insert()
 _INSERT_RETURNING = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 
 
-# The columns outbox_rows fills, and their PostgreSQL array types.
-INSERTED_COLUMNS = (
-    "message_id", "destination", "headers", "payload", "partition_key", "shard", "created_at"
-)  # fmt: skip
-_ARRAY_TYPES = (
-    "varchar[]", "varchar[]", "text[]", "bytea[]", "varchar[]", "smallint[]", "float8[]"
-)  # fmt: skip
+# The columns outbox_rows fills, each with its PostgreSQL array type.
+_ARRAYS = (
+    ("message_id", "varchar[]"),
+    ("destination", "varchar[]"),
+    ("headers", "text[]"),
+    ("payload", "bytea[]"),
+    ("partition_key", "varchar[]"),
+    ("shard", "smallint[]"),
+    ("created_at", "float8[]"),
+)
+INSERTED_COLUMNS = tuple(name for name, _kind in _ARRAYS)
 
 
 def _insert_rows_sql() -> str:
@@ -108,7 +112,7 @@ def _insert_rows_sql() -> str:
     (Our table and column names are plain lower-case identifiers: nothing to quote.)
     """
     names = ", ".join(INSERTED_COLUMNS)
-    arrays = ", ".join(f"${i}::{kind}" for i, kind in enumerate(_ARRAY_TYPES, 1))
+    arrays = ", ".join(f"${i}::{kind}" for i, (_name, kind) in enumerate(_ARRAYS, 1))
     values = ", ".join(f"u.{name}" for name in INSERTED_COLUMNS)
     return (
         f"INSERT INTO {outbox.name} ({names}) SELECT {values} "

@@ -156,7 +156,7 @@ class PollingRelay(Relay):
         self._sql = BatchStatements(
             self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
         )
-        self._texts: dict[int, CompiledText] = {}  # id of a statement of _sql -> its text
+        self._texts: dict[Any, CompiledText] = {}  # a statement of _sql -> its text
 
     # The loop ------------------------------------------------------------------------------
 
@@ -429,11 +429,11 @@ class PollingRelay(Relay):
 
     def _compiled(self, stmt: Any, conn: AsyncConnection) -> CompiledText:
         """``stmt`` (one of the relay's statements, built once) as asyncpg's SQL text."""
-        compiled = self._texts.get(id(stmt))
+        compiled = self._texts.get(stmt)
         if compiled is None:
             # Bounded: the statements BatchStatements built once, and the per-batch
             # MariaDB/SQLite ones never come here.
-            compiled = self._texts[id(stmt)] = CompiledText(stmt, conn.dialect)
+            compiled = self._texts[stmt] = CompiledText(stmt, conn.dialect)
         return compiled
 
     # SQLite: one leaseholder ------------------------------------------------------------

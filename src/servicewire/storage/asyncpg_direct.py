@@ -23,6 +23,7 @@ that failed), a server that is shutting down or out of resources as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -37,24 +38,30 @@ from sqlalchemy.sql.compiler import SQLCompiler
 _SERVER_CLASSES = ("08", "53", "57")
 
 
+@functools.cache
+def _driver_errors() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
+    """asyncpg's errors of an unusable connection, and its base server error (imported on
+    first use: asyncpg is optional)."""
+    import asyncpg
+
+    # InternalClientError: the protocol met a message it did not expect, as when the
+    # server ended the session while the connection sat idle. Unusable either way.
+    gone = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        ConnectionError,
+    )
+    return gone, asyncpg.PostgresError
+
+
 class AsyncpgDirect:
     """Runs fixed statements on one transaction's asyncpg connection."""
 
-    __slots__ = ("_driver", "_gone", "_postgres_error")
+    __slots__ = ("_driver",)
 
     def __init__(self, driver: Any) -> None:
-        import asyncpg
-
         self._driver = driver
-        # InternalClientError: the protocol met a message it did not expect, as when the
-        # server ended the session while the connection sat idle. Unusable either way.
-        self._gone = (
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            ConnectionError,
-        )
-        self._postgres_error = asyncpg.PostgresError
 
     @classmethod
     async def on(cls, conn: AsyncConnection) -> AsyncpgDirect | None:
@@ -104,9 +111,10 @@ class AsyncpgDirect:
             raise self._translated(sql, exc) from exc
 
     def _translated(self, sql: str, exc: Exception) -> Exception:
-        if isinstance(exc, self._gone):
+        gone, postgres_error = _driver_errors()
+        if isinstance(exc, gone):
             return sa_exc.DisconnectionError(f"{sql.split(' ', 1)[0]}: {exc}")
-        if isinstance(exc, self._postgres_error):
+        if isinstance(exc, postgres_error):
             state = str(getattr(exc, "sqlstate", "") or "")
             kind = sa_exc.OperationalError if state[:2] in _SERVER_CLASSES else sa_exc.DatabaseError
             return kind(sql, None, exc)
