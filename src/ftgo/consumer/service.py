@@ -59,8 +59,8 @@ def check_consumer(consumer: Consumer | None, consumer_id: str, total: Decimal) 
 _SELECT_CONSUMER = select(consumers).where(consumers.c.consumer_id == bindparam("key"))
 
 
-async def load_consumer(session: Any, consumer_id: str) -> Consumer | None:
-    row = (await session.execute(_SELECT_CONSUMER, {"key": consumer_id})).mappings().first()
+async def load_consumer(conn: Any, consumer_id: str) -> Consumer | None:
+    row = (await conn.execute(_SELECT_CONSUMER, {"key": consumer_id})).mappings().first()
     return Consumer(**row) if row is not None else None
 
 
@@ -75,7 +75,7 @@ def create_consumer_service(
 
     @service.handles(ValidateConsumerInfo)
     async def validate_consumer_info(cmd: ValidateConsumerInfo, ctx: Context) -> None:
-        consumer = await load_consumer(ctx.session, cmd.consumer_id)
+        consumer = await load_consumer(ctx.connection, cmd.consumer_id)
         reason = check_consumer(consumer, cmd.consumer_id, cmd.order_total)
         if reason is None:
             await ctx.reply(ConsumerValidated(consumer_id=cmd.consumer_id, order_id=cmd.order_id))
@@ -95,11 +95,11 @@ async def create_consumer(
     """Add a consumer and publish ConsumerCreated, in one transaction."""
     consumer = Consumer(consumer_id=new_id(), name=name, active=active, order_limit=order_limit)
     async with service.transaction() as ctx:
-        await ctx.session.execute(consumers.insert().values(**consumer.model_dump()))
+        await ctx.connection.execute(consumers.insert().values(**consumer.model_dump()))
         await ctx.publish(ConsumerCreated(consumer_id=consumer.consumer_id, name=name))
     return consumer
 
 
 async def get_consumer(service: Service, consumer_id: str) -> Consumer | None:
     async with service.transaction() as ctx:
-        return await load_consumer(ctx.session, consumer_id)
+        return await load_consumer(ctx.connection, consumer_id)

@@ -172,14 +172,14 @@ def _menu_json(menu: list[MenuItem]) -> list[dict[str, str]]:
     return [{"menu_item_id": m.menu_item_id, "name": m.name, "price": str(m.price)} for m in menu]
 
 
-async def _load(session: Any, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+async def _load(conn: Any, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     stmt = _SELECT_ORDER_FOR_UPDATE if lock else _SELECT_ORDER
-    row = (await session.execute(stmt, {"key": order_id})).mappings().first()
+    row = (await conn.execute(stmt, {"key": order_id})).mappings().first()
     return dict(row) if row is not None else None
 
 
-async def _replica(session: Any, restaurant_id: str) -> RestaurantReplica | None:
-    row = (await session.execute(_SELECT_REPLICA, {"key": restaurant_id})).mappings().first()
+async def _replica(conn: Any, restaurant_id: str) -> RestaurantReplica | None:
+    row = (await conn.execute(_SELECT_REPLICA, {"key": restaurant_id})).mappings().first()
     return RestaurantReplica(**row) if row is not None else None
 
 
@@ -187,11 +187,11 @@ async def _set_state(
     ctx: Context, order_id: str, state: OrderState, reason: str | None = None, **values: Any
 ) -> None:
     now = time.time()
-    await ctx.session.execute(
+    await ctx.connection.execute(
         _UPDATE_ORDER,
         {"key": order_id, "state": state, "rejection_reason": reason, "updated_at": now, **values},
     )
-    await ctx.session.execute(
+    await ctx.connection.execute(
         _INSERT_STATE_CHANGE, {"order_id": order_id, "state": state, "reason": reason, "at": now}
     )
 
@@ -213,7 +213,7 @@ class Orders:
 
     async def restaurant(self, restaurant_id: str) -> RestaurantReplica | None:
         async with self.service.transaction() as ctx:
-            return await _replica(ctx.session, restaurant_id)
+            return await _replica(ctx.connection, restaurant_id)
 
     async def create(self, request: CreateOrderRequest) -> Order:
         """Create the order PENDING and send both validations, in one transaction (which
@@ -225,12 +225,12 @@ class Orders:
                 raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
             return await self._create_validated(order_id, request, _price(replica, request))
         async with self.service.transaction() as ctx:
-            replica = await _replica(ctx.session, request.restaurant_id)
+            replica = await _replica(ctx.connection, request.restaurant_id)
             if replica is None:  # raised inside: the transaction rolls back, nothing written
                 raise UnknownRestaurantError(f"restaurant {request.restaurant_id} is not known")
             total = _price(replica, request)
             now = time.time()
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 _INSERT_ORDER,
                 {
                     "order_id": order_id,
@@ -248,7 +248,7 @@ class Orders:
                     "updated_at": now,
                 },
             )
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 _INSERT_STATE_CHANGE,
                 {"order_id": order_id, "state": OrderState.PENDING, "reason": None, "at": now},
             )
@@ -310,7 +310,7 @@ class Orders:
         state = OrderState.VALIDATED if reason is None else OrderState.REJECTED
         now = time.time()
         async with self.service.transaction() as ctx:
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 orders.insert().values(
                     order_id=order_id,
                     consumer_id=request.consumer_id,
@@ -327,7 +327,7 @@ class Orders:
                     updated_at=now,
                 )
             )
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 state_changes.insert().values(order_id=order_id, state=state, reason=reason, at=now)
             )
             await ctx.publish(
@@ -351,7 +351,7 @@ class Orders:
 
     async def get(self, order_id: str) -> Order | None:
         async with self.service.transaction() as ctx:
-            row = await _load(ctx.session, order_id)
+            row = await _load(ctx.connection, order_id)
         return Order(**row) if row is not None else None
 
     async def history(self, order_id: str) -> list[StateChange]:
@@ -361,7 +361,7 @@ class Orders:
                 .where(state_changes.c.order_id == order_id)
                 .order_by(state_changes.c.id)
             )
-            rows = (await ctx.session.execute(stmt)).mappings().all()
+            rows = (await ctx.connection.execute(stmt)).mappings().all()
         return [
             StateChange(**{k: r[k] for k in ("order_id", "state", "reason", "at")}) for r in rows
         ]
@@ -369,7 +369,7 @@ class Orders:
     async def cancel(self, order_id: str) -> Order:
         """Cancel a PENDING order; raises LookupError or OrderStateError."""
         async with self.service.transaction() as ctx:
-            row = await _load(ctx.session, order_id, lock=True)
+            row = await _load(ctx.connection, order_id, lock=True)
             if row is None:
                 raise LookupError(f"order {order_id} does not exist")
             if row["state"] != OrderState.PENDING:
@@ -410,7 +410,7 @@ def create_order_service(
         ctx.after_commit(lambda: watch.changed(order_id))
 
     async def reject(ctx: Context, order_id: str, reason: str) -> None:
-        row = await _load(ctx.session, order_id, lock=True)
+        row = await _load(ctx.connection, order_id, lock=True)
         if row is None or row["state"] != OrderState.PENDING:
             return  # already decided (or cancelled): a later reply changes nothing
         await _set_state(ctx, order_id, OrderState.REJECTED, reason)
@@ -418,8 +418,8 @@ def create_order_service(
         notify_after_commit(ctx, order_id)
 
     async def approve_part(ctx: Context, order_id: str, **flags: Any) -> None:
-        if getattr(ctx.session.bind.dialect, "update_returning", False):
-            result = await ctx.session.execute(_APPROVE_PART, {"key": order_id, **flags})
+        if getattr(ctx.connection.dialect, "update_returning", False):
+            result = await ctx.connection.execute(_APPROVE_PART, {"key": order_id, **flags})
             part = result.mappings().first()
             if part is None:
                 return  # unknown, or already decided (or cancelled)
@@ -430,7 +430,7 @@ def create_order_service(
             notify_after_commit(ctx, order_id)
             return
         # MariaDB has no UPDATE ... RETURNING: lock, read, then write.
-        row = await _load(ctx.session, order_id, lock=True)
+        row = await _load(ctx.connection, order_id, lock=True)
         if row is None or row["state"] != OrderState.PENDING:
             return
         row.update(flags)
@@ -438,7 +438,7 @@ def create_order_service(
             await _set_state(ctx, order_id, OrderState.VALIDATED, **flags)
             await ctx.publish(OrderValidated(order_id=order_id, order_total=row["order_total"]))
         else:
-            await ctx.session.execute(_UPDATE_ORDER, {"key": order_id, **flags})
+            await ctx.connection.execute(_UPDATE_ORDER, {"key": order_id, **flags})
         notify_after_commit(ctx, order_id)
 
     @service.on_reply(ConsumerValidated)
@@ -461,15 +461,15 @@ def create_order_service(
         stmt = select(restaurant_replica.c.restaurant_id).where(
             restaurant_replica.c.restaurant_id == restaurant_id
         )
-        exists = (await ctx.session.execute(stmt)).first() is not None
+        exists = (await ctx.connection.execute(stmt)).first() is not None
         if exists:
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 restaurant_replica.update()
                 .where(restaurant_replica.c.restaurant_id == restaurant_id)
                 .values(**values)
             )
         elif "name" in values:
-            await ctx.session.execute(
+            await ctx.connection.execute(
                 restaurant_replica.insert().values(restaurant_id=restaurant_id, **values)
             )
 

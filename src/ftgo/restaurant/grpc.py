@@ -28,7 +28,7 @@ class RestaurantServicer(restaurant_pb2_grpc.RestaurantServiceServicer):
             for li in request.line_items
         ]
         async with self.service.transaction() as ctx:
-            restaurant = await load_restaurant(ctx.session, request.restaurant_id)
+            restaurant = await load_restaurant(ctx.connection, request.restaurant_id)
         total, reason = price_order(
             restaurant, request.restaurant_id, items, request.delivery_postcode
         )

@@ -73,8 +73,8 @@ def _menu_json(menu: list[MenuItem]) -> list[dict[str, str]]:
 _SELECT_RESTAURANT = select(restaurants).where(restaurants.c.restaurant_id == bindparam("key"))
 
 
-async def load_restaurant(session: Any, restaurant_id: str) -> Restaurant | None:
-    row = (await session.execute(_SELECT_RESTAURANT, {"key": restaurant_id})).mappings().first()
+async def load_restaurant(conn: Any, restaurant_id: str) -> Restaurant | None:
+    row = (await conn.execute(_SELECT_RESTAURANT, {"key": restaurant_id})).mappings().first()
     return Restaurant(**row) if row is not None else None
 
 
@@ -91,7 +91,7 @@ def create_restaurant_service(
 
     @service.handles(ValidateOrderDetails)
     async def validate_order_details(cmd: ValidateOrderDetails, ctx: Context) -> None:
-        restaurant = await load_restaurant(ctx.session, cmd.restaurant_id)
+        restaurant = await load_restaurant(ctx.connection, cmd.restaurant_id)
         total, reason = price_order(
             restaurant, cmd.restaurant_id, cmd.line_items, cmd.delivery_postcode
         )
@@ -117,7 +117,7 @@ async def create_restaurant(
     """Add a restaurant and publish RestaurantCreated, in one transaction."""
     restaurant = Restaurant(restaurant_id=new_id(), name=name, menu=menu, postcodes=postcodes)
     async with service.transaction() as ctx:
-        await ctx.session.execute(
+        await ctx.connection.execute(
             restaurants.insert().values(
                 restaurant_id=restaurant.restaurant_id,
                 name=name,
@@ -136,7 +136,7 @@ async def create_restaurant(
 async def revise_menu(service: Service, restaurant_id: str, menu: list[MenuItem]) -> bool:
     """Replace a restaurant's menu and publish RestaurantMenuRevised; False if unknown."""
     async with service.transaction() as ctx:
-        result = await ctx.session.execute(
+        result = await ctx.connection.execute(
             update(restaurants)
             .where(restaurants.c.restaurant_id == restaurant_id)
             .values(menu=_menu_json(menu))
@@ -149,4 +149,4 @@ async def revise_menu(service: Service, restaurant_id: str, menu: list[MenuItem]
 
 async def get_restaurant(service: Service, restaurant_id: str) -> Restaurant | None:
     async with service.transaction() as ctx:
-        return await load_restaurant(ctx.session, restaurant_id)
+        return await load_restaurant(ctx.connection, restaurant_id)

@@ -94,6 +94,11 @@ class Context:
         return self._session
 
     @property
+    def opened_session(self) -> AsyncSession | None:
+        """The session if :attr:`session` was asked for, else ``None`` (none is opened)."""
+        return self._session
+
+    @property
     def connection(self) -> AsyncConnection:
         """The current transaction's connection, for SQLAlchemy Core statements.
 

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicewire.codecs.serialization import shared_codecs
 from servicewire.errors import ServiceStateError
@@ -52,6 +52,7 @@ from servicewire.messaging.channels import reply_channel, validate_name
 from servicewire.messaging.contracts import Command, Contract, Event, Reply
 from servicewire.messaging.ids import new_id
 from servicewire.messaging.message import Message
+from servicewire.outbox.writer import PendingRows
 from servicewire.pipeline.after_commit import run_after_commit
 from servicewire.pipeline.context import Context
 from servicewire.pipeline.deadletter import DeadLetterPublisher
@@ -61,7 +62,7 @@ from servicewire.pipeline.middleware.logging import log_context
 from servicewire.pipeline.middleware.metrics import handler_timing
 from servicewire.pipeline.middleware.tracing import handler_tracing
 from servicewire.pipeline.outcome import Outcome
-from servicewire.pipeline.unit_of_work import Pipeline
+from servicewire.pipeline.unit_of_work import OutboxWriter, Pipeline
 from servicewire.security.identity import MessageAuthenticity
 from servicewire.service.consumers import Batching, Consumers, clean_inbox_forever
 from servicewire.service.description import channel_uses
@@ -76,6 +77,7 @@ from servicewire.service.resources import (
     start_relay,
 )
 from servicewire.service.stopping import run_steps
+from servicewire.storage.asyncpg_direct import AsyncpgDirect
 from servicewire.telemetry.metrics import record_outcome
 from servicewire.transports import Delivery, Transport
 
@@ -133,6 +135,7 @@ class Service:
         self._temp_db: str | None = None
         self.transport: Transport | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._outbox_writer: OutboxWriter | None = None  # made on first use
         self._relay: Any = None
         self._write_lock: asyncio.Lock | None = None
         self.pipelines: dict[tuple[str, str], Pipeline] = {}
@@ -382,23 +385,43 @@ class Service:
             ctx.after_commit(lambda: print("committed"))  # runs after the block commits
         """
         self._require_started()
-        assert self._sessions is not None
+        assert self._sessions is not None and self.engine is not None
+        sessions = self._sessions
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._sessions() as session:
-            async with session.begin():
-                ctx = Context(
-                    session,
-                    source=self.name,
-                    codec=self.codecs.for_content_type(self.content_type),
-                    default_reply_to=self.reply_channel if self._has_reply_handlers() else None,
-                    connection=await session.connection(),
-                )
+        async with lock, self.engine.connect() as conn, conn.begin():
+            # The ORM session is opened only when the block asks for ctx.session (it
+            # costs CPU on every transaction), joined to this transaction: its commit()
+            # cannot end the block early.
+            ctx = Context(
+                open_session=lambda: sessions(bind=conn, join_transaction_mode="rollback_only"),
+                source=self.name,
+                codec=self.codecs.for_content_type(self.content_type),
+                default_reply_to=self.reply_channel if self._has_reply_handlers() else None,
+                connection=conn,
+            )
+            try:
                 yield ctx
+                session = ctx.opened_session
+                if session is not None and (session.new or session.dirty or session.deleted):
+                    await session.flush()
                 if ctx.outgoing:
-                    await outbox_writer(self.authenticity, self.name)(session, ctx.outgoing)
+                    await self._write_outbox_rows(conn, ctx.outgoing)
+            finally:
+                session = ctx.opened_session
+                if session is not None:
+                    await session.close()  # rollback_only: leaves the transaction alone
         if ctx.outgoing:
             self._committed(ctx.outgoing)
         await run_after_commit(ctx.committed_callbacks)
+
+    async def _write_outbox_rows(self, conn: AsyncConnection, messages: list[Message]) -> None:
+        """``messages`` into the outbox in ``conn``'s transaction, as the pipeline writes
+        them: one statement, straight on asyncpg once the transaction has begun there."""
+        if self._outbox_writer is None:
+            self._outbox_writer = outbox_writer(self.authenticity, self.name)
+        rows = PendingRows()
+        await self._outbox_writer(rows, messages)
+        await rows.flush(conn, direct=await AsyncpgDirect.begun(conn))
 
     async def send(self, command: Command, **options: Any) -> Message:
         """Send one command in a transaction of its own."""

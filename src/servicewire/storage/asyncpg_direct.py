@@ -84,6 +84,19 @@ class AsyncpgDirect:
             )
         return cls(driver)
 
+    @classmethod
+    async def begun(cls, conn: AsyncConnection) -> AsyncpgDirect | None:
+        """As :meth:`on`, but ``None`` too while ``conn``'s transaction has not begun on
+        the server: the caller then runs its statement through SQLAlchemy, which sends
+        ``BEGIN`` with it (a unit of work whose first statement is its outbox insert)."""
+        if conn.dialect.driver != "asyncpg":
+            return None
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None or not driver.is_in_transaction():
+            return None
+        return cls(driver)
+
     @property
     def driver(self) -> Any:
         """The asyncpg connection (for :class:`~servicewire.storage.savepoints.Savepoints`)."""
