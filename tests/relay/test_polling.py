@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from servicewire.outbox import outbox, write_messages
+from servicewire.outbox.tables import relay_shard
+from servicewire.relay.ownership import OWNER_KEY
 from servicewire.relay.polling import PollingRelay
 from servicewire.storage.database import create_engine
 from servicewire.transports import connect_transport
@@ -24,6 +27,7 @@ async def test_publishes_and_deletes(kind: str, tmp_path: Path) -> None:
         collector = await Collector.open(transport, channel)
         relay = PollingRelay(engine, transport, batch_size=50)
         try:
+            started = time.time()
             await relay.start()
             messages = make_messages(channel, 120)
             async with engine.begin() as conn:
@@ -34,7 +38,17 @@ async def test_publishes_and_deletes(kind: str, tmp_path: Path) -> None:
             assert collector.seqs_by_key() == {f"k{k}": list(range(k, 120, 4)) for k in range(4)}
             async with engine.connect() as conn:
                 left = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
+                # Each batch adds what it published to its shards' progress counters
+                # (SQLite: the lease row's), in the transaction that deletes the rows.
+                counted = await conn.execute(
+                    select(
+                        func.sum(relay_shard.c.published), func.max(relay_shard.c.last_published_at)
+                    ).where(relay_shard.c.relay == OWNER_KEY)
+                )
+                published, last_at = counted.one()
             assert left == 0
+            assert published == 120
+            assert last_at is not None and last_at >= started
         finally:
             await relay.stop()
             await collector.close()

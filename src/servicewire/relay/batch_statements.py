@@ -79,6 +79,24 @@ class BatchStatements:
         self._claim_some_locked = some.with_for_update(skip_locked=True)
         self._finish = self._build_finish()
         self._settle_pg = self._build_settle_pg() if self._postgres else None
+        self._record_lease = (
+            update(relay_shard)
+            .where(relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard == LEASE_SHARD)
+            .values(
+                last_published_at=bindparam("now", type_=Double()),
+                published=relay_shard.c.published + bindparam("count", type_=BigInteger()),
+            )
+        )
+        self.renew_lease = (
+            update(relay_shard)
+            .where(
+                relay_shard.c.relay == OWNER_KEY,
+                relay_shard.c.shard == LEASE_SHARD,
+                relay_shard.c.owner == bindparam("token"),
+            )
+            .values(expires_at=bindparam("expires", type_=Double()))
+        )
+        """SQLite: extend the lease while it carries ``token`` (``token``, ``expires``)."""
 
     # Lock --------------------------------------------------------------------------------
 
@@ -135,11 +153,15 @@ class BatchStatements:
         ids = [row.id for row in published]
         if self._settle_pg is not None:
             return [(self._settle_pg, {"ids": ids, "now": now})]
+        finish_values = {"ids": ids, "now": now} if self.cleanup == "mark" else {"ids": ids}
+        if self.dialect == "sqlite":  # one counter, the lease row's: a statement built once
+            counted = {"now": now, "count": len(published)}
+            return [(self._finish, finish_values), (self._record_lease, counted)]
         per_shard: dict[int, int] = {}
         for row in published:
-            key = LEASE_SHARD if self.dialect == "sqlite" else row.shard % self.shards
+            key = row.shard % self.shards
             per_shard[key] = per_shard.get(key, 0) + 1
-        # The CASE changes with the batch's shards: built per batch (MariaDB, SQLite).
+        # The CASE changes with the batch's shards: built per batch (MariaDB).
         record = (
             update(relay_shard)
             .where(relay_shard.c.relay == OWNER_KEY, relay_shard.c.shard.in_(list(per_shard)))
@@ -149,7 +171,6 @@ class BatchStatements:
                 + case(per_shard, value=relay_shard.c.shard, else_=0),
             )
         )
-        finish_values = {"ids": ids, "now": now} if self.cleanup == "mark" else {"ids": ids}
         return [(self._finish, finish_values), (record, {})]
 
     def _ids(self) -> Any:

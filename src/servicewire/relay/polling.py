@@ -480,9 +480,7 @@ class PollingRelay(Relay):
         nobody else took it, so nobody else published)."""
         now = time.time()
         renewed = await conn.execute(
-            update(relay_shard)
-            .where(*self._lease_row(), relay_shard.c.owner == token)
-            .values(expires_at=now + self.lease_ttl)
+            self._sql.renew_lease, {"token": token, "expires": now + self.lease_ttl}
         )
         if not renewed.rowcount:
             return False
