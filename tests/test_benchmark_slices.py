@@ -49,6 +49,7 @@ SLICES: list[tuple[list[str], tuple[str, ...], str]] = [
     ),
     (["security.py", "--rounds", "1"], (), "service token verify"),
     (["tokens.py", "--calls", "5", "--windows", "2"], (), "EdDSA (Ed25519)"),
+    (["unit_of_work.py", "--n", "50", "--rounds", "1"], ("postgres",), "ours / raw"),
     (["telemetry_overhead.py", "--rounds", "1", "--rows", "200"], ("postgres",), "tracing"),
     (
         ["transports.py", "--only", "memory,redis", "--n", "300", "--rounds", "1"],
