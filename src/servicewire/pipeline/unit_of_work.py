@@ -68,6 +68,7 @@ from servicewire.security.identity import MessageAuthenticity
 from servicewire.security.signing import SignatureError
 from servicewire.storage.asyncpg_direct import AsyncpgDirect
 from servicewire.storage.failures import is_infrastructure_error
+from servicewire.storage.held_connections import HeldConnections
 from servicewire.storage.savepoints import Savepoints
 from servicewire.transports.base import Delivery
 
@@ -200,6 +201,7 @@ class Pipeline:
         on_outcome: Callable[[Message, Outcome, HandlerSpec | None], None] | None = None,
         authenticity: MessageAuthenticity | None = None,
         middleware: Sequence[Middleware] = (),
+        connections: HeldConnections | None = None,
     ) -> None:
         self.service = service
         self.channel = channel
@@ -210,6 +212,9 @@ class Pipeline:
         if not isinstance(bind, AsyncEngine):
             raise TypeError("Pipeline needs sessions bound to an AsyncEngine")
         self._engine = bind
+        # Connections kept open between transactions (the service shares its own);
+        # without, each transaction checks one out of the pool.
+        self._connections = connections
         self._codecs = codecs
         self._out_codec = codecs.for_content_type(default_codec)
         self._write_outbox = outbox_writer
@@ -377,7 +382,12 @@ class Pipeline:
     async def _transaction(
         self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]], *, savepoints: bool
     ) -> list[_Result]:
-        async with self._locked(), self._engine.connect() as conn, conn.begin():
+        connecting = (
+            self._connections.connection()
+            if self._connections is not None
+            else self._engine.connect()
+        )
+        async with self._locked(), connecting as conn, conn.begin():
             ids = [delivery.message.id for _i, delivery, _s, _v in part]
             # The claim is the transaction's first statement: SQLAlchemy begins it.
             claimed = await inbox.claim_many(conn, self.group, ids)

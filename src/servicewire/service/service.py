@@ -78,6 +78,7 @@ from servicewire.service.resources import (
 )
 from servicewire.service.stopping import run_steps
 from servicewire.storage.asyncpg_direct import AsyncpgDirect
+from servicewire.storage.held_connections import HeldConnections
 from servicewire.telemetry.metrics import record_outcome
 from servicewire.transports import Delivery, Transport
 
@@ -136,6 +137,7 @@ class Service:
         self.transport: Transport | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._outbox_writer: OutboxWriter | None = None  # made on first use
+        self._held: HeldConnections | None = None  # open connections, reused (start)
         self._relay: Any = None
         self._write_lock: asyncio.Lock | None = None
         self.pipelines: dict[tuple[str, str], Pipeline] = {}
@@ -213,6 +215,9 @@ class Service:
 
         self.engine, self._temp_db = open_engine(self._db, self.name)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Kept open between units of work, shared by the pipelines and transaction():
+        # two, the transactions a pipeline runs at once by default.
+        self._held = HeldConnections(self.engine, keep=2)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
         if self.options.create_tables:
@@ -245,6 +250,7 @@ class Service:
                 on_outcome=self._record,
                 authenticity=self.authenticity,
                 middleware=self._middleware,
+                connections=self._held,
             )
             self.pipelines[(channel, group)] = pipeline
             if not self._subscribe:
@@ -284,6 +290,7 @@ class Service:
                 ("background tasks", self._cancel_background),
                 ("relay", lambda: self._stop_relay(timeout)),
                 ("transport", self._close_transport),
+                ("held connections", self._close_held),
                 ("engine", self._dispose_engine),
                 ("temporary database", self._remove_temp_db),
             ],
@@ -316,6 +323,11 @@ class Service:
     async def _close_transport(self) -> None:
         if self.transport is not None:
             await self.transport.close()
+
+    async def _close_held(self) -> None:
+        if self._held is not None:
+            await self._held.close()
+            self._held = None
 
     async def _dispose_engine(self) -> None:
         if self.engine is not None and not isinstance(self._db, AsyncEngine):
@@ -388,7 +400,9 @@ class Service:
         assert self._sessions is not None and self.engine is not None
         sessions = self._sessions
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self.engine.connect() as conn, conn.begin():
+        held = self._held
+        connecting = held.connection() if held is not None else self.engine.connect()
+        async with lock, connecting as conn, conn.begin():
             # The ORM session is opened only when the block asks for ctx.session (it
             # costs CPU on every transaction), joined to this transaction: its commit()
             # cannot end the block early.
