@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from servicewire.outbox import outbox, write_messages
 from servicewire.outbox.tables import relay_shard
@@ -97,3 +97,38 @@ async def test_mariadb_claim_never_takes_a_later_row_of_a_key_without_the_earlie
             await collector.close()
             await transport.close()
             await engine.dispose()
+
+
+async def test_postgres_relay_keeps_its_connections_between_batches(tmp_path: Path) -> None:
+    """A batch loop reuses its connection (no pool checkout per batch), and a stopped
+    relay gives every connection back."""
+    async with private_database("postgres", tmp_path) as url:
+        engine = create_engine(url)
+        balance: list[int] = []
+        pool = engine.sync_engine.pool
+        event.listen(pool, "checkout", lambda *a: balance.append(1))
+        event.listen(pool, "checkin", lambda *a: balance.append(-1))
+        transport = await connect_transport(f"memory://{unique('b')}")
+        channel = unique("orders")
+        collector = await Collector.open(transport, channel)
+        # Woken by each commit; the watcher's own looks (a pool checkout each) are rare.
+        relay = PollingRelay(
+            engine, transport, batch_size=5, concurrency=1, poll_interval=5, max_poll_interval=5
+        )
+        try:
+            await relay.start()
+            for first in range(0, 60, 6):  # ten commits of 6 rows: 12 batches of 5 or more
+                async with engine.begin() as conn:
+                    await write_messages(conn, make_messages(channel, 6, start=first))
+                relay.wake()
+                await eventually(lambda n=first + 6: len(collector.unique_ids) == n, 10, "sent")
+            checkouts = balance.count(1)
+        finally:
+            await relay.stop()
+            await collector.close()
+            await transport.close()
+        # The ten writers' own, the relay's start and a look or two, and one for every
+        # batch (at least 12 batches: a checkout each would make it 22 or more).
+        assert checkouts <= 16, checkouts
+        assert sum(balance) == 0
+        await engine.dispose()

@@ -77,6 +77,7 @@ from servicewire.relay.poll_delay import PollDelay
 from servicewire.relay.rows import OutboxRow, PublishOutcome, move_aside, publish_rows
 from servicewire.storage.asyncpg_direct import AsyncpgDirect, CompiledText
 from servicewire.storage.database import dialect_of, plain_url
+from servicewire.storage.held_connections import HeldConnections
 from servicewire.timeouts import woken
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
@@ -157,6 +158,9 @@ class PollingRelay(Relay):
             self.dialect, shards=self.shards, cleanup=cleanup, batch_size=batch_size
         )
         self._texts: dict[Any, CompiledText] = {}  # a statement of _sql -> its text
+        # PostgreSQL: a connection per batch loop kept between batches (no pool checkout
+        # per batch); made by _serve, closed by _release.
+        self._held: HeldConnections | None = None
 
     # The loop ------------------------------------------------------------------------------
 
@@ -170,6 +174,8 @@ class PollingRelay(Relay):
         # Batches of disjoint shard sets overlap: while one waits for broker confirms,
         # another claims and deletes. A shard still has one batch at a time.
         per_worker = -(-self.shards // workers)
+        if self.dialect == "postgresql" and self._held is None:
+            self._held = HeldConnections(self.engine, keep=workers)
         # wake() sets every one of these, so each batch loop sees every wake-up;
         # wake_for() only those of the shards that got rows.
         self._worker_wakeups = [asyncio.Event() for _ in range(workers)]
@@ -267,6 +273,9 @@ class PollingRelay(Relay):
                 await self._take_lease(conn)
 
     async def _release(self) -> None:
+        if self._held is not None:
+            await self._held.close()
+            self._held = None
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -292,7 +301,8 @@ class PollingRelay(Relay):
         shards it asked for, so that nothing is left until new rows are committed)."""
         if self.dialect == "sqlite":
             return await self._batch_leased(wakeup)
-        async with self.engine.connect() as conn:
+        held = self._held
+        async with held.connection() if held is not None else self.engine.connect() as conn:
             if self.dialect == "mysql":
                 # No gap locks: the claim must not block the service's inserts.
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
