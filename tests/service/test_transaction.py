@@ -11,33 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import String, event, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from servicewire import Service, ServiceOptions
 from servicewire.outbox.tables import outbox
 from servicewire.testing import ServiceHarness
 from tests.service.contracts import CreateTicket
+from tests.service.test_batches import _Base, _Note
 from tests.service.test_pipeline_rules import _count, _with_app_tables, tickets
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _Receipt(_Base):
-    __tablename__ = "test_transaction_receipts"
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(String(50))
 
 
 def _service() -> Service:
     return Service("kitchen", options=ServiceOptions(tables=[_Base.metadata]))
 
 
-async def _receipts(harness: ServiceHarness) -> list[str]:
+async def _notes(harness: ServiceHarness) -> list[str]:
     async with harness.engine.connect() as conn:
-        rows = await conn.execute(select(_Receipt.order_id).order_by(_Receipt.id))
+        rows = await conn.execute(select(_Note.order_id).order_by(_Note.id))
         return list(rows.scalars())
 
 
@@ -48,18 +39,18 @@ class _Refused(Exception):
 async def test_orm_objects_and_messages_commit_together(db: str) -> None:
     async with ServiceHarness(_service(), db=db) as harness:
         async with harness.service.transaction() as ctx:
-            ctx.session.add(_Receipt(order_id="o-1"))  # flushed by the block, not by us
+            ctx.session.add(_Note(order_id="o-1"))  # flushed by the block, not by us
             await ctx.send(CreateTicket(order_id="o-1"), destination="kitchen")
-        assert await _receipts(harness) == ["o-1"]
+        assert await _notes(harness) == ["o-1"]
         assert [m.partition_key for m in await harness.sent()] == ["o-1"]
 
         with pytest.raises(_Refused):
             async with harness.service.transaction() as ctx:
-                ctx.session.add(_Receipt(order_id="o-2"))
+                ctx.session.add(_Note(order_id="o-2"))
                 await ctx.session.flush()  # on the server, then rolled back
                 await ctx.send(CreateTicket(order_id="o-2"), destination="kitchen")
                 raise _Refused
-        assert await _receipts(harness) == ["o-1"]
+        assert await _notes(harness) == ["o-1"]
         assert len(await harness.sent()) == 1
 
 
@@ -69,11 +60,11 @@ async def test_the_sessions_commit_does_not_end_the_block(db: str) -> None:
     async with ServiceHarness(_service(), db=db) as harness:
         with pytest.raises(_Refused):
             async with harness.service.transaction() as ctx:
-                ctx.session.add(_Receipt(order_id="o-1"))
+                ctx.session.add(_Note(order_id="o-1"))
                 await ctx.session.commit()
                 await ctx.send(CreateTicket(order_id="o-1"), destination="kitchen")
                 raise _Refused
-        assert await _receipts(harness) == []
+        assert await _notes(harness) == []
         assert await harness.sent() == []
 
 
@@ -92,12 +83,12 @@ async def test_a_block_that_never_asks_for_the_session_opens_none(db: str) -> No
                 await ctx.send(CreateTicket(order_id="o-1"), destination="kitchen")
             assert opened == []
             async with harness.service.transaction() as ctx:
-                ctx.session.add(_Receipt(order_id="o-2"))
+                ctx.session.add(_Note(order_id="o-2"))
             assert len(opened) == 1
         finally:
             event.remove(Session, "after_begin", on_begin)
         assert await _count(harness, tickets) == 1
-        assert await _receipts(harness) == ["o-2"]
+        assert await _notes(harness) == ["o-2"]
 
 
 async def test_outbox_rows_keep_the_order_sent_with_or_without_a_statement_first(

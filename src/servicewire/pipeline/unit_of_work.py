@@ -211,10 +211,9 @@ class Pipeline:
         bind = sessions.kw.get("bind")
         if not isinstance(bind, AsyncEngine):
             raise TypeError("Pipeline needs sessions bound to an AsyncEngine")
-        self._engine = bind
         # Connections kept open between transactions (the service shares its own);
-        # without, each transaction checks one out of the pool.
-        self._connections = connections
+        # without, none is kept: each transaction checks one out of the pool.
+        self._connections = connections or HeldConnections(bind, keep=0)
         self._codecs = codecs
         self._out_codec = codecs.for_content_type(default_codec)
         self._write_outbox = outbox_writer
@@ -382,12 +381,7 @@ class Pipeline:
     async def _transaction(
         self, part: Sequence[tuple[int, Delivery, HandlerSpec, object]], *, savepoints: bool
     ) -> list[_Result]:
-        connecting = (
-            self._connections.connection()
-            if self._connections is not None
-            else self._engine.connect()
-        )
-        async with self._locked(), connecting as conn, conn.begin():
+        async with self._locked(), self._connections.connection() as conn, conn.begin():
             ids = [delivery.message.id for _i, delivery, _s, _v in part]
             # The claim is the transaction's first statement: SQLAlchemy begins it.
             claimed = await inbox.claim_many(conn, self.group, ids)

@@ -136,7 +136,7 @@ class Service:
         self._temp_db: str | None = None
         self.transport: Transport | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self._outbox_writer: OutboxWriter | None = None  # made on first use
+        self._outbox_writer: OutboxWriter | None = None  # made by start()
         self._held: HeldConnections | None = None  # open connections, reused (start)
         self._relay: Any = None
         self._write_lock: asyncio.Lock | None = None
@@ -218,6 +218,7 @@ class Service:
         # Kept open between units of work, shared by the pipelines and transaction():
         # two, the transactions a pipeline runs at once by default.
         self._held = HeldConnections(self.engine, keep=2)
+        self._outbox_writer = outbox_writer(self.authenticity, self.name)
         if dialect_of(self.engine) == "sqlite":
             self._write_lock = asyncio.Lock()
         if self.options.create_tables:
@@ -241,7 +242,7 @@ class Service:
                 sessions=self._sessions,
                 codecs=self.codecs,
                 default_codec=self.content_type,
-                outbox_writer=outbox_writer(self.authenticity, self.name),
+                outbox_writer=self._outbox_writer,
                 dead_letters=dead_letters,
                 retry=self.retry,
                 default_reply_to=default_reply_to,
@@ -325,9 +326,9 @@ class Service:
             await self.transport.close()
 
     async def _close_held(self) -> None:
+        # Kept (closed): a unit of work still finishing uses the pool from now on.
         if self._held is not None:
             await self._held.close()
-            self._held = None
 
     async def _dispose_engine(self) -> None:
         if self.engine is not None and not isinstance(self._db, AsyncEngine):
@@ -400,9 +401,8 @@ class Service:
         assert self._sessions is not None and self.engine is not None
         sessions = self._sessions
         lock = self._write_lock or contextlib.nullcontext()
-        held = self._held
-        connecting = held.connection() if held is not None else self.engine.connect()
-        async with lock, connecting as conn, conn.begin():
+        assert self._held is not None
+        async with lock, self._held.connection() as conn, conn.begin():
             # The ORM session is opened only when the block asks for ctx.session (it
             # costs CPU on every transaction), joined to this transaction: its commit()
             # cannot end the block early.
@@ -431,8 +431,7 @@ class Service:
     async def _write_outbox_rows(self, conn: AsyncConnection, messages: list[Message]) -> None:
         """``messages`` into the outbox in ``conn``'s transaction, as the pipeline writes
         them: one statement, straight on asyncpg once the transaction has begun there."""
-        if self._outbox_writer is None:
-            self._outbox_writer = outbox_writer(self.authenticity, self.name)
+        assert self._outbox_writer is not None
         rows = PendingRows()
         await self._outbox_writer(rows, messages)
         await rows.flush(conn, direct=await AsyncpgDirect.begun(conn))

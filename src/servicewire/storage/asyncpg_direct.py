@@ -55,6 +55,14 @@ def _driver_errors() -> tuple[tuple[type[BaseException], ...], type[BaseExceptio
     return gone, asyncpg.PostgresError
 
 
+async def _asyncpg_under(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn``, or ``None`` on any other driver."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
 class AsyncpgDirect:
     """Runs fixed statements on one transaction's asyncpg connection."""
 
@@ -71,10 +79,7 @@ class AsyncpgDirect:
         ``BEGIN`` only with the first statement it runs, and a statement sent here
         before that would commit on its own. That mistake raises ``RuntimeError``.
         """
-        if conn.dialect.driver != "asyncpg":
-            return None
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
+        driver = await _asyncpg_under(conn)
         if driver is None:
             return None
         if conn.in_transaction() and not driver.is_in_transaction():
@@ -89,10 +94,7 @@ class AsyncpgDirect:
         """As :meth:`on`, but ``None`` too while ``conn``'s transaction has not begun on
         the server: the caller then runs its statement through SQLAlchemy, which sends
         ``BEGIN`` with it (a unit of work whose first statement is its outbox insert)."""
-        if conn.dialect.driver != "asyncpg":
-            return None
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
+        driver = await _asyncpg_under(conn)
         if driver is None or not driver.is_in_transaction():
             return None
         return cls(driver)

@@ -37,7 +37,7 @@ class HeldConnections:
         self._engine = engine
         # (connection, when it was opened): newest last, taken from the end.
         self._idle: list[tuple[AsyncConnection, float]] = []
-        self._keep = keep if engine.dialect.name != "sqlite" else 0
+        self._keep = keep if engine.dialect.name != "sqlite" else 0  # 0: the pool only
         self._max_age = max_age
         self._closed = False
 
