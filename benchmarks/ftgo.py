@@ -224,9 +224,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--only", default="embedded,distributed")
     parser.add_argument(
-        "--plot", default="", help="write the latency distribution to this PNG (none: no plot)"
+        "--plot",
+        default="",
+        help='write the latency distribution to this PNG (empty or "none": no plot)',
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.plot.lower() == "none":  # as the help says, not a file called none.png
+        args.plot = ""
+    return args
 
 
 def plot(results: dict[str, dict[str, Any]], rate: int, path: Path) -> None:
