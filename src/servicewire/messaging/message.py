@@ -65,6 +65,17 @@ class Headers(Mapping[str, str]):
     def __init__(self, data: Mapping[str, str] | None = None) -> None:
         self._data: dict[str, str] = dict(data) if data else {}
 
+    @classmethod
+    def adopt(cls, data: dict[str, str]) -> Headers:
+        """Headers over ``data`` itself, not a copy: for a dict the caller has just built
+        and hands over (a transport decoding a record), never one it keeps changing::
+
+            headers = Headers.adopt({"id": "m-1", "type": "ftgo.order.OrderCreated"})
+        """
+        headers = cls.__new__(cls)
+        headers._data = data
+        return headers
+
     def __getitem__(self, key: str) -> str:
         return self._data[key]
 
