@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
-from servicewire.timeouts import within, woken
+from servicewire.timeouts import stop_task, within, woken
 
 
 async def _settle() -> None:
@@ -77,3 +78,57 @@ async def test_a_task_group_ends_when_a_sibling_fails_during_a_wake_up() -> None
                 group.create_task(watcher())
                 group.create_task(failing_worker())
     assert raised.group_contains(RuntimeError)
+
+
+async def test_stop_task_ends_a_task_whose_cancel_a_library_wait_for_lost() -> None:
+    """How closing a Redis member took up to 32 s: redis-py sends a command inside
+    asyncio.wait_for; a cancel landing as that completes is lost on Python 3.11, and
+    the task goes on to a read that blocks until the server's block time is up."""
+    loop = asyncio.get_running_loop()
+    sent: asyncio.Future[None] = loop.create_future()
+    went_on: list[str] = []
+
+    async def reader() -> None:
+        await asyncio.wait_for(sent, 10)  # noqa: TID251 (the library's wait, on purpose)
+        went_on.append("reading")
+        await asyncio.sleep(3600)  # the blocking read a lost cancel leads to
+
+    task = asyncio.create_task(reader())
+    await _settle()
+    sent.set_result(None)  # the send completes ...
+    started = loop.time()
+    async with asyncio.timeout(5):  # a single cancel would wait out the hour: fail instead
+        await stop_task(task)  # ... in the turn the first cancel lands
+    assert task.cancelled()
+    assert loop.time() - started < 1.0
+    if sys.version_info < (3, 12):  # the race this guards against: the first cancel was lost
+        assert went_on == ["reading"]
+
+
+async def test_stop_task_consumes_the_outcome_of_a_task_that_failed() -> None:
+    async def failing() -> None:
+        raise RuntimeError("at shutdown")
+
+    task = asyncio.create_task(failing())
+    await _settle()
+    assert await stop_task(task) is True  # no raise, and nothing left unretrieved
+
+
+async def test_stop_task_gives_up_on_a_task_that_refuses_every_cancel() -> None:
+    stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue  # refuses: stop_task must not wait for it forever
+
+    task = asyncio.create_task(stubborn())
+    await _settle()
+    assert await stop_task(task, patience=0.01, limit=0.1) is False
+    assert not task.done()
+    stop.set()
+    task.cancel()  # lands in its sleep: it sees the flag and ends
+    await asyncio.wait({task}, timeout=5)
+    assert task.done()

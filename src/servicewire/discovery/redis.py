@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from servicewire.discovery.base import DiscoveryError, Instance
+from servicewire.timeouts import stop_task
 from servicewire.urls import redact, redact_text
 
 if TYPE_CHECKING:
@@ -159,9 +160,9 @@ class Registration:
     async def stop(self) -> None:
         """Stop heartbeating and deregister at once (clean shutdown)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Cancelled again if a cancel is lost in redis-py's send (see stop_task):
+            # the loop has no stop flag and would otherwise heartbeat on forever.
+            await stop_task(self._task)
             self._task = None
         with contextlib.suppress(Exception):
             await self.registry._remove(self.instance)

@@ -31,6 +31,7 @@ from typing import Any
 
 from nats.js.errors import NotFoundError
 
+from servicewire.timeouts import stop_task
 from servicewire.transports.nats.names import MEMBERS_BUCKET, members_prefix
 from servicewire.transports.sharding import deal
 
@@ -50,20 +51,6 @@ async def ensure_bucket(js: Any, ttl: float) -> float:
     with contextlib.suppress(Exception):  # lost a creation race: the bucket exists now
         await js.create_key_value(bucket=MEMBERS_BUCKET, ttl=ttl, history=1)
     return ttl
-
-
-async def stop_task(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for it, cancelling again if a cancel got lost.
-
-    nats-py waits with ``asyncio.wait_for``, which on Python 3.11 can swallow a cancel
-    that races with its result; the loops here also check a stop flag, so a repeated
-    cancel (or the flag) ends them.
-    """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.5)
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.result()
 
 
 class Membership:

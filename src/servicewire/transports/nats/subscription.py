@@ -25,9 +25,10 @@ from typing import Any
 
 from servicewire.errors import TransportError
 from servicewire.messaging.channels import shards_of
+from servicewire.timeouts import stop_task
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.nats.headers import from_nats
-from servicewire.transports.nats.membership import Membership, stop_task
+from servicewire.transports.nats.membership import Membership
 from servicewire.transports.nats.names import durable_name, stream_name
 from servicewire.transports.nats.options import NatsOptions
 

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from servicewire.errors import TransportError
 from servicewire.messaging.channels import is_instance_reply_channel
+from servicewire.timeouts import stop_task
 from servicewire.transports.redis.membership import RedisLink
 
 
@@ -62,6 +63,6 @@ class ReplyStreams:
     async def close(self) -> None:
         """Stop renewing (the transport closes)."""
         for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # A loop without a stop flag: a cancel lost in redis-py's send would leave
+            # it renewing forever, and this wait with it (see stop_task).
+            await stop_task(task)

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from servicewire.errors import TransportError
 from servicewire.messaging.message import Message
-from servicewire.timeouts import within
+from servicewire.timeouts import stop_task, within
 from servicewire.transports.base import Delivery, Subscription
 from servicewire.transports.redis.membership import RETRYABLE as _RETRYABLE
 from servicewire.transports.redis.membership import Membership, RedisLink
@@ -275,9 +275,7 @@ class _ShardWorker:
     async def stop(self) -> None:
         """Finish the delivery in flight, then stop reading and hand the shard over."""
         self.draining = True
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await stop_task(self.task)
         await self._idle.wait()
         if self._delayed is not None:
             self._delayed[1].cancel()  # stays pending in Redis; the next owner delivers it
@@ -290,9 +288,11 @@ class _ShardWorker:
     async def kill(self) -> None:
         """Stop at once: the delivery in flight is abandoned and Redis keeps it pending."""
         self.draining = True
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        # Not a plain cancel: one landing while redis-py sends the next XREADGROUP
+        # (its wait_for, Python 3.11) is lost, and the read then blocks for the full
+        # ``block`` time. Closing a member killed its shards one after the other, so
+        # an idle member of 16 shards took up to 32 s to close (benchmarks/transports.py).
+        await stop_task(self.task)
         if self._delayed is not None:
             self._delayed[1].cancel()
             self._delayed = None
@@ -445,9 +445,7 @@ class RedisSubscription(Subscription):
             return
         self._closed = True
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await stop_task(self._ticker)
         for task in list(self._moving.values()):
             task.cancel()
         workers = list(self._workers.values())
