@@ -134,13 +134,39 @@ class RedisOptions(TransportOptions):
         return f"{self.prefix}:{{{channel}}}:g:{group}:lease:{shard}"
 
 
+# Header names repeat on every message: each one's field name is built once (bounded,
+# since names come from callers).
+_FIELD_NAMES: dict[str, str] = {}
+_FIELD_NAMES_LIMIT = 4096
+
+
 def encode_entry(message: Message) -> dict[bytes | str, bytes | str]:
     """The stream fields of ``message``: ``data`` plus ``ce_<header>`` per header."""
-    fields: dict[bytes | str, bytes | str] = {
-        HEADER_PREFIX + name: value for name, value in message.headers.items()
-    }
+    fields: dict[bytes | str, bytes | str] = {}
+    names = _FIELD_NAMES
+    # view(): plain dict iteration (the Mapping protocol costs more per header, and this
+    # runs for every message published).
+    for name, value in message.headers.view().items():
+        field = names.get(name)
+        if field is None:
+            field = HEADER_PREFIX + name
+            if len(names) < _FIELD_NAMES_LIMIT:
+                names[name] = field
+        fields[field] = value
     fields[DATA_FIELD] = message.payload
     return fields
+
+
+# Header fields repeat on every entry: each one's header name is decoded once (bounded).
+_ATTRIBUTES: dict[bytes, str] = {}
+
+
+def _attribute(field: bytes) -> str:
+    """The header a ``ce_`` stream field carries, remembered."""
+    name = field[3:].decode("utf-8", "replace")
+    if len(_ATTRIBUTES) < _FIELD_NAMES_LIMIT:
+        _ATTRIBUTES[field] = name
+    return name
 
 
 def decode_entry(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:
@@ -149,11 +175,15 @@ def decode_entry(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:
     An entry without an ``id`` header (written by a foreign producer) takes the
     stream entry id, so it can still be acked and traced.
     """
-    headers = {
-        name[3:].decode("utf-8", "replace"): value.decode("utf-8", "replace")
-        for name, value in fields.items()
-        if name[:3] == _HEADER_PREFIX_B
-    }
+    headers: dict[str, str] = {}
+    attributes = _ATTRIBUTES
+    for name, value in fields.items():
+        attribute = attributes.get(name)
+        if attribute is None:
+            if name[:3] != _HEADER_PREFIX_B:
+                continue  # the payload, or another writer's own field
+            attribute = _attribute(name)
+        headers[attribute] = value.decode("utf-8", "replace")
     payload = fields.get(DATA_FIELD, b"")
     message_id = headers.get("id") or entry_id.decode()
-    return Message(message_id, Headers(headers), payload)
+    return Message(message_id, Headers.adopt(headers), payload)  # the dict is ours: no copy
