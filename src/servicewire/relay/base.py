@@ -30,7 +30,7 @@ from servicewire.messaging.message import Message
 from servicewire.outbox.tables import ALL_TABLES, outbox
 from servicewire.relay.observed import observed_transport
 from servicewire.storage.database import DatabaseError, display_url, missing_tables
-from servicewire.timeouts import within, woken
+from servicewire.timeouts import stop_task, within, woken
 from servicewire.transports.base import Transport
 from servicewire.urls import redact_text
 
@@ -155,9 +155,7 @@ class Relay(abc.ABC):
                     await self._idle(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
+            await stop_task(progress)  # its backlog query may lose a cancel (stop_task)
             self.active = False
             await self._release()
 

@@ -80,6 +80,7 @@ from servicewire.service.stopping import run_steps
 from servicewire.storage.asyncpg_direct import AsyncpgDirect
 from servicewire.storage.held_connections import HeldConnections
 from servicewire.telemetry.metrics import record_outcome
+from servicewire.timeouts import stop_task
 from servicewire.transports import Delivery, Transport
 
 if TYPE_CHECKING:
@@ -307,9 +308,9 @@ class Service:
 
     async def _cancel_background(self) -> None:
         for task in self._background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Loops over database and broker calls: a cancel lost inside a client
+            # library's wait_for must not leave one running (see stop_task).
+            await stop_task(task)
 
     async def _stop_relay(self, timeout: float) -> None:
         if self._relay is None:
