@@ -120,7 +120,7 @@ def from_binding(binding: Binding, headers: Mapping[str, str | bytes], body: byt
     message_id = attrs.get(h.ID)
     if not message_id:
         raise DecodeError("CloudEvent", fmt, "missing the required attribute 'id'", field=h.ID)
-    return Message(message_id, Headers(attrs), bytes(body))
+    return Message(message_id, Headers.adopt(attrs), bytes(body))
 
 
 def _attribute_name(binding: str, key: str) -> str | None:

@@ -68,7 +68,8 @@ class Headers(Mapping[str, str]):
     @classmethod
     def adopt(cls, data: dict[str, str]) -> Headers:
         """Headers over ``data`` itself, not a copy: for a dict the caller has just built
-        and hands over (a transport decoding a record), never one it keeps changing::
+        and hands over, never one it keeps changing. Every decoder and
+        :meth:`Message.create` build their headers this way (a copy per message saved)::
 
             headers = Headers.adopt({"id": "m-1", "type": "ftgo.order.OrderCreated"})
         """
@@ -136,7 +137,7 @@ class Message:
         if self.headers.get(h.ID) != self.id:
             data = self.headers.to_dict()
             data[h.ID] = self.id
-            object.__setattr__(self, "headers", Headers(data))
+            object.__setattr__(self, "headers", Headers.adopt(data))
         if not isinstance(self.payload, bytes):
             object.__setattr__(self, "payload", bytes(self.payload))
 
@@ -185,7 +186,7 @@ class Message:
             data[h.REPLY_TO] = reply_to
         if extra:
             data.update(extra)
-        return cls(message_id, Headers(data), payload)
+        return cls(message_id, Headers.adopt(data), payload)
 
     def with_headers(self, **changes: str | None) -> Message:
         """A copy with headers set (a value of ``None`` removes the header)."""
@@ -195,7 +196,7 @@ class Message:
                 data.pop(key, None)
             else:
                 data[key] = value
-        return Message(self.id, Headers(data), self.payload)
+        return Message(self.id, Headers.adopt(data), self.payload)
 
     def with_header_map(self, changes: Mapping[str, str | None]) -> Message:
         """Like :meth:`with_headers` for names that are not Python identifiers."""

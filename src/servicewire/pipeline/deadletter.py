@@ -95,7 +95,7 @@ def envelope_only(dead: Message) -> Message:
         for name, value in dead.headers.items()
         if name in h.STANDARD or name.startswith("dlq")
     }
-    return Message(dead.id, Headers(kept), dead.payload)
+    return Message(dead.id, Headers.adopt(kept), dead.payload)
 
 
 def payload_removed(dead: Message) -> bool:

@@ -98,7 +98,7 @@ def to_message(row: OutboxRow) -> Message:
         if len(_VALID_DESTINATIONS) < 10_000:  # a service has a few channels; stay bounded
             _VALID_DESTINATIONS.add(row.destination)
     data[h.DESTINATION] = row.destination
-    return Message(row.message_id, Headers(data), row.payload)
+    return Message(row.message_id, Headers.adopt(data), row.payload)
 
 
 @dataclass(slots=True)

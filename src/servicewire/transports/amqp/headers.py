@@ -214,7 +214,7 @@ def decode(body: bytes, props: Basic.Properties, channel: str) -> Message:
         data[h.DESTINATION] = channel
     if app and "x-death" in app:
         _note_dead_letter(data, app["x-death"], channel)
-    return Message(message_id, Headers(data), body)
+    return Message(message_id, Headers.adopt(data), body)
 
 
 def _fill_from_properties(data: dict[str, str], props: Basic.Properties) -> None:

@@ -118,5 +118,4 @@ def from_kafka(
             # message still reaches the pipeline (and its dead-letter path).
             data[name] = raw.decode("utf-8", errors="replace")
     message_id = data.get(h.ID) or fallback_id
-    # The dict is this function's own: the headers take it without a copy.
     return Message(message_id, Headers.adopt(data), payload or b"")

@@ -82,10 +82,10 @@ def from_record(raw: Mapping[str, Any], *, channel: str, shard: str) -> Message:
     if ours is not None:
         headers, payload = ours
         headers.setdefault(h.DESTINATION, channel)
-        return Message(headers[h.ID], Headers(headers), payload)
+        return Message(headers[h.ID], Headers.adopt(headers), payload)
     message_id = f"kinesis:{shard}:{raw.get('SequenceNumber', '')}"
     foreign = {h.ID: message_id, h.DESTINATION: channel}
     key = raw.get("PartitionKey")
     if isinstance(key, str) and key:
         foreign[h.PARTITION_KEY] = key
-    return Message(message_id, Headers(foreign), data)
+    return Message(message_id, Headers.adopt(foreign), data)

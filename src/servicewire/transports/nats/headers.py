@@ -106,4 +106,4 @@ def from_nats(
     message_id = data.get(h.ID) or foreign_id or fallback_id
     data[h.ID] = message_id
     data.setdefault(h.DESTINATION, channel)
-    return Message(message_id, Headers(data), payload)
+    return Message(message_id, Headers.adopt(data), payload)

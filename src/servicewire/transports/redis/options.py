@@ -186,4 +186,4 @@ def decode_entry(entry_id: bytes, fields: Mapping[bytes, bytes]) -> Message:
         headers[attribute] = value.decode("utf-8", "replace")
     payload = fields.get(DATA_FIELD, b"")
     message_id = headers.get("id") or entry_id.decode()
-    return Message(message_id, Headers.adopt(headers), payload)  # the dict is ours: no copy
+    return Message(message_id, Headers.adopt(headers), payload)

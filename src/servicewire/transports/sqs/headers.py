@@ -91,4 +91,4 @@ def from_sqs(raw: Mapping[str, Any], *, channel: str) -> Message:
     message_id = data.get(h.ID) or str(raw.get("MessageId", ""))
     data[h.ID] = message_id
     data.setdefault(h.DESTINATION, channel)
-    return Message(message_id, Headers(data), payload)
+    return Message(message_id, Headers.adopt(data), payload)

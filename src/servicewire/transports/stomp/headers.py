@@ -75,7 +75,7 @@ def decode(frame: Mapping[str, str], body: bytes, channel: str) -> Message:
         data.setdefault(h.CONTENT_TYPE, "application/octet-stream")
     message_id = data.get(h.ID) or frame.get("message-id") or new_id()
     data.setdefault(h.DESTINATION, channel)
-    return Message(message_id, Headers(data), body)
+    return Message(message_id, Headers.adopt(data), body)
 
 
 def attempt_of(message: Message, frame: Mapping[str, str]) -> int:

@@ -37,7 +37,8 @@ def decode_message(frames: list[bytes]) -> tuple[bytes, int, int, Message]:
     """(member, tag, attempt, message) from an ``M`` frame set (without the kind frame)."""
     member, tag, attempt, headers, payload = frames
     data: dict[str, str] = json.loads(headers)
-    return member, _TAG.unpack(tag)[0], int(attempt), Message(data["id"], Headers(data), payload)
+    message = Message(data["id"], Headers.adopt(data), payload)
+    return member, _TAG.unpack(tag)[0], int(attempt), message
 
 
 def pack_tags(tags: list[int]) -> bytes:
